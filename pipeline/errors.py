@@ -1,0 +1,40 @@
+"""Typed errors of the library. `pipeline.cli` is the one place that turns them
+into a one-line Chinese + English message and an exit code."""
+
+from __future__ import annotations
+
+
+class MedinsError(Exception):
+    """Base: the run could not go on. The message is shown to the operator as is."""
+
+    exit_code = 1
+
+
+class InputFileError(MedinsError):
+    """An input file is missing, unreadable, not an .xlsx or has no header row."""
+
+    exit_code = 2
+
+
+class ParamsError(MedinsError):
+    """The policy parameters are missing or malformed."""
+
+    exit_code = 3
+
+
+class ConservationError(MedinsError):
+    """Rows read != accepted + rejected + skipped: the pipeline lost a row."""
+
+    exit_code = 4
+
+
+class TotalsError(MedinsError):
+    """Subsidy totals do not add up to the grand total."""
+
+    exit_code = 4
+
+
+class RunLockedError(MedinsError):
+    """Another run is using the database."""
+
+    exit_code = 5

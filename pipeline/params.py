@@ -1,0 +1,333 @@
+"""Load and check the policy parameters of one coverage year and region.
+
+The numbers of the notices live in ``policy_params/`` (TOML), each beside its
+citation. This module reads them once into a frozen object; any missing year,
+unknown key or bad value fails here, naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ParamsError
+
+PARAMS_DIR = Path(__file__).resolve().parent.parent / "policy_params"
+TIERS = ("full", "fixed", "none")
+TIER_RANK = {"none": 0, "fixed": 1, "full": 2}
+AGE_RULES = ("", "elderly", "minor_or_elderly")
+BENEFIT_MODELS = ("wait_days", "wait_months", "continuity")
+NEWBORN_MODELS = ("registration_only", "payment", "registration")
+
+
+@dataclass(frozen=True)
+class Cited:
+    """A value from a notice with its citation (document number + clause)."""
+
+    value: Any
+    cite: str
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    aliases: tuple[str, ...]
+    tier: str
+    age_rule: str
+    subsidized_object: bool
+    cite: str
+
+
+@dataclass(frozen=True)
+class SpecialEvent:
+    name: str
+    window_months: int | None
+    window_days: int | None
+    cite: str
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every number and date of RULES.md §2, §7 for one coverage year and region."""
+
+    coverage_year: int
+    region: str
+    individual_standard_yuan: Cited
+    fiscal_per_capita_yuan: Cited
+    full_subsidy_yuan: Cited
+    fixed_subsidy_yuan: Cited
+    critical_illness_per_capita_yuan: Cited  # value None: not given
+    central_share: Cited  # value None: not given
+    collection_start: Cited
+    collection_end: Cited
+    benefit_model: Cited
+    subsidized_no_waiting: Cited
+    newborn_model: Cited
+    newborn_window_days: Cited
+    newborn_full_from: Cited
+    newborn_full_years: Cited
+    waiting_days: Cited | None
+    waiting_months: Cited | None
+    lapsed_early_benefit_start: Cited | None
+    newborn_grace_months: Cited | None
+    special_events: tuple[SpecialEvent, ...]
+    special_status_labels: tuple[str, ...]
+    special_status_cite: str
+    labels: tuple[Label, ...]
+    event_types: tuple[tuple[str, tuple[str, ...]], ...]
+    elderly_age: int
+    adult_age: int
+    ages_cite: str
+    sources: tuple[str, ...] = field(default=())
+
+    # --- derived, for the rules -------------------------------------------
+    @property
+    def year_start(self) -> dt.date:
+        return dt.date(self.coverage_year, 1, 1)
+
+    @property
+    def year_end(self) -> dt.date:
+        return dt.date(self.coverage_year, 12, 31)
+
+    def fen(self, name: str) -> int | None:
+        """A yuan parameter as integer fen (None where the notice gives none)."""
+        v = getattr(self, name).value
+        return None if v is None else int(Decimal(str(v)) * 100)
+
+    def label_aliases(self) -> dict[str, str]:
+        """Every accepted spelling of a label -> its canonical name."""
+        out: dict[str, str] = {}
+        for lab in self.labels:
+            out[lab.name] = lab.name
+            for a in lab.aliases:
+                out[a] = lab.name
+        return out
+
+    def event_aliases(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, aliases in self.event_types:
+            out[name] = name
+            for a in aliases:
+                out[a] = name
+        return out
+
+    def as_rows(self) -> list[dict[str, str]]:
+        """The parameters with their citations, for reports and `explain`."""
+        rows = []
+        for key in (
+            "individual_standard_yuan", "fiscal_per_capita_yuan", "full_subsidy_yuan",
+            "fixed_subsidy_yuan", "critical_illness_per_capita_yuan", "central_share",
+            "collection_start", "collection_end", "benefit_model", "waiting_days",
+            "waiting_months", "lapsed_early_benefit_start", "subsidized_no_waiting",
+            "newborn_model", "newborn_window_days", "newborn_grace_months",
+            "newborn_full_from", "newborn_full_years",
+        ):
+            c = getattr(self, key)
+            if c is None:
+                continue
+            rows.append({"parameter": key, "value": "未规定" if c.value is None else str(c.value), "citation": c.cite})
+        for ev in self.special_events:
+            window = f"{ev.window_months}个月" if ev.window_months else f"{ev.window_days}天"
+            rows.append({"parameter": f"special_event:{ev.name}", "value": window, "citation": ev.cite})
+        return rows
+
+    def digest(self) -> str:
+        """sha256 of the parameter values, recorded in `runs` for audit."""
+        payload = json.dumps(self.as_rows() + [{"labels": [l.__dict__ for l in self.labels]}],
+                             ensure_ascii=False, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "individual_standard_yuan": (int,),
+    "fiscal_per_capita_yuan": (int,),
+    "full_subsidy_yuan": (int,),
+    "fixed_subsidy_yuan": (int,),
+    "critical_illness_per_capita_yuan": (int,),
+    "central_share": (float, int),
+    "collection_start": (dt.date,),
+    "collection_end": (dt.date,),
+    "benefit_model": (str,),
+    "subsidized_no_waiting": (bool,),
+    "newborn_model": (str,),
+    "newborn_window_days": (int,),
+    "newborn_full_from": (dt.date,),
+    "newborn_full_years": (int,),
+    "waiting_days": (int,),
+    "waiting_months": (int,),
+    "lapsed_early_benefit_start": (dt.date,),
+    "newborn_grace_months": (int,),
+}
+_OPTIONAL_VALUE = {"critical_illness_per_capita_yuan", "central_share"}
+_MODEL_NEEDS = {
+    "wait_days": ("waiting_days",),
+    "wait_months": ("waiting_months",),
+    "continuity": ("waiting_months", "lapsed_early_benefit_start"),
+}
+_NEWBORN_NEEDS = {"payment": ("newborn_grace_months",)}
+_TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status"}
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ParamsError(f"{path}: not valid TOML: {e}") from None
+
+
+def _cited(path: Path, key: str, raw: Any, shown_key: str | None = None) -> Cited:
+    shown = shown_key or key
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: key '{shown}' must be a table with value and cite")
+    extra = set(raw) - {"value", "cite", "not_given"}
+    if extra:
+        raise ParamsError(f"{path}: key '{shown}' has unknown field(s) {sorted(extra)}")
+    if "not_given" in raw:
+        if key not in _OPTIONAL_VALUE:
+            raise ParamsError(f"{path}: key '{shown}' cannot be 'not_given'; the rules need a value")
+        return Cited(None, str(raw["not_given"]))
+    if "value" not in raw or not str(raw.get("cite", "")).strip():
+        raise ParamsError(f"{path}: key '{shown}' needs both 'value' and a non-empty 'cite'")
+    value = raw["value"]
+    types = _SCALARS[key]
+    if isinstance(value, bool) and bool not in types:
+        raise ParamsError(f"{path}: key '{shown}' has bad value {value!r}")
+    if not isinstance(value, types) or isinstance(value, dt.datetime):
+        raise ParamsError(f"{path}: key '{shown}' has bad value {value!r} (expected {types[0].__name__})")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ParamsError(f"{path}: key '{shown}' has negative value {value!r}")
+    if key == "central_share" and not 0 <= float(value) <= 1:
+        raise ParamsError(f"{path}: key 'central_share' must be between 0 and 1, got {value!r}")
+    if key == "central_share":
+        value = Decimal(str(value))
+    return Cited(value, str(raw["cite"]))
+
+
+def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str]:
+    data = _read_toml(path)
+    labels = []
+    for i, raw in enumerate(data.get("label", [])):
+        unknown = set(raw) - {"name", "aliases", "tier", "age_rule", "subsidized_object", "cite"}
+        if unknown:
+            raise ParamsError(f"{path}: label #{i + 1} has unknown key(s) {sorted(unknown)}")
+        if raw.get("tier") not in TIERS:
+            raise ParamsError(f"{path}: label '{raw.get('name')}' has bad tier {raw.get('tier')!r}")
+        if raw.get("age_rule", "") not in AGE_RULES:
+            raise ParamsError(f"{path}: label '{raw.get('name')}' has bad age_rule {raw.get('age_rule')!r}")
+        if not raw.get("cite"):
+            raise ParamsError(f"{path}: label '{raw.get('name')}' needs a 'cite'")
+        labels.append(Label(
+            name=raw["name"], aliases=tuple(raw.get("aliases", [])), tier=raw["tier"],
+            age_rule=raw.get("age_rule", ""),
+            subsidized_object=bool(raw.get("subsidized_object", raw["tier"] != "none")),
+            cite=raw["cite"],
+        ))
+    events = tuple((e["name"], tuple(e.get("aliases", []))) for e in data.get("event", []))
+    ages = data.get("ages", {})
+    try:
+        elderly, adult, cite = int(ages["elderly_age"]), int(ages["adult_age"]), str(ages["cite"])
+    except KeyError as e:
+        raise ParamsError(f"{path}: [ages] needs key {e}") from None
+    seen: dict[str, str] = {}
+    for lab in labels:
+        for spelling in (lab.name, *lab.aliases):
+            if spelling in seen:
+                raise ParamsError(f"{path}: label spelling '{spelling}' is given twice")
+            seen[spelling] = lab.name
+    return tuple(labels), events, elderly, adult, cite
+
+
+def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | None = None) -> Params:
+    """Read policy_params/<year>.toml with the region's overrides; check every key."""
+    base = params_dir or PARAMS_DIR
+    path = base / f"{coverage_year}.toml"
+    if not path.exists():
+        have = sorted(p.stem for p in base.glob("[0-9][0-9][0-9][0-9].toml"))
+        raise ParamsError(
+            f"没有{coverage_year}年度的政策参数 / no policy parameters for coverage year "
+            f"{coverage_year} (have: {', '.join(have)}); add {path.name} to policy_params/"
+        )
+    region_path = base / "regions" / f"{region}.toml"
+    if not region_path.exists():
+        have = sorted(p.stem for p in (base / "regions").glob("*.toml"))
+        raise ParamsError(f"未知地区 / unknown region '{region}' (have: {', '.join(have)})")
+
+    data = _read_toml(path)
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ParamsError(f"{path}: unknown key(s) {sorted(unknown)}")
+    if data.get("coverage_year") != coverage_year:
+        raise ParamsError(f"{path}: key 'coverage_year' is {data.get('coverage_year')!r}, expected {coverage_year}")
+
+    overrides = _read_toml(region_path).get(str(coverage_year), {})
+    for key in overrides:
+        if key not in _SCALARS:
+            raise ParamsError(f"{region_path}: unknown key '{coverage_year}.{key}'")
+
+    values: dict[str, Cited | None] = {}
+    for key in _SCALARS:
+        if key in overrides:
+            values[key] = _cited(region_path, key, overrides[key], f"{coverage_year}.{key}")
+        elif key in data:
+            values[key] = _cited(path, key, data[key])
+        else:
+            values[key] = None
+
+    required = set(_SCALARS) - {"waiting_days", "waiting_months", "lapsed_early_benefit_start", "newborn_grace_months"}
+    for key in sorted(required):
+        if values[key] is None:
+            raise ParamsError(f"{path}: missing key '{key}'")
+    model = values["benefit_model"].value
+    if model not in BENEFIT_MODELS:
+        raise ParamsError(f"{path}: key 'benefit_model' has bad value {model!r} (one of {BENEFIT_MODELS})")
+    for need in _MODEL_NEEDS[model]:
+        if values[need] is None:
+            raise ParamsError(f"{path}: benefit_model '{model}' needs key '{need}'")
+    nmodel = values["newborn_model"].value
+    if nmodel not in NEWBORN_MODELS:
+        raise ParamsError(f"{path}: key 'newborn_model' has bad value {nmodel!r} (one of {NEWBORN_MODELS})")
+    for need in _NEWBORN_NEEDS.get(nmodel, ()):
+        if values[need] is None:
+            raise ParamsError(f"{path}: newborn_model '{nmodel}' needs key '{need}'")
+    if values["collection_start"].value > values["collection_end"].value:
+        raise ParamsError(f"{path}: collection_start is after collection_end")
+    if values["collection_end"].value > dt.date(coverage_year, 12, 31):
+        raise ParamsError(f"{path}: collection_end is after the end of the coverage year")
+
+    labels, event_types, elderly, adult, ages_cite = _load_labels(base / "labels.toml")
+    known_events = {name for name, _ in event_types}
+    events = []
+    for name, raw in data.get("special_events", {}).items():
+        if name not in known_events:
+            raise ParamsError(f"{path}: special_events.{name} is not an event type of labels.toml")
+        unknown = set(raw) - {"window_months", "window_days", "cite"}
+        if unknown or ("window_months" in raw) == ("window_days" in raw) or not raw.get("cite"):
+            raise ParamsError(f"{path}: special_events.{name} needs exactly one of window_months/window_days and a cite")
+        events.append(SpecialEvent(name, raw.get("window_months"), raw.get("window_days"), raw["cite"]))
+    status = data.get("special_status", {})
+    label_names = {lab.name for lab in labels}
+    for lab in status.get("labels", []):
+        if lab not in label_names:
+            raise ParamsError(f"{path}: special_status label '{lab}' is not in labels.toml")
+
+    return Params(
+        coverage_year=coverage_year,
+        region=region,
+        special_events=tuple(events),
+        special_status_labels=tuple(status.get("labels", [])),
+        special_status_cite=str(status.get("cite", "")),
+        labels=labels,
+        event_types=event_types,
+        elderly_age=elderly,
+        adult_age=adult,
+        ages_cite=ages_cite,
+        sources=(str(path.name), f"regions/{region_path.name}", "labels.toml"),
+        **values,
+    )
