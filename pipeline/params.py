@@ -84,7 +84,11 @@ class Params:
     elderly_age: int
     adult_age: int
     ages_cite: str
+    rule_basis: tuple[tuple[str, str], ...] = ()
     sources: tuple[str, ...] = field(default=())
+
+    def basis(self, rule_id: str) -> str:
+        return dict(self.rule_basis).get(rule_id, "")
 
     # --- derived, for the rules -------------------------------------------
     @property
@@ -171,7 +175,15 @@ _MODEL_NEEDS = {
     "continuity": ("waiting_months", "lapsed_early_benefit_start"),
 }
 _NEWBORN_NEEDS = {"payment": ("newborn_grace_months",)}
-_TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status"}
+_TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status", "rule_basis"}
+# rule_basis texts each benefit model must give (RULES.md §4), besides the shared ones.
+_BASIS_NEEDS = {
+    "wait_days": ("in_collection_period", "late_waiting"),
+    "wait_months": ("in_collection_period", "late_waiting"),
+    "continuity": ("continuous_before_year", "continuous_in_period", "lapsed_before_year",
+                   "lapsed_in_year", "continuous_after_period"),
+}
+_BASIS_SHARED = ("special_status", "special_event", "newborn_from_birth")
 
 
 def _read_toml(path: Path) -> dict:
@@ -317,8 +329,19 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
         if lab not in label_names:
             raise ParamsError(f"{path}: special_status label '{lab}' is not in labels.toml")
 
+    basis = data.get("rule_basis", {})
+    needed = set(_BASIS_NEEDS[model]) | set(_BASIS_SHARED)
+    if values["subsidized_no_waiting"].value:
+        needed.add("subsidized_no_waiting")
+    if nmodel in ("payment", "registration"):
+        needed.add("newborn_next_day")
+    for key in sorted(needed):
+        if not str(basis.get(key, "")).strip():
+            raise ParamsError(f"{path}: missing key 'rule_basis.{key}'")
+
     return Params(
         coverage_year=coverage_year,
+        rule_basis=tuple((str(k), str(v)) for k, v in basis.items()),
         region=region,
         special_events=tuple(events),
         special_status_labels=tuple(status.get("labels", [])),

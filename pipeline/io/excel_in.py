@@ -1,0 +1,307 @@
+"""Read the bureau's .xlsx exports: every sheet, as text, with file/sheet/Excel row kept.
+
+calamine (through fastexcel) reads each sheet with every column as text. The
+header row is found by its names (schemas/headers.toml); blank rows and
+footer rows are counted and dropped here, everything else goes on to
+validation with its Excel row number.
+
+Two facts of calamine this module works around:
+- the range it returns starts at the first cell holding a value, not at A1,
+  so the Excel row of the first returned row is read from the sheet XML;
+- a cell's *type* is lost in a text read, but an ID that Excel stored as a
+  number has already lost its last digits; reading the ID column a second
+  time as Boolean (coerce) leaves exactly the numeric cells non-null.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree.ElementTree import iterparse
+
+import fastexcel
+import polars as pl
+
+from pipeline.errors import InputFileError
+from pipeline.parse import normalise_text
+from schemas.headers import HeaderMap, normalise_header
+
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Fields whose digits Excel destroys when the cell is a number (15 significant digits).
+TEXT_ONLY_FIELDS = ("id_number", "ticket_no")
+
+
+def numeric_flag(field_name: str) -> str:
+    return f"{field_name}__numeric_cell"
+
+
+@dataclass
+class SheetRead:
+    """One sheet of one input file, read and trimmed to its data rows."""
+
+    kind: str
+    source_file: str
+    sha256: str
+    sheet: str
+    header_row: int | None = None  # Excel row of the header; None: no header found
+    rows_read: int = 0
+    skipped_blank: int = 0
+    skipped_footer: int = 0
+    missing_required: tuple[str, ...] = ()
+    note: str = ""
+    data: pl.DataFrame | None = None  # canonical fields as text + row_number + flags
+    columns_seen: dict[str, str] = field(default_factory=dict)  # field -> header as written
+
+
+def expand_inputs(specs: list[str]) -> list[Path]:
+    """Files, directories (their *.xlsx) and globs -> sorted unique paths."""
+    paths: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if any(ch in spec for ch in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(spec, recursive=True))
+            if not matched:
+                raise InputFileError(f"没有文件匹配 / no file matches: {spec}")
+            paths.extend(m for m in matched if m.is_file())
+        elif p.is_dir():
+            found = sorted(x for x in p.rglob("*.xlsx") if not x.name.startswith(("~$", ".")))
+            if not found:
+                raise InputFileError(f"目录中没有 .xlsx 文件 / no .xlsx file in directory: {spec}")
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise InputFileError(f"找不到输入文件 / input file not found: {spec}")
+    unique: dict[str, Path] = {}
+    for p in paths:
+        unique.setdefault(str(p.resolve()), p)
+    return list(unique.values())
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_is_xlsx(path: Path) -> None:
+    """Refuse what is not an .xlsx before a parser sees it, with a reason a person can act on."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise InputFileError(f"无法读取文件 / cannot read file: {path} ({e.strerror})") from None
+    if not head:
+        raise InputFileError(f"文件是空的 / file is empty: {path}")
+    if head.startswith(OLE_MAGIC):
+        raise InputFileError(
+            f"文件是旧版 .xls 或已加密，请用 Excel 另存为 .xlsx 且不设密码 / "
+            f"old .xls or password-protected workbook, save it as .xlsx without a password: {path}"
+        )
+    if not head.startswith(ZIP_MAGIC):
+        raise InputFileError(f"文件不是 .xlsx 工作簿 / not an .xlsx workbook: {path}")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(f"文件已损坏或不完整 / workbook is truncated or damaged: {path}")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def first_value_rows(path: Path) -> dict[str, int | None]:
+    """Sheet name -> Excel row of its first cell holding a value (where calamine's range starts)."""
+    out: dict[str, int | None] = {}
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        rels: dict[str, str] = {}
+        rels_path = "xl/_rels/workbook.xml.rels"
+        if rels_path in names:
+            with z.open(rels_path) as f:
+                for _, el in iterparse(f):
+                    if _local(el.tag) == "Relationship":
+                        target = el.get("Target", "")
+                        target = target.lstrip("/")
+                        if not target.startswith("xl/"):
+                            target = "xl/" + target
+                        rels[el.get("Id", "")] = target
+        sheets: list[tuple[str, str]] = []
+        with z.open("xl/workbook.xml") as f:
+            for _, el in iterparse(f):
+                if _local(el.tag) == "sheet":
+                    rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), "")
+                    sheets.append((el.get("name", ""), rels.get(rid, "")))
+        for name, target in sheets:
+            out[name] = _first_value_row(z, target) if target in names else None
+    return out
+
+
+def _first_value_row(z: zipfile.ZipFile, member: str) -> int | None:
+    with z.open(member) as f:
+        row_no = 0
+        for event, el in iterparse(f, events=("start", "end")):
+            tag = _local(el.tag)
+            if event == "start" and tag == "row":
+                row_no = int(el.get("r", row_no + 1))
+            elif event == "start" and tag == "c":
+                ref = el.get("r")
+                if ref:
+                    m = re.match(r"[A-Z]+(\d+)", ref)
+                    if m:
+                        row_no = int(m.group(1))
+            elif event == "end" and tag in ("v", "is"):
+                return row_no
+            elif event == "end" and tag == "sheetData":
+                return None
+    return None
+
+
+def _find_header(head: pl.DataFrame, header_map: HeaderMap) -> int | None:
+    """Index of the first row (in the first N rows) holding enough known header names."""
+    aliases = header_map.alias_to_field()
+    for i, row in enumerate(head.iter_rows()):
+        hits = {aliases[h] for cell in row if cell is not None and (h := normalise_header(cell)) in aliases}
+        if len(hits) >= header_map.min_header_matches:
+            return i
+    return None
+
+
+def _column_plan(header_cells: list[str | None], header_map: HeaderMap) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Raw column -> field, raw column -> extra name, field -> header as written."""
+    aliases = header_map.alias_to_field()
+    to_field: dict[str, str] = {}
+    extras: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for idx, cell in enumerate(header_cells):
+        col = f"__c{idx}"
+        if cell is None or not str(cell).strip():
+            extras[col] = f"第{idx + 1}列"
+            continue
+        norm = normalise_header(cell)
+        name = aliases.get(norm)
+        if name is not None and name not in seen:
+            to_field[col] = name
+            seen[name] = str(cell).strip()
+        elif norm in header_map.ignore:
+            continue
+        else:
+            label = str(cell).strip()
+            while label in extras.values():
+                label += "_"
+            extras[col] = label
+    return to_field, extras, seen
+
+
+def read_sheet(
+    reader: fastexcel.ExcelReader, idx: int, sheet: str, first_row: int | None,
+    header_map: HeaderMap, source_file: str, sha256: str, coverage_year: int,
+) -> SheetRead:
+    result = SheetRead(kind=header_map.kind, source_file=source_file, sha256=sha256, sheet=sheet)
+    raw = reader.load_sheet(idx, header_row=None, dtypes="string").to_polars()
+    if raw.height == 0 or first_row is None:
+        result.note = "空工作表 / empty sheet"
+        return result
+    raw = raw.rename({c: f"__c{i}" for i, c in enumerate(raw.columns)})
+    header_idx = _find_header(raw.head(header_map.header_scan_rows), header_map)
+    if header_idx is None:
+        result.note = (
+            f"未找到{header_map.title}表头，整张工作表未读取 / no {header_map.kind} header row, sheet not read"
+        )
+        return result
+    result.header_row = first_row + header_idx
+    header_cells = list(raw.row(header_idx))
+    to_field, extras, seen = _column_plan(header_cells, header_map)
+    result.columns_seen = seen
+    result.missing_required = tuple(
+        f.name for f in header_map.fields if f.is_required(coverage_year) and f.name not in seen
+    )
+
+    body = raw.slice(header_idx + 1).with_row_index("__pos")
+    result.rows_read = body.height
+    text_cols = [c for c in raw.columns]
+    body = body.with_columns(normalise_text(pl.col(c)).alias(c) for c in text_cols)
+
+    blank = pl.all_horizontal(pl.col(c).is_null() for c in text_cols)
+    prefixes = "|".join(re.escape(p) for p in header_map.footer_prefixes)
+    first_cell = pl.coalesce(*[pl.col(c) for c in text_cols])
+    aliases = set(header_map.alias_to_field())
+    repeated_header = pl.sum_horizontal(
+        pl.col(c).str.replace_all(r"\s+", "").is_in(list(aliases)).fill_null(False).cast(pl.Int32)
+        for c in text_cols
+    ) >= header_map.min_header_matches
+    footer = (first_cell.str.contains(f"^(?:{prefixes})").fill_null(False) | repeated_header) & ~blank
+    body = body.with_columns(__blank=blank, __footer=footer)
+    counts = body.select(pl.col("__blank").sum(), pl.col("__footer").sum()).row(0)
+    result.skipped_blank, result.skipped_footer = int(counts[0]), int(counts[1])
+    body = body.filter(~pl.col("__blank") & ~pl.col("__footer"))
+
+    flags = []
+    for text_field in TEXT_ONLY_FIELDS:
+        if text_field not in {f.name for f in header_map.fields}:
+            continue
+        flag = numeric_flag(text_field)
+        flags.append(flag)
+        col = next((c for c, f in to_field.items() if f == text_field), None)
+        if col is None or body.height == 0:
+            body = body.with_columns(pl.lit(False).alias(flag))
+            continue
+        col_idx = int(col[3:])
+        typed = reader.load_sheet(
+            idx, header_row=None, use_columns=[col_idx], dtypes={col_idx: "boolean"}
+        ).to_polars()
+        numeric = typed.to_series(0).is_not_null().slice(header_idx + 1)
+        cells = pl.DataFrame({
+            "__pos": pl.arange(0, numeric.len(), eager=True, dtype=pl.UInt32),
+            flag: numeric,
+        })
+        body = body.join(cells, on="__pos", how="left")
+
+    selects = [
+        pl.lit(source_file).alias("source_file"),
+        pl.lit(sheet).alias("sheet"),
+        (pl.col("__pos").cast(pl.Int32) + (result.header_row + 1)).alias("row_number"),
+        *[pl.col(flag).fill_null(False) for flag in flags],
+    ]
+    for f in header_map.fields:
+        col = next((c for c, name in to_field.items() if name == f.name), None)
+        selects.append((pl.col(col) if col else pl.lit(None, dtype=pl.Utf8)).alias(f.name))
+    if extras:
+        selects.append(
+            pl.struct([pl.col(c).alias(name) for c, name in extras.items()]).struct.json_encode().alias("extra_columns")
+        )
+    else:
+        selects.append(pl.lit(None, dtype=pl.Utf8).alias("extra_columns"))
+    result.data = body.select(selects)
+    return result
+
+
+def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int) -> list[SheetRead]:
+    """Every sheet of one workbook; a workbook where no sheet has a header is refused."""
+    check_is_xlsx(path)
+    sha = sha256_of(path)
+    try:
+        first_rows = first_value_rows(path)
+        reader = fastexcel.read_excel(str(path))
+        sheets = [
+            read_sheet(reader, i, name, first_rows.get(name), header_map, path.name, sha, coverage_year)
+            for i, name in enumerate(reader.sheet_names)
+        ]
+    except InputFileError:
+        raise
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as e:
+        raise InputFileError(f"无法读取工作簿 / cannot read workbook: {path} ({type(e).__name__})") from None
+    except Exception as e:  # fastexcel raises its own error types for damaged workbooks
+        if type(e).__module__.startswith("fastexcel") or "Calamine" in type(e).__name__:
+            raise InputFileError(f"无法读取工作簿 / cannot read workbook: {path} ({type(e).__name__})") from None
+        raise
+    if not any(s.header_row is not None for s in sheets):
+        raise InputFileError(
+            f"工作簿中没有找到{header_map.title}的表头行 / no {header_map.kind} header row in any sheet: {path}"
+        )
+    return sheets

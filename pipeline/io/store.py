@@ -1,0 +1,128 @@
+"""DuckDB: every table of a run written in one transaction.
+
+A run replaces the rows of its coverage year in the per-year tables and
+leaves other years alone; `runs` and `status_changes` keep every run.
+Money arrives as integer fen (`<column>_fen`) and is stored as exact
+DECIMAL(14,2) yuan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.io.tables import DDL, MONEY, PER_YEAR_TABLES
+
+
+def _columns(table: str) -> list[str]:
+    cols = []
+    for line in DDL[table].strip().splitlines():
+        line = line.split("--")[0].strip().rstrip(",")
+        if line:
+            cols.append(line.split()[0].strip('"'))
+    return cols
+
+
+def _money_columns(table: str) -> set[str]:
+    out = set()
+    for line in DDL[table].strip().splitlines():
+        line = line.split("--")[0].strip().rstrip(",")
+        if line and MONEY in line:
+            out.add(line.split()[0].strip('"'))
+    return out
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for name, ddl in DDL.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl})")
+
+
+def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:
+    money = _money_columns(table)
+    parts = []
+    for col in _columns(table):
+        q = f'"{col}"'
+        if col == "run_id" and col not in frame_cols:
+            parts.append(f"'{run_id}' AS run_id")
+        elif col in money and f"{col}_fen" in frame_cols:
+            parts.append(f'CAST(CAST("{col}_fen" AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) AS {q}')
+        elif col in frame_cols:
+            parts.append(q)
+        else:
+            parts.append(f"NULL AS {q}")
+    return ", ".join(parts)
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str) -> None:
+    """Insert a polars frame into a table of tables.py, converting fen to yuan."""
+    if frame.height == 0:
+        return
+    view = f"__new_{table}"
+    con.register(view, frame)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT {_select_list(table, frame.columns, run_id)} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int) -> None:
+    """Persons whose status differs from the previous run of this coverage year.
+
+    Runs inside the publishing transaction, after the new reconciliation is
+    staged in `__staged_reconciliation` and before the old one is replaced.
+    """
+    con.execute(
+        """
+        INSERT INTO status_changes
+        SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
+               coalesce(n.county, o.county), coalesce(n.township, o.township),
+               o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
+        FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
+        FULL OUTER JOIN __staged_reconciliation n ON n.id_number = o.id_number
+        WHERE o.status IS DISTINCT FROM n.status
+          AND EXISTS (SELECT 1 FROM reconciliation WHERE coverage_year = ?)
+        """,
+        [run_id, coverage_year, coverage_year, coverage_year],
+    )
+
+
+def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int) -> None:
+    """Replace the coverage year's rows of every table and add the run, in one transaction."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db_path))
+    try:
+        ensure_tables(con)
+        run_id = run_row["run_id"]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if "reconciliation" in frames:
+                con.execute("CREATE TEMP TABLE __staged_reconciliation AS SELECT * FROM reconciliation LIMIT 0")
+                staged = frames["reconciliation"]
+                if staged.height:
+                    con.register("__recon_frame", staged)
+                    con.execute(
+                        "INSERT INTO __staged_reconciliation SELECT "
+                        f"{_select_list('reconciliation', staged.columns, run_id)} FROM __recon_frame"
+                    )
+                    con.unregister("__recon_frame")
+                _record_status_changes(con, run_id, coverage_year)
+                con.execute("DROP TABLE __staged_reconciliation")
+            for table in PER_YEAR_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [coverage_year])
+            con.execute("DELETE FROM payments WHERE run_coverage_year = ?", [coverage_year])
+            for table, frame in frames.items():
+                insert_frame(con, table, frame, run_id)
+            runs = pl.DataFrame([run_row])
+            insert_frame(con, "runs", runs, run_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+
+
+def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(db_path), read_only=True)

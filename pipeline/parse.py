@@ -1,0 +1,143 @@
+"""Text -> values, as polars expressions (no per-row Python).
+
+Every parser takes an expression of normalised text (see `normalise_text`)
+and returns the typed value, or null where the text cannot be read. The
+validation step compares "raw present" with "value null" to reject a row
+with the column and the raw text, so a parser never raises.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# Full-width ASCII (U+FF01..U+FF5E) and the ideographic space -> half-width.
+_FULL = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
+_HALF = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
+
+# GB 11643-1999: weights of the first 17 digits and the check character of
+# (sum mod 11).
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+# Excel's day 0 for serial dates (the 1900 system, after its 1900-02-29 bug).
+_EXCEL_EPOCH = pl.date(1899, 12, 30)
+_SERIAL_MAX = 2958465  # 9999-12-31
+
+_DATE_PATTERNS = (
+    # yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd (and the time part calamine gives Excel dates)
+    r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$",
+    r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$",
+    r"^(\d{4})(\d{2})(\d{2})$",
+)
+
+
+def normalise_text(expr: pl.Expr) -> pl.Expr:
+    """Full-width -> half-width, trimmed; empty text becomes null."""
+    out = expr.str.replace_many(_FULL, _HALF).str.strip_chars()
+    return pl.when(out == "").then(None).otherwise(out)
+
+
+def normalise_id(expr: pl.Expr) -> pl.Expr:
+    """ID text as the GB 11643 form: no whitespace anywhere, x -> X (RULES.md §6)."""
+    return expr.str.replace_all(r"\s+", "").str.to_uppercase()
+
+
+def id_format_ok(expr: pl.Expr) -> pl.Expr:
+    """17 digits then a digit or X."""
+    return expr.str.contains(r"^\d{17}[\dX]$").fill_null(False)
+
+
+def id_check_char(expr: pl.Expr) -> pl.Expr:
+    """The check character the first 17 digits call for (GB 11643-1999, ISO 7064 MOD 11-2)."""
+    total = pl.sum_horizontal(
+        expr.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(_ID_WEIGHTS)
+    )
+    return pl.lit(_ID_CHECK).str.slice(total % 11, 1)
+
+
+def id_checksum_ok(expr: pl.Expr) -> pl.Expr:
+    return (expr.str.slice(17, 1) == id_check_char(expr)).fill_null(False)
+
+
+def id_birth_date(expr: pl.Expr) -> pl.Expr:
+    """The birth date in positions 7-14 of an 18-digit ID (null if impossible)."""
+    return expr.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+
+
+def parse_date(expr: pl.Expr) -> pl.Expr:
+    """Normalised date text -> Date, or null.
+
+    Accepts the forms of CONTRACT.md (2025-10-15, 2025/10/15, 2025.10.15,
+    20251015, 2025年10月15日, with 1- or 2-digit month/day where separated),
+    what calamine renders for a real Excel date (`2025-10-15 00:00:00`) and a
+    bare Excel serial number (45945). Day-first forms such as 15/10/2025 are
+    ambiguous and stay null (rejected, never guessed).
+    """
+    parts = []
+    for pattern in _DATE_PATTERNS:
+        y = expr.str.extract(pattern, 1)
+        m = expr.str.extract(pattern, 2).str.zfill(2)
+        d = expr.str.extract(pattern, 3).str.zfill(2)
+        parts.append(pl.concat_str([y, m, d], separator="-").str.to_date("%Y-%m-%d", strict=False))
+    serial = expr.str.extract(r"^(\d{1,7})(?:\.0+)?$", 1).cast(pl.Int64, strict=False)
+    from_serial = (
+        pl.when(serial.is_between(1, _SERIAL_MAX))
+        .then(_EXCEL_EPOCH + pl.duration(days=serial))
+        .otherwise(pl.lit(None, dtype=pl.Date))
+    )
+    # An 8-digit run is yyyymmdd, never a serial (serials stay below 3,000,000).
+    is_compact = expr.str.contains(r"^\d{8}$").fill_null(False)
+    return pl.coalesce(*parts, pl.when(is_compact).then(None).otherwise(from_serial)).cast(pl.Date)
+
+
+def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
+    """Amount text (`400`, `400.00元`, `1,000.00`, `-400`, `￥400`) -> integer fen, or null.
+
+    A float artefact of an Excel formula (399.99999999999994) is rounded to the
+    fen; anything finer than a fen that is not such an artefact stays null.
+    """
+    cleaned = expr.str.replace_all(r"[,\s元¥￥]|人民币", "")
+    ok = cleaned.str.contains(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$").fill_null(False)
+    value = pl.when(ok).then(cleaned).otherwise(None).cast(pl.Float64, strict=False)
+    fen = (value * 100).round(0)
+    exact = ((value * 100) - fen).abs() < 1e-4
+    return pl.when(exact).then(fen.cast(pl.Int64, strict=False)).otherwise(None)
+
+
+def parse_year(expr: pl.Expr) -> pl.Expr:
+    """费款所属期 (`2026`, `2026年`, `2026-01-01..2026-12-31`, an Excel date) -> Int32, or null.
+
+    Every four-digit year in the text must be the same year: a period that
+    spans two years cannot be booked to one coverage year.
+    """
+    years = expr.str.extract_all(r"(?:^|[^\d])((?:19|20)\d{2})(?:[^\d]|$)")
+    first = expr.str.extract(r"(?:^|[^\d])((?:19|20)\d{2})(?:[^\d]|$)", 1)
+    cleaned_years = years.list.eval(pl.element().str.extract(r"((?:19|20)\d{2})", 1))
+    same = cleaned_years.list.n_unique() == 1
+    looks = expr.str.contains(r"^[\d\s年月日./\-~～至到:]+$").fill_null(False)
+    return pl.when(same & looks).then(first.cast(pl.Int32, strict=False)).otherwise(None)
+
+
+def parse_yes_no(expr: pl.Expr) -> pl.Expr:
+    """上年度参保: 是/否, Y/N, 1/0 (and true/false of a Boolean cell) -> Boolean, or null."""
+    lowered = expr.str.to_lowercase()
+    return (
+        pl.when(lowered.is_in(["是", "y", "yes", "1", "true", "1.0", "已参保"]))
+        .then(True)
+        .when(lowered.is_in(["否", "n", "no", "0", "false", "0.0", "未参保"]))
+        .then(False)
+        .otherwise(None)
+    )
+
+
+def split_labels(expr: pl.Expr) -> pl.Expr:
+    """人员身份 text -> list of tokens, split on 、 , ， ; ； | / or whitespace (RULES.md §1).
+
+    Runs after `normalise_text`, so ， and ； already read as , and ;.
+    """
+    return (
+        expr.fill_null("")
+        .str.replace_all(r"[、,;|/\s]+", "\x1f")
+        .str.split("\x1f")
+        .list.eval(pl.element().filter(pl.element() != ""))
+    )

@@ -1,0 +1,243 @@
+"""Benefit start (待遇享受期起始), RULES.md §4 — only for enrolled persons.
+
+Each rule gives a candidate (rule_id, start, waiting_end) or a null start
+where it does not apply. The earliest start wins (each special rule only
+ever helps) [interp RULES.md §4]; on a tie the rule without a waiting period
+wins. The year's models are chosen once, in `candidates`, from the
+parameters (benefit_model, newborn_model, subsidized_no_waiting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.params import Params
+from pipeline.rules.dates import NULL_DATE, add_days, add_months, date_lit, days_between, next_day
+
+D = pl.col("enrolled_on")
+BIRTH = pl.col("birth_date")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rule_id: pl.Expr   # Utf8
+    start: pl.Expr     # Date, null where the rule does not apply
+    waiting_end: pl.Expr  # Date, null where the rule has no waiting period
+
+
+def _lit(rule_id: str) -> pl.Expr:
+    return pl.lit(rule_id, dtype=pl.Utf8)
+
+
+# --- ordinary residents, one model per year -------------------------------
+
+def ordinary_wait_days(params: Params) -> Candidate:
+    """赣医保发〔2023〕9号 三(一): d <= CE -> YS; else a waiting period of N days from d."""
+    ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
+    waiting = add_days(D, params.waiting_days.value)
+    in_period = D <= ce
+    return Candidate(
+        rule_id=pl.when(in_period).then(_lit("in_collection_period")).otherwise(_lit("late_waiting")),
+        start=pl.when(in_period).then(ys).otherwise(next_day(waiting)),
+        waiting_end=pl.when(in_period).then(NULL_DATE).otherwise(waiting),
+    )
+
+
+def ordinary_wait_months(params: Params) -> Candidate:
+    """赣医保发〔2024〕7号 (四): d <= CE -> YS; else a waiting period of N months from d."""
+    ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
+    waiting = add_months(D, params.waiting_months.value)
+    in_period = D <= ce
+    return Candidate(
+        rule_id=pl.when(in_period).then(_lit("in_collection_period")).otherwise(_lit("late_waiting")),
+        start=pl.when(in_period).then(ys).otherwise(next_day(waiting)),
+        waiting_end=pl.when(in_period).then(NULL_DATE).otherwise(waiting),
+    )
+
+
+def ordinary_continuity(params: Params) -> Candidate:
+    """赣医保发〔2025〕12号 (八) 1-4 by 上年度参保, and case 5 [interp RULES.md §4].
+
+    1 continuous, d < YS -> YS; 2 continuous, YS <= d <= CE -> d + 1 day;
+    3 lapsed, d < YS -> waiting to the day before lapsed_early_benefit_start;
+    4 lapsed, d >= YS -> waiting ends add_months(d, N), start the day after;
+    5 continuous, d > CE -> as case 4.
+    """
+    ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
+    lapsed_start = date_lit(params.lapsed_early_benefit_start.value)
+    waiting = add_months(D, params.waiting_months.value)
+    continuous = pl.col("prev_year_insured").fill_null(False)
+    before_year = D < ys
+    return Candidate(
+        rule_id=pl.when(continuous & before_year).then(_lit("continuous_before_year"))
+        .when(continuous & (D <= ce)).then(_lit("continuous_in_period"))
+        .when(continuous).then(_lit("continuous_after_period"))
+        .when(before_year).then(_lit("lapsed_before_year"))
+        .otherwise(_lit("lapsed_in_year")),
+        start=pl.when(continuous & before_year).then(ys)
+        .when(continuous & (D <= ce)).then(next_day(D))
+        .when(~continuous & before_year).then(lapsed_start)
+        .otherwise(next_day(waiting)),
+        waiting_end=pl.when(continuous & (D <= ce)).then(NULL_DATE)
+        .when(before_year).then(add_days(lapsed_start, -1))
+        .otherwise(waiting),
+    )
+
+
+ORDINARY_MODELS = {
+    "wait_days": ordinary_wait_days,
+    "wait_months": ordinary_wait_months,
+    "continuity": ordinary_continuity,
+}
+
+
+# --- subsidised persons, special groups -----------------------------------
+
+def subsidized_no_waiting(params: Params) -> Candidate:
+    """赣医保发〔2023〕9号 三(二): 资助参保对象 start YS whatever d (2024 switch)."""
+    return Candidate(
+        rule_id=_lit("subsidized_no_waiting"),
+        start=pl.when(pl.col("is_subsidized_object")).then(date_lit(params.year_start)).otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+def special_status(params: Params) -> Candidate:
+    """医疗救助对象 / 宗教教职人员 (no time limit): start max(YS, d + 1 day), no waiting."""
+    holds = pl.any_horizontal(
+        pl.col("identity_labels").list.contains(lab) for lab in params.special_status_labels
+    ) if params.special_status_labels else pl.lit(False)
+    return Candidate(
+        rule_id=_lit("special_status"),
+        start=pl.when(holds.fill_null(False))
+        .then(pl.max_horizontal(date_lit(params.year_start), next_day(D))).otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+def special_event_window_end(params: Params) -> pl.Expr:
+    """Last day of the event's window: add_months(date, N) or date + N days; null: no window in Y."""
+    event_date = pl.col("special_event_date")
+    ends = [
+        pl.when(pl.col("special_event") == ev.name).then(
+            add_months(event_date, ev.window_months) if ev.window_months else add_days(event_date, ev.window_days)
+        )
+        for ev in params.special_events
+    ]
+    return pl.coalesce(*ends, NULL_DATE)
+
+
+def special_event(params: Params) -> Candidate:
+    """特殊情形 within its window (event date <= d <= window end): max(YS, d + 1 day), no waiting."""
+    window_end = special_event_window_end(params)
+    applies = ((D >= pl.col("special_event_date")) & (D <= window_end)).fill_null(False)
+    return Candidate(
+        rule_id=_lit("special_event"),
+        start=pl.when(applies).then(pl.max_horizontal(date_lit(params.year_start), next_day(D))).otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+# --- newborns, one model per year ------------------------------------------
+
+def _registration() -> pl.Expr:
+    """r = 参保登记日期, or d when empty."""
+    return pl.coalesce(pl.col("registered_on"), D)
+
+
+def _within(gap_days: pl.Expr, window: int) -> pl.Expr:
+    """A negative gap (registered before birth) counts as within the window."""
+    return (gap_days <= window).fill_null(False)
+
+
+def newborn_registration_only(params: Params) -> Candidate:
+    """赣医保发〔2023〕9号 三(四): r - birth <= 90 days -> from max(birth, YS)."""
+    ys = date_lit(params.year_start)
+    within = _within(days_between(_registration(), BIRTH), params.newborn_window_days.value)
+    return Candidate(
+        rule_id=_lit("newborn_from_birth"),
+        start=pl.when(within).then(pl.max_horizontal(BIRTH, ys)).otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+def newborn_payment(params: Params) -> Candidate:
+    """赣医保发〔2024〕7号 (六): d - birth <= 90 days -> max(birth, YS);
+    else d <= add_months(birth, 12) -> max(YS, d + 1 day)."""
+    ys = date_lit(params.year_start)
+    within = _within(days_between(D, BIRTH), params.newborn_window_days.value)
+    within_grace = (D <= add_months(BIRTH, params.newborn_grace_months.value)).fill_null(False)
+    return Candidate(
+        rule_id=pl.when(within).then(_lit("newborn_from_birth")).otherwise(_lit("newborn_next_day")),
+        start=pl.when(within).then(pl.max_horizontal(BIRTH, ys))
+        .when(within_grace).then(pl.max_horizontal(ys, next_day(D)))
+        .otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+def newborn_registration(params: Params) -> Candidate:
+    """赣医保发〔2025〕12号 (九): a newborn (§1 test) registered within 90 days -> max(birth, YS);
+    registered later within the 3 calendar years -> max(YS, r + 1 day)."""
+    ys = date_lit(params.year_start)
+    r = _registration()
+    newborn = pl.col("is_newborn")
+    within = _within(days_between(r, BIRTH), params.newborn_window_days.value)
+    return Candidate(
+        rule_id=pl.when(within).then(_lit("newborn_from_birth")).otherwise(_lit("newborn_next_day")),
+        start=pl.when(newborn & within).then(pl.max_horizontal(BIRTH, ys))
+        .when(newborn).then(pl.max_horizontal(ys, next_day(r)))
+        .otherwise(NULL_DATE),
+        waiting_end=NULL_DATE,
+    )
+
+
+NEWBORN_MODELS = {
+    "registration_only": newborn_registration_only,
+    "payment": newborn_payment,
+    "registration": newborn_registration,
+}
+
+
+def candidates(params: Params) -> list[Candidate]:
+    """The rules that can apply in Y, in tie-break order (the one place years differ)."""
+    out = [ORDINARY_MODELS[params.benefit_model.value](params)]
+    if params.subsidized_no_waiting.value:
+        out.append(subsidized_no_waiting(params))
+    out.append(NEWBORN_MODELS[params.newborn_model.value](params))
+    out.append(special_status(params))
+    out.append(special_event(params))
+    return out
+
+
+def benefit_columns(params: Params) -> list[pl.Expr]:
+    """rule_id, benefit_start, waiting_end, benefit_end (needs enrolled, enrolled_on and the tier columns).
+
+    Earliest start wins; on equal starts a rule without waiting wins, then
+    the order of `candidates`. Benefits never start before birth: an earlier
+    winner starts on the birth date with no waiting. A start after YE means no
+    benefit in Y (waiting_end still shown).
+    """
+    cands = candidates(params)
+    best = pl.min_horizontal(*[c.start for c in cands])
+    no_wait_first = [
+        pl.when((c.start == best) & c.waiting_end.is_null()).then(pl.lit(i)) for i, c in enumerate(cands)
+    ] + [pl.when(c.start == best).then(pl.lit(i)) for i, c in enumerate(cands)]
+    winner = pl.coalesce(*no_wait_first)
+    rule_id = pl.coalesce(*[pl.when(winner == i).then(c.rule_id) for i, c in enumerate(cands)])
+    waiting = pl.coalesce(*[pl.when(winner == i).then(c.waiting_end) for i, c in enumerate(cands)], NULL_DATE)
+    before_birth = (best < BIRTH).fill_null(False)
+    start = pl.when(before_birth).then(BIRTH).otherwise(best)
+    waiting = pl.when(before_birth).then(NULL_DATE).otherwise(waiting)
+    enrolled = pl.col("enrolled")
+    in_year = start <= date_lit(params.year_end)
+    return [
+        pl.when(enrolled).then(rule_id).otherwise(_lit("not_enrolled")).alias("rule_id"),
+        pl.when(enrolled & in_year).then(start).otherwise(NULL_DATE).alias("benefit_start"),
+        pl.when(enrolled).then(waiting).otherwise(NULL_DATE).alias("waiting_end"),
+        pl.when(enrolled & in_year).then(date_lit(params.year_end)).otherwise(NULL_DATE).alias("benefit_end"),
+        (enrolled & before_birth).alias("starts_at_birth"),
+        (enrolled & ~in_year.fill_null(False)).alias("no_benefit_in_year"),
+    ]

@@ -1,0 +1,103 @@
+"""Subsidy tier (资助类别), RULES.md §1."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.params import TIER_RANK, Label, Params
+from pipeline.rules.dates import date_lit
+
+TIER_NAMES = {"full": "全额资助", "fixed": "定额资助", "none": "普通"}
+
+
+def age(params: Params) -> pl.Expr:
+    """Whole years completed on 1 January of Y [interp RULES.md §0].
+
+    Born on 1 January: the year is completed that day (born 1966-01-01 is 60 on
+    2026-01-01); anyone else completes it later in the year. A person born
+    during Y is 0.
+    """
+    birth = pl.col("birth_date")
+    born_jan_1 = (birth.dt.month().cast(pl.Int32) == 1) & (birth.dt.day().cast(pl.Int32) == 1)
+    years = pl.lit(params.coverage_year, dtype=pl.Int32) - birth.dt.year().cast(pl.Int32)
+    return pl.max_horizontal(years - pl.when(born_jan_1).then(0).otherwise(1), pl.lit(0)).alias("age")
+
+
+def _age_ok(label: Label, params: Params) -> pl.Expr:
+    """The age condition of a label: 年满60周岁 (elderly), 未成年人和60周岁以上 (minor_or_elderly)."""
+    a = pl.col("age")
+    if label.age_rule == "elderly":
+        return a >= params.elderly_age
+    if label.age_rule == "minor_or_elderly":
+        return (a < params.adult_age) | (a >= params.elderly_age)
+    return pl.lit(True)
+
+
+def _qualifying_label(params: Params, labels: list[Label]) -> pl.Expr:
+    """First label the person holds and qualifies for, highest tier first (就高原则)."""
+    ordered = sorted((lab for lab in labels if lab.tier != "none"), key=lambda lab: -TIER_RANK[lab.tier])
+    holds = pl.col("identity_labels")
+    return pl.coalesce(
+        *[pl.when(holds.list.contains(lab.name) & _age_ok(lab, params)).then(pl.lit(lab.name)) for lab in ordered],
+        pl.lit(None, dtype=pl.Utf8),
+    )
+
+
+def tier_label(params: Params) -> pl.Expr:
+    """The label that gives the person's tier (赣医保发〔2023〕9号 二(一) 就高原则); null: none does."""
+    return _qualifying_label(params, list(params.labels)).alias("tier_label")
+
+
+def label_tier(params: Params) -> pl.Expr:
+    """Tier from the identity labels alone (needs `tier_label`)."""
+    tiers = {lab.name: lab.tier for lab in params.labels}
+    return pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier")
+
+
+def is_subsidized_object(params: Params) -> pl.Expr:
+    """资助参保对象 of 赣医保发〔2023〕9号 三(二): labels give full or fixed.
+
+    Not a newborn's tier alone, and not 在校大学生 (students are 三(三)).
+    Needs `age`.
+    """
+    objects = [lab for lab in params.labels if lab.subsidized_object]
+    return _qualifying_label(params, objects).is_not_null().alias("is_subsidized_object")
+
+
+def is_newborn(params: Params) -> pl.Expr:
+    """Born on or after newborn_full_from and within the newborn's first N coverage years.
+
+    Ganzhou letter 三(三), 赣医保发〔2025〕12号 (九): Y - birth_year <= N - 1.
+    """
+    birth = pl.col("birth_date")
+    years_since_birth = pl.lit(params.coverage_year, dtype=pl.Int32) - birth.dt.year().cast(pl.Int32)
+    return (
+        (birth >= date_lit(params.newborn_full_from.value))
+        & (years_since_birth <= params.newborn_full_years.value - 1)
+        & (birth <= date_lit(params.year_end))
+    ).fill_null(False).alias("is_newborn")
+
+
+def tier() -> pl.Expr:
+    """The highest of the labels' tier and the newborn tier (needs label_tier, is_newborn)."""
+    return (
+        pl.when(pl.col("is_newborn") | (pl.col("label_tier") == "full")).then(pl.lit("full"))
+        .otherwise(pl.col("label_tier"))
+        .alias("tier")
+    )
+
+
+def tier_basis(params: Params) -> pl.Expr:
+    """Why the tier is what it is, for rule_basis and `medins explain`."""
+    cites = {lab.name: lab.cite for lab in params.labels}
+    label_part = pl.format(
+        "{}: {}", pl.col("tier_label"),
+        pl.col("tier_label").replace_strict(cites, default="", return_dtype=pl.Utf8),
+    )
+    newborn = pl.lit(f"新生儿(出生{params.newborn_full_years.value}个自然年度内)全额资助: {params.newborn_full_years.cite}")
+    return (
+        pl.when(pl.col("is_newborn") & (pl.col("label_tier") != "full")).then(newborn)
+        .when(pl.col("tier_label").is_not_null()).then(label_part)
+        .otherwise(pl.lit("无资助类别, 按普通居民缴费"))
+        .alias("tier_basis")
+    )

@@ -1,0 +1,258 @@
+"""Parse and validate the rows read from the workbooks (RULES.md §6).
+
+Each row ends in exactly one place: accepted, rejected (one `rejected_rows`
+line per failing cell, with file, sheet, Excel row, column, raw text and a
+reason in Chinese) or skipped as an exact duplicate. pandera runs lazily over
+the whole frame; its failure cases carry the row position, which is mapped
+back to file / sheet / row here (never `drop_invalid_rows`, which loses rows
+silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from pipeline.params import Params
+from pipeline.parse import (
+    id_birth_date,
+    id_checksum_ok,
+    id_format_ok,
+    normalise_id,
+    parse_amount_fen,
+    parse_date,
+    parse_year,
+    parse_yes_no,
+    split_labels,
+)
+from schemas.headers import HeaderMap
+from schemas.models import REASONS, payments_schema, roster_schema
+
+REJECTED_SCHEMA = {
+    "kind": pl.Utf8, "source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
+    "column": pl.Utf8, "raw_value": pl.Utf8, "reason": pl.Utf8, "id_number": pl.Utf8,
+}
+RESIDENCE_ALIASES = {"本地户籍": "本地户籍", "户籍": "本地户籍", "本地": "本地户籍", "本县户籍": "本地户籍",
+                     "居住证": "居住证", "持居住证": "居住证"}
+DEFAULT_ID_TYPE = "居民身份证"
+DEFAULT_RESIDENCE = "本地户籍"
+ROSTER_CONTENT = (
+    "name", "id_type", "birth_date", "county", "township", "village", "residence_basis",
+    "identity_labels", "subsidy_identified_on", "prev_year_insured", "special_event",
+    "special_event_date", "registered_on",
+)
+PAYMENT_CONTENT = ("id_number", "name", "amount_fen", "paid_on", "coverage_year", "channel")
+ROSTER_OUT = (
+    "coverage_year", "source_file", "sheet", "row_number", "name", "id_number", "id_type",
+    "birth_date", "county", "township", "village", "residence_basis", "identity_labels",
+    "subsidy_identified_on", "prev_year_insured", "special_event", "special_event_date",
+    "registered_on", "extra_columns",
+)
+PAYMENT_OUT = (
+    "source_file", "sheet", "row_number", "id_number", "name", "amount_fen", "paid_on",
+    "coverage_year", "ticket_no", "channel", "extra_columns",
+)
+
+
+@dataclass
+class Validated:
+    accepted: pl.DataFrame
+    rejected: pl.DataFrame        # one line per failing cell
+    duplicates: pl.DataFrame      # exact duplicates skipped (source_file, sheet, row_number, kept_at)
+
+
+def _with_raw(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    return frame.with_columns(pl.col(f).alias(f"{f}__raw") for f in fields)
+
+
+def parse_roster(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """Roster text -> typed columns; `<field>__raw` keeps the text for the checks."""
+    fields = [c for c in ROSTER_CONTENT + ("id_number",)]
+    frame = _with_raw(raw, fields)
+    label_aliases = params.label_aliases()
+    event_aliases = params.event_aliases()
+    tokens = split_labels(pl.col("identity_labels__raw"))
+    id_expr = normalise_id(pl.col("id_number__raw"))
+    birth_col = parse_date(pl.col("birth_date__raw"))
+    return frame.with_columns(
+        pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
+        id_expr.alias("id_number"),
+        pl.col("id_type__raw").fill_null(DEFAULT_ID_TYPE).alias("id_type"),
+        pl.coalesce(birth_col, id_birth_date(id_expr)).alias("birth_date"),
+        pl.col("residence_basis__raw").replace_strict(RESIDENCE_ALIASES, default=None, return_dtype=pl.Utf8)
+        .alias("residence_basis"),
+        tokens.list.eval(pl.element().replace_strict(label_aliases, default=None, return_dtype=pl.Utf8))
+        .list.drop_nulls().list.unique(maintain_order=True).alias("identity_labels"),
+        tokens.list.eval(pl.element().filter(~pl.element().is_in(list(label_aliases))))
+        .alias("identity_labels__unknown"),
+        parse_date(pl.col("subsidy_identified_on__raw")).alias("subsidy_identified_on"),
+        parse_yes_no(pl.col("prev_year_insured__raw")).alias("prev_year_insured"),
+        pl.col("special_event__raw").replace_strict(event_aliases, default=None, return_dtype=pl.Utf8)
+        .alias("special_event"),
+        parse_date(pl.col("special_event_date__raw")).alias("special_event_date"),
+        parse_date(pl.col("registered_on__raw")).alias("registered_on"),
+    ).with_columns(
+        # A missing 参保身份 means 本地户籍 (CONTRACT.md); an unknown one stays null and is rejected.
+        pl.when(pl.col("residence_basis__raw").is_null()).then(pl.lit(DEFAULT_RESIDENCE))
+        .otherwise(pl.col("residence_basis")).alias("residence_basis"),
+    )
+
+
+def parse_payments(raw: pl.DataFrame) -> pl.DataFrame:
+    frame = _with_raw(raw, ["id_number", "name", "amount", "paid_on", "coverage_year", "ticket_no", "channel"])
+    return frame.with_columns(
+        normalise_id(pl.col("id_number__raw")).alias("id_number"),
+        parse_amount_fen(pl.col("amount__raw")).alias("amount_fen"),
+        parse_date(pl.col("paid_on__raw")).alias("paid_on"),
+        parse_year(pl.col("coverage_year__raw")).alias("coverage_year"),
+        pl.col("ticket_no__raw").str.replace_all(r"\s+", "").alias("ticket_no"),
+    )
+
+
+def _failures(schema, frame: pl.DataFrame) -> pl.DataFrame:
+    """(index, column, code) of every failing cell; empty when all pass."""
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as e:
+        fc = e.failure_cases
+        return fc.select(
+            pl.col("index").cast(pl.UInt32),
+            pl.col("column").cast(pl.Utf8),
+            pl.col("check").cast(pl.Utf8).alias("code"),
+        ).filter(pl.col("index").is_not_null())
+    return pl.DataFrame(schema={"index": pl.UInt32, "column": pl.Utf8, "code": pl.Utf8})
+
+
+def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr) -> pl.Expr:
+    """REASONS[code] with {header} and {raw} filled in, as one vectorised expression."""
+    template = pl.coalesce(code.replace_strict(REASONS, default=None, return_dtype=pl.Utf8), pl.lit("数据不合规"))
+    return template.str.replace_all("{header}", header, literal=True).str.replace_all(
+        "{raw}", raw.fill_null(""), literal=True
+    )
+
+
+def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
+                    headers_seen: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
+    """Failure cases -> rejected_rows lines with file, sheet, Excel row, column as written."""
+    if failures.height == 0:
+        return pl.DataFrame(schema=REJECTED_SCHEMA)
+    field_of = {"amount_fen": "amount"}
+    raws = [c for c in frame.columns if c.endswith("__raw")]
+    located = failures.with_columns(
+        pl.col("column").replace(field_of).alias("field")
+    ).join(
+        frame.with_row_index("index").select(
+            "index", "source_file", "sheet", "row_number", "id_number", *raws
+        ),
+        on="index",
+        how="left",
+    )
+    raw_value = pl.coalesce(
+        *[pl.when(pl.col("field") == c.removesuffix("__raw")).then(pl.col(c)) for c in raws],
+        pl.lit(None, dtype=pl.Utf8),
+    )
+    canonical = {f.name: f.header for f in header_map.fields}
+    located = located.join(headers_seen, on=["source_file", "sheet", "field"], how="left").with_columns(
+        pl.coalesce(pl.col("header_as_written"),
+                    pl.col("field").replace_strict(canonical, default=pl.col("field"))).alias("column_header"),
+        raw_value.alias("raw_value"),
+    )
+    return located.select(
+        pl.lit(kind).alias("kind"),
+        "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
+        pl.col("column_header").alias("column"),
+        "raw_value",
+        _reason_expr(pl.col("column_header"), pl.col("raw_value"), pl.col("code")).alias("reason"),
+        pl.col("id_number"),
+    )
+
+
+def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], key_ok: pl.Expr,
+                     bad_rows: pl.DataFrame) -> pl.DataFrame:
+    """Flag rows sharing `key` (RULES.md §6).
+
+    `__conflict`: the key appears with different content (every such row is
+    rejected, whatever else is wrong with it). `__dup_skip`: an exact copy of
+    an earlier accepted row (skipped, counted, warned). Only rows whose key
+    could be read take part; rows already rejected are never skipped.
+    """
+    order = ["source_file", "sheet", "row_number"]
+    marked = (
+        frame.join(bad_rows.with_columns(pl.lit(True).alias("__rejected")), on=order, how="left")
+        .with_columns(
+            pl.col("__rejected").fill_null(False),
+            pl.when(key_ok.fill_null(False)).then(pl.col(key)).alias("__key"),
+            pl.struct(list(content)).hash().alias("__content_hash"),
+        )
+        .with_columns(
+            pl.len().over("__key").alias("__n"),
+            pl.col("__content_hash").n_unique().over("__key").alias("__n_versions"),
+        )
+        .with_columns(
+            (pl.col("__key").is_not_null() & (pl.col("__n_versions") > 1)).alias("__conflict"),
+        )
+        .with_columns(
+            (pl.col("__key").is_not_null() & ~pl.col("__rejected") & ~pl.col("__conflict")).alias("__clean"),
+        )
+    )
+    first = pl.struct(order).rank("min").over(["__key", "__clean"]) == 1
+    kept = pl.struct(order).sort_by(order).first().over(["__key", "__clean"])
+    return marked.with_columns(
+        (pl.col("__clean") & ~first).alias("__dup_skip"),
+        pl.format("{} {} 第{}行", kept.struct.field("source_file"), kept.struct.field("sheet"),
+                  kept.struct.field("row_number")).alias("__kept_at"),
+    )
+
+
+def _split(marked: pl.DataFrame, rejected: pl.DataFrame, conflicts: pl.DataFrame, out_cols: tuple[str, ...],
+           key: str) -> Validated:
+    rejected = pl.concat([rejected, conflicts])
+    bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
+    accepted = marked.filter(~pl.col("__dup_skip")).join(
+        bad_rows, on=["source_file", "sheet", "row_number"], how="anti"
+    ).select(out_cols)
+    skipped = marked.filter("__dup_skip").select(
+        "source_file", "sheet", "row_number", key, pl.col("__kept_at").alias("kept_at")
+    )
+    return Validated(accepted=accepted, rejected=rejected, duplicates=skipped)
+
+
+def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
+                    headers_seen: pl.DataFrame, today: dt.date) -> Validated:
+    parsed = parse_roster(raw, params)
+    prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
+    schema = roster_schema(params.coverage_year, prev_required, today)
+    rejected = _rejected_lines(parsed, _failures(schema, parsed), "roster", headers_seen, header_map)
+    id_ok = id_format_ok(pl.col("id_number")) & id_checksum_ok(pl.col("id_number")) & ~pl.col("id_number__numeric_cell")
+    bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
+    marked = _mark_duplicates(parsed, "id_number", ROSTER_CONTENT, id_ok, bad_rows)
+    id_header = header_map.header_of("id_number")
+    conflicts = marked.filter("__conflict").select(
+        pl.lit("roster").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
+        pl.lit(id_header).alias("column"),
+        pl.col("id_number__raw").alias("raw_value"),
+        pl.lit(REASONS["duplicate_conflict"]).str.replace("{header}", id_header, literal=True)
+        .str.replace("{raw}", pl.col("__n").cast(pl.Utf8), literal=True).alias("reason"),
+        pl.col("id_number"),
+    )
+    return _split(marked, rejected, conflicts, ROSTER_OUT, "id_number")
+
+
+def validate_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl.DataFrame,
+                      today: dt.date) -> Validated:
+    parsed = parse_payments(raw)
+    rejected = _rejected_lines(parsed, _failures(payments_schema(today), parsed), "payments",
+                               headers_seen, header_map)
+    bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
+    marked = _mark_duplicates(parsed, "ticket_no", PAYMENT_CONTENT, pl.col("ticket_no").is_not_null(), bad_rows)
+    conflicts = marked.filter("__conflict").select(
+        pl.lit("payments").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
+        pl.lit(header_map.header_of("ticket_no")).alias("column"),
+        pl.col("ticket_no__raw").alias("raw_value"),
+        pl.lit(REASONS["ticket_conflict"]).alias("reason"),
+        pl.col("id_number"),
+    )
+    return _split(marked, rejected, conflicts, PAYMENT_OUT, "ticket_no")
