@@ -183,7 +183,8 @@ _BASIS_NEEDS = {
     "continuity": ("continuous_before_year", "continuous_in_period", "lapsed_before_year",
                    "lapsed_in_year", "continuous_after_period"),
 }
-_BASIS_SHARED = ("special_status", "special_event", "newborn_from_birth")
+_BASIS_SHARED = ("special_status", "special_event", "newborn_from_birth", "refund_overpaid",
+                 "refund_identified_in_period", "refund_identified_after_period")
 
 
 def _read_toml(path: Path) -> dict:

@@ -170,6 +170,17 @@ def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
     )
 
 
+def _interleave(template: str, placeholder: str) -> list[str]:
+    """'a{raw}b' -> ['a', '{raw}', 'b'] so the placeholder can become a column in concat_str."""
+    parts = template.split(placeholder)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i:
+            out.append(placeholder)
+        out.append(part)
+    return out
+
+
 def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], key_ok: pl.Expr,
                      bad_rows: pl.DataFrame) -> pl.DataFrame:
     """Flag rows sharing `key` (RULES.md §6).
@@ -234,8 +245,8 @@ def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
         pl.lit("roster").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
         pl.lit(id_header).alias("column"),
         pl.col("id_number__raw").alias("raw_value"),
-        pl.lit(REASONS["duplicate_conflict"]).str.replace("{header}", id_header, literal=True)
-        .str.replace("{raw}", pl.col("__n").cast(pl.Utf8), literal=True).alias("reason"),
+        pl.concat_str([pl.lit(part) if i % 2 == 0 else pl.col("__n").cast(pl.Utf8) for i, part in enumerate(
+            _interleave(REASONS["duplicate_conflict"].replace("{header}", id_header), "{raw}"))]).alias("reason"),
         pl.col("id_number"),
     )
     return _split(marked, rejected, conflicts, ROSTER_OUT, "id_number")

@@ -289,7 +289,7 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int) -> list
         first_rows = first_value_rows(path)
         reader = fastexcel.read_excel(str(path))
         sheets = [
-            read_sheet(reader, i, name, first_rows.get(name), header_map, path.name, sha, coverage_year)
+            read_sheet(reader, i, name, first_rows.get(name), header_map, str(path), sha, coverage_year)
             for i, name in enumerate(reader.sheet_names)
         ]
     except InputFileError:

@@ -1,0 +1,165 @@
+"""The command line. The one place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import MedinsError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="medins: 城乡居民医保 nightly determination, reconciliation and fiscal-subsidy reports.",
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+INTERNAL_ERROR_EXIT = 70
+log = logging.getLogger("medins")
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"错误 / error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guarded(fn, log_dir: Path | None = None):
+    """Run a command body; typed errors -> one line + exit code, bugs -> one line + log file."""
+    try:
+        return fn()
+    except MedinsError as e:
+        _fail(str(e), e.exit_code)
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _fail("已中断 / interrupted", 130)
+    except Exception as e:  # a bug: keep the traceback out of the operator's face, but on disk
+        where = (log_dir or Path("out")) / "medins-error.log"
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text(traceback.format_exc(), encoding="utf-8")
+            hint = f"详情见 / details in {where}"
+        except OSError:
+            hint = ""
+        _fail(f"内部错误 / internal error: {type(e).__name__}: {e}. {hint}", INTERNAL_ERROR_EXIT)
+
+
+@app.command()
+def run(
+    coverage_year: Annotated[int, typer.Option("--coverage-year", "-y", help="待遇年度, e.g. 2026")],
+    region: Annotated[str, typer.Option(help="jiangxi (default), jingdezhen, yichun")] = "jiangxi",
+    roster: Annotated[Optional[list[str]], typer.Option(help="花名册: file, directory or glob; repeatable")] = None,
+    payments: Annotated[Optional[list[str]], typer.Option(help="缴费明细: file, directory or glob; repeatable")] = None,
+    db: Annotated[Path, typer.Option(help="DuckDB output")] = Path("out/medins.duckdb"),
+    out: Annotated[Path, typer.Option(help="directory for the Excel reports")] = Path("out"),
+    unmask: Annotated[bool, typer.Option(help="show full ID numbers in the Excel reports")] = False,
+) -> None:
+    """Run the nightly job for one coverage year (no file arguments: sample_data/)."""
+    from pipeline.run import run_night
+
+    timings: list[tuple[str, float]] = []
+
+    @contextmanager
+    def step(name: str):
+        t0 = time.perf_counter()
+        with console.status(f"{name} …", spinner="dots"):
+            yield
+        timings.append((name, time.perf_counter() - t0))
+
+    result = _guarded(lambda: run_night(
+        coverage_year, region, roster or [], payments or [], db, out, unmask=unmask, step=step,
+    ), out)
+    _print_summary(result, timings)
+
+
+def _yuan(fen: int | None) -> str:
+    return "—" if fen is None else f"{fen / 100:,.2f}"
+
+
+def _print_summary(result, timings: list[tuple[str, float]]) -> None:
+    import polars as pl
+
+    sheets = result.sheets
+    read = int(sheets["rows_read"].sum())
+    accepted = int(sheets["accepted"].sum())
+    rejected = int(sheets["rejected"].sum())
+    skipped = int((sheets["skipped_blank"] + sheets["skipped_footer"] + sheets["skipped_duplicate"]).sum())
+    recon = result.reconciliation
+    det = result.determinations
+    t = Table(title=f"medins {result.coverage_year} ({result.region}) run {result.run_id}", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("", justify="right")
+    t.add_row("读入行 rows read", f"{read:,}")
+    t.add_row("接受 accepted", f"{accepted:,}")
+    t.add_row("未通过校验 rejected", f"{rejected:,}")
+    t.add_row("跳过 skipped (blank/footer/duplicate)", f"{skipped:,}")
+    t.add_row("参保人数 enrolled", f"{int(det['enrolled'].sum()):,} / {det.height:,}")
+    counts = dict(recon.group_by("status").len().iter_rows())
+    for s in ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid"):
+        t.add_row(f"  {s}", f"{counts.get(s, 0):,}")
+    t.add_row("无登记缴费 unmatched payments", f"{result.unmatched.height:,}")
+    if result.other_year_payments:
+        t.add_row("其他年度缴费 other-year payments (kept, not reconciled)", f"{result.other_year_payments:,}")
+    t.add_row("个人应缴 due (yuan)", _yuan(int(recon["individual_due_fen"].sum())))
+    t.add_row("实缴净额 collected (yuan)", _yuan(int(recon["net_paid_fen"].sum())))
+    t.add_row("应退 to refund (yuan)", _yuan(int(recon.filter(pl.col("status") == "overpaid")["amount_diff_fen"].sum())))
+    t.add_row("欠缴 outstanding (yuan)", _yuan(int(recon.filter(pl.col("status").is_in(["underpaid", "unpaid"]))["amount_diff_fen"].sum())))
+    console.print(t)
+    for w in result.warnings[:20]:
+        console.print(f"提示 / warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if len(result.warnings) > 20:
+        console.print(f"[yellow]… {len(result.warnings) - 20} more warnings[/]")
+    console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False)
+    console.print(f"数据库 / database: {result.db_path}", highlight=False)
+    for p in result.reports:
+        console.print(f"报表 / report: {p}", highlight=False)
+
+
+@app.command()
+def sample(
+    rows: Annotated[int, typer.Option(help="roster rows")] = 300,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same files)")] = 1,
+    coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("sample_data/2026"),
+    payment_rows: Annotated[Optional[int], typer.Option(help="payment rows (default: about one per roster row)")] = None,
+    roster_files: Annotated[int, typer.Option(help="number of roster workbooks")] = 1,
+) -> None:
+    """Write deterministic, realistically messy sample workbooks."""
+    def body():
+        from pipeline.sample import generate_sample
+
+        return generate_sample(rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files)
+
+    written = _guarded(body, out)
+    for key, value in written.items():
+        console.print(f"{key}: {value}", highlight=False)
+
+
+@app.command()
+def explain(
+    id_number: Annotated[str, typer.Argument(help="证件号码")],
+    coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
+    db: Annotated[Path, typer.Option(help="DuckDB of the last run")] = Path("out/medins.duckdb"),
+) -> None:
+    """Why a person got their tier, amounts and benefit dates (for a clerk on the phone)."""
+    from pipeline.explain import explain_person
+
+    text = _guarded(lambda: explain_person(db, coverage_year, id_number))
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,121 @@
+"""Reconciliation of the roster against the tax bureau's payments, RULES.md §5."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.params import Params
+from pipeline.rules.dates import date_lit
+
+STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
+STATUS_NAMES = {
+    "subsidized": "资助参保", "unpaid": "未缴", "underpaid": "少缴", "overpaid": "多缴应退费",
+    "paid_in_full": "已足额缴费",
+}
+RECONCILIATION_COLUMNS = (
+    "coverage_year", "id_number", "name", "county", "township", "village", "tier",
+    "individual_due_fen", "net_paid_fen", "n_payments", "status", "amount_diff_fen",
+    "last_paid_on", "subsidy_identified_on", "refund_basis",
+)
+UNMATCHED_COLUMNS = (
+    "coverage_year", "id_number", "name", "amount_fen", "paid_on", "ticket_no", "reason",
+    "source_file", "sheet", "row_number",
+)
+
+
+def identified_after_period(params: Params) -> pl.Expr:
+    """A subsidised person (full or fixed) identified after CE (CE itself is within)."""
+    return (
+        pl.col("tier").is_in(["full", "fixed"])
+        & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
+    ).fill_null(False)
+
+
+def refundable_fen(params: Params) -> pl.Expr:
+    """net_paid - due; for one identified after CE only what exceeds the full standard
+    (赣医保发〔2023〕9号 二(二); 已进入待遇享受期 not checked [interp RULES.md §5])."""
+    standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
+    late = pl.max_horizontal(pl.col("net_paid_fen") - standard, pl.lit(0, dtype=pl.Int64))
+    return (
+        pl.when(identified_after_period(params)).then(late)
+        .otherwise(pl.col("net_paid_fen") - pl.col("individual_due_fen"))
+        .alias("refundable_fen")
+    )
+
+
+def status() -> pl.Expr:
+    """First that holds: subsidized, unpaid, underpaid, overpaid, paid_in_full (needs refundable_fen)."""
+    due, net = pl.col("individual_due_fen"), pl.col("net_paid_fen")
+    return (
+        pl.when((due == 0) & (net <= 0)).then(pl.lit("subsidized"))
+        .when((due > 0) & (net <= 0)).then(pl.lit("unpaid"))
+        .when((net > 0) & (net < due)).then(pl.lit("underpaid"))
+        .when(pl.col("refundable_fen") > 0).then(pl.lit("overpaid"))
+        .otherwise(pl.lit("paid_in_full"))
+        .alias("status")
+    )
+
+
+def amount_diff_fen() -> pl.Expr:
+    """unpaid: due; underpaid: due - net; overpaid: the refund; else 0."""
+    due, net = pl.col("individual_due_fen"), pl.col("net_paid_fen")
+    s = pl.col("status")
+    return (
+        pl.when(s == "unpaid").then(due)
+        .when(s == "underpaid").then(due - net)
+        .when(s == "overpaid").then(pl.col("refundable_fen"))
+        .otherwise(pl.lit(0, dtype=pl.Int64))
+        .alias("amount_diff_fen")
+    )
+
+
+def refund_basis(params: Params) -> pl.Expr:
+    s = pl.col("status")
+    subsidised = pl.col("tier").is_in(["full", "fixed"])
+    return (
+        pl.when((s == "overpaid") & identified_after_period(params))
+        .then(pl.lit(params.basis("refund_identified_after_period")))
+        .when((s == "paid_in_full") & identified_after_period(params) & (pl.col("net_paid_fen") > pl.col("individual_due_fen")))
+        .then(pl.lit(params.basis("refund_identified_after_period")))
+        .when((s == "overpaid") & subsidised)
+        .then(pl.lit(params.basis("refund_identified_in_period")))
+        .when(s == "overpaid").then(pl.lit(params.basis("refund_overpaid")))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+        .alias("refund_basis")
+    )
+
+
+def reconcile(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """One row per roster person of Y with status and amount_diff (from determinations' payment totals)."""
+    return (
+        determinations.lazy()
+        .with_columns(refundable_fen(params))
+        .with_columns(status())
+        .with_columns(amount_diff_fen(), refund_basis(params))
+        .select(RECONCILIATION_COLUMNS)
+        .collect()
+    )
+
+
+def unmatched_payments(payments: pl.DataFrame, residents: pl.DataFrame, rejected: pl.DataFrame,
+                       params: Params) -> pl.DataFrame:
+    """Payments for Y whose ID matches no accepted roster row, with the reason.
+
+    Payments for other coverage years are kept in `payments` but not
+    reconciled here (RULES.md §5).
+    """
+    rejected_ids = rejected.filter(pl.col("kind") == "roster").select("id_number").drop_nulls().unique()
+    year = payments.lazy().filter(pl.col("coverage_year") == params.coverage_year)
+    return (
+        year.join(residents.lazy().select("id_number"), on="id_number", how="anti")
+        .join(rejected_ids.lazy().with_columns(pl.lit(True).alias("__roster_rejected")), on="id_number", how="left")
+        .with_columns(
+            pl.when(pl.col("__roster_rejected").fill_null(False))
+            .then(pl.lit("花名册中该人员的行未通过校验（见“校验未通过”），缴费暂无法对账"))
+            .otherwise(pl.lit("花名册中无此证件号码的参保登记"))
+            .alias("reason")
+        )
+        .select(UNMATCHED_COLUMNS)
+        .sort("source_file", "sheet", "row_number")
+        .collect()
+    )

@@ -1,0 +1,219 @@
+"""The nightly steps, in order. Nothing else lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.errors import ConservationError, InputFileError
+from pipeline.io.excel_in import SheetRead, expand_inputs, read_workbook
+from pipeline.io.store import publish
+from pipeline.params import Params, load_params
+from pipeline.reconcile import reconcile, unmatched_payments
+from pipeline.rules import determine
+from pipeline.totals import subsidy_totals
+from pipeline.validate import Validated, validate_payments, validate_roster
+from schemas.headers import load_header_map
+
+SAMPLE_DIR = Path("sample_data")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    coverage_year: int
+    region: str
+    db_path: Path
+    reports: list[Path]
+    sheets: pl.DataFrame
+    rejected: pl.DataFrame
+    duplicates: pl.DataFrame
+    determinations: pl.DataFrame
+    reconciliation: pl.DataFrame
+    unmatched: pl.DataFrame
+    totals: pl.DataFrame
+    other_year_payments: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
+    """sample_data/<Y>/roster*.xlsx and payments*.xlsx (CONTRACT.md: no file arguments)."""
+    base = SAMPLE_DIR / str(coverage_year)
+    if not base.is_dir():
+        base = SAMPLE_DIR
+    return [str(base / "roster*.xlsx")], [str(base / "payments*.xlsx")]
+
+
+def _concat(sheets: list[SheetRead]) -> pl.DataFrame:
+    frames = [s.data for s in sheets if s.data is not None]
+    return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
+
+
+def _headers_seen(sheets: list[SheetRead]) -> pl.DataFrame:
+    rows = [
+        {"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
+        for s in sheets for f, h in s.columns_seen.items()
+    ]
+    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "field": pl.Utf8, "header_as_written": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl.DataFrame:
+    """Per file and sheet: rows read = accepted + rejected + skipped. Fails loudly if not."""
+    keys = ["source_file", "sheet"]
+
+    def count(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        if frame.height == 0:
+            return pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, name: pl.UInt32})
+        return frame.group_by(keys).agg(pl.len().alias(name))
+
+    read = pl.DataFrame(
+        [{
+            "kind": kind, "source_file": s.source_file, "sha256": s.sha256, "sheet": s.sheet,
+            "header_row": s.header_row, "rows_read": s.rows_read, "skipped_blank": s.skipped_blank,
+            "skipped_footer": s.skipped_footer,
+            "note": "; ".join(filter(None, [s.note, (
+                "缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
+                if s.missing_required else ""])),
+        } for s in sheets],
+        schema={"kind": pl.Utf8, "source_file": pl.Utf8, "sha256": pl.Utf8, "sheet": pl.Utf8,
+                "header_row": pl.Int32, "rows_read": pl.Int64, "skipped_blank": pl.Int64,
+                "skipped_footer": pl.Int64, "note": pl.Utf8},
+    )
+    rejected_rows = validated.rejected.select(*keys, "row_number").unique()
+    table = (
+        read.join(count(validated.accepted, "accepted"), on=keys, how="left")
+        .join(count(rejected_rows, "rejected"), on=keys, how="left")
+        .join(count(validated.duplicates, "skipped_duplicate"), on=keys, how="left")
+        .with_columns(pl.col("accepted", "rejected", "skipped_duplicate").fill_null(0).cast(pl.Int64))
+    )
+    broken = table.filter(
+        pl.col("rows_read") != pl.col("accepted") + pl.col("rejected") + pl.col("skipped_duplicate")
+        + pl.col("skipped_blank") + pl.col("skipped_footer")
+    )
+    if broken.height:
+        first = broken.row(0, named=True)
+        raise ConservationError(
+            f"行数不守恒 / rows lost: {first['source_file']} [{first['sheet']}] read {first['rows_read']}, "
+            f"accepted {first['accepted']} + rejected {first['rejected']} + skipped "
+            f"{first['skipped_duplicate'] + first['skipped_blank'] + first['skipped_footer']}"
+        )
+    return table
+
+
+def _inputs_json(sheets: pl.DataFrame) -> str:
+    files = []
+    for (kind, source, sha), group in sheets.group_by(["kind", "source_file", "sha256"], maintain_order=True):
+        files.append({"kind": kind, "file": source, "sha256": sha,
+                      "sheets": group.drop("kind", "source_file", "sha256").to_dicts()})
+    return json.dumps(files, ensure_ascii=False, default=str)
+
+
+def run_night(
+    coverage_year: int,
+    region: str,
+    roster: list[str],
+    payments: list[str],
+    db_path: Path,
+    out_dir: Path,
+    *,
+    unmask: bool = False,
+    today: dt.date | None = None,
+    step: Callable[[str], object] | None = None,
+    write_workbooks: bool = True,
+) -> RunResult:
+    """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
+    def stage(name: str):
+        return step(name) if step else nullcontext()
+
+    started = dt.datetime.now()
+    today = today or started.date()
+    run_id = f"{started:%Y%m%dT%H%M%S}-{coverage_year}-{uuid.uuid4().hex[:6]}"
+    params: Params = load_params(coverage_year, region)
+    if not roster and not payments:
+        roster, payments = default_inputs(coverage_year)
+    elif not roster or not payments:
+        raise InputFileError("须同时提供花名册和缴费明细 / give both --roster and --payments (or neither, for sample_data/)")
+    roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
+
+    with stage("读取 read"):
+        roster_paths, payment_paths = expand_inputs(roster), expand_inputs(payments)
+        roster_sheets = [s for p in roster_paths for s in read_workbook(p, roster_map, coverage_year)]
+        payment_sheets = [s for p in payment_paths for s in read_workbook(p, payment_map, coverage_year)]
+    with stage("校验 validate"):
+        rv = validate_roster(_concat(roster_sheets), params, roster_map, _headers_seen(roster_sheets), today)
+        pv = validate_payments(_concat(payment_sheets), payment_map, _headers_seen(payment_sheets), today)
+        sheets = pl.concat([conservation(roster_sheets, rv, "roster"),
+                            conservation(payment_sheets, pv, "payments")])
+        rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
+            pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
+    with stage("认定 determine"):
+        determinations = determine(rv.accepted, pv.accepted, params)
+    with stage("对账 reconcile"):
+        reconciliation = reconcile(determinations, params)
+        unmatched = unmatched_payments(pv.accepted, rv.accepted, rejected, params)
+        other_years = pv.accepted.filter(pl.col("coverage_year") != coverage_year).height
+    with stage("汇总 totals"):
+        totals = subsidy_totals(determinations, params)
+
+    warnings = [
+        f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
+        for r in pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
+                            pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]).head(50).to_dicts()
+    ]
+    warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
+
+    counts = sheets.select(
+        pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
+        (pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")).sum().alias("skipped"),
+    ).row(0)
+    finished = dt.datetime.now()
+    run_row = {
+        "run_id": run_id, "started_at": started, "finished_at": finished,
+        "coverage_year": coverage_year, "region": region, "inputs": _inputs_json(sheets),
+        "rows_read": counts[0], "rows_accepted": counts[1], "rows_rejected": counts[2], "rows_skipped": counts[3],
+        "roster_accepted": rv.accepted.height, "payments_accepted": pv.accepted.height,
+        "params_digest": params.digest(), "status": "completed", "message": "",
+    }
+    frames = {
+        "run_sheets": sheets.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year")),
+        "residents": rv.accepted.with_columns(pl.col("identity_labels").list.join("、")),
+        "payments": pv.accepted.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("run_coverage_year")),
+        "rejected_rows": rejected,
+        "determinations": determinations,
+        "reconciliation": reconciliation,
+        "unmatched_payments": unmatched,
+        "subsidy_totals": totals,
+    }
+    with stage("写入数据库 DuckDB"):
+        publish(db_path, run_row, frames, coverage_year)
+    reports: list[Path] = []
+    if write_workbooks:
+        with stage("生成报表 Excel"):
+            reports = _write_reports(db_path, run_id, coverage_year, out_dir, params, unmask)
+    return RunResult(
+        run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
+        sheets=sheets, rejected=rejected, duplicates=pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
+                                                                pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]),
+        determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
+        other_year_payments=other_years, warnings=warnings,
+    )
+
+
+def _write_reports(db_path: Path, run_id: str, coverage_year: int, out_dir: Path, params: Params,
+                   unmask: bool) -> list[Path]:
+    from pipeline.io.excel_out import write_reports
+    from pipeline.io.store import connect_readonly
+
+    con = connect_readonly(db_path)
+    try:
+        return write_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
+    finally:
+        con.close()

@@ -1,0 +1,104 @@
+"""Fiscal-subsidy totals, RULES.md §8, by county, township and tier, in integer fen.
+
+Counts and fiscal sums are over enrolled persons; individual_due_total and
+individual_collected_total are over every roster person, so that money due
+and money collected compare like with like [interp RULES.md §8: the section
+heading says "enrolled persons", but collected money includes partial
+payments of persons not (yet) enrolled].
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import polars as pl
+
+from pipeline.errors import TotalsError
+from pipeline.params import Params
+
+GROUP_KEYS = ("county", "township", "tier")
+SUM_COLUMNS = (
+    "roster_count", "enrolled_count", "fiscal_per_capita_total_fen", "central_share_total_fen",
+    "local_share_total_fen", "participation_subsidy_total_fen", "critical_illness_total_fen",
+    "individual_due_total_fen", "individual_collected_total_fen",
+)
+TOTAL_LABEL = "合计"
+SUBTOTAL_LABEL = "小计"
+ALL_TIERS = "all"
+
+
+def _per_head_fen(params: Params) -> tuple[int, int | None, int | None]:
+    """Fiscal, central and critical-illness amounts per enrolled person, in fen (None: not given)."""
+    fiscal = params.fen("fiscal_per_capita_yuan")
+    share = params.central_share.value
+    central = None if share is None else int((Decimal(fiscal) * share).quantize(Decimal(1), ROUND_HALF_UP))
+    return fiscal, central, params.fen("critical_illness_per_capita_yuan")
+
+
+def _aggregate(frame: pl.LazyFrame, keys: list[str], params: Params) -> pl.LazyFrame:
+    fiscal, central, critical = _per_head_fen(params)
+    enrolled = pl.col("enrolled")
+    n_enrolled = enrolled.sum().cast(pl.Int64)
+
+    def per_head(amount: int | None) -> pl.Expr:
+        return pl.lit(None, dtype=pl.Int64) if amount is None else n_enrolled * amount
+
+    return frame.group_by(keys).agg(
+        pl.len().cast(pl.Int64).alias("roster_count"),
+        n_enrolled.alias("enrolled_count"),
+        per_head(fiscal).alias("fiscal_per_capita_total_fen"),
+        per_head(central).alias("central_share_total_fen"),
+        (per_head(fiscal) - per_head(central)).alias("local_share_total_fen") if central is not None
+        else pl.lit(None, dtype=pl.Int64).alias("local_share_total_fen"),
+        pl.col("subsidy_amount_fen").filter(enrolled).sum().alias("participation_subsidy_total_fen"),
+        per_head(critical).alias("critical_illness_total_fen"),
+        pl.col("individual_due_fen").sum().alias("individual_due_total_fen"),
+        pl.col("net_paid_fen").sum().alias("individual_collected_total_fen"),
+    )
+
+
+def subsidy_totals(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """Township, county (township '小计') and grand-total ('合计') rows, each per tier and for all tiers."""
+    base = determinations.lazy().select(*GROUP_KEYS, "enrolled", "subsidy_amount_fen",
+                                        "individual_due_fen", "net_paid_fen")
+    all_tiers = base.with_columns(pl.lit(ALL_TIERS).alias("tier"))
+    both = pl.concat([base, all_tiers])
+    township = _aggregate(both, list(GROUP_KEYS), params).with_columns(pl.lit("township").alias("level"))
+    county = _aggregate(both, ["county", "tier"], params).with_columns(
+        pl.lit("county").alias("level"), pl.lit(SUBTOTAL_LABEL).alias("township"))
+    total = _aggregate(both, ["tier"], params).with_columns(
+        pl.lit("total").alias("level"), pl.lit(TOTAL_LABEL).alias("county"), pl.lit(TOTAL_LABEL).alias("township"))
+    cols = ["level", *GROUP_KEYS, *SUM_COLUMNS]
+    out = pl.concat([township.select(cols), county.select(cols), total.select(cols)]).with_columns(
+        pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
+        (pl.col("enrolled_count") / pl.col("roster_count")).alias("enrolment_rate"),
+    ).collect()
+    level_order = {"township": 0, "county": 1, "total": 2}
+    out = out.sort(
+        pl.col("county") == TOTAL_LABEL, "county", pl.col("level").replace_strict(level_order, return_dtype=pl.Int8),
+        "township", "tier",
+    )
+    check_totals_add_up(out)
+    return out
+
+
+def check_totals_add_up(totals: pl.DataFrame) -> None:
+    """Townships add up to their county, counties to the grand total, tiers to 'all' — exactly."""
+    sums = [pl.col(c).sum() for c in SUM_COLUMNS]
+
+    def compare(left: pl.DataFrame, right: pl.DataFrame, on: list[str], what: str) -> None:
+        joined = left.join(right, on=on, how="full", suffix="__r", coalesce=True)
+        for c in SUM_COLUMNS:
+            bad = joined.filter(pl.col(c).fill_null(0) != pl.col(f"{c}__r").fill_null(0))
+            if bad.height:
+                raise TotalsError(f"财政补助合计不平 / subsidy totals do not add up ({what}, {c}): {bad.head(3).to_dicts()}")
+
+    township = totals.filter(pl.col("level") == "township")
+    county = totals.filter(pl.col("level") == "county")
+    total = totals.filter(pl.col("level") == "total")
+    compare(township.group_by("county", "tier").agg(sums), county.select("county", "tier", *SUM_COLUMNS),
+            ["county", "tier"], "乡镇→县")
+    compare(county.group_by("tier").agg(sums), total.select("tier", *SUM_COLUMNS), ["tier"], "县→合计")
+    for level, keys in ((township, ["county", "township"]), (county, ["county"]), (total, ["county"])):
+        tiers = level.filter(pl.col("tier") != ALL_TIERS).group_by(keys).agg(sums)
+        compare(tiers, level.filter(pl.col("tier") == ALL_TIERS).select(*keys, *SUM_COLUMNS), keys, "类别→全部")

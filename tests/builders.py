@@ -1,0 +1,63 @@
+"""Small workbook builders for tests: write exactly the cells a test needs.
+
+A cell value may be a plain value (written with xlsxwriter's type for it), or
+one of the wrappers below to force how Excel stores it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import xlsxwriter
+
+ROSTER_HEADER = ["序号", "姓名", "证件号码", "县(市、区)", "乡镇(街道)", "村(社区)", "人员身份", "上年度参保",
+                 "特殊情形", "特殊情形日期", "参保登记日期", "资助认定日期"]
+PAYMENT_HEADER = ["序号", "缴费人姓名", "缴费人证件号码", "缴费金额", "缴费日期", "费款所属期", "电子税票号码", "缴费渠道"]
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def make_id(region: str, birth: dt.date, seq: int) -> str:
+    """A valid GB 11643 ID for tests (check digit computed here, independently of pipeline.parse)."""
+    body = f"{region}{birth:%Y%m%d}{seq:03d}"
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _WEIGHTS)) % 11]
+
+
+@dataclass(frozen=True)
+class Num:
+    """Stored as an Excel number (e.g. an ID that Excel already corrupted)."""
+    value: float
+
+
+@dataclass(frozen=True)
+class XDate:
+    """Stored as a real Excel date."""
+    value: dt.date
+
+
+def write_workbook(path: Path, sheets: dict[str, list[list]], *, title_rows: int = 0, start_row: int = 0) -> Path:
+    """Each sheet: rows of cells, written from `start_row`; None leaves a cell empty."""
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
+                                         "strings_to_urls": False})
+    wb.set_properties({"created": dt.datetime(2025, 1, 1)})
+    date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    for name, rows in sheets.items():
+        ws = wb.add_worksheet(name)
+        for r, row in enumerate(rows, start=start_row):
+            for c, cell in enumerate(row):
+                if cell is None:
+                    continue
+                if isinstance(cell, Num):
+                    ws.write_number(r, c, cell.value)
+                elif isinstance(cell, XDate):
+                    ws.write_datetime(r, c, dt.datetime.combine(cell.value, dt.time()), date_fmt)
+                elif isinstance(cell, bool):
+                    ws.write_boolean(r, c, cell)
+                elif isinstance(cell, (int, float)):
+                    ws.write_number(r, c, cell)
+                else:
+                    ws.write_string(r, c, str(cell))
+    wb.close()
+    return path
