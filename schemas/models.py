@@ -105,7 +105,7 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
             "id_type": _text_column(False),
             "birth_date": pa.Column(pl.Date, nullable=True, checks=[
                 _check(_parsed_if_present, "date"),
-                _check(lambda k: pl.col(k) <= pl.lit(today), "birth_date_future"),
+                _check(lambda k: _raw(k).is_null() | (pl.col(k) <= pl.lit(today)), "birth_date_future"),
                 _check(lambda k: _raw(k).is_null() | birth_from_id.is_null() | (pl.col(k) == birth_from_id),
                        "birth_date_mismatch"),
             ]),
