@@ -31,9 +31,13 @@ _DATE_PATTERNS = (
 )
 
 
+# Invisible characters that Excel/WPS exports carry and that break matching.
+_INVISIBLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]"
+
+
 def normalise_text(expr: pl.Expr) -> pl.Expr:
-    """Full-width -> half-width, trimmed; empty text becomes null."""
-    out = expr.str.replace_many(_FULL, _HALF).str.strip_chars()
+    """Full-width -> half-width, invisible characters removed, trimmed; empty text becomes null."""
+    out = expr.str.replace_many(_FULL, _HALF).str.replace_all(_INVISIBLE, "").str.strip_chars()
     return pl.when(out == "").then(None).otherwise(out)
 
 
