@@ -1,0 +1,489 @@
+"""The rule cases of tests/cases/*.toml, run through `pipeline.rules.determine`.
+
+Each `[[case]]` is one person of RULES.md §1-§4 with the payments they made and
+what the bureau expects: tier, amounts, enrolment date, waiting period, benefit
+dates and the winning rule. The expected values are worked out by hand from
+RULES.md and policy_params/, with the arithmetic in a comment above each case;
+this file only turns a case into the `residents` and `payments` frames of
+docs/INTERNALS.md (the cases of one year and region go through `determine`
+together, as one batch) and compares, field by field.
+
+Case format (see any file in tests/cases/):
+    name      a sentence, like the notices; also the pytest id
+    year      coverage year Y
+    region    optional, default "jiangxi"
+    person    optional table: labels (canonical names or aliases of labels.toml),
+              birth_date (default 1980-06-15), prev_year_insured, registered_on,
+              special_event, special_event_date, subsidy_identified_on,
+              residence_basis (default 本地户籍), name, id_number (default: a valid
+              18-character ID made from the birth date)
+    payments  optional list of {amount (yuan, negative = refund), paid_on,
+              ticket_no (default: 20 digits, in the order listed), coverage_year
+              (default: the case year), channel}
+    expect    any of tier, individual_due, subsidy_amount (yuan), enrolled,
+              enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, age,
+              and of the reconciliation (RULES.md §5): status, net_paid,
+              amount_diff (yuan), n_payments; a date expected to be empty is written "".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from pipeline.params import Params, load_params
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+CASE_FILES = (
+    "tier.toml", "amounts.toml", "enrolment.toml",
+    "benefit_2024.toml", "benefit_2025.toml", "benefit_2026.toml",
+    "special_groups.toml", "newborns.toml", "reconciliation.toml",
+)
+
+DEFAULT_REGION = "jiangxi"
+DEFAULT_BIRTH_DATE = dt.date(1980, 6, 15)
+DEFAULT_NAME = "张三"
+DEFAULT_RESIDENCE_BASIS = "本地户籍"
+ID_TYPE = "居民身份证"
+AREA_CODE = "360222"  # 景德镇市浮梁县
+COUNTY = "浮梁县"
+TOWNSHIP = "浮梁镇"
+SOURCE_FILE = "case.xlsx"
+SHEET = "S"
+FIRST_ROW = 2  # Excel row under the header
+
+TIERS = ("full", "fixed", "none")
+RULE_IDS = (
+    "not_enrolled", "in_collection_period", "late_waiting", "subsidized_no_waiting",
+    "continuous_before_year", "continuous_in_period", "lapsed_before_year",
+    "lapsed_in_year", "continuous_after_period", "special_status", "special_event",
+    "newborn_from_birth", "newborn_next_day",
+)
+
+PERSON_KEYS = {
+    "labels", "birth_date", "prev_year_insured", "registered_on", "special_event",
+    "special_event_date", "subsidy_identified_on", "residence_basis", "name", "id_number",
+}
+PERSON_DATE_KEYS = {"birth_date", "registered_on", "special_event_date", "subsidy_identified_on"}
+PAYMENT_KEYS = {"amount", "paid_on", "ticket_no", "coverage_year", "channel"}
+EXPECT_MONEY = {"individual_due": "individual_due_fen", "subsidy_amount": "subsidy_amount_fen",
+                "net_paid": "net_paid_fen", "amount_diff": "amount_diff_fen"}
+STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
+EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end")
+EXPECT_KEYS = {"tier", "enrolled", "rule_id", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
+
+RESIDENTS_SCHEMA = {
+    "coverage_year": pl.Int32,
+    "source_file": pl.Utf8,
+    "sheet": pl.Utf8,
+    "row_number": pl.Int32,
+    "name": pl.Utf8,
+    "id_number": pl.Utf8,
+    "id_type": pl.Utf8,
+    "birth_date": pl.Date,
+    "county": pl.Utf8,
+    "township": pl.Utf8,
+    "village": pl.Utf8,
+    "residence_basis": pl.Utf8,
+    "identity_labels": pl.List(pl.Utf8),
+    "subsidy_identified_on": pl.Date,
+    "prev_year_insured": pl.Boolean,
+    "special_event": pl.Utf8,
+    "special_event_date": pl.Date,
+    "registered_on": pl.Date,
+    "extra_columns": pl.Utf8,
+}
+PAYMENTS_SCHEMA = {
+    "source_file": pl.Utf8,
+    "sheet": pl.Utf8,
+    "row_number": pl.Int32,
+    "id_number": pl.Utf8,
+    "name": pl.Utf8,
+    "amount_fen": pl.Int64,
+    "paid_on": pl.Date,
+    "coverage_year": pl.Int32,
+    "ticket_no": pl.Utf8,
+    "channel": pl.Utf8,
+}
+
+
+class CaseFileError(Exception):
+    """A case file says something the runner cannot read: fix the case, not the engine."""
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    line: int
+    sequence: int  # position among all cases: makes the generated ID number unique
+    name: str
+    year: int
+    region: str
+    person: dict[str, Any]
+    payments: tuple[dict[str, Any], ...]
+    expect: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> str:
+        return f"tests/cases/{self.file}:{self.line}"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@lru_cache(maxsize=None)
+def params_for(year: int, region: str = DEFAULT_REGION) -> Params:
+    return load_params(year, region)
+
+
+def to_fen(yuan: int | float | str | Decimal) -> int:
+    """Yuan as written in a case (400, 399.99) -> integer fen, exactly."""
+    fen = Decimal(str(yuan)) * 100
+    if fen != fen.to_integral_value():
+        raise CaseFileError(f"amount {yuan!r} has more than two decimals")
+    return int(fen)
+
+
+def check_digit(body: str) -> str:
+    """The GB 11643 check character of the first 17 digits of an ID number."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return "10X98765432"[sum(int(digit) * weight for digit, weight in zip(body, weights)) % 11]
+
+
+def make_id_number(birth_date: dt.date, sequence: int) -> str:
+    """A valid 18-character 居民身份证 number for this birth date."""
+    body = f"{AREA_CODE}{birth_date:%Y%m%d}{sequence % 1000:03d}"
+    return body + check_digit(body)
+
+
+def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFrame:
+    """The validated roster of INTERNALS.md from person dicts (keys as the frame's columns)."""
+    records = []
+    for i, row in enumerate(rows):
+        records.append({
+            "coverage_year": coverage_year,
+            "source_file": SOURCE_FILE,
+            "sheet": SHEET,
+            "row_number": FIRST_ROW + i,
+            "name": row.get("name", DEFAULT_NAME),
+            "id_number": row["id_number"],
+            "id_type": ID_TYPE,
+            "birth_date": row["birth_date"],
+            "county": COUNTY,
+            "township": TOWNSHIP,
+            "village": None,
+            "residence_basis": row.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
+            "identity_labels": list(row.get("identity_labels", [])),
+            "subsidy_identified_on": row.get("subsidy_identified_on"),
+            "prev_year_insured": row.get("prev_year_insured"),
+            "special_event": row.get("special_event"),
+            "special_event_date": row.get("special_event_date"),
+            "registered_on": row.get("registered_on"),
+            "extra_columns": "{}",
+        })
+    return pl.DataFrame(records, schema=RESIDENTS_SCHEMA, orient="row") if records \
+        else pl.DataFrame(schema=RESIDENTS_SCHEMA)
+
+
+def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """The validated tax-bureau payments of INTERNALS.md (amount_fen, coverage_year, ticket_no given)."""
+    records = []
+    for i, row in enumerate(rows):
+        records.append({
+            "source_file": SOURCE_FILE,
+            "sheet": SHEET,
+            "row_number": FIRST_ROW + i,
+            "id_number": row["id_number"],
+            "name": row.get("name", DEFAULT_NAME),
+            "amount_fen": row["amount_fen"],
+            "paid_on": row["paid_on"],
+            "coverage_year": row["coverage_year"],
+            "ticket_no": row["ticket_no"],
+            "channel": row.get("channel"),
+        })
+    return pl.DataFrame(records, schema=PAYMENTS_SCHEMA, orient="row") if records \
+        else pl.DataFrame(schema=PAYMENTS_SCHEMA)
+
+
+def _date_or_none(case_name: str, key: str, value: Any) -> dt.date | None:
+    if value == "":
+        return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    raise CaseFileError(f"case {case_name!r}: {key} must be a TOML date or \"\", got {value!r}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _case_lines(text: str) -> list[int]:
+    return [i + 1 for i, line in enumerate(text.splitlines()) if line.strip() == "[[case]]"]
+
+
+def _check_case(file: str, raw: dict[str, Any]) -> None:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise CaseFileError(f"{file}: a case has no name")
+    unknown = set(raw) - {"name", "year", "region", "person", "payments", "expect"}
+    if unknown:
+        raise CaseFileError(f"{file}: case {name!r} has unknown key(s) {sorted(unknown)}")
+    if not isinstance(raw.get("year"), int):
+        raise CaseFileError(f"{file}: case {name!r} needs an integer year")
+    person = raw.get("person", {})
+    if not isinstance(person, dict) or set(person) - PERSON_KEYS:
+        raise CaseFileError(f"{file}: case {name!r}: unknown person field(s) {sorted(set(person) - PERSON_KEYS)}")
+    for key in PERSON_DATE_KEYS & set(person):
+        _date_or_none(name, f"person.{key}", person[key])
+    if "prev_year_insured" in person and not isinstance(person["prev_year_insured"], bool):
+        raise CaseFileError(f"{file}: case {name!r}: prev_year_insured must be true or false")
+    payments = raw.get("payments", [])
+    if not isinstance(payments, list):
+        raise CaseFileError(f"{file}: case {name!r}: payments must be a list of tables")
+    for p in payments:
+        if not isinstance(p, dict) or set(p) - PAYMENT_KEYS or not {"amount", "paid_on"} <= set(p):
+            raise CaseFileError(f"{file}: case {name!r}: a payment needs amount and paid_on, and only {sorted(PAYMENT_KEYS)}")
+        _date_or_none(name, "paid_on", p["paid_on"])
+        to_fen(p["amount"])
+    expect = raw.get("expect")
+    if not isinstance(expect, dict) or not expect:
+        raise CaseFileError(f"{file}: case {name!r} expects nothing")
+    if set(expect) - EXPECT_KEYS:
+        raise CaseFileError(f"{file}: case {name!r}: unknown expect field(s) {sorted(set(expect) - EXPECT_KEYS)}")
+    if "tier" in expect and expect["tier"] not in TIERS:
+        raise CaseFileError(f"{file}: case {name!r}: tier must be one of {TIERS}")
+    if "rule_id" in expect and expect["rule_id"] not in RULE_IDS:
+        raise CaseFileError(f"{file}: case {name!r}: unknown rule_id {expect['rule_id']!r}")
+    if "status" in expect and expect["status"] not in STATUSES:
+        raise CaseFileError(f"{file}: case {name!r}: status must be one of {STATUSES}")
+    if "enrolled" in expect and not isinstance(expect["enrolled"], bool):
+        raise CaseFileError(f"{file}: case {name!r}: enrolled must be true or false")
+    for key in EXPECT_DATES:
+        if key in expect:
+            _date_or_none(name, f"expect.{key}", expect[key])
+    for key in EXPECT_MONEY:
+        if key in expect:
+            to_fen(expect[key])
+
+
+def load_cases(directory: Path = CASES_DIR) -> list[Case]:
+    cases: list[Case] = []
+    for path in sorted(directory.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise CaseFileError(f"tests/cases/{path.name}: not valid TOML: {e}") from None
+        if set(data) - {"case"}:
+            raise CaseFileError(f"tests/cases/{path.name}: only [[case]] tables are allowed")
+        lines = _case_lines(text)
+        for i, raw in enumerate(data.get("case", [])):
+            _check_case(path.name, raw)
+            cases.append(Case(
+                file=path.name,
+                line=lines[i] if i < len(lines) else 0,
+                sequence=len(cases),
+                name=raw["name"].strip(),
+                year=raw["year"],
+                region=raw.get("region", DEFAULT_REGION),
+                person=dict(raw.get("person", {})),
+                payments=tuple(dict(p) for p in raw.get("payments", [])),
+                expect=dict(raw["expect"]),
+            ))
+    return cases
+
+
+CASES = load_cases()
+
+
+# --------------------------------------------------------------------------- one case -> frames
+
+
+def case_id_number(case: Case) -> str:
+    if case.person.get("id_number"):
+        return str(case.person["id_number"])
+    birth = case.person.get("birth_date") or DEFAULT_BIRTH_DATE
+    return make_id_number(birth, case.sequence)
+
+
+def case_rows(case: Case, params: Params) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The case's person and payments as rows of the validated frames `determine` takes."""
+    person = case.person
+    aliases = params.label_aliases()
+    labels = []
+    for label in person.get("labels", []):
+        if label not in aliases:
+            raise CaseFileError(f"case {case.name!r}: unknown label {label!r} (see policy_params/labels.toml)")
+        labels.append(aliases[label])
+    event = person.get("special_event")
+    if event is not None:
+        events = params.event_aliases()
+        if event not in events:
+            raise CaseFileError(f"case {case.name!r}: unknown special_event {event!r}")
+        event = events[event]
+    if case.year >= 2026 and "prev_year_insured" not in person:
+        raise CaseFileError(f"case {case.name!r}: 上年度参保 (prev_year_insured) is required for {case.year}")
+    id_number = case_id_number(case)
+    name = person.get("name", DEFAULT_NAME)
+    resident = {
+        "name": name,
+        "id_number": id_number,
+        "birth_date": _date_or_none(case.name, "birth_date", person.get("birth_date", DEFAULT_BIRTH_DATE)),
+        "residence_basis": person.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
+        "identity_labels": labels,
+        "subsidy_identified_on": _date_or_none(case.name, "subsidy_identified_on", person.get("subsidy_identified_on", "")),
+        "prev_year_insured": person.get("prev_year_insured"),
+        "special_event": event,
+        "special_event_date": _date_or_none(case.name, "special_event_date", person.get("special_event_date", "")),
+        "registered_on": _date_or_none(case.name, "registered_on", person.get("registered_on", "")),
+    }
+    payments = []
+    for i, p in enumerate(case.payments):
+        paid_on = _date_or_none(case.name, "paid_on", p["paid_on"])
+        payments.append({
+            "id_number": id_number,
+            "name": name,
+            "amount_fen": to_fen(p["amount"]),
+            "paid_on": paid_on,
+            "coverage_year": p.get("coverage_year", case.year),
+            "ticket_no": str(p.get("ticket_no", f"{paid_on:%Y%m%d}{i + 1:012d}")),
+            "channel": p.get("channel"),
+        })
+    return resident, payments
+
+
+def case_frames(case: Case, params: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
+    resident, payments = case_rows(case, params)
+    return build_residents([resident], case.year), build_payments(payments)
+
+
+@lru_cache(maxsize=None)
+def determinations(year: int, region: str) -> pl.DataFrame:
+    """All cases of one year and region through `determine` in one batch (the engine is vectorised)."""
+    from pipeline.rules import determine  # the engine; imported here so the file checks below run without it
+
+    params = params_for(year, region)
+    residents, payments = [], []
+    for case in CASES:
+        if (case.year, case.region) == (year, region):
+            resident, paid = case_rows(case, params)
+            residents.append(resident)
+            payments.extend(paid)
+    from pipeline.reconcile import reconcile  # RULES.md §5, on the same determinations
+
+    determined = collect(determine(build_residents(residents, year), build_payments(payments), params))
+    status = reconcile(determined, params).select("id_number", "status", "amount_diff_fen")
+    return determined.join(status, on="id_number", how="left")
+
+
+def collect(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
+def _shown(value: Any) -> str:
+    return '"" (empty)' if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def mismatches(case: Case, row: dict[str, Any]) -> list[str]:
+    """Every expected field the determination gets wrong, as 'field: expected X, got Y'."""
+    found = []
+    for key, expected in case.expect.items():
+        if key in EXPECT_MONEY:
+            column = EXPECT_MONEY[key]
+            want, got = to_fen(expected), row.get(column)
+            if got != want:
+                found.append(f"{key}: expected {expected} yuan ({want} fen), got {_shown(got)} fen")
+            continue
+        want = _date_or_none(case.name, key, expected) if key in EXPECT_DATES else expected
+        got = row.get(key)
+        if isinstance(got, dt.datetime):
+            got = got.date()
+        if got != want or type(got) is not type(want):
+            found.append(f"{key}: expected {_shown(want)}, got {_shown(got)}")
+    return found
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rule_case(case: Case) -> None:
+    id_number = case_id_number(case)
+    rows = determinations(case.year, case.region).filter(pl.col("id_number") == id_number)
+    assert rows.height == 1, (
+        f"case {case.name!r} ({case.where()}): expected one determination for {id_number}, got {rows.height}"
+    )
+    row = rows.row(0, named=True)
+    wrong = mismatches(case, row)
+    if wrong:
+        pytest.fail(
+            f"case {case.name!r} ({case.where()}), Y={case.year}, region={case.region}\n  "
+            + "\n  ".join(wrong)
+            + f"\n  rule_id: {row.get('rule_id')!r}\n  rule_basis: {row.get('rule_basis')!r}",
+            pytrace=False,
+        )
+
+
+def test_every_case_file_is_there_and_has_cases() -> None:
+    have = {c.file for c in CASES}
+    missing = [f for f in CASE_FILES if f not in have]
+    assert not missing, f"case files missing or empty in tests/cases/: {missing}"
+
+
+def test_case_names_are_unique() -> None:
+    seen: dict[str, str] = {}
+    twice = []
+    for c in CASES:
+        if c.name in seen:
+            twice.append(f"{c.name!r} ({seen[c.name]} and {c.where()})")
+        seen[c.name] = c.where()
+    assert not twice, "case names must be unique (they are the test ids): " + "; ".join(twice)
+
+
+def test_every_case_builds_valid_frames() -> None:
+    """Labels, events, years and regions exist; frames have exactly the INTERNALS.md dtypes."""
+    problems = []
+    for c in CASES:
+        try:
+            residents, payments = case_frames(c, params_for(c.year, c.region))
+        except Exception as e:  # noqa: BLE001 - report every broken case at once
+            problems.append(f"{c.where()} {c.name!r}: {e}")
+            continue
+        assert dict(residents.schema) == RESIDENTS_SCHEMA
+        assert dict(payments.schema) == PAYMENTS_SCHEMA
+        id_number = residents["id_number"][0]
+        assert re.fullmatch(r"\d{17}[\dX]", id_number), id_number
+        assert payments["ticket_no"].n_unique() == payments.height, f"{c.name!r}: duplicate ticket_no"
+    ids = [case_id_number(c) for c in CASES]
+    assert len(set(ids)) == len(ids), "two cases share an ID number; give one an explicit person.id_number"
+    assert not problems, "\n".join(problems)
+
+
+def test_every_case_shows_its_arithmetic() -> None:
+    """STYLE.md: the arithmetic sits in a comment right above each [[case]]."""
+    bare = []
+    for path in sorted(CASES_DIR.glob("*.toml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == "[[case]]" and (i == 0 or not lines[i - 1].lstrip().startswith("#")):
+                bare.append(f"tests/cases/{path.name}:{i + 1}")
+    assert not bare, "cases without an arithmetic comment above them: " + ", ".join(bare)
+
+
+def test_every_rule_id_is_expected_somewhere() -> None:
+    expected = {c.expect["rule_id"] for c in CASES if "rule_id" in c.expect}
+    assert set(RULE_IDS) <= expected, f"rule_ids no case expects: {sorted(set(RULE_IDS) - expected)}"
+
+
+def test_generated_id_numbers_are_valid() -> None:
+    # 11010519491231002X is the worked example of GB 11643-1999.
+    assert check_digit("11010519491231002") == "X"
+    made = make_id_number(dt.date(2008, 2, 29), 7)
+    assert made[:17] == f"{AREA_CODE}20080229007" and made[17] == check_digit(made[:17])
