@@ -62,8 +62,12 @@ def run(
     db: Annotated[Path, typer.Option(help="DuckDB output")] = Path("out/medins.duckdb"),
     out: Annotated[Path, typer.Option(help="directory for the Excel reports")] = Path("out"),
     unmask: Annotated[bool, typer.Option(help="show full ID numbers in the Excel reports")] = False,
+    skip_bad_files: Annotated[bool, typer.Option(help="go on without unreadable files (listed in the summary)")] = False,
+    parse_memory_gb: Annotated[float, typer.Option(help="memory limit of each workbook parser")] = 6.0,
+    parse_timeout: Annotated[float, typer.Option(help="seconds one workbook may take to parse")] = 900.0,
 ) -> None:
     """Run the nightly job for one coverage year (no file arguments: sample_data/)."""
+    from pipeline.io.isolate import ReadLimits
     from pipeline.run import run_night
 
     timings: list[tuple[str, float]] = []
@@ -77,6 +81,8 @@ def run(
 
     result = _guarded(lambda: run_night(
         coverage_year, region, roster or [], payments or [], db, out, unmask=unmask, step=step,
+        skip_bad_files=skip_bad_files,
+        read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
     ), out)
     _print_summary(result, timings)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import ConservationError, InputFileError
-from pipeline.io.excel_in import SheetRead, expand_inputs, read_workbook
+from pipeline.io.excel_in import SheetRead, expand_inputs
+from pipeline.io.isolate import TMP_PREFIX, ReadJob, ReadLimits, clean_leftovers, read_isolated
+from pipeline.io.lock import run_lock
 from pipeline.io.store import publish
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
@@ -116,7 +118,15 @@ def _inputs_json(sheets: pl.DataFrame) -> str:
     return json.dumps(files, ensure_ascii=False, default=str)
 
 
-def run_night(
+def run_night(coverage_year: int, region: str, roster: list[str], payments: list[str], db_path: Path,
+              out_dir: Path, **options) -> RunResult:
+    """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned first."""
+    with run_lock(db_path):
+        clean_leftovers(out_dir)
+        return _run_night(coverage_year, region, roster, payments, db_path, out_dir, **options)
+
+
+def _run_night(
     coverage_year: int,
     region: str,
     roster: list[str],
@@ -128,6 +138,8 @@ def run_night(
     today: dt.date | None = None,
     step: Callable[[str], object] | None = None,
     write_workbooks: bool = True,
+    read_limits: ReadLimits = ReadLimits(),
+    skip_bad_files: bool = False,
 ) -> RunResult:
     """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
     def stage(name: str):
@@ -144,9 +156,11 @@ def run_night(
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
 
     with stage("读取 read"):
-        roster_paths, payment_paths = expand_inputs(roster), expand_inputs(payments)
-        roster_sheets = [s for p in roster_paths for s in read_workbook(p, roster_map, coverage_year)]
-        payment_sheets = [s for p in payment_paths for s in read_workbook(p, payment_map, coverage_year)]
+        jobs = [ReadJob(p, "roster", coverage_year) for p in expand_inputs(roster)]
+        jobs += [ReadJob(p, "payments", coverage_year) for p in expand_inputs(payments)]
+        per_job, skipped_files = read_isolated(jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files)
+        roster_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "roster" for s in sheets]
+        payment_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "payments" for s in sheets]
     with stage("校验 validate"):
         rv = validate_roster(_concat(roster_sheets), params, roster_map, _headers_seen(roster_sheets), today)
         pv = validate_payments(_concat(payment_sheets), payment_map, _headers_seen(payment_sheets), today)
@@ -169,6 +183,7 @@ def run_night(
                             pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]).head(50).to_dicts()
     ]
     warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
+    warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
 
     counts = sheets.select(
         pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),

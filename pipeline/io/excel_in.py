@@ -27,11 +27,10 @@ import fastexcel
 import polars as pl
 
 from pipeline.errors import InputFileError
+from pipeline.io.preflight import check_file
 from pipeline.parse import normalise_text
 from schemas.headers import HeaderMap, normalise_header
 
-ZIP_MAGIC = b"PK\x03\x04"
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Fields whose digits Excel destroys when the cell is a number (15 significant digits).
 TEXT_ONLY_FIELDS = ("id_number", "ticket_no")
 
@@ -89,26 +88,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def check_is_xlsx(path: Path) -> None:
-    """Refuse what is not an .xlsx before a parser sees it, with a reason a person can act on."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise InputFileError(f"无法读取文件 / cannot read file: {path} ({e.strerror})") from None
-    if not head:
-        raise InputFileError(f"文件是空的 / file is empty: {path}")
-    if head.startswith(OLE_MAGIC):
-        raise InputFileError(
-            f"文件是旧版 .xls 或已加密，请用 Excel 另存为 .xlsx 且不设密码 / "
-            f"old .xls or password-protected workbook, save it as .xlsx without a password: {path}"
-        )
-    if not head.startswith(ZIP_MAGIC):
-        raise InputFileError(f"文件不是 .xlsx 工作簿 / not an .xlsx workbook: {path}")
-    if not zipfile.is_zipfile(path):
-        raise InputFileError(f"文件已损坏或不完整 / workbook is truncated or damaged: {path}")
 
 
 def _local(tag: str) -> str:
@@ -283,7 +262,7 @@ def read_sheet(
 
 def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int) -> list[SheetRead]:
     """Every sheet of one workbook; a workbook where no sheet has a header is refused."""
-    check_is_xlsx(path)
+    check_file(path)
     sha = sha256_of(path)
     try:
         first_rows = first_value_rows(path)
