@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tomllib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,11 @@ from typing import Any, Callable, Sequence
 
 import duckdb
 import xlsxwriter
+from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+import schemas
 from pipeline.errors import MedinsError
 from pipeline.io.masking import mask_id, mask_ids_in_text
 from pipeline.params import Params
@@ -37,6 +40,7 @@ EXCEL_CELL_MAX_CHARS = 32_767  # counted in UTF-16 units, as Excel does
 TRUNCATION_MARKER = "…[截断]"
 MAX_COLUMN_WIDTH = 50
 NOT_GIVEN = "未规定"
+CITATION_COLUMN_WIDTH = 60
 
 RECONCILIATION_REPORT = "对账报告_{year}.xlsx"
 FISCAL_REPORT = "财政补助资金测算表_{year}.xlsx"
@@ -52,6 +56,7 @@ STATUS_LABELS = {
 }
 STATUS_ORDER = ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid")
 KIND_LABELS = {"roster": "参保登记花名册", "payments": "税务缴费明细"}
+RUN_STATUS_LABELS = {"completed": "已完成", "failed": "失败"}
 REGION_LABELS = {"jiangxi": "江西省", "jingdezhen": "景德镇市", "yichun": "宜春市"}
 
 PARAMETER_LABELS = {
@@ -107,10 +112,12 @@ def fit_cell_text(text: str) -> tuple[str, bool]:
     if len(text) * 2 <= EXCEL_CELL_MAX_CHARS or _utf16_len(text) <= EXCEL_CELL_MAX_CHARS:
         return text, False
     room = EXCEL_CELL_MAX_CHARS - _utf16_len(TRUNCATION_MARKER)
-    cut = text[:room]
-    while _utf16_len(cut) > room:  # astral characters take two UTF-16 units
-        cut = cut[:-1]
-    return cut + TRUNCATION_MARKER, True
+    units = 0
+    for i, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1  # astral characters take two UTF-16 units
+        if units > room:
+            return text[:i] + TRUNCATION_MARKER, True
+    return text, False
 
 
 def excel_serial(value: dt.date | dt.datetime) -> float:
@@ -141,6 +148,7 @@ class Column:
 _TEXT_KINDS = frozenset({"text", "id", "free", "tier", "status", "status_change", "kind"})
 _NUMBER_FORMATS = {"money": "#,##0.00", "count": "#,##0", "date": "yyyy-mm-dd",
                    "datetime": "yyyy-mm-dd hh:mm:ss", "rate": "0.00%", "year": "0"}
+_BOOL_LABELS = {"True": "是", "False": "否"}
 _STATUS_CHANGE_MISSING = {"previous": "(上次无此人)", "current": "(已不在花名册)"}
 
 
@@ -149,35 +157,46 @@ class _Formats:
     header: Any
     title: Any
     note: Any
+    value_text: Any
+    top: Any
     wrap: Any
     link: Any
     plain: Any
     number: dict[str, Any]
-    subtotal_text: Any
-    subtotal_number: dict[str, Any]
-    total_text: Any
-    total_number: dict[str, Any]
+    # fiscal table rows by kind: (text format, number formats, 未规定 format)
+    row_styles: dict[str, tuple[Any, dict[str, Any], Any]]
+
+
+_NUMBER_ALIGNMENT = {"date": {"align": "center"}, "datetime": {"align": "center"}}
+_RIGHT_INDENTED = {"align": "right", "indent": 1}  # keeps a number off the next column's text
 
 
 def _make_formats(wb: Workbook) -> _Formats:
     def numbers(extra: dict) -> dict[str, Any]:
-        return {k: wb.add_format({"num_format": f, **extra}) for k, f in _NUMBER_FORMATS.items()}
+        return {k: wb.add_format({"num_format": f, **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
+                for k, f in _NUMBER_FORMATS.items()}
 
-    subtotal = {"bold": True, "bg_color": "#EDEDED"}
-    total = {"bold": True, "bg_color": "#FFF2CC", "top": 1}
+    def row_style(extra: dict) -> tuple[Any, dict[str, Any], Any]:
+        return (wb.add_format(extra) if extra else None, numbers(extra),
+                wb.add_format({**extra, "align": "center", "font_color": "#7F7F7F"}))
+
     return _Formats(
         header=wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1,
                               "align": "center", "valign": "vcenter", "text_wrap": True}),
         title=wb.add_format({"bold": True, "font_size": 14}),
-        note=wb.add_format({"font_color": "#595959"}),
+        note=wb.add_format({"font_color": "#595959", "indent": 1}),
+        value_text=wb.add_format({"align": "right", "indent": 1}),
+        top=wb.add_format({"valign": "top"}),
         wrap=wb.add_format({"text_wrap": True, "valign": "top"}),
         link=wb.add_format({"font_color": "#0563C1", "underline": 1}),
         plain=wb.add_format({}),
         number=numbers({}),
-        subtotal_text=wb.add_format(subtotal),
-        subtotal_number=numbers(subtotal),
-        total_text=wb.add_format(total),
-        total_number=numbers(total),
+        row_styles={
+            "township": row_style({}),
+            "township_all_tiers": row_style({"bg_color": "#F2F2F2"}),
+            "county": row_style({"bold": True, "bg_color": "#D9D9D9"}),
+            "total": row_style({"bold": True, "bg_color": "#FFF2CC", "top": 1}),
+        },
     )
 
 
@@ -197,24 +216,20 @@ def _prepare_text(values: Sequence[Any], kind: str, unmask: bool, stats: _Stats)
         values = [None if v is None else STATUS_LABELS.get(v, v) for v in values]
     elif kind == "kind":
         values = [None if v is None else KIND_LABELS.get(v, v) for v in values]
-    out: list[str | None] = []
-    append = out.append
-    limit = EXCEL_CELL_MAX_CHARS // 2
-    for v in values:
-        if v is None or v == "":
-            append(None)
-            continue
-        v = str(v)
-        if len(v) > limit:
-            v, cut = fit_cell_text(v)
-            stats.truncated_cells += cut
-        append(v)
+    out = [None if v is None or v == "" else v if v.__class__ is str else str(v) for v in values]
+    if max(map(len, filter(None, out)), default=0) > EXCEL_CELL_MAX_CHARS // 2:
+        for i, v in enumerate(out):
+            if v is not None:
+                out[i], cut = fit_cell_text(v)
+                stats.truncated_cells += cut
     return out
 
 
 def _prepare_number(values: Sequence[Any], kind: str) -> list[float | None]:
+    """Numbers as floats; dates as Excel serial numbers (the SQL may already give serials)."""
     if kind in ("date", "datetime"):
-        return [None if v is None else excel_serial(v) for v in values]
+        return [None if v is None else excel_serial(v) if isinstance(v, dt.date) else float(v)
+                for v in values]
     return [None if v is None else float(v) for v in values]
 
 
@@ -223,7 +238,16 @@ def _content_width(values: Sequence[Any], kind: str) -> int:
     if not present:
         return 0
     if kind in _TEXT_KINDS:
-        return max(map(display_width, set(present)))
+        # display_width(s) lies between len(s) and 2 * len(s): measure the longest
+        # text, then only texts that could still be wider (cheap on 200,000 names).
+        distinct = set(present)
+        best = display_width(max(distinct, key=len))
+        for text in distinct:
+            if 2 * len(text) > best:
+                best = max(best, display_width(text))
+                if best >= MAX_COLUMN_WIDTH:
+                    break
+        return best
     if kind in ("date",):
         return 10
     if kind == "datetime":
@@ -264,6 +288,136 @@ def _write_column(ws: Worksheet, col: int, values: Sequence[Any], kind: str,
                 write(r, col, v, fmt)
 
 
+@dataclass
+class _BulkColumn:
+    values: list[Any]  # shared-string index (text) or float (number); None: empty cell
+    is_text: bool
+    cell_format: Any
+
+
+class BulkListWorksheet(Worksheet):
+    """A worksheet whose data rows are kept as columns and written in one pass at save time.
+
+    xlsxwriter keeps one Python object per cell and turns each into XML through
+    several calls: for a 200,000-row list that is most of the run time. Here the
+    rows below the header hold column lists (shared-string indices or numbers)
+    and become the same <row>/<c> XML xlsxwriter writes; a test checks the
+    bytes are identical to writing every cell with write_string/write_number.
+    Cells written through the ordinary API (the header, the odd rich string)
+    are merged in.
+    """
+
+    _bulk: list[_BulkColumn] | None = None
+    _bulk_first_row = 1
+
+    def set_bulk_columns(self, columns: list[_BulkColumn], first_row: int = 1) -> None:
+        self._bulk, self._bulk_first_row = columns, first_row
+        for c, column in enumerate(columns):
+            present = [i for i in (_first_present(column.values), _last_present(column.values))
+                       if i is not None]
+            for i in present:
+                self._check_dimensions(first_row + i, c)
+
+    def _write_rows(self) -> None:
+        if not self._bulk:
+            super()._write_rows()
+            return
+        first, table, fh, columns = self._bulk_first_row, self.table, self.fh, self._bulk
+        n_rows = max(len(col.values) for col in columns)
+        spans = self._bulk_spans()
+        span_attr = {block: f' spans="{span}"' for block, span in spans.items()}
+
+        for row_num in sorted(r for r in table if table[r] and r < first):
+            self._write_row(row_num, spans.get(row_num >> 4))
+            for col_num in sorted(table[row_num]):
+                self._write_cell(row_num, col_num, table[row_num][col_num])
+            self._xml_end_tag("row")
+
+        # Formats get their index in the order xlsxwriter would meet them: row by row.
+        formats = [col.cell_format if col.cell_format is not None or c not in self.col_info
+                   else self.col_info[c].column_format for c, col in enumerate(columns)]
+        order = sorted((i, c) for c, col in enumerate(columns)
+                       if (i := _first_present(col.values)) is not None)
+        xf = {c: formats[c]._get_xf_index() for _, c in order if formats[c] is not None}
+
+        # One str.format per row: {0} row number, {1} spans, {2..} the column values.
+        cell_templates = []
+        for c, col in enumerate(columns):
+            style = f' s="{xf[c]}"' if c in xf else ""
+            if col.is_text:
+                cell_templates.append(f'<c r="{xl_col_to_name(c)}{{0}}"{style} t="s"><v>{{{c + 2}}}</v></c>')
+            else:
+                cell_templates.append(f'<c r="{xl_col_to_name(c)}{{0}}"{style}><v>{{{c + 2}:.16G}}</v></c>')
+        row_formatters: dict[tuple[bool, ...], Callable[..., str] | None] = {}
+
+        def row_formatter(present: tuple[bool, ...]) -> Callable[..., str] | None:
+            if present not in row_formatters:
+                cells = "".join(t for t, p in zip(cell_templates, present) if p)
+                row_formatters[present] = ('<row r="{0}"{1}>' + cells + "</row>").format if cells else None
+            return row_formatters[present]
+
+        full_row = row_formatter((True,) * len(columns))
+        padded = [col.values if len(col.values) == n_rows else
+                  list(col.values) + [None] * (n_rows - len(col.values)) for col in columns]
+        out: list[str] = []
+        for row_num, values in enumerate(zip(*padded), first):
+            if row_num in table and table[row_num]:
+                fh.write("".join(out))
+                out.clear()
+                self._write_mixed_row(row_num, values, cell_templates, spans.get(row_num >> 4))
+                continue
+            fmt = full_row if None not in values else row_formatter(tuple(v is not None for v in values))
+            if fmt is not None:
+                out.append(fmt(row_num + 1, span_attr.get(row_num >> 4, ""), *values))
+                if len(out) >= 4096:
+                    fh.write("".join(out))
+                    out.clear()
+        fh.write("".join(out))
+
+    def _write_mixed_row(self, row_num: int, values: tuple, cell_templates: list[str],
+                         span: str | None) -> None:
+        self._write_row(row_num, span)
+        cells = self.table[row_num]
+        for col_num, (value, template) in enumerate(zip(values, cell_templates)):
+            if col_num in cells:
+                self._write_cell(row_num, col_num, cells[col_num])
+            elif value is not None:
+                self.fh.write(template.format(row_num + 1, "", *values))
+        self._xml_end_tag("row")
+
+    def _bulk_spans(self) -> dict[int, str]:
+        """xlsxwriter's <row spans>: first:last used column (1-based) per block of 16 rows."""
+        first = self._bulk_first_row
+        low: dict[int, int] = {}
+        high: dict[int, int] = {}
+
+        def note(block: int, col: int) -> None:
+            if block not in low or col < low[block]:
+                low[block] = col
+            if block not in high or col > high[block]:
+                high[block] = col
+
+        for c, col in enumerate(self._bulk):
+            if col.values and None not in col.values:
+                blocks = range(first >> 4, ((first + len(col.values) - 1) >> 4) + 1)
+            else:
+                blocks = {(first + i) >> 4 for i, v in enumerate(col.values) if v is not None}
+            for block in blocks:
+                note(block, c)
+        for row_num, cells in self.table.items():
+            for c in cells:
+                note(row_num >> 4, c)
+        return {b: f"{low[b] + 1}:{high[b] + 1}" for b in low}
+
+
+def _first_present(values: Sequence[Any]) -> int | None:
+    return next((i for i, v in enumerate(values) if v is not None), None)
+
+
+def _last_present(values: Sequence[Any]) -> int | None:
+    return next((i for i in range(len(values) - 1, -1, -1) if values[i] is not None), None)
+
+
 def _set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequence[int],
                        n_rows: int, fmts: _Formats) -> None:
     for c, (column, width) in enumerate(zip(columns, widths)):
@@ -280,10 +434,12 @@ def _set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequenc
 
 def write_list(wb: Workbook, fmts: _Formats, base_name: str, columns: Sequence[Column],
                rows: Sequence[tuple], *, unmask: bool, max_rows_per_sheet: int,
-               stats: _Stats) -> list[str]:
+               stats: _Stats, bulk: bool = True) -> list[str]:
     """Write one exception list; past `max_rows_per_sheet` rows it continues on 名称(2), (3)...
 
-    Returns the sheet names used. Work is linear in the cells: one pass per column.
+    Returns the sheet names used. Work is linear in the cells: one pass per
+    column. `bulk=False` writes cell by cell through xlsxwriter's public API
+    (same bytes, much slower; kept as the reference the test compares against).
     """
     raw_columns = list(zip(*rows)) if rows else [() for _ in columns]
     prepared = [
@@ -298,18 +454,48 @@ def write_list(wb: Workbook, fmts: _Formats, base_name: str, columns: Sequence[C
     for part, start in enumerate(range(0, max(n, 1), max_rows_per_sheet)):
         name = base_name if part == 0 else f"{base_name}({part + 1})"
         end = min(n, start + max_rows_per_sheet)
-        ws = wb.add_worksheet(name)
-        _set_up_list_sheet(ws, columns, widths, end - start, fmts)
-        for c, (col, values) in enumerate(zip(columns, prepared)):
-            _write_column(ws, c, values[start:end], col.kind, fmts)
+        if bulk:
+            ws = wb.add_worksheet(name, worksheet_class=BulkListWorksheet)
+            _set_up_list_sheet(ws, columns, widths, end - start, fmts)
+            ws.set_bulk_columns([_bulk_column(ws, c, values[start:end], col.kind, fmts)
+                                 for c, (col, values) in enumerate(zip(columns, prepared))])
+        else:
+            ws = wb.add_worksheet(name)
+            _set_up_list_sheet(ws, columns, widths, end - start, fmts)
+            for c, (col, values) in enumerate(zip(columns, prepared)):
+                _write_column(ws, c, values[start:end], col.kind, fmts)
         names.append(name)
     return names
+
+
+def _bulk_column(ws: BulkListWorksheet, col: int, values: Sequence[Any], kind: str,
+                 fmts: _Formats, first_row: int = 1) -> _BulkColumn:
+    """Register a column's texts as shared strings (in the order write_string would)."""
+    if kind not in _TEXT_KINDS:
+        return _BulkColumn(list(values), False, fmts.number[kind])
+    index = ws.str_table._get_shared_string_index
+    if not any(v is not None and v[0] == "<" and _is_rich_string_lookalike(v) for v in values):
+        return _BulkColumn([None if v is None else index(v) for v in values], True, None)
+    out: list[int | None] = []
+    for r, v in enumerate(values, first_row):  # in order, so the shared strings keep their order
+        if v is not None and _is_rich_string_lookalike(v):
+            ws.write_rich_string(r, col, fmts.plain, v[:3], fmts.plain, v[3:])
+            out.append(None)
+        else:
+            out.append(None if v is None else index(v))
+    return _BulkColumn(out, True, None)
 
 
 # --- reading ---------------------------------------------------------------------
 
 def _money(expr: str) -> str:
     return f"CAST({expr} AS DOUBLE)"
+
+
+def _excel_date(expr: str) -> str:
+    """A DATE as Excel's serial day number, computed by DuckDB (cheaper than per-cell Python)."""
+    return (f"(date_diff('day', DATE '{_EXCEL_EPOCH}', {expr})"
+            f" - CASE WHEN {expr} < DATE '{_FIRST_TRUE_EXCEL_DATE}' THEN 1 ELSE 0 END)")
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[tuple]:
@@ -347,7 +533,7 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int) -
                           "run `medins run` first")
     run = _Run(*rows[0])
     if run.coverage_year is not None and run.coverage_year != coverage_year:
-        raise ReportError(f"运行 {run_id} 属于{run.coverage_year}年度,不是{coverage_year}年度 / run "
+        raise ReportError(f"运行 {run_id} 属于{run.coverage_year}年度，不是{coverage_year}年度 / run "
                           f"'{run_id}' is for coverage year {run.coverage_year}, not {coverage_year}")
     for table in _REPORTED_TABLES:
         other = _fetch(con, f"SELECT count(*) FROM {table} WHERE coverage_year = ? "
@@ -372,7 +558,7 @@ def _person_list(con, coverage_year: int, status: str, params: Params) -> list[t
     return _fetch(con, f"""
         SELECT r.name, r.id_number, r.county, r.township, r.village, r.tier,
                {_money('r.individual_due')}, {_money('r.net_paid')}, {_money('r.amount_diff')},
-               r.n_payments, r.last_paid_on, COALESCE(r.refund_basis, {basis_sql})
+               r.n_payments, {_excel_date('r.last_paid_on')}, COALESCE(r.refund_basis, {basis_sql})
         FROM reconciliation r
         WHERE r.coverage_year = ? AND r.status = ?
         ORDER BY r.county, r.township, r.village, r.name, r.id_number""",
@@ -408,17 +594,14 @@ STATUS_CHANGE_COLUMNS = (
 
 def _id_column_names() -> frozenset[str]:
     """Headers (and the field name) under which a rejected raw value is an ID number."""
-    import tomllib
-
-    path = Path(__file__).resolve().parents[2] / "schemas" / "headers.toml"
-    names = {"id_number"}
+    names = {"id_number", "证件号码", "公民身份号码", "身份证号码", "身份证号", "缴费人证件号码"}
     try:
-        with path.open("rb") as f:
+        with (Path(schemas.__file__).parent / "headers.toml").open("rb") as f:
             data = tomllib.load(f)
         for kind in ("roster", "payments"):
             names.update(data[kind]["fields"]["id_number"]["aliases"])
     except (OSError, KeyError, tomllib.TOMLDecodeError):
-        names.update({"证件号码", "公民身份号码", "身份证号码", "身份证号", "缴费人证件号码"})
+        pass  # the built-in spellings above still apply
     return frozenset(names)
 
 
@@ -432,8 +615,16 @@ def _rejected_rows(con, coverage_year: int, unmask: bool) -> list[tuple]:
     id_columns = _id_column_names()
     # A raw value under an ID header is masked whole (it may be a mangled ID the
     # free-text pattern would not recognise, such as 3.60222199001012E+17).
-    return [r[:5] + (mask_id(r[5]),) + r[6:] if r[4] in id_columns and r[5] is not None else r
-            for r in rows]
+    return [r[:5] + (mask_id(r[5]),) + r[6:] if r[5] is not None and _is_id_column(r[4], id_columns)
+            else r for r in rows]
+
+
+def _is_id_column(column: str | None, id_columns: frozenset[str]) -> bool:
+    """`证件号码`, `证件号码*` (a template's required marker), `公民身份号码 ` ... or `id_number`."""
+    if not column:
+        return False
+    name = unicodedata.normalize("NFKC", column).strip().rstrip("*").strip()
+    return name in id_columns or "证件号" in name or "身份证" in name or "身份号码" in name
 
 
 def _status_change_rows(con, run_id: str) -> list[tuple]:
@@ -502,8 +693,12 @@ def _summary_figures(con, coverage_year: int) -> dict[str, Any]:
 
 
 def _write_chart_data(wb: Workbook, fmts: _Formats, con, coverage_year: int,
-                      figures: dict[str, Any]) -> tuple[Worksheet, dict[str, tuple[int, int]]]:
-    """The tables behind the charts, on their own sheet; returns each table's first/last data row."""
+                      figures: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], int]:
+    """The tables behind the charts, on their own sheet.
+
+    Returns each table's first and last data row, and the column holding the
+    township bars' labels.
+    """
     ws = wb.add_worksheet("图表数据")
     townships = _fetch(con, """
         SELECT county, township, count(*), count(*) FILTER (WHERE enrolled)
@@ -516,7 +711,7 @@ def _write_chart_data(wb: Workbook, fmts: _Formats, con, coverage_year: int,
         FROM reconciliation WHERE coverage_year = ?
         GROUP BY county ORDER BY county""", [coverage_year])
     ranges: dict[str, tuple[int, int]] = {}
-    widths = [0] * 5
+    widths = [0] * 6
     row = 0
 
     def table(key: str, title: str, headers: Sequence[str], kinds: Sequence[str],
@@ -539,10 +734,15 @@ def _write_chart_data(wb: Workbook, fmts: _Formats, con, coverage_year: int,
         ranges[key] = (row + 2, row + 1 + len(rows))
         row += len(rows) + 4
 
+    # With several counties the chart labels a bar "county township" (a two-level
+    # axis prints the county names sideways and unreadable).
+    several_counties = len({c for c, *_ in townships}) > 1
     table("township", "按乡镇(街道)参保情况",
-          ("县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数", "参保率"),
-          ("text", "text", "count", "count", "rate"),
-          [(c, t, n, e, e / n if n else None) for c, t, n, e in townships])
+          ("县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数", "参保率")
+          + (("图表标签",) if several_counties else ()),
+          ("text", "text", "count", "count", "rate", "text"),
+          [(c, t, n, e, e / n if n else None) + ((f"{c} {t}",) if several_counties else ())
+           for c, t, n, e in townships])
     table("status", "按对账状态人数", ("对账状态", "人数"), ("text", "count"),
           [(STATUS_LABELS[s], figures["by_status"].get(s, 0)) for s in STATUS_ORDER])
     table("county", "按县(市、区)缴费情况(元)",
@@ -552,34 +752,36 @@ def _write_chart_data(wb: Workbook, fmts: _Formats, con, coverage_year: int,
         ws.set_column(c, c, min(MAX_COLUMN_WIDTH, w))
     ws.set_paper(9)
     ws.fit_to_pages(1, 0)
-    return ws, ranges
+    return ranges, 5 if several_counties else 1
 
 
 def _add_charts(wb: Workbook, summary: Worksheet, ranges: dict[str, tuple[int, int]],
-                n_counties: int) -> None:
+                township_label_col: int, township_row: int) -> None:
+    """Status counts and money by county beside the key figures; the township
+    rates below them, full width, as tall as the townships need (a county has
+    dozens, and squeezing them beside the figures shrank the printed page)."""
     data = "'图表数据'"
     font = {"name": "宋体"}
+    status_row, county_row = 2, 18
 
     first, last = ranges["township"]
     if last >= first:
         n = last - first + 1
         chart = wb.add_chart({"type": "bar"})
-        categories = ([data, first, 0, last, 1] if n_counties > 1 else [data, first, 1, last, 1])
+        categories = [data, first, township_label_col, last, township_label_col]
         chart.add_series({
             "name": "参保率", "categories": categories, "values": [data, first, 4, last, 4],
-            "fill": {"color": "#4472C4"}, "gap": 60,
-            "data_labels": {"value": True, "num_format": "0.0%", "font": font},
+            "fill": {"color": "#4472C4"}, "gap": 50,
+            "data_labels": {"value": True, "num_format": "0.0%", "position": "inside_end",
+                            "font": {**font, "color": "#FFFFFF", "bold": True}},
         })
         chart.set_title({"name": "各乡镇(街道)参保率", "name_font": {**font, "size": 12}})
         chart.set_x_axis({"num_format": "0%", "min": 0, "max": 1, "num_font": font,
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
-        chart.set_y_axis({"reverse": True, "num_font": font})
+        chart.set_y_axis({"reverse": True, "crossing": "max", "num_font": font})
         chart.set_legend({"none": True})
-        chart.set_size({"width": 560, "height": max(300, 70 + 26 * n)})
-        summary.insert_chart(2, 4, chart)
-        status_row = 2 + max(300, 70 + 26 * n) // 20 + 2
-    else:
-        status_row = 2
+        chart.set_size({"width": 1000, "height": max(300, 80 + 22 * n)})
+        summary.insert_chart(township_row, 0, chart)
 
     first, last = ranges["status"]
     chart = wb.add_chart({"type": "column"})
@@ -610,12 +812,13 @@ def _add_charts(wb: Workbook, summary: Worksheet, ranges: dict[str, tuple[int, i
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
         chart.set_legend({"position": "bottom", "font": font})
         chart.set_size({"width": 560, "height": 300})
-        summary.insert_chart(status_row + 17, 4, chart)
+        summary.insert_chart(county_row, 4, chart)
 
 
 def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year: int,
                    params: Params, figures: dict[str, Any], lists: list[tuple[str, list[str], int]],
-                   stats: _Stats, unmask: bool) -> None:
+                   stats: _Stats, unmask: bool) -> int:
+    """Key figures and the list of lists; returns the first free row below them."""
     region = run.region or params.region
     roster, enrolled = figures["roster"], figures["enrolled"]
     items: list[tuple[str, Any, str, str]] = [
@@ -624,14 +827,14 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
         ("地区", f"{REGION_LABELS.get(region, region)} ({region})", "text", ""),
         ("运行开始时间", run.started_at, "datetime", ""),
         ("运行结束时间", run.finished_at, "datetime", ""),
-        ("运行状态", run.status, "text", ""),
-        ("读取行数", run.rows_read, "count", "接收 + 校验未通过 + 跳过"),
+        ("运行状态", RUN_STATUS_LABELS.get(run.status, run.status), "text", ""),
+        ("读取行数", run.rows_read, "count", "= 接收 + 校验未通过 + 跳过"),
         ("接收行数", run.rows_accepted, "count", ""),
         ("校验未通过行数", run.rows_rejected, "count", "明细见「校验未通过」"),
         ("跳过行数", run.rows_skipped, "count", "空行、合计/制表人等表尾行、完全重复行"),
         ("花名册人数", roster, "count", "参保登记花名册中校验通过的人数"),
         ("参保人数", enrolled, "count", ""),
-        ("参保率", enrolled / roster if roster else None, "rate", "参保人数 / 花名册人数"),
+        ("参保率", enrolled / roster if roster else None, "rate", "参保人数 ÷ 花名册人数"),
     ]
     for status in STATUS_ORDER:
         items.append((f"{STATUS_LABELS[status]}人数", figures["by_status"].get(status, 0), "count", ""))
@@ -643,7 +846,7 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
         ("无登记缴费笔数", figures["n_unmatched"], "count", "证件号码不在花名册或花名册行未通过校验"),
         ("无登记缴费金额(元)", figures["unmatched_amount"], "money", ""),
         ("被截断的单元格数", stats.truncated_cells, "count",
-         f"超过{EXCEL_CELL_MAX_CHARS:,}字符的单元格已截断,以「{TRUNCATION_MARKER}」结尾"),
+         f"超过{EXCEL_CELL_MAX_CHARS:,}字符的单元格已截断，以「{TRUNCATION_MARKER}」结尾"),
         ("证件号码", "未脱敏(--unmask)" if unmask else "已脱敏", "text",
          "" if unmask else "仅显示前6位和后4位"),
     ]
@@ -656,7 +859,7 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
         if value is None:
             pass
         elif kind == "text":
-            summary.write_string(row, 1, str(value))
+            summary.write_string(row, 1, str(value), fmts.value_text)
         elif kind == "datetime":
             summary.write_number(row, 1, excel_serial(value), fmts.number["datetime"])
         else:
@@ -673,14 +876,16 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
         row += 1
         summary.write_url(row, 0, f"internal:'{sheets[0]}'!A1", fmts.link, string=name)
         summary.write_number(row, 1, n, fmts.number["count"])
-        summary.write_string(row, 2, "、".join(sheets))
+        summary.write_string(row, 2, "、".join(sheets), fmts.note)
     summary.set_column(0, 0, 22)
-    summary.set_column(1, 1, 24)
+    value_width = max((display_width(str(v)) for _, v, kind, _ in items if kind == "text" and v), default=0)
+    summary.set_column(1, 1, min(MAX_COLUMN_WIDTH, max(24, value_width + 3)))
     summary.set_column(2, 2, 44)
     summary.set_column(3, 3, 2)
     summary.set_landscape()
     summary.set_paper(9)
-    summary.fit_to_pages(1, 1)
+    summary.fit_to_pages(1, 0)
+    return row + 2
 
 
 def _write_reconciliation_workbook(path: Path, con, run: _Run, coverage_year: int, params: Params,
@@ -698,7 +903,7 @@ def _write_reconciliation_workbook(path: Path, con, run: _Run, coverage_year: in
             _ListSpec("多缴应退费", _person_columns("应退金额"),
                       lambda: _person_list(con, coverage_year, "overpaid", params)),
             _ListSpec("无登记缴费", UNMATCHED_COLUMNS, lambda: _fetch(con, f"""
-                SELECT name, id_number, {_money('amount')}, paid_on, ticket_no, reason,
+                SELECT name, id_number, {_money('amount')}, {_excel_date('paid_on')}, ticket_no, reason,
                        source_file, sheet, row_number
                 FROM unmatched_payments WHERE coverage_year = ?
                 ORDER BY source_file, sheet, row_number, ticket_no""", [coverage_year])),
@@ -713,11 +918,10 @@ def _write_reconciliation_workbook(path: Path, con, run: _Run, coverage_year: in
             lists.append((spec.name, sheets, len(rows)))
             del rows
         figures = _summary_figures(con, coverage_year)
-        _, ranges = _write_chart_data(wb, fmts, con, coverage_year, figures)
-        n_counties = _fetch(con, "SELECT count(DISTINCT county) FROM determinations "
-                                 "WHERE coverage_year = ?", [coverage_year])[0][0]
-        _write_summary(summary, fmts, run, coverage_year, params, figures, lists, stats, unmask)
-        _add_charts(wb, summary, ranges, n_counties)
+        ranges, township_label_col = _write_chart_data(wb, fmts, con, coverage_year, figures)
+        free_row = _write_summary(summary, fmts, run, coverage_year, params, figures, lists, stats,
+                                  unmask)
+        _add_charts(wb, summary, ranges, township_label_col, max(free_row, 35))
         summary.activate()
         wb.close()
     finally:
@@ -766,15 +970,11 @@ def _write_fiscal_sheet(wb: Workbook, fmts: _Formats, rows: list[tuple], params:
     widths = [display_width(c.header) + 4 for c in FISCAL_COLUMNS]
     for r, row in enumerate(rows, 1):
         level, values = row[0], row[1:]
-        if level == "total":
-            text_fmt, number_fmts = fmts.total_text, fmts.total_number
-        elif level == "county":
-            text_fmt, number_fmts = fmts.subtotal_text, fmts.subtotal_number
-        else:
-            text_fmt, number_fmts = None, fmts.number
+        style = "township_all_tiers" if level == "township" and values[2] == "all" else level
+        text_fmt, number_fmts, not_given_fmt = fmts.row_styles.get(style, fmts.row_styles["township"])
         for c, (col, v) in enumerate(zip(FISCAL_COLUMNS, values)):
             if c in not_given_columns:
-                ws.write_string(r, c, NOT_GIVEN, text_fmt)
+                ws.write_string(r, c, NOT_GIVEN, not_given_fmt)
                 continue
             if col.kind in _TEXT_KINDS:
                 text = "" if v is None else (TIER_LABELS.get(v, v) if col.kind == "tier" else str(v))
@@ -796,14 +996,14 @@ def _write_fiscal_sheet(wb: Workbook, fmts: _Formats, rows: list[tuple], params:
     share = params.central_share
     critical = params.critical_illness_per_capita_yuan
     notes = [
-        "金额单位:元。财政补助总额 = 参保人数 × 人均财政补助标准"
-        f"({params.fiscal_per_capita_yuan.value}元,{params.fiscal_per_capita_yuan.cite})。",
-        (f"中央财政补助比例:{float(share.value):.0%}({share.cite});地方财政 = 财政补助总额 − 中央财政。"
-         if central_given else f"中央财政补助比例:{NOT_GIVEN}({share.cite}),本年度不拆分中央与地方。"),
-        (f"大病保险人均筹资:{critical.value}元({critical.cite})。" if critical_given
-         else f"大病保险人均筹资:{NOT_GIVEN}({critical.cite})。"),
-        "小计行为各县(市、区)合计,合计行为全部县(市、区)合计;参保率 = 参保人数 / 参保登记人数。",
-        f"数据来自运行 {run.run_id}(开始于 {run.created:%Y-%m-%d %H:%M:%S}),"
+        "金额单位：元。财政补助总额 = 参保人数 × 人均财政补助标准"
+        f"（{params.fiscal_per_capita_yuan.value}元，{params.fiscal_per_capita_yuan.cite}）。",
+        (f"中央财政补助比例：{float(share.value):.0%}（{share.cite}）；地方财政 = 财政补助总额 − 中央财政。"
+         if central_given else f"中央财政补助比例：{NOT_GIVEN}（{share.cite}），本年度不拆分中央与地方。"),
+        (f"大病保险人均筹资：{critical.value}元（{critical.cite}）。" if critical_given
+         else f"大病保险人均筹资：{NOT_GIVEN}（{critical.cite}）。"),
+        "小计行为该县(市、区)合计，合计行为全部县(市、区)合计；参保率 = 参保人数 ÷ 参保登记人数。",
+        f"数据来自运行 {run.run_id}（开始于 {run.created:%Y-%m-%d %H:%M:%S}），"
         f"参数文件 {'、'.join(params.sources)}。",
     ]
     for i, note in enumerate(notes, len(rows) + 2):
@@ -821,16 +1021,23 @@ def _write_parameters_sheet(wb: Workbook, fmts: _Formats, params: Params, stats:
             label = f"特殊情形「{key.split(':', 1)[1]}」参保期限"
         else:
             label = PARAMETER_LABELS.get(key, key)
-        rows.append((label, item["value"], item["citation"], key))
+        value = _BOOL_LABELS.get(item["value"], item["value"])
+        rows.append((label, value, item["citation"], key))
     prepared = [_prepare_text(values, "text", True, stats) for values in zip(*rows)] if rows else \
         [[] for _ in columns]
     widths = [column_width(c.header, _content_width(v, "text")) for c, v in zip(columns, prepared)]
-    widths[2] = max(widths[2], 60)
+    widths[2] = CITATION_COLUMN_WIDTH
     _set_up_list_sheet(ws, columns, widths, len(rows), fmts)
     for c, values in enumerate(prepared):
         for r, v in enumerate(values, 1):
             if v is not None:
-                ws.write_string(r, c, v, fmts.wrap if c == 2 else None)
+                ws.write_string(r, c, v, fmts.wrap if c == 2 else fmts.top)
+    # Neither Excel nor LibreOffice grows a row for wrapped text written by a
+    # program, so the citation's lines are counted here (15 points a line).
+    for r, citation in enumerate(prepared[2] if rows else [], 1):
+        lines = -(-display_width(citation or "") // (CITATION_COLUMN_WIDTH - 2))
+        if lines > 1:
+            ws.set_row(r, 15 * lines)
 
 
 def _write_fiscal_workbook(path: Path, con, run: _Run, coverage_year: int, params: Params) -> None:
