@@ -124,7 +124,7 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
         console.print(f"提示 / warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if len(result.warnings) > 20:
         console.print(f"[yellow]… {len(result.warnings) - 20} more warnings[/]")
-    console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False)
+    console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False, soft_wrap=True)
     console.print(f"数据库 / database: {result.db_path}", highlight=False)
     for p in result.reports:
         console.print(f"报表 / report: {p}", highlight=False)
@@ -141,13 +141,11 @@ def sample(
 ) -> None:
     """Write deterministic, realistically messy sample workbooks."""
     def body():
-        from pipeline.sample import generate_sample
+        from pipeline.sample import main_sample
 
-        return generate_sample(rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files)
+        return main_sample(rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files)
 
-    written = _guarded(body, out)
-    for key, value in written.items():
-        console.print(f"{key}: {value}", highlight=False)
+    console.print(_guarded(body, out), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

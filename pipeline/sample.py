@@ -32,6 +32,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from pipeline.errors import MedinsError, ParamsError
 from pipeline.params import TIER_RANK, Params, load_params
 
 REGION = "jingdezhen"
@@ -199,6 +200,12 @@ CN_DIGITS = "零一二三四五六七八九"
 Cell = tuple[Any, ...] | None  # ("s", text) | ("n", number) | ("d", date, style)
 
 
+class SampleArgumentError(MedinsError, ValueError):
+    """Arguments that cannot make a sample; the CLI shows the message as one line."""
+
+    exit_code = 2
+
+
 # --------------------------------------------------------------------------
 # Small helpers (pure)
 # --------------------------------------------------------------------------
@@ -220,22 +227,19 @@ def add_months(d: dt.date, months: int) -> dt.date:
 
 
 def chinese_yuan(fen: int) -> str:
-    """Amount in Chinese numerals ('四百元'): what a clerk types, no parser takes."""
+    """Amount in Chinese numerals ('三百八十元'): what a clerk types and no parser takes."""
     n = abs(fen) // 100
-    if n == 0:
-        return "零元"
+    if n >= 10_000:
+        raise ValueError(f"amount {n} yuan is beyond the sample's range")
     out, zero = "", False
     for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        digit = n // value % 10 if value < 1000 else n // value
-        if digit:
-            if zero and out:
-                out += "零"
-            out += ("" if (value == 10 and digit == 1 and not out) else CN_DIGITS[digit] if digit < 10
-                    else str(digit)) + unit
-            zero = False
-        elif out:
-            zero = True
-    return ("负" if fen < 0 else "") + out + "元"
+        digit = n // value % 10
+        if digit == 0:
+            zero = bool(out)
+            continue
+        out += ("零" if zero else "") + CN_DIGITS[digit] + unit
+        zero = False
+    return ("负" if fen < 0 else "") + (out or "零") + "元"
 
 
 def _split(total: int, weights: list[float]) -> list[int]:
@@ -283,7 +287,6 @@ def _load_headers() -> dict[str, Any]:
 class _Person:
     name: str
     id_number: str
-    male: bool
     birth: dt.date
     county: County
     township: str
@@ -323,9 +326,10 @@ class _Payment:
 class _Sheet:
     """One worksheet being written top to bottom (constant_memory needs row order)."""
 
-    def __init__(self, gen: _Generator, wb: xlsxwriter.Workbook, file_name: str, name: str,
-                 kind: str, keys: list[str], headers: list[str], titles: list[str]) -> None:
-        self.gen, self.file_name, self.name, self.kind = gen, file_name, name, kind
+    def __init__(self, gen: _Generator, wb: xlsxwriter.Workbook, fmt: dict[str, Format],
+                 file_name: str, name: str, kind: str, keys: list[str], headers: list[str],
+                 titles: list[str]) -> None:
+        self.gen, self.fmt, self.file_name, self.name, self.kind = gen, fmt, file_name, name, kind
         self.ws: Worksheet = wb.add_worksheet(name)
         self.keys = keys
         self.col = {k: i for i, k in enumerate(keys)}
@@ -339,13 +343,13 @@ class _Sheet:
         self.style: dict[str, Any] = {}
         for title in titles:
             if len(keys) > 1:
-                self.ws.merge_range(self.row, 0, self.row, len(keys) - 1, title, gen.fmt["title"])
+                self.ws.merge_range(self.row, 0, self.row, len(keys) - 1, title, fmt["title"])
             else:
-                self.ws.write_string(self.row, 0, title, gen.fmt["title"])
+                self.ws.write_string(self.row, 0, title, fmt["title"])
             self.row += 1
         self.header_row = self.row + 1  # as Excel shows it
         for c, h in enumerate(headers):
-            self.ws.write_string(self.row, c, h, gen.fmt["header"])
+            self.ws.write_string(self.row, c, h, fmt["header"])
         self.ws.set_column(0, len(keys) - 1, 14)
         self.row += 1
 
@@ -354,9 +358,9 @@ class _Sheet:
         """Excel row number the next write lands on."""
         return self.row + 1
 
-    def emit(self, cells: dict[str, Cell], defect: tuple[str, str, str] | None = None) -> int:
+    def emit(self, cells: dict[str, Cell], defect: tuple[str, str, str] | None = None) -> None:
         """Write one data row; record a planted defect (kind, field, raw) with its place."""
-        ws, fmt = self.ws, self.gen.fmt
+        ws, fmt = self.ws, self.fmt
         self.seq += 1
         if SEQ in self.col:
             ws.write_number(self.row, self.col[SEQ], self.seq)
@@ -377,7 +381,6 @@ class _Sheet:
                                      "raw": raw, "what": self.kind})
         self.row += 1
         self.data_rows += 1
-        return self.row
 
     def blank(self) -> None:
         self.row += 1
@@ -402,10 +405,10 @@ class _Generator:
     """Holds the random streams, parameters and running counts of one sample."""
 
     def __init__(self, rows: int, seed: int, coverage_year: int, out_dir: Path,
-                 payment_rows: int | None, roster_files: int, messy: bool,
-                 sheets_per_file: int, numeric_id_rows: list[int] | None) -> None:
+                 payment_rows: int | None, messy: bool, sheets_per_file: int,
+                 numeric_id_rows: list[int] | None) -> None:
         self.rows, self.seed, self.year, self.out_dir = rows, seed, coverage_year, out_dir
-        self.payment_target, self.n_files, self.messy = payment_rows, roster_files, messy
+        self.payment_target, self.messy = payment_rows, messy
         self.n_sheets = sheets_per_file
         self.numeric_id_rows = sorted(set(numeric_id_rows or ()))
         self.p: Params = load_params(coverage_year, REGION)
@@ -415,11 +418,11 @@ class _Generator:
         self.rrng = random.Random(f"medins-sample:{seed}:render")
         self.prng = random.Random(f"medins-sample:{seed}:payments")
         self.issued: set[int] = set()
-        self.ticket_counter = 0
+        self.ticket_counter = self.prng.randrange(10**11, 10**12)
         self.planted: list[dict[str, Any]] = []
         self.cases: Counter[str] = Counter()
-        self.fmt: dict[str, Format] = {}
         self.pay_count = 0
+        self.big = False
 
         p = self.p
         self.YS, self.YE = p.year_start, p.year_end
@@ -433,11 +436,15 @@ class _Generator:
         for names, _, _ in LABEL_MIX:
             for n in names:
                 if n not in self.labels:
-                    raise ValueError(f"labels.toml has no label '{n}' used by pipeline/sample.py")
+                    raise ParamsError(f"labels.toml has no label '{n}' used by pipeline/sample.py")
         self.unknown_labels = [(t, m) for t, m in UNKNOWN_LABELS if t not in self.label_alias_of]
         self.unknown_events = [(t, m) for t, m in UNKNOWN_EVENTS if t not in self.event_alias_of]
+        if not self.unknown_labels or not self.unknown_events:
+            raise ParamsError("labels.toml now accepts every misspelling pipeline/sample.py plants; "
+                              "add new ones to UNKNOWN_LABELS / UNKNOWN_EVENTS")
         events = {name: aliases for name, aliases in p.event_types}
-        self.events = [(ev.name, events.get(ev.name, ()), ev) for ev in p.special_events]
+        self.events = [(ev.name, events.get(ev.name, ())) for ev in p.special_events]
+        self.event_windows = {ev.name: ev for ev in p.special_events}
         self.mix_cum: list[float] = []
         acc = NEWBORN_SHARE
         for _, share, _ in LABEL_MIX:
@@ -446,12 +453,12 @@ class _Generator:
         footer_prefixes = tuple(self.headers["footer"]["prefixes"])
         for text in ("合计", "制表人", "备注"):
             if not text.startswith(footer_prefixes):
-                raise ValueError(f"schemas/headers.toml footer prefixes lack '{text}'")
+                raise ParamsError(f"schemas/headers.toml footer prefixes lack '{text}'")
         self.other_year_standard: dict[int, int] = {}
         for y in (coverage_year - 1, coverage_year + 1):
             try:
                 self.other_year_standard[y] = load_params(y, REGION).fen("individual_standard_yuan") or 0
-            except Exception:  # no parameters for that year: reuse this year's standard
+            except ParamsError:  # no parameters for that year: reuse this year's standard
                 self.other_year_standard[y] = self.standard_fen
 
     # ---------------------------------------------------------------- dates
@@ -529,6 +536,11 @@ class _Generator:
                 best = tier
         return best
 
+    def due_fen(self, label_tier: str, birth: dt.date) -> int:
+        """Individual due = standard - subsidy of the tier (RULES.md §2); newborns are full."""
+        tier = "full" if self.is_full_newborn(birth) else label_tier
+        return self.standard_fen - self.subsidy_fen[tier]
+
     def is_full_newborn(self, birth: dt.date) -> bool:
         p = self.p
         return (birth >= p.newborn_full_from.value
@@ -552,14 +564,16 @@ class _Generator:
                     return body + id_check_digit(body)
         raise RuntimeError(f"no free ID sequence for birth date {birth}")
 
-    def _impossible_birth_id(self, region: str, birth: dt.date, rng: random.Random) -> str:
-        bad = rng.choice((f"{birth.year:04d}0230", f"{birth.year:04d}1301",
-                          f"{birth.year:04d}0431", f"{birth.year:04d}0011"))
-        body = f"{region}{bad}{rng.randint(1, 999):03d}"
+    @staticmethod
+    def impossible_birth_id(id_number: str, rng: random.Random) -> str:
+        """The ID with a birth date no calendar has (30 February, month 13, ...), check digit right."""
+        year = id_number[6:10]
+        bad = rng.choice((f"{year}0230", f"{year}1301", f"{year}0431", f"{year}0011", f"{year}0900"))
+        body = f"{id_number[:6]}{bad}{id_number[14:17]}"
         return body + id_check_digit(body)
 
     @staticmethod
-    def _wrong_check(id_number: str, rng: random.Random) -> str:
+    def wrong_check(id_number: str, rng: random.Random) -> str:
         right = id_number[-1]
         return id_number[:-1] + rng.choice([c for c in "0123456789X" if c != right])
 
@@ -589,8 +603,7 @@ class _Generator:
         shown = tuple(self._label_spelling(n) for n in canonical)
         age = self.age_on_ys(birth)
         ltier = self.label_tier(canonical, age)
-        tier = "full" if self.is_full_newborn(birth) and ltier != "full" else ltier
-        due = self.standard_fen - self.subsidy_fen[tier]
+        due = self.due_fen(ltier, birth)
 
         v = r.random()
         if v < PERMIT_SHARE:
@@ -626,7 +639,7 @@ class _Generator:
 
         event = event_date = None
         if r.random() < SPECIAL_EVENT_SHARE and self.events:
-            name, aliases, _ = r.choice(self.events)
+            name, aliases = r.choice(self.events)
             event = r.choice(aliases) if aliases and r.random() < 0.2 else name
             prev = r.random() < 0.3
 
@@ -634,7 +647,7 @@ class _Generator:
         relation = r.choice(("户主", "配偶", "子", "女", "父亲", "母亲", "孙子", "孙女"))
         remark = r.choice(("", "", "", "", "", "新增", "续保", "外出务工", "本人已确认"))
         return _Person(
-            name=self._name(male), id_number=id_number, male=male, birth=birth, county=county,
+            name=self._name(male), id_number=id_number, birth=birth, county=county,
             township=township, village=village, residence_basis=basis, id_type=id_type,
             labels=canonical, labels_shown=shown, label_tier=ltier, due_fen=due,
             subsidy_identified_on=subsidy_on, prev_year_insured=prev, special_event=event,
@@ -660,10 +673,9 @@ class _Generator:
                         fen, year or self.year, channel, person.county)
 
     def plan_payments(self, person: _Person) -> list[_Payment]:
-        """The person's payments for Y (RULES.md §3, §5 cases), then registration dates."""
+        """The person's payments for Y (the cases of RULES.md §3 and §5), registration adjusted."""
         r, due, std = self.prng, person.due_fen, self.standard_fen
         out: list[_Payment] = []
-        one = dt.timedelta(days=1)
         if person.special_event is not None:
             paid = self._late(r) if r.random() < 0.7 else self._in_period(r)
             if due > 0:
@@ -672,89 +684,93 @@ class _Generator:
             else:
                 person.registered_on = paid
             person.special_event_date = self._event_date(person.special_event, paid)
-        elif due > 0:
-            u = r.random()
-            if u < 0.06:
-                self.cases["unpaid"] += 1
-            elif u < 0.09:
-                part = max(1, (due * r.randint(2, 9) // 10) // 1000) * 1000
-                out.append(self._pay(person, self._in_period(r), min(part, due - 100)))
-                self.cases["underpaid"] += 1
-            elif u < 0.11:
-                first = max(1000, (due * r.randint(3, 7) // 10) // 1000 * 1000)
-                d1 = self._in_period(r)
-                d2 = min(d1 + dt.timedelta(days=r.randint(1, 90)), self.CE + dt.timedelta(days=60))
-                out += [self._pay(person, d1, first), self._pay(person, max(d1, d2), due - first)]
-                self.cases["instalments"] += 1
-            elif u < 0.12:
-                d1 = self._in_period(r)
-                if r.random() < 0.5:  # paid twice, one refunded
-                    d2 = d1 + dt.timedelta(days=r.randint(0, 3))
-                    out += [self._pay(person, d1, due), self._pay(person, d2, due),
-                            self._pay(person, d2 + dt.timedelta(days=r.randint(10, 60)), -due)]
-                else:  # typed three times the amount, the excess refunded
-                    out += [self._pay(person, d1, 3 * due),
-                            self._pay(person, d1 + dt.timedelta(days=r.randint(10, 60)), -2 * due)]
-                self.cases["duplicate_refund"] += 1
-            else:
-                w = r.random()
-                paid = self._boundary(r) if w < 0.03 else self._late(r) if w < 0.11 else self._in_period(r)
-                if person.registered_on is not None and person.birth >= self.CS - 120 * one:
-                    paid = person.registered_on + dt.timedelta(days=r.randint(0, 5))
-                out.append(self._pay(person, paid, due))
-                self.cases["paid_in_full"] += 1
-            if person.label_tier in ("full", "fixed") and out and r.random() < 0.12:
-                # paid the whole standard before the subsidy was identified: a refund case
-                out = [self._pay(person, out[0].paid_on, std)]
-                self._identified_after(person, out[0].paid_on)
-                self.cases["subsidised_paid_standard"] += 1
-        elif person.subsidy_identified_on is not None and r.random() < 0.12:
+            return out
+        if person.subsidy_identified_on is not None and r.random() < 0.12:
+            # paid the whole standard before the subsidy was identified: a refund case
             paid = self._in_period(r)
             out.append(self._pay(person, paid, std))
-            self._identified_after(person, paid)
+            person.subsidy_identified_on = self._identified_after(paid)
             self.cases["subsidised_paid_standard"] += 1
-        if out and out[0].amount_fen > 0 and person.special_event is None:
+        elif due > 0:
+            out = self._owed_payments(person)
+        if out:
             first = min(p.paid_on for p in out)
             if person.registered_on is not None and person.registered_on > first:
                 person.registered_on = first - dt.timedelta(days=r.randint(0, 10))
         return out
 
-    def _identified_after(self, person: _Person, paid: dt.date) -> None:
-        after = self.CE + dt.timedelta(days=1) if self.prng.random() < 0.5 else paid
-        person.subsidy_identified_on = max(after, paid) + dt.timedelta(days=self.prng.randint(0, 40))
+    def _owed_payments(self, person: _Person) -> list[_Payment]:
+        r, due = self.prng, person.due_fen
+        u = r.random()
+        if u < 0.06:
+            self.cases["unpaid"] += 1
+            return []
+        if u < 0.09:
+            part = max(1, due * r.randint(2, 9) // 10 // 1000) * 1000
+            self.cases["underpaid"] += 1
+            return [self._pay(person, self._in_period(r), min(part, due - 100))]
+        if u < 0.11:
+            first = max(1000, due * r.randint(3, 7) // 10 // 1000 * 1000)
+            d1 = self._in_period(r)
+            d2 = max(d1, min(d1 + dt.timedelta(days=r.randint(1, 90)), self.CE + dt.timedelta(days=60)))
+            self.cases["instalments"] += 1
+            return [self._pay(person, d1, first), self._pay(person, d2, due - first)]
+        if u < 0.12:
+            d1 = self._in_period(r)
+            self.cases["duplicate_refund"] += 1
+            if r.random() < 0.5:  # paid twice, one refunded
+                d2 = d1 + dt.timedelta(days=r.randint(0, 3))
+                return [self._pay(person, d1, due), self._pay(person, d2, due),
+                        self._pay(person, d2 + dt.timedelta(days=r.randint(10, 60)), -due)]
+            # typed three times the amount, the excess refunded
+            return [self._pay(person, d1, 3 * due),
+                    self._pay(person, d1 + dt.timedelta(days=r.randint(10, 60)), -2 * due)]
+        w = r.random()
+        paid = self._boundary(r) if w < 0.03 else self._late(r) if w < 0.11 else self._in_period(r)
+        if person.registered_on is not None and person.birth >= self.CS - dt.timedelta(days=120):
+            paid = person.registered_on + dt.timedelta(days=r.randint(0, 5))  # a newborn's parents
+        self.cases["paid_in_full"] += 1
+        return [self._pay(person, paid, due)]
+
+    def _identified_after(self, paid: dt.date) -> dt.date:
+        """A subsidy identified after the payment, half the time after the collection end."""
+        after = max(self.CE + dt.timedelta(days=1), paid) if self.prng.random() < 0.5 else paid
+        return after + dt.timedelta(days=self.prng.randint(0, 40))
 
     def _event_date(self, event_shown: str, anchor: dt.date) -> dt.date:
-        """An event date around the payment: inside, at and past the window (RULES.md §4)."""
+        """An event date around the payment: inside, at and past its window (RULES.md §4)."""
         r = self.prng
-        canonical = self.event_alias_of[event_shown]
-        ev = next(e for n, _, e in self.events if n == canonical)
+        ev = self.event_windows.get(self.event_alias_of.get(event_shown, ""))
+        if ev is None:
+            return anchor - dt.timedelta(days=r.randint(0, 120))
         if ev.window_months:
             k = ev.window_months
             return r.choice((add_months(anchor, -k), add_months(anchor, -k) - dt.timedelta(days=1),
                              anchor - dt.timedelta(days=r.randint(0, 60)), anchor,
-                             anchor + dt.timedelta(days=r.randint(1, 20)),
-                             add_months(anchor, -k - 1)))
+                             anchor + dt.timedelta(days=r.randint(1, 20)), add_months(anchor, -k - 1)))
         n = ev.window_days or 0
         return anchor - dt.timedelta(days=r.choice((0, 1, 30, n - 1, n, n + 1, n + 30, -5)))
 
+    def stranger_payment(self, county: County) -> _Payment:
+        """A payment by someone not on the roster (a relative registered elsewhere, a typo)."""
+        r = self.prng
+        male = r.random() < 0.5
+        birth = dt.date.fromordinal(r.randint(self.YS.replace(year=self.year - 70).toordinal(),
+                                              self.YS.replace(year=self.year - 18).toordinal()))
+        paid = self._in_period(r)
+        self.cases["not_on_roster_payments"] += 1
+        return _Payment(paid, self._ticket(county, paid), self.new_id(county.code, birth, male, r),
+                        self._name(male, r), self.standard_fen, self.year,
+                        r.choices(CHANNELS, cum_weights=CHANNEL_CUM_WEIGHTS)[0], county)
+
     def extra_payments(self, person: _Person) -> list[_Payment]:
-        """Rows the tax export has beside this person's: someone not on the roster, other years."""
+        """Rows the tax export holds beside this person's: strangers, other coverage years."""
         r, out = self.prng, []
         if r.random() < 0.01:
-            male = r.random() < 0.5
-            birth = dt.date.fromordinal(r.randint(self.YS.replace(year=self.year - 70).toordinal(),
-                                                  self.YS.replace(year=self.year - 18).toordinal()))
-            stranger = _Person(self._name(male, r), self.new_id(person.county.code, birth, male, r), male,
-                               birth, person.county, "", "", "", "", (), (), "none", self.standard_fen,
-                               None, True, None, None, None, "", "", "")
-            out.append(self._pay(stranger, self._in_period(r), self.standard_fen))
-            self.cases["not_on_roster_payments"] += 1
-        if r.random() < 0.005:
+            out.append(self.stranger_payment(person.county))
+        if r.random() < 0.005:  # the wrong 费款所属期 picked at the counter or in the app
             year = self.year + r.choice((-1, 1))
-            paid = self._in_period(r)
-            paid = paid.replace(year=paid.year + (year - self.year)) if (paid.month, paid.day) != (2, 29) \
-                else paid - dt.timedelta(days=1)
-            out.append(self._pay(person, paid, self.other_year_standard[year], year))
+            out.append(self._pay(person, self._in_period(r), self.other_year_standard[year], year))
             self.cases["other_year_payments"] += 1
         return out
 
@@ -776,7 +792,8 @@ def _villages(county: County, township: str) -> list[str]:
     r = random.Random(f"villages:{county.code}:{township}")
     names: list[str] = []
     street = township.endswith("街道")
-    while len(names) < r.randint(5, 10) + (3 if street else 0):
+    wanted = r.randint(5, 10) + (3 if street else 0)
+    while len(names) < wanted:
         w = r.random()
         if street:
             name = r.choice(VILLAGE_WORDS) + "社区"
@@ -837,6 +854,7 @@ class _Writer:
         return keys, headers
 
     def sheet_style(self, sh: _Sheet) -> None:
+        """The sheet's habits: its usual date form per column, amount form, 是/否 spelling."""
         r, messy = self.r, self.g.messy
         date_main = {k: (r.choice(DATE_STYLES) if messy else "excel_iso") for k in sh.keys}
         sh.style = {
@@ -845,7 +863,6 @@ class _Writer:
             "yes_no": r.choices(("是否", "YN", "10t", "10n"), cum_weights=(80, 88, 94, 100))[0]
             if messy else "是否",
             "coverage": r.choice(("number", "text", "nian", "range")) if messy else "number",
-            "sep": "、",
         }
 
     # ------------------------------------------------------------ cells
@@ -915,7 +932,7 @@ class _Writer:
         messy, r = self.g.messy, self.r
         name = p.name + (" " if messy and r.random() < 0.01 else "")
         sep = r.choice(LABEL_SEPARATORS) if messy else "、"
-        cells: dict[str, Cell] = {
+        return {
             "name": ("s", name),
             "id_type": ("s", p.id_type),
             "id_number": self.id_cell(p.id_number),
@@ -934,7 +951,6 @@ class _Writer:
             "extra:备注信息": ("s", p.remark) if p.remark else None,
             "extra:与户主关系": ("s", p.relation),
         }
-        return cells
 
     def payment_cells(self, sh: _Sheet, pay: _Payment) -> dict[str, Cell]:
         messy, r = self.g.messy, self.r
@@ -951,53 +967,49 @@ class _Writer:
         }
 
     # ------------------------------------------------------------ defects
-    def roster_defect(self, sh: _Sheet, kind: str, p: _Person,
-                      cells: dict[str, Cell]) -> tuple[str, str, str]:
-        r = self.r
+    def _spoil_id(self, kind: str, id_number: str, cells: dict[str, Cell]) -> str | None:
+        """The three ways an ID arrives broken (RULES.md §6); None for other kinds."""
         if kind == "id_numeric":
-            value = int(p.id_number[:15]) * 1000  # what Excel keeps of an 18-digit number
+            value = int(id_number[:15]) * 1000  # what Excel keeps of an 18-digit number
             cells["id_number"] = ("n", value)
-            return (kind, "id_number", str(value))
+            return str(value)
         if kind == "id_check_digit":
-            text = self.g._wrong_check(p.id_number, r)
-            cells["id_number"] = ("s", text)
-            return (kind, "id_number", text)
-        if kind == "id_birth_date":
-            text = self.g._impossible_birth_id(p.id_number[:6], p.birth, r)
-            cells["id_number"] = ("s", text)
+            text = self.g.wrong_check(id_number, self.r)
+        elif kind == "id_birth_date":
+            text = self.g.impossible_birth_id(id_number, self.r)
             cells["birth_date"] = None
-            return (kind, "id_number", text)
+        else:
+            return None
+        cells["id_number"] = ("s", text)
+        return text
+
+    def roster_defect(self, kind: str, p: _Person, cells: dict[str, Cell]) -> tuple[str, str, str]:
+        """Spoil one roster cell the way kind says; (kind, field, raw value) for the record."""
+        raw = self._spoil_id(kind, p.id_number, cells)
+        if raw is not None:
+            return (kind, "id_number", raw)
         if kind == "required_empty":
-            key = r.choice(("township", "township", "name", "county"))
+            key = self.r.choice(("township", "township", "name", "county"))
             cells[key] = None
             return (kind, key, "")
         if kind == "bad_date":
             text = self.bad_date_text(p.registered_on or self.g.CS)
             cells["registered_on"] = ("s", text)
             return (kind, "registered_on", text)
-        if kind == "unknown_label":
-            text = p.labels_shown[0]
-            return (kind, "identity_labels", text)
+        if kind == "unknown_label":  # the typo is already in the person's labels
+            return (kind, "identity_labels", p.labels_shown[0])
         if kind == "unknown_event":
             return (kind, "special_event", p.special_event or "")
-        raise ValueError(kind)
+        raise ValueError(f"unknown roster defect {kind!r}")
 
-    def payment_defect(self, sh: _Sheet, pay: _Payment, cells: dict[str, Cell]) -> tuple[str, str, str]:
-        r, kind = self.r, pay.defect or ""
-        if kind == "id_numeric":
-            value = int(pay.id_number[:15]) * 1000
-            cells["id_number"] = ("n", value)
-            return (kind, "id_number", str(value))
-        if kind == "id_check_digit":
-            text = self.g._wrong_check(pay.id_number, r)
-            cells["id_number"] = ("s", text)
-            return (kind, "id_number", text)
-        if kind == "id_birth_date":
-            text = self.g._impossible_birth_id(pay.id_number[:6], pay.paid_on, r)
-            cells["id_number"] = ("s", text)
-            return (kind, "id_number", text)
+    def payment_defect(self, pay: _Payment, cells: dict[str, Cell]) -> tuple[str, str, str]:
+        """Spoil one payment cell the way pay.defect says; (kind, field, raw value)."""
+        kind = pay.defect or ""
+        raw = self._spoil_id(kind, pay.id_number, cells)
+        if raw is not None:
+            return (kind, "id_number", raw)
         if kind == "required_empty":
-            key = r.choice(("ticket_no", "name"))
+            key = self.r.choice(("ticket_no", "name"))
             cells[key] = None
             return (kind, key, "")
         if kind == "bad_date":
@@ -1008,25 +1020,26 @@ class _Writer:
             text = chinese_yuan(pay.amount_fen)
             cells["amount"] = ("s", text)
             return (kind, "amount", text)
-        raise ValueError(kind)
+        raise ValueError(f"unknown payment defect {kind!r}")
 
 
 # --------------------------------------------------------------------------
 # Orchestration
 # --------------------------------------------------------------------------
-def _workbook(gen: _Generator, path: Path, title: str, big: bool) -> xlsxwriter.Workbook:
-    options: dict[str, Any] = {"constant_memory": True} if big else {"in_memory": True}
+def _workbook(gen: _Generator, path: Path, title: str) -> tuple[xlsxwriter.Workbook, dict[str, Format]]:
+    """A workbook with fixed properties (same bytes for the same seed) and its formats."""
+    options: dict[str, Any] = {"constant_memory": True} if gen.big else {"in_memory": True}
     wb = xlsxwriter.Workbook(str(path), options)
     wb.set_properties({
         "title": title, "author": "medins sample", "company": f"{CITY_NAME}医疗保障局",
         "comments": f"pipeline.sample seed={gen.seed} coverage_year={gen.year}",
         "created": DOC_CREATED,
     })
-    gen.fmt = {"title": wb.add_format({"bold": True, "align": "center", "font_size": 14}),
-               "header": wb.add_format({"bold": True, "border": 1, "align": "center"})}
+    fmt = {"title": wb.add_format({"bold": True, "align": "center", "font_size": 14}),
+           "header": wb.add_format({"bold": True, "border": 1, "align": "center"})}
     for style, num_format in EXCEL_DATE_FORMATS.items():
-        gen.fmt[style] = wb.add_format({"num_format": num_format})
-    return wb
+        fmt[style] = wb.add_format({"num_format": num_format})
+    return wb, fmt
 
 
 def _planted_indices(rng: random.Random, n: int, rates: dict[str, float], messy: bool,
@@ -1035,273 +1048,269 @@ def _planted_indices(rng: random.Random, n: int, rates: dict[str, float], messy:
     if not messy or n < MIN_ROWS_FOR_BAD:
         return {}
     counts = {k: max(1, round(rate * n)) for k, rate in rates.items()}
-    total = sum(counts.values())
-    chosen = rng.sample(range(population), min(total, population))
+    chosen = iter(rng.sample(range(population), min(sum(counts.values()), population)))
     out: dict[int, str] = {}
-    it = iter(chosen)
     for kind, c in counts.items():
-        for _ in range(c):
-            idx = next(it, None)
+        for idx in [next(chosen, None) for _ in range(c)]:
             if idx is not None:
                 out[idx] = kind
     return out
 
 
-def generate_sample(rows: int, seed: int, coverage_year: int, out_dir: Path, *,
-                    payment_rows: int | None = None, roster_files: int = 1, messy: bool = True,
-                    sheets_per_file: int = 2, numeric_id_rows: list[int] | None = None) -> dict[str, Any]:
-    """Write roster and payment workbooks for coverage year Y into out_dir; return what was planted.
+class _PaymentBook:
+    """The tax export: written alongside the rosters, date-sorted within bounded chunks."""
 
-    rows: residents (each one roster row; planted duplicate copies come on top).
-    payment_rows: exact number of payment data rows, or None for the natural
-    mix (about 0.95 per resident). roster_files: 1 writes one city-wide roster,
-    more write one per county (in COUNTIES order, then a part number).
-    numeric_id_rows: Excel row numbers of the first roster sheet that must hold
-    an ID stored as a number.
-    """
-    if rows < 1 or roster_files < 1 or sheets_per_file < 1:
-        raise ValueError("rows, roster_files and sheets_per_file must be at least 1")
-    if payment_rows is not None and payment_rows < 0:
-        raise ValueError("payment_rows must not be negative")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gen = _Generator(rows, seed, coverage_year, out_dir, payment_rows, roster_files, messy,
-                     sheets_per_file, numeric_id_rows)
-    w = _Writer(gen)
-    big = rows + (payment_rows if payment_rows is not None else rows) > CONSTANT_MEMORY_ROWS
+    def __init__(self, gen: _Generator, w: _Writer, out_dir: Path, plan: dict[int, str]) -> None:
+        self.gen, self.w, self.plan = gen, w, plan
+        self.pending_defects = len(plan)
+        self.path = out_dir / "payments.xlsx"
+        self.tmp = out_dir / ".payments.xlsx.part"
+        self.wb, fmt = _workbook(gen, self.tmp, f"{CITY_NAME}{gen.year}年度城乡居民医保缴费明细")
+        self.sheets: list[_Sheet] = []
+        for j in range(gen.n_sheets):
+            keys, headers = w.layout("payments", PAYMENT_FIELDS, PAYMENT_EXTRAS, {})
+            titles = _titles(gen, f"{CITY_NAME}{gen.year}年度城乡居民基本医疗保险费缴费明细（税务）",
+                             f"数据来源：国家税务总局{CITY_NAME}税务局　导出日期："
+                             f"{_cn_date(gen.CE + dt.timedelta(days=20))}")
+            sh = _Sheet(gen, self.wb, fmt, self.path.name, _sheet_name("缴费明细", j, gen.n_sheets),
+                        "payments", keys, headers, titles)
+            w.sheet_style(sh)
+            self.sheets.append(sh)
+        self.buffers: list[list[_Payment]] = [[] for _ in self.sheets]
+        expected_per_sheet = int((gen.rows if gen.payment_target is None else gen.payment_target)
+                                 * 0.9 / gen.n_sheets)
+        if gen.messy and expected_per_sheet >= 10:
+            for sh in self.sheets:
+                sh.blank_at = set(gen.rrng.sample(range(1, expected_per_sheet),
+                                                  max(1, round(expected_per_sheet * 0.003))))
 
-    # --- what goes where -------------------------------------------------
-    if roster_files == 1:
-        files = [(CITY_SLUG, CITY_NAME, list(COUNTIES), rows)]
-    else:
-        files = []
-        for k, n in enumerate(_split(rows, [1.0] * roster_files)):
-            county = COUNTIES[k % len(COUNTIES)]
-            part = k // len(COUNTIES)
-            slug = county.slug + (f"_{part + 1}" if part else "")
-            files.append((slug, county.name, [county], n))
-    for _, _, _, n in files:
-        per_sheet = -(-n // sheets_per_file) * 1.01 + 20
-        if per_sheet > EXCEL_MAX_ROWS:
-            raise ValueError(f"{n} rows do not fit in {sheets_per_file} sheet(s); "
-                             "raise roster_files or sheets_per_file")
-    pay_sheet_rows = (payment_rows if payment_rows is not None else rows) / sheets_per_file
-    if pay_sheet_rows * 1.01 + 20 > EXCEL_MAX_ROWS:
-        raise ValueError("payment rows do not fit; raise sheets_per_file")
-
-    plant_rng = random.Random(f"medins-sample:{seed}:plant")
-    roster_plan = _planted_indices(plant_rng, rows, ROSTER_BAD_RATES, messy, rows)
-    pay_basis = payment_rows if payment_rows is not None else rows
-    payment_plan = _planted_indices(plant_rng, min(pay_basis, rows), PAYMENT_BAD_RATES, messy, rows) \
-        if pay_basis else {}
-    pending_pay_defects = len(payment_plan)
-
-    # --- payments workbook (open alongside the rosters) -------------------
-    pay_path = out_dir / "payments.xlsx"
-    pay_tmp = out_dir / ".payments.xlsx.part"
-    pay_wb = _workbook(gen, pay_tmp, f"{CITY_NAME}{coverage_year}年度城乡居民医保缴费明细", big)
-    pay_sheets: list[_Sheet] = []
-    for j in range(sheets_per_file):
-        keys, headers = w.layout("payments", PAYMENT_FIELDS, PAYMENT_EXTRAS, {})
-        titles = _titles(gen, f"{CITY_NAME}{coverage_year}年度城乡居民基本医疗保险费缴费明细（税务）",
-                         f"数据来源：国家税务总局{CITY_NAME}税务局　导出日期：{_cn_date(gen.CE + dt.timedelta(days=20))}")
-        sh = _Sheet(gen, pay_wb, pay_path.name, _sheet_name("缴费明细", j, sheets_per_file),
-                    "payments", keys, headers, titles)
-        w.sheet_style(sh)
-        pay_sheets.append(sh)
-    pay_buffers: list[list[_Payment]] = [[] for _ in pay_sheets]
-    pay_fmt = gen.fmt  # formats belong to their workbook
-
-    def flush_payments(j: int, everything: bool) -> None:
-        buf = pay_buffers[j]
-        if not buf or (not everything and len(buf) < PAYMENT_CHUNK_ROWS):
-            return
-        buf.sort(key=lambda x: (x.paid_on, x.ticket_no))
-        saved, gen.fmt = gen.fmt, pay_fmt
-        for pay in buf:
-            cells = w.payment_cells(pay_sheets[j], pay)
-            defect = w.payment_defect(pay_sheets[j], pay, cells) if pay.defect else None
-            pay_sheets[j].emit(cells, defect)
-        gen.fmt = saved
-        buf.clear()
-
-    def add_payments(g: int, person: _Person | None, pays: list[_Payment]) -> None:
-        nonlocal pending_pay_defects
-        j = min(len(pay_sheets) - 1, g * len(pay_sheets) // rows)
-        kind = payment_plan.get(g)
+    def add(self, g: int, person: _Person, pays: list[_Payment]) -> None:
+        """Queue resident g's payment rows; a planted defect goes on the first of them."""
+        gen = self.gen
+        kind = self.plan.get(g)
         if kind is not None:
-            pending_pay_defects -= 1
-            if not pays and person is not None:
+            self.pending_defects -= 1
+            if not pays:
                 pays = [gen._pay(person, gen._in_period(gen.prng), gen.standard_fen)]
                 gen.cases["paid_while_not_due"] += 1
-            if pays:
-                pays[0].defect = kind
+            pays[0].defect = kind
         if gen.payment_target is not None:
-            pays = _fit_to_target(gen, g, pays, pending_pay_defects)
+            pays = _fit_to_target(gen, g, pays, self.pending_defects)
         gen.pay_count += len(pays)
-        pay_buffers[j].extend(pays)
-        flush_payments(j, everything=False)
+        j = min(len(self.sheets) - 1, g * len(self.sheets) // gen.rows)
+        self.buffers[j].extend(pays)
+        if len(self.buffers[j]) >= PAYMENT_CHUNK_ROWS:
+            self._flush(j)
 
-    # --- rosters ----------------------------------------------------------
-    roster_paths: list[Path] = []
-    g = 0  # global resident index
-    all_sheets: list[_Sheet] = []
-    for f_idx, (slug, place, counties, n_file) in enumerate(files):
-        path = out_dir / f"roster_{slug}.xlsx"
-        tmp = out_dir / f".roster_{slug}.xlsx.part"
-        wb = _workbook(gen, tmp, f"{place}{coverage_year}年度城乡居民医保参保登记花名册", big)
-        sheets: list[_Sheet] = []
-        for j in range(sheets_per_file):
-            keys, headers = w.layout("roster", ROSTER_FIELDS, ROSTER_EXTRAS, ROSTER_OPTIONAL_COLUMNS)
-            titles = _titles(gen, f"{place}{coverage_year}年度城乡居民医保参保登记花名册",
-                             f"填报单位：{place}医疗保障局（盖章）　　统计截至：{_cn_date(gen.CE)}")
-            sh = _Sheet(gen, wb, path.name, _sheet_name("参保登记", j, sheets_per_file),
-                        "roster", keys, headers, titles)
-            w.sheet_style(sh)
-            sheets.append(sh)
-        sizes = _split(n_file, [1.0] * sheets_per_file)
-        for sh, size in zip(sheets, sizes):
-            if messy and size >= 10:
-                sh.blank_at = set(gen.rrng.sample(range(1, size), max(1, round(size * 0.003))))
-        if f_idx == 0 and gen.numeric_id_rows:
-            first = sheets[0].excel_row
-            last = first + sizes[0] - 1
-            bad = [x for x in gen.numeric_id_rows if not first <= x <= last]
-            if bad:
-                raise ValueError(f"numeric_id_rows {bad} outside the data rows {first}..{last} "
-                                 f"of the first roster sheet")
-            sheets[0].numeric_rows = set(gen.numeric_id_rows)
+    def _flush(self, j: int) -> None:
+        buf, sh = self.buffers[j], self.sheets[j]
+        buf.sort(key=lambda x: (x.paid_on, x.ticket_no))
+        for pay in buf:
+            if sh.data_rows in sh.blank_at:
+                sh.blank()
+            cells = self.w.payment_cells(sh, pay)
+            sh.emit(cells, self.w.payment_defect(pay, cells) if pay.defect else None)
+        buf.clear()
 
-        positions = _positions(gen, counties, n_file)
-        for j, size in enumerate(sizes):
-            sh = sheets[j]
-            for local in range(size):
-                county, township, village = next(positions)
-                _emit_due_copies(gen, w, sh, local)
-                if local in sh.blank_at and sh.excel_row not in sh.numeric_rows:
-                    sh.blank()
-                kind = roster_plan.get(g)
-                if sh.excel_row in sh.numeric_rows:
-                    kind = "id_numeric"
-                person = gen.make_person(county, township, village)
-                if kind == "unknown_label":
-                    typo, meant = gen.rng.choice(gen.unknown_labels)
-                    person.labels, person.labels_shown = (meant,), (typo,)
-                    person.label_tier = gen.label_tier(person.labels, gen.age_on_ys(person.birth))
-                    person.due_fen = gen.standard_fen - gen.subsidy_fen[person.label_tier]
-                elif kind == "unknown_event" and person.special_event is None:
-                    typo, meant = gen.rng.choice(gen.unknown_events)
-                    person.special_event = meant if meant in gen.event_alias_of else None
-                pays = gen.plan_payments(person)
-                if kind == "unknown_event":
-                    typo, _ = gen.rng.choice(gen.unknown_events)
-                    person.special_event = typo
-                    if person.special_event_date is None:
-                        person.special_event_date = person.registered_on or gen.CS
-                if kind == "bad_date" and person.registered_on is None:
-                    person.registered_on = gen.CS
-                cells = w.roster_cells(sh, person)
-                defect = None
-                if kind in ("exact_duplicate", "conflicting_duplicate"):
-                    defect = ("conflicting_duplicate", "id_number", person.id_number) \
-                        if kind == "conflicting_duplicate" else None
-                elif kind is not None:
-                    defect = w.roster_defect(sh, kind, person, cells)
-                sh.emit(cells, defect)
-                if kind == "exact_duplicate":
-                    due = local + gen.rrng.randint(1, 15)
-                    heapq.heappush(sh.copies, (due, len(gen.planted) + g, "copy", cells))
-                elif kind == "conflicting_duplicate":
-                    target = sheets[(j + 1) % len(sheets)]
-                    size_t = sizes[(j + 1) % len(sheets)]
-                    due = gen.rrng.randint(0, max(0, size_t - 1)) if target is not sh \
-                        else local + gen.rrng.randint(1, 15)
-                    heapq.heappush(target.copies, (due, len(gen.planted) + g, "conflict", person))
-                add_payments(g, person, pays)
-                add_payments(g, None, gen.extra_payments(person))
-                g += 1
-        for sh in sheets:
-            _emit_due_copies(gen, w, sh, None)
-            _write_footers(gen, sh, "人")
-        wb.close()
-        os.replace(tmp, path)
-        roster_paths.append(path)
-        all_sheets += sheets
-
-    # --- payments: the rest, filler to an exact target, footers -----------
-    if gen.payment_target is not None:
-        filler_person = None
-        while gen.pay_count < gen.payment_target:
-            county = COUNTIES[gen.pay_count % len(COUNTIES)]
-            if filler_person is None:
-                filler_person = gen.make_person(county, county.townships[0], "")
-            stranger = gen.extra_payments_stranger(county) if hasattr(gen, "extra_payments_stranger") \
-                else None
-            male = gen.prng.random() < 0.5
-            birth = gen._birth_for_age(gen.prng.randint(20, 60))
-            pid = gen.new_id(county.code, birth, male, gen.prng)
-            pay = _Payment(gen._in_period(gen.prng), "", pid, gen._name(male, gen.prng),
-                           gen.standard_fen, gen.year, "微信", county)
-            pay.ticket_no = gen._ticket(county, pay.paid_on)
-            gen.cases["not_on_roster_payments"] += 1
-            pay_buffers[-1].append(pay)
-            gen.pay_count += 1
-            del stranger
-    saved, gen.fmt = gen.fmt, pay_fmt
-    for j, sh in enumerate(pay_sheets):
-        gen.fmt = saved
-        flush_payments(j, everything=True)
-        gen.fmt = pay_fmt
-        _write_footers(gen, sh, "笔")
-    pay_wb.close()
-    os.replace(pay_tmp, pay_path)
-    all_sheets += pay_sheets
-
-    return _summary(gen, roster_paths, [pay_path], all_sheets)
+    def close(self) -> Path:
+        """Top up to payment_rows with strangers' payments, write the rest and the footers."""
+        gen = self.gen
+        if gen.payment_target is not None:
+            while gen.pay_count < gen.payment_target:
+                self.buffers[-1].append(gen.stranger_payment(COUNTIES[gen.pay_count % len(COUNTIES)]))
+                gen.pay_count += 1
+        for j, sh in enumerate(self.sheets):
+            self._flush(j)
+            _write_footers(gen, sh, "笔")
+        self.wb.close()
+        os.replace(self.tmp, self.path)
+        return self.path
 
 
 def _fit_to_target(gen: _Generator, g: int, pays: list[_Payment], pending_defects: int) -> list[_Payment]:
-    """Keep the running payment count on course for payment_rows: split or drop payments."""
+    """Keep the running payment count on course for payment_rows: drop or split payments.
+
+    Rows carrying a planted defect are always kept (slots are reserved for them).
+    """
     target = gen.payment_target or 0
     expected = target * (g + 1) / gen.rows
     have = gen.pay_count + len(pays)
     room = target - gen.pay_count - pending_defects
-    if have > expected + 1 or len(pays) > room:
+    if have > expected + 3 or len(pays) > room:
         kept = [p for p in pays if p.defect]
-        dropped = len(pays) - len(kept)
-        if dropped:
-            gen.cases["dropped_for_target"] += dropped
-        return kept[: max(room + pending_defects, len(kept))]
+        gen.cases["dropped_for_target"] += len(pays) - len(kept)
+        return kept
     deficit = int(expected - have)
-    if deficit >= 1 and len(pays) == 1 and pays[0].amount_fen > 0 and not pays[0].defect:
-        k = min(12, deficit + 1, room)
-        whole = pays[0]
-        step = whole.amount_fen // k // 100 * 100
-        if k >= 2 and step > 0:
-            parts = [step] * (k - 1) + [whole.amount_fen - step * (k - 1)]
-            out = []
-            for i, amount in enumerate(parts):
-                day = whole.paid_on + dt.timedelta(days=3 * i)
-                out.append(_Payment(day, gen._ticket(whole.county, day), whole.id_number, whole.name,
-                                    amount, whole.coverage_year, whole.channel, whole.county))
-            gen.cases["split_for_target"] += 1
-            return out
-    return pays
+    whole = pays[0] if len(pays) == 1 else None
+    k = min(12, deficit + 1, room)
+    if whole is None or whole.defect or whole.amount_fen <= 0 or k < 2:
+        return pays
+    step = whole.amount_fen // k // 100 * 100
+    if step <= 0:
+        return pays
+    out = []
+    for i, amount in enumerate([step] * (k - 1) + [whole.amount_fen - step * (k - 1)]):
+        day = whole.paid_on + dt.timedelta(days=3 * i)
+        out.append(_Payment(day, gen._ticket(whole.county, day), whole.id_number, whole.name,
+                            amount, whole.coverage_year, whole.channel, whole.county))
+    gen.cases["split_for_target"] += 1
+    return out
+
+
+def _roster_files(rows: int, roster_files: int) -> list[tuple[str, str, list[County], int]]:
+    """(file slug, place, counties, residents): one city-wide file, or one per county."""
+    if roster_files == 1:
+        return [(CITY_SLUG, CITY_NAME, list(COUNTIES), rows)]
+    files = []
+    for k, n in enumerate(_split(rows, [1.0] * roster_files)):
+        county = COUNTIES[k % len(COUNTIES)]
+        part = k // len(COUNTIES)
+        files.append((county.slug + (f"_{part + 1}" if part else ""), county.name, [county], n))
+    return files
+
+
+def _write_roster(gen: _Generator, w: _Writer, book: _PaymentBook, first_file: bool, slug: str,
+                  place: str, counties: list[County], n_file: int, g: int,
+                  plan: dict[int, str]) -> tuple[Path, list[_Sheet], int]:
+    """One roster workbook; residents g, g+1, ... with their payments queued on the way."""
+    path = gen.out_dir / f"roster_{slug}.xlsx"
+    tmp = gen.out_dir / f".roster_{slug}.xlsx.part"
+    wb, fmt = _workbook(gen, tmp, f"{place}{gen.year}年度城乡居民医保参保登记花名册")
+    sheets: list[_Sheet] = []
+    for j in range(gen.n_sheets):
+        keys, headers = w.layout("roster", ROSTER_FIELDS, ROSTER_EXTRAS, ROSTER_OPTIONAL_COLUMNS)
+        titles = _titles(gen, f"{place}{gen.year}年度城乡居民医保参保登记花名册",
+                         f"填报单位：{place}医疗保障局（盖章）　　统计截至：{_cn_date(gen.CE)}")
+        sh = _Sheet(gen, wb, fmt, path.name, _sheet_name("参保登记", j, gen.n_sheets), "roster",
+                    keys, headers, titles)
+        w.sheet_style(sh)
+        sheets.append(sh)
+    sizes = _split(n_file, [1.0] * gen.n_sheets)
+    for sh, size in zip(sheets, sizes):
+        if gen.messy and size >= 10:
+            sh.blank_at = set(gen.rrng.sample(range(1, size), max(1, round(size * 0.003))))
+    if first_file and gen.numeric_id_rows:
+        first = sheets[0].excel_row
+        last = first + sizes[0] - 1
+        outside = [x for x in gen.numeric_id_rows if not first <= x <= last]
+        if outside:
+            raise SampleArgumentError(
+                f"numeric_id_rows {outside} 不在第一张花名册表的数据行 / are outside the data rows "
+                f"{first}..{last} of the first roster sheet")
+        sheets[0].numeric_rows = set(gen.numeric_id_rows)
+
+    positions = _positions(gen, counties, n_file)
+    for j, size in enumerate(sizes):
+        sh = sheets[j]
+        for local in range(size):
+            county, township, village = next(positions)
+            _emit_due_copies(gen, w, sh, local)
+            if local in sh.blank_at and sh.excel_row not in sh.numeric_rows:
+                sh.blank()
+            kind = "id_numeric" if sh.excel_row in sh.numeric_rows else plan.get(g)
+            person = gen.make_person(county, township, village)
+            typo = None
+            if kind == "unknown_label":
+                typo, meant = gen.rng.choice(gen.unknown_labels)
+                person.labels, person.labels_shown = (meant,), (typo,)
+                person.label_tier = gen.label_tier(person.labels, gen.age_on_ys(person.birth))
+                person.due_fen = gen.due_fen(person.label_tier, person.birth)
+            elif kind == "unknown_event":
+                typo, meant = gen.rng.choice(gen.unknown_events)
+                person.special_event = meant
+            pays = gen.plan_payments(person)
+            if kind == "unknown_event":
+                person.special_event = typo
+            cells = w.roster_cells(sh, person)
+            if kind == "exact_duplicate":
+                sh.emit(cells)
+                heapq.heappush(sh.copies, (local + gen.rrng.randint(1, 15), g, "copy", cells))
+            elif kind == "conflicting_duplicate":
+                sh.emit(cells, (kind, "id_number", cells["id_number"][1]))
+                t = (j + 1) % len(sheets)
+                due = gen.rrng.randint(0, sizes[t] - 1) if t != j else local + gen.rrng.randint(1, 15)
+                heapq.heappush(sheets[t].copies, (due, g, "conflict", person))
+            else:
+                sh.emit(cells, w.roster_defect(kind, person, cells) if kind else None)
+            book.add(g, person, pays + gen.extra_payments(person))
+            g += 1
+    for sh in sheets:
+        _emit_due_copies(gen, w, sh, None)
+        _write_footers(gen, sh, "人")
+    wb.close()
+    os.replace(tmp, path)
+    return path, sheets, g
+
+
+def generate_sample(rows: int, seed: int, coverage_year: int, out_dir: Path, *,
+                    payment_rows: int | None = None, roster_files: int = 1, messy: bool = True,
+                    sheets_per_file: int = 2, numeric_id_rows: list[int] | None = None) -> dict[str, Any]:
+    """Write roster and payment workbooks for coverage year Y into out_dir; say what was planted.
+
+    rows: residents, one roster row each (planted duplicate copies come on top).
+    payment_rows: exact number of payment data rows, or None for the natural
+    mix (about 0.9 per resident). roster_files: 1 writes one city-wide roster
+    (roster_jingdezhen.xlsx); more write one per county in COUNTIES order.
+    messy=False writes clean files with no planted bad rows.
+    numeric_id_rows: Excel row numbers of the first roster sheet that must
+    hold an ID stored as a number (planted as id_numeric).
+
+    Returns: roster_files, payment_files, files (Paths); residents,
+    roster_rows, payment_rows (data rows written); bad_rows {"roster":
+    {kind: rows}, "payments": {kind: rows}} (exact_duplicate is skipped, not
+    rejected; conflicting_duplicate counts both rows); expected (accepted /
+    rejected / skipped counts a correct reader reports, RULES.md §6);
+    payment_cases (how many people paid in full, underpaid, ...); sheets
+    (per sheet: header_row, data, blank and footer rows); planted (one dict
+    per bad row: kind, file, sheet, row as Excel shows it, column header,
+    raw value, what = roster/payments).
+    """
+    if rows < 1 or roster_files < 1 or sheets_per_file < 1:
+        raise SampleArgumentError("行数、文件数、工作表数至少为1 / rows, roster_files and sheets_per_file "
+                                  "must be at least 1")
+    if payment_rows is not None and payment_rows < 0:
+        raise SampleArgumentError("缴费行数不能为负 / payment_rows must not be negative")
+    files = _roster_files(rows, roster_files)
+    pay_basis = rows if payment_rows is None else payment_rows
+    biggest = max(max(n for *_, n in files), pay_basis) / sheets_per_file
+    if biggest * 1.05 + 50 > EXCEL_MAX_ROWS:
+        raise SampleArgumentError(f"每张工作表约{int(biggest)}行, 超出Excel上限 / {int(biggest)} rows per "
+                                  "sheet do not fit in Excel; raise sheets_per_file or roster_files")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = _Generator(rows, seed, coverage_year, out_dir, payment_rows, messy, sheets_per_file,
+                     numeric_id_rows)
+    gen.big = rows + pay_basis > CONSTANT_MEMORY_ROWS
+    w = _Writer(gen)
+
+    plant_rng = random.Random(f"medins-sample:{seed}:plant")
+    roster_plan = _planted_indices(plant_rng, rows, ROSTER_BAD_RATES, messy, rows)
+    payment_plan = _planted_indices(plant_rng, min(pay_basis, rows), PAYMENT_BAD_RATES, messy, rows)
+    book = _PaymentBook(gen, w, out_dir, payment_plan)
+
+    roster_paths: list[Path] = []
+    sheets: list[_Sheet] = []
+    g = 0
+    for k, (slug, place, counties, n_file) in enumerate(files):
+        path, file_sheets, g = _write_roster(gen, w, book, k == 0, slug, place, counties, n_file, g,
+                                             roster_plan)
+        roster_paths.append(path)
+        sheets += file_sheets
+    pay_path = book.close()
+    return _summary(gen, roster_paths, [pay_path], sheets + book.sheets)
 
 
 def _emit_due_copies(gen: _Generator, w: _Writer, sh: _Sheet, local: int | None) -> None:
-    """Write the duplicate copies whose turn has come (all of them when local is None)."""
+    """Write the duplicate copies whose turn has come (all that are left when local is None)."""
     while sh.copies and (local is None or sh.copies[0][0] <= local) and sh.excel_row not in sh.numeric_rows:
         _, _, what, payload = heapq.heappop(sh.copies)
-        if what == "copy":
-            cells: dict[str, Cell] = payload
-            raw = cells["id_number"][1] if cells.get("id_number") else ""
-            sh.emit(cells, ("exact_duplicate", "id_number", str(raw)))
-        else:
-            person: _Person = payload
-            others = [t for t in person.county.townships if t != person.township]
-            cells = w.roster_cells(sh, person, township=gen.rrng.choice(others))
-            sh.emit(cells, ("conflicting_duplicate", "id_number", person.id_number))
+        if what == "copy":  # the same cells again: merged by the reader, counted as skipped
+            raw = payload["id_number"][1]
+            sh.emit(payload, ("exact_duplicate", "id_number", str(raw)))
+        else:  # the same person under another township: both rows rejected
+            others = [t for t in payload.county.townships if t != payload.township]
+            cells = w.roster_cells(sh, payload, township=gen.rrng.choice(others))
+            sh.emit(cells, ("conflicting_duplicate", "id_number", cells["id_number"][1]))
 
 
 def _titles(gen: _Generator, title: str, subtitle: str) -> list[str]:
@@ -1319,7 +1328,7 @@ def _cn_date(d: dt.date) -> str:
 
 
 def _write_footers(gen: _Generator, sh: _Sheet, unit: str) -> None:
-    """合计 / 制表人 rows under the data (skipped and counted by the reader)."""
+    """合计 / 制表人 (/ 备注) rows under the data, which the reader skips and counts."""
     if not gen.messy:
         return
     r = gen.rrng
@@ -1337,10 +1346,12 @@ def _summary(gen: _Generator, roster_paths: list[Path], payment_paths: list[Path
     bad: dict[str, Counter[str]] = {"roster": Counter(), "payments": Counter()}
     for item in gen.planted:
         bad[item["what"]][item["kind"]] += 1
-    rejected_roster = sum(v for k, v in bad["roster"].items() if k != "exact_duplicate")
-    sheet_info = [sh.info() for sh in sheets]
-    roster_rows = sum(s["data_rows"] for s in sheet_info if s["kind"] == "roster")
-    payment_rows = sum(s["data_rows"] for s in sheet_info if s["kind"] == "payments")
+    skipped_dup = bad["roster"]["exact_duplicate"]
+    rejected_roster = sum(bad["roster"].values()) - skipped_dup
+    rejected_pay = sum(bad["payments"].values())
+    info = [sh.info() for sh in sheets]
+    roster_rows = sum(s["data_rows"] for s in info if s["kind"] == "roster")
+    payment_rows = sum(s["data_rows"] for s in info if s["kind"] == "payments")
     return {
         "coverage_year": gen.year,
         "seed": gen.seed,
@@ -1352,19 +1363,19 @@ def _summary(gen: _Generator, roster_paths: list[Path], payment_paths: list[Path
         "residents": gen.rows,
         "roster_rows": roster_rows,
         "payment_rows": payment_rows,
-        "bad_rows": {k: dict(sorted(v.items())) for k, v in bad.items()},
+        "bad_rows": {k: {kind: n for kind, n in sorted(v.items()) if n} for k, v in bad.items()},
         "expected": {
+            "roster_accepted": roster_rows - rejected_roster - skipped_dup,
             "roster_rejected": rejected_roster,
-            "roster_skipped_duplicate": bad["roster"]["exact_duplicate"],
-            "roster_accepted": roster_rows - rejected_roster - bad["roster"]["exact_duplicate"],
-            "payments_rejected": sum(bad["payments"].values()),
-            "payments_accepted": payment_rows - sum(bad["payments"].values()),
-            "blank_rows": sum(s["blank_rows"] for s in sheet_info),
-            "footer_rows": sum(s["footer_rows"] for s in sheet_info),
+            "roster_skipped_duplicate": skipped_dup,
+            "payments_accepted": payment_rows - rejected_pay,
+            "payments_rejected": rejected_pay,
+            "skipped_blank": sum(s["blank_rows"] for s in info),
+            "skipped_footer": sum(s["footer_rows"] for s in info),
         },
         "payment_cases": dict(sorted(gen.cases.items())),
-        "sheets": sheet_info,
-        "planted": [{k: v for k, v in item.items()} for item in gen.planted],
+        "sheets": info,
+        "planted": gen.planted,
     }
 
 

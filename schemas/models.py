@@ -98,6 +98,8 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
     if prev_year_required:
         prev_checks.insert(0, _check(required, "required"))
     birth_from_id = id_birth_date(pl.col("id_number"))
+    id_trusted = (id_format_ok(pl.col("id_number")) & id_checksum_ok(pl.col("id_number"))
+                  & ~pl.col("id_number__numeric_cell"))
     return pa.DataFrameSchema(
         {
             "name": _text_column(True),
@@ -106,8 +108,9 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
             "birth_date": pa.Column(pl.Date, nullable=True, checks=[
                 _check(_parsed_if_present, "date"),
                 _check(lambda k: _raw(k).is_null() | (pl.col(k) <= pl.lit(today)), "birth_date_future"),
-                _check(lambda k: _raw(k).is_null() | birth_from_id.is_null() | (pl.col(k) == birth_from_id),
-                       "birth_date_mismatch"),
+                # only against an ID that can be trusted: a numeric cell has lost its digits
+                _check(lambda k: _raw(k).is_null() | birth_from_id.is_null() | ~id_trusted
+                       | (pl.col(k) == birth_from_id), "birth_date_mismatch"),
             ]),
             "county": _text_column(True),
             "township": _text_column(True),
