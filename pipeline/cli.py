@@ -72,11 +72,21 @@ def run(
 
     timings: list[tuple[str, float]] = []
 
+    active: list[str] = []
+
     @contextmanager
     def step(name: str):
+        """Time a stage; show a spinner for the outermost one (steps may nest)."""
         t0 = time.perf_counter()
-        with console.status(f"{name} …", spinner="dots"):
-            yield
+        active.append(name)
+        try:
+            if len(active) == 1:
+                with console.status(f"{name} …", spinner="dots"):
+                    yield
+            else:
+                yield
+        finally:
+            active.pop()
         timings.append((name, time.perf_counter() - t0))
 
     result = _guarded(lambda: run_night(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -13,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import ConservationError, InputFileError
+from pipeline.faults import checkpoint
 from pipeline.io.excel_in import SheetRead, expand_inputs
 from pipeline.io.isolate import TMP_PREFIX, ReadJob, ReadLimits, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
@@ -110,6 +112,15 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl
     return table
 
 
+def _fingerprint(sheets: pl.DataFrame, params: Params) -> str:
+    """Same inputs and parameters, same fingerprint: it names the data a workbook was built from."""
+    import hashlib
+
+    files = sorted(set(zip(sheets["kind"].to_list(), sheets["sha256"].to_list())))
+    text = json.dumps([files, params.coverage_year, params.region, params.digest()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _inputs_json(sheets: pl.DataFrame) -> str:
     files = []
     for (kind, source, sha), group in sheets.group_by(["kind", "source_file", "sha256"], maintain_order=True):
@@ -120,10 +131,18 @@ def _inputs_json(sheets: pl.DataFrame) -> str:
 
 def run_night(coverage_year: int, region: str, roster: list[str], payments: list[str], db_path: Path,
               out_dir: Path, **options) -> RunResult:
-    """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned first."""
-    with run_lock(db_path):
-        clean_leftovers(out_dir)
-        return _run_night(coverage_year, region, roster, payments, db_path, out_dir, **options)
+    """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned first.
+
+    Everything the run creates (database, reports, temporary files, logs) is
+    owner-only (umask 077): the files hold residents' ID numbers (PIPL).
+    """
+    previous_umask = os.umask(0o077)
+    try:
+        with run_lock(db_path):
+            clean_leftovers(out_dir)
+            return _run_night(coverage_year, region, roster, payments, db_path, out_dir, **options)
+    finally:
+        os.umask(previous_umask)
 
 
 def _run_night(
@@ -161,6 +180,7 @@ def _run_night(
         per_job, skipped_files = read_isolated(jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files)
         roster_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "roster" for s in sheets]
         payment_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "payments" for s in sheets]
+    checkpoint("after_read")
     with stage("校验 validate"):
         rv = validate_roster(_concat(roster_sheets), params, roster_map, _headers_seen(roster_sheets), today)
         pv = validate_payments(_concat(payment_sheets), payment_map, _headers_seen(payment_sheets), today)
@@ -168,6 +188,7 @@ def _run_night(
                             conservation(payment_sheets, pv, "payments")])
         rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
             pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
+    checkpoint("after_validate")
     with stage("认定 determine"):
         determinations = determine(rv.accepted, pv.accepted, params)
     with stage("对账 reconcile"):
@@ -196,6 +217,7 @@ def _run_night(
         "rows_read": counts[0], "rows_accepted": counts[1], "rows_rejected": counts[2], "rows_skipped": counts[3],
         "roster_accepted": rv.accepted.height, "payments_accepted": pv.accepted.height,
         "params_digest": params.digest(), "status": "completed", "message": "",
+        "fingerprint": _fingerprint(sheets, params), "as_of_date": today,
     }
     frames = {
         "run_sheets": sheets.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year")),
@@ -207,12 +229,20 @@ def _run_night(
         "unmatched_payments": unmatched,
         "subsidy_totals": totals,
     }
-    with stage("写入数据库 DuckDB"):
-        publish(db_path, run_row, frames, coverage_year)
-    reports: list[Path] = []
-    if write_workbooks:
+    def build(con) -> list:
+        if not write_workbooks:
+            return []
+        from pipeline.io.excel_out import build_reports
+
         with stage("生成报表 Excel"):
-            reports = _write_reports(db_path, run_id, coverage_year, out_dir, params, unmask)
+            return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
+
+    with stage("写入数据库 DuckDB"):
+        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build)
+    checkpoint("after_commit")
+    from pipeline.io.excel_out import publish_reports
+
+    reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
         sheets=sheets, rejected=rejected, duplicates=pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
@@ -220,15 +250,3 @@ def _run_night(
         determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
         other_year_payments=other_years, warnings=warnings,
     )
-
-
-def _write_reports(db_path: Path, run_id: str, coverage_year: int, out_dir: Path, params: Params,
-                   unmask: bool) -> list[Path]:
-    from pipeline.io.excel_out import write_reports
-    from pipeline.io.store import connect_readonly
-
-    con = connect_readonly(db_path)
-    try:
-        return write_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
-    finally:
-        con.close()

@@ -22,6 +22,7 @@ from pipeline.io.tables import DDL
 from pipeline.params import load_params
 
 RUN_ID = "20260301T020000-a1b2"
+FINGERPRINT = "0123456789abcdef"
 STARTED_AT = dt.datetime(2026, 3, 1, 2, 0, 0)
 FORMULA_NAME = '=HYPERLINK("http://x","y")'
 FULL_ID = re.compile(r"(?<!\d)\d{17}[\dX](?!\d)")
@@ -80,9 +81,9 @@ def build_db(year: int, fiscal_per_head: int, central_share: float | None,
     create_tables(con)
     con.execute(
         "INSERT INTO runs (run_id, started_at, finished_at, coverage_year, region, rows_read, "
-        "rows_accepted, rows_rejected, rows_skipped, status) "
-        "VALUES (?, ?, ?, ?, 'jiangxi', 11, 7, 3, 1, 'completed')",
-        [RUN_ID, STARTED_AT, STARTED_AT + dt.timedelta(minutes=3), year])
+        "rows_accepted, rows_rejected, rows_skipped, status, fingerprint, as_of_date) "
+        "VALUES (?, ?, ?, ?, 'jiangxi', 11, 7, 3, 1, 'completed', ?, ?)",
+        [RUN_ID, STARTED_AT, STARTED_AT + dt.timedelta(minutes=3), year, FINGERPRINT, STARTED_AT.date()])
     for person in PEOPLE:
         insert_person(con, year, person)
     con.execute(
@@ -272,7 +273,8 @@ def test_lists_have_a_frozen_header_an_autofilter_and_widths_that_fit_chinese(re
 def test_the_summary_holds_the_key_figures_and_three_charts(reports_2026):
     (recon, _), paths = reports_2026
     figures = {row[0]: row[1] for row in recon["汇总"].iter_rows(min_row=4, values_only=True) if row[0]}
-    assert figures["运行编号"] == RUN_ID
+    assert figures["数据批次"] == FINGERPRINT
+    assert figures["数据日期"] == dt.datetime.combine(STARTED_AT.date(), dt.time())
     assert figures["读取行数"] == 11 and figures["校验未通过行数"] == 3 and figures["跳过行数"] == 1
     assert figures["花名册人数"] == 5 and figures["参保人数"] == 3
     assert figures["参保率"] == pytest.approx(0.6)

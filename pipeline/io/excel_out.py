@@ -514,10 +514,15 @@ class _Run:
     rows_rejected: int | None
     rows_skipped: int | None
     status: str | None
+    fingerprint: str | None
+    as_of_date: dt.date | None
 
     @property
     def created(self) -> dt.datetime:
-        """The workbooks' creation time: the run's start, so reruns give identical bytes."""
+        """The workbooks' creation time: the data date, so two runs on the same inputs and day give
+        byte-identical workbooks (the run's exact times stay in DuckDB `runs`)."""
+        if self.as_of_date is not None:
+            return dt.datetime.combine(self.as_of_date, dt.time())
         if self.started_at is not None:
             return self.started_at.replace(microsecond=0, tzinfo=None)
         return dt.datetime(self.coverage_year or 2000, 1, 1)
@@ -526,7 +531,7 @@ class _Run:
 def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int) -> _Run:
     rows = _fetch(con, """
         SELECT run_id, started_at, finished_at, coverage_year, region,
-               rows_read, rows_accepted, rows_rejected, rows_skipped, status
+               rows_read, rows_accepted, rows_rejected, rows_skipped, status, fingerprint, as_of_date
         FROM runs WHERE run_id = ?""", [run_id])
     if not rows:
         raise ReportError(f"找不到运行记录 {run_id} / no run '{run_id}' in table runs; "
@@ -663,7 +668,7 @@ def _open_workbook(path: Path, run: _Run, title: str, params: Params) -> tuple[W
         "subject": f"{run.coverage_year}年度城乡居民基本医疗保险",
         "author": "medins",
         "company": REGION_LABELS.get(params.region, params.region),
-        "comments": f"运行编号 run_id: {run.run_id}",
+        "comments": f"数据批次 fingerprint: {run.fingerprint}",
         "created": run.created,
     })
     return wb, handle
@@ -822,11 +827,10 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
     region = run.region or params.region
     roster, enrolled = figures["roster"], figures["enrolled"]
     items: list[tuple[str, Any, str, str]] = [
-        ("运行编号", run.run_id, "text", ""),
+        ("数据批次", run.fingerprint, "text", "输入文件与政策参数的指纹，对应数据库 runs.fingerprint"),
         ("待遇年度", coverage_year, "year", ""),
         ("地区", f"{REGION_LABELS.get(region, region)} ({region})", "text", ""),
-        ("运行开始时间", run.started_at, "datetime", ""),
-        ("运行结束时间", run.finished_at, "datetime", ""),
+        ("数据日期", run.as_of_date, "date", "运行时间见数据库 runs 表"),
         ("运行状态", RUN_STATUS_LABELS.get(run.status, run.status), "text", ""),
         ("读取行数", run.rows_read, "count", "= 接收 + 校验未通过 + 跳过"),
         ("接收行数", run.rows_accepted, "count", ""),
@@ -860,8 +864,8 @@ def _write_summary(summary: Worksheet, fmts: _Formats, run: _Run, coverage_year:
             pass
         elif kind == "text":
             summary.write_string(row, 1, str(value), fmts.value_text)
-        elif kind == "datetime":
-            summary.write_number(row, 1, excel_serial(value), fmts.number["datetime"])
+        elif kind in ("datetime", "date"):
+            summary.write_number(row, 1, excel_serial(value), fmts.number[kind])
         else:
             summary.write_number(row, 1, value, fmts.number[kind])
         if note:
@@ -1003,7 +1007,7 @@ def _write_fiscal_sheet(wb: Workbook, fmts: _Formats, rows: list[tuple], params:
         (f"大病保险人均筹资：{critical.value}元（{critical.cite}）。" if critical_given
          else f"大病保险人均筹资：{NOT_GIVEN}（{critical.cite}）。"),
         "小计行为该县(市、区)合计，合计行为全部县(市、区)合计；参保率 = 参保人数 ÷ 参保登记人数。",
-        f"数据来自运行 {run.run_id}（开始于 {run.created:%Y-%m-%d %H:%M:%S}），"
+        f"数据批次 {run.fingerprint}（数据日期 {run.created:%Y-%m-%d}），"
         f"参数文件 {'、'.join(params.sources)}。",
     ]
     for i, note in enumerate(notes, len(rows) + 2):
@@ -1054,13 +1058,14 @@ def _write_fiscal_workbook(path: Path, con, run: _Run, coverage_year: int, param
 
 # --- entry point -------------------------------------------------------------------
 
-def write_reports(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, out_dir: Path,
+def build_reports(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, out_dir: Path,
                   params: Params, *, unmask: bool = False,
-                  max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS) -> list[Path]:
-    """Write 对账报告_{Y}.xlsx and 财政补助资金测算表_{Y}.xlsx into `out_dir`; return their paths.
+                  max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS) -> list[tuple[Path, Path]]:
+    """Write both workbooks to hidden `.{name}.tmp` files (mode 0600); return (temp, final) pairs.
 
-    Both are written to hidden `.{name}.tmp` files (mode 0600) and moved into
-    place only once both are complete, so a crash leaves the previous reports.
+    Nothing a person opens changes until `publish_reports`; the nightly run
+    builds them inside its DuckDB transaction, from the rows about to be
+    committed, and publishes right after the commit.
     """
     if not 1 <= max_rows_per_sheet <= EXCEL_MAX_DATA_ROWS:
         raise ValueError(f"max_rows_per_sheet must be 1..{EXCEL_MAX_DATA_ROWS}, got {max_rows_per_sheet}")
@@ -1074,10 +1079,33 @@ def write_reports(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: in
         _write_reconciliation_workbook(temps[0], con, run, coverage_year, params, unmask,
                                        max_rows_per_sheet)
         _write_fiscal_workbook(temps[1], con, run, coverage_year, params)
-        for temp, final in zip(temps, finals):
-            os.chmod(temp, 0o600)
-            os.replace(temp, final)
-    finally:
         for temp in temps:
-            temp.unlink(missing_ok=True)
-    return finals
+            os.chmod(temp, 0o600)
+    except BaseException:
+        discard_reports(list(zip(temps, finals)))
+        raise
+    return list(zip(temps, finals))
+
+
+def publish_reports(staged: list[tuple[Path, Path]]) -> list[Path]:
+    """Move built workbooks onto their final names (an atomic rename each)."""
+    for temp, final in staged:
+        os.replace(temp, final)
+    return [final for _, final in staged]
+
+
+def discard_reports(staged: list[tuple[Path, Path]]) -> None:
+    for temp, _ in staged:
+        temp.unlink(missing_ok=True)
+
+
+def write_reports(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, out_dir: Path,
+                  params: Params, *, unmask: bool = False,
+                  max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS) -> list[Path]:
+    """Write 对账报告_{Y}.xlsx and 财政补助资金测算表_{Y}.xlsx into `out_dir`; return their paths.
+
+    Both are built as temporary files first and moved into place only once
+    both are complete, so a crash leaves the previous reports.
+    """
+    return publish_reports(build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask,
+                                         max_rows_per_sheet=max_rows_per_sheet))

@@ -161,10 +161,14 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:
-    """Remove temporary directories a killed run left in out_dir (its own are removed on exit)."""
+    """Remove what a killed run left in out_dir: parser scratch directories and half-written
+    reports (`.<name>.xlsx.tmp`). Called under the run lock, so no live run owns them."""
     removed = []
     if out_dir.is_dir():
-        for p in out_dir.glob(TMP_PREFIX + "*"):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for p in [*out_dir.glob(TMP_PREFIX + "*"), *out_dir.glob(".*.xlsx.tmp")]:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
             removed.append(p)
     return removed

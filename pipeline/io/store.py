@@ -8,12 +8,17 @@ DECIMAL(14,2) yuan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
 
+from pipeline.faults import checkpoint
 from pipeline.io.tables import DDL, MONEY, PER_YEAR_TABLES
+
+T = TypeVar("T")
 
 
 def _columns(table: str) -> list[str]:
@@ -88,8 +93,14 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
     )
 
 
-def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int) -> None:
-    """Replace the coverage year's rows of every table and add the run, in one transaction."""
+def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
+            before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None) -> T | None:
+    """Replace the coverage year's rows of every table and add the run, in one transaction.
+
+    `before_commit(con)` runs inside the transaction once every row is in
+    place (the reports are built from it); its result is returned after the
+    commit. Any failure rolls everything back.
+    """
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db_path))
     try:
@@ -116,12 +127,16 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
                 insert_frame(con, table, frame, run_id)
             runs = pl.DataFrame([run_row])
             insert_frame(con, "runs", runs, run_id)
+            checkpoint("before_commit")
+            staged = before_commit(con) if before_commit else None
+            checkpoint("commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
         con.close()
+    return staged
 
 
 def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:

@@ -25,7 +25,9 @@ DDL: dict[str, str] = {
         payments_accepted INTEGER,
         params_digest VARCHAR,
         status VARCHAR,            -- completed / failed
-        message VARCHAR
+        message VARCHAR,
+        fingerprint VARCHAR,       -- sha256 of the inputs' sha256s, region, year and params digest
+        as_of_date DATE            -- the day the run judged "today" (future birth dates etc.)
     """,
     "run_sheets": """
         run_id VARCHAR,
