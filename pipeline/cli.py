@@ -65,6 +65,7 @@ def run(
     skip_bad_files: Annotated[bool, typer.Option(help="go on without unreadable files (listed in the summary)")] = False,
     parse_memory_gb: Annotated[float, typer.Option(help="memory limit of each workbook parser")] = 6.0,
     parse_timeout: Annotated[float, typer.Option(help="seconds one workbook may take to parse")] = 900.0,
+    reparse: Annotated[bool, typer.Option(help="parse every file again even when its sha256 was seen before")] = False,
 ) -> None:
     """Run the nightly job for one coverage year (no file arguments: sample_data/)."""
     from pipeline.io.isolate import ReadLimits
@@ -91,7 +92,7 @@ def run(
 
     result = _guarded(lambda: run_night(
         coverage_year, region, roster or [], payments or [], db, out, unmask=unmask, step=step,
-        skip_bad_files=skip_bad_files,
+        skip_bad_files=skip_bad_files, use_cache=not reparse,
         read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
     ), out)
     _print_summary(result, timings)
@@ -130,6 +131,8 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
     t.add_row("应退 to refund (yuan)", _yuan(int(recon.filter(pl.col("status") == "overpaid")["amount_diff_fen"].sum())))
     t.add_row("欠缴 outstanding (yuan)", _yuan(int(recon.filter(pl.col("status").is_in(["underpaid", "unpaid"]))["amount_diff_fen"].sum())))
     console.print(t)
+    for n in result.notes:
+        console.print(f"信息 / info: {n}", markup=False, highlight=False, soft_wrap=True)
     for w in result.warnings[:20]:
         console.print(f"提示 / warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if len(result.warnings) > 20:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import uuid
@@ -15,8 +16,16 @@ import polars as pl
 
 from pipeline.errors import ConservationError, InputFileError
 from pipeline.faults import checkpoint
-from pipeline.io.excel_in import SheetRead, expand_inputs
-from pipeline.io.isolate import TMP_PREFIX, ReadJob, ReadLimits, clean_leftovers, read_isolated
+from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
+from pipeline.io.isolate import (
+    CACHE_DIR_NAME,
+    TMP_PREFIX,
+    ReadJob,
+    ReadLimits,
+    clean_leftovers,
+    prune_cache,
+    read_isolated,
+)
 from pipeline.io.lock import run_lock
 from pipeline.io.store import publish
 from pipeline.params import Params, load_params
@@ -45,6 +54,7 @@ class RunResult:
     totals: pl.DataFrame
     other_year_payments: int
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
@@ -112,10 +122,16 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl
     return table
 
 
+def _sha256_or_empty(path: Path) -> str:
+    """The file's sha256 (the cache key); empty when unreadable, so the parser child reports why."""
+    try:
+        return sha256_of(path)
+    except OSError:
+        return ""
+
+
 def _fingerprint(sheets: pl.DataFrame, params: Params) -> str:
     """Same inputs and parameters, same fingerprint: it names the data a workbook was built from."""
-    import hashlib
-
     files = sorted(set(zip(sheets["kind"].to_list(), sheets["sha256"].to_list())))
     text = json.dumps([files, params.coverage_year, params.region, params.digest()])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -159,6 +175,7 @@ def _run_night(
     write_workbooks: bool = True,
     read_limits: ReadLimits = ReadLimits(),
     skip_bad_files: bool = False,
+    use_cache: bool = True,
 ) -> RunResult:
     """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
     def stage(name: str):
@@ -175,9 +192,13 @@ def _run_night(
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
 
     with stage("读取 read"):
-        jobs = [ReadJob(p, "roster", coverage_year) for p in expand_inputs(roster)]
-        jobs += [ReadJob(p, "payments", coverage_year) for p in expand_inputs(payments)]
-        per_job, skipped_files = read_isolated(jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files)
+        jobs = [ReadJob(p, kind, coverage_year, _sha256_or_empty(p))
+                for kind, specs in (("roster", roster), ("payments", payments)) for p in expand_inputs(specs)]
+        cache_dir = db_path.parent / CACHE_DIR_NAME if use_cache else None
+        per_job, skipped_files, reused = read_isolated(
+            jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files, cache_dir)
+        if cache_dir is not None:
+            prune_cache(cache_dir)
         roster_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "roster" for s in sheets]
         payment_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "payments" for s in sheets]
     checkpoint("after_read")
@@ -205,6 +226,7 @@ def _run_night(
     ]
     warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
     warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
+    notes = [f"文件未变（sha256 相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
 
     counts = sheets.select(
         pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
@@ -248,5 +270,5 @@ def _run_night(
         sheets=sheets, rejected=rejected, duplicates=pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
                                                                 pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]),
         determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
-        other_year_payments=other_years, warnings=warnings,
+        other_year_payments=other_years, warnings=warnings, notes=notes,
     )

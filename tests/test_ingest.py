@@ -396,3 +396,26 @@ def test_pandera_checks_values_on_the_collected_frame():
                        schema_overrides={"channel": pl.Utf8})
     failures = _failures(payments_schema(TODAY), parse_payments(raw))
     assert failures.select("index", "column", "code").rows() == [(0, "amount_fen", "amount")]
+
+
+# --- incremental nights ------------------------------------------------------------------
+
+def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_path):
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    payments = one_payment(tmp_path)
+    first = run(tmp_path, roster, payments)
+    assert first.notes == []
+    second = run(tmp_path, roster, payments)
+    assert len(second.notes) == 2 and all("unchanged file reused" in n for n in second.notes)
+    assert second.determinations.drop("source_file").equals(first.determinations.drop("source_file"))
+    # only the payments changed tonight: the roster is reused, the payments are parsed again
+    more = write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A), pay_row(2, "李四", B)]})
+    third = run(tmp_path, roster, more)
+    assert third.notes == [f"文件未变（sha256 相同），复用上次解析结果 / unchanged file reused: {roster}"]
+    assert third.determinations.filter(pl.col("enrolled")).height == 2
+    # the same bytes under another name: rows carry the new name
+    renamed = tmp_path / "花名册_复制.xlsx"
+    renamed.write_bytes(roster.read_bytes())
+    fourth = run(tmp_path, renamed, more)
+    assert set(fourth.determinations["source_file"]) == {str(renamed)}
+    assert set(fourth.sheets.filter(pl.col("kind") == "roster")["source_file"]) == {str(renamed)}

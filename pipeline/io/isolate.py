@@ -11,6 +11,7 @@ that dies, overruns or raises becomes an InputFileError naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -28,6 +29,16 @@ from pipeline.io.excel_in import SheetRead, read_workbook
 from schemas.headers import load_header_map
 
 TMP_PREFIX = ".medins-tmp-"
+CACHE_DIR_NAME = ".medins-cache"
+# Bump when pipeline/io/excel_in.py changes what it returns for the same bytes.
+READER_VERSION = "1"
+CACHE_KEEP_DAYS = 14
+
+
+def _headers_digest() -> str:
+    from schemas.headers import HEADERS_PATH
+
+    return hashlib.sha256(HEADERS_PATH.read_bytes()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,11 @@ class ReadJob:
     path: Path
     kind: str
     coverage_year: int
+    sha256: str = ""
+
+    def cache_key(self) -> str:
+        """Same bytes, same reader and header maps, same year: the same rows come out."""
+        return f"{self.sha256}-{self.kind}-{self.coverage_year}-{READER_VERSION}-{_headers_digest()}"
 
 
 @dataclass(frozen=True)
@@ -61,15 +77,15 @@ def _child(job: ReadJob, out_base: str, memory_bytes: int) -> None:
     os.dup2(err, 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year)
+        sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year, sha256=job.sha256 or None)
         manifest = []
         for i, sheet in enumerate(sheets):
             meta = asdict(sheet)
             meta.pop("data")
             meta["missing_required"] = list(sheet.missing_required)
             if sheet.data is not None:
-                meta["data_file"] = f"{out_base}.{i}.arrow"
-                sheet.data.write_ipc(meta["data_file"])
+                meta["data_file"] = f"{Path(out_base).name}.{i}.arrow"
+                sheet.data.write_ipc(f"{out_base}.{i}.arrow")
             manifest.append(meta)
         result = {"ok": True, "sheets": manifest}
     except InputFileError as e:
@@ -89,15 +105,56 @@ def _load(out_base: str) -> dict | None:
         return None
 
 
-def _sheets_from(manifest: list[dict]) -> list[SheetRead]:
+def _sheets_from(manifest: list[dict], base: Path, job: ReadJob) -> list[SheetRead]:
+    """Sheets back from IPC files; file names are re-stamped with this run's path for the bytes."""
     out = []
     for meta in manifest:
+        meta = dict(meta)
         data_file = meta.pop("data_file", None)
         meta["missing_required"] = tuple(meta["missing_required"])
+        meta["source_file"] = str(job.path)
         sheet = SheetRead(**meta)
-        sheet.data = pl.read_ipc(data_file) if data_file else None
+        if data_file:
+            sheet.data = pl.read_ipc(base / data_file).with_columns(pl.lit(str(job.path)).alias("source_file"))
         out.append(sheet)
     return out
+
+
+def _store_in_cache(cache_dir: Path, job: ReadJob, out_base: str, manifest: list[dict]) -> Path:
+    """Move a child's output into the cache under the job's key; returns the entry directory."""
+    entry = cache_dir / job.cache_key()
+    staging = cache_dir / f".{entry.name}.{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    for meta in manifest:
+        if meta.get("data_file"):
+            os.replace(Path(out_base).parent / meta["data_file"], staging / meta["data_file"])
+    (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    shutil.rmtree(entry, ignore_errors=True)
+    os.replace(staging, entry)
+    return entry
+
+
+def _from_cache(cache_dir: Path | None, job: ReadJob) -> list[SheetRead] | None:
+    if cache_dir is None or not job.sha256:
+        return None
+    entry = cache_dir / job.cache_key()
+    try:
+        manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
+        sheets = _sheets_from(manifest, entry, job)
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
+    os.utime(entry)
+    return sheets
+
+
+def prune_cache(cache_dir: Path, keep_days: int = CACHE_KEEP_DAYS) -> None:
+    """Forget files not seen for `keep_days` (the cache holds ID numbers: keep it small)."""
+    if not cache_dir.is_dir():
+        return
+    cutoff = time.time() - keep_days * 86400
+    for entry in cache_dir.iterdir():
+        if entry.name.startswith(".") or entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: bool, memory: bool) -> str:
@@ -112,16 +169,29 @@ def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: 
 
 
 def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadLimits(),
-                  skip_bad_files: bool = False) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]]]:
-    """Read every job's workbook in children; returns (sheets per job in order, skipped files with reasons).
+                  skip_bad_files: bool = False, cache_dir: Path | None = None,
+                  ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
+    """Read every job's workbook in children, or from the cache when its sha256 was read before.
 
-    A bad file stops everything (InputFileError) unless `skip_bad_files`.
+    Returns (sheets per job in order, skipped files with reasons, jobs reused
+    from the cache). A bad file stops everything (InputFileError) unless
+    `skip_bad_files`.
     """
-    ctx = _ctx()
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     results: list[list[SheetRead] | None] = [None] * len(jobs)
     skipped: list[tuple[ReadJob, str]] = []
-    pending = list(enumerate(jobs))
+    reused: list[ReadJob] = []
+    pending = []
+    for i, job in enumerate(jobs):
+        cached = _from_cache(cache_dir, job)
+        if cached is None:
+            pending.append((i, job))
+        else:
+            results[i] = cached
+            reused.append(job)
+    if not pending:
+        return [r or [] for r in results], skipped, reused
+    ctx = _ctx()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[int, tuple[mp.process.BaseProcess, float, str]] = {}
     try:
         while pending or running:
@@ -144,7 +214,11 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
                 job = jobs[i]
                 result = None if timed_out else _load(out_base)
                 if result and result.get("ok"):
-                    results[i] = _sheets_from(result["sheets"])
+                    if cache_dir is not None and job.sha256:
+                        entry = _store_in_cache(cache_dir, job, out_base, result["sheets"])
+                        results[i] = _sheets_from(result["sheets"], entry, job)
+                    else:
+                        results[i] = _sheets_from(result["sheets"], tmp_dir, job)
                     continue
                 message = result.get("message") if result else None
                 message = message or _failure(job, proc.exitcode, limits, timed_out, bool(result and result.get("memory")))
@@ -157,7 +231,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
             proc.kill()
             proc.join()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return [r or [] for r in results], skipped
+    return [r or [] for r in results], skipped, reused
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:
