@@ -93,9 +93,9 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
     person = resident.with_columns(
         pl.col("identity_labels").fill_null("").str.split("、").list.eval(pl.element().filter(pl.element() != ""))
     )
-    frame = person.lazy().with_columns(tier.age(params)).with_columns(
-        tier.tier_label(params), tier.is_subsidized_object(params), tier.is_newborn(params),
-    ).with_columns(tier.label_tier(params)).with_columns(tier.tier()).with_columns(
+    frame = tier.with_label_tier(person.lazy().with_columns(tier.age(params)), params).with_columns(
+        tier.is_newborn(params),
+    ).with_columns(tier.tier()).with_columns(
         tier.tier_basis(params), amounts.subsidy_amount_fen(params),
     ).with_columns(amounts.individual_due_fen(params))
     totals = enrolment.payment_totals(payments.lazy(), frame.select("id_number", "individual_due_fen"), params)

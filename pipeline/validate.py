@@ -18,9 +18,6 @@ from pandera.errors import SchemaErrors
 
 from pipeline.params import Params
 from pipeline.parse import (
-    id_birth_date,
-    id_checksum_ok,
-    id_format_ok,
     normalise_id,
     parse_amount_fen,
     parse_date,
@@ -29,7 +26,7 @@ from pipeline.parse import (
     split_labels,
 )
 from schemas.headers import HeaderMap
-from schemas.models import REASONS, payments_schema, roster_schema
+from schemas.models import REASONS, id_facts, id_trusted, payments_schema, roster_schema
 
 REJECTED_SCHEMA = {
     "kind": pl.Utf8, "source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
@@ -75,13 +72,13 @@ def parse_roster(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
     label_aliases = params.label_aliases()
     event_aliases = params.event_aliases()
     tokens = split_labels(pl.col("identity_labels__raw"))
-    id_expr = normalise_id(pl.col("id_number__raw"))
     birth_col = parse_date(pl.col("birth_date__raw"))
+    frame = frame.with_columns(normalise_id(pl.col("id_number__raw")).alias("id_number"))
+    frame = frame.with_columns(id_facts(pl.col("id_number")))
     return frame.with_columns(
         pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
-        id_expr.alias("id_number"),
         pl.col("id_type__raw").fill_null(DEFAULT_ID_TYPE).alias("id_type"),
-        pl.coalesce(birth_col, id_birth_date(id_expr)).alias("birth_date"),
+        pl.coalesce(birth_col, pl.col("id_number__birth_date")).alias("birth_date"),
         pl.col("residence_basis__raw").replace_strict(RESIDENCE_ALIASES, default=None, return_dtype=pl.Utf8)
         .alias("residence_basis"),
         tokens.list.eval(pl.element().replace_strict(label_aliases, default=None, return_dtype=pl.Utf8))
@@ -103,8 +100,9 @@ def parse_roster(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
 
 def parse_payments(raw: pl.DataFrame) -> pl.DataFrame:
     frame = _with_raw(raw, ["id_number", "name", "amount", "paid_on", "coverage_year", "ticket_no", "channel"])
+    frame = frame.with_columns(normalise_id(pl.col("id_number__raw")).alias("id_number"))
     return frame.with_columns(
-        normalise_id(pl.col("id_number__raw")).alias("id_number"),
+        *id_facts(pl.col("id_number")),
         parse_amount_fen(pl.col("amount__raw")).alias("amount_fen"),
         parse_date(pl.col("paid_on__raw")).alias("paid_on"),
         parse_year(pl.col("coverage_year__raw")).alias("coverage_year"),
@@ -183,31 +181,30 @@ def _interleave(template: str, placeholder: str) -> list[str]:
 
 def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], key_ok: pl.Expr,
                      bad_rows: pl.DataFrame) -> pl.DataFrame:
-    """Flag rows sharing `key` (RULES.md §6).
+    """The rows sharing `key` with another row, flagged (RULES.md §6); all other rows are unique.
 
     `__conflict`: the key appears with different content (every such row is
     rejected, whatever else is wrong with it). `__dup_skip`: an exact copy of
     an earlier accepted row (skipped, counted, warned). Only rows whose key
-    could be read take part; rows already rejected are never skipped.
+    could be read take part; rows already rejected are never skipped. The
+    window work runs on the duplicated keys only (one hash pass finds them).
     """
     order = ["source_file", "sheet", "row_number"]
+    keyed = pl.when(key_ok.fill_null(False)).then(pl.col(key))
+    shared = frame.filter(keyed.is_duplicated() & keyed.is_not_null())
     marked = (
-        frame.join(bad_rows.with_columns(pl.lit(True).alias("__rejected")), on=order, how="left")
+        shared.join(bad_rows.with_columns(pl.lit(True).alias("__rejected")), on=order, how="left")
         .with_columns(
             pl.col("__rejected").fill_null(False),
-            pl.when(key_ok.fill_null(False)).then(pl.col(key)).alias("__key"),
+            pl.col(key).alias("__key"),
             pl.struct(list(content)).hash().alias("__content_hash"),
         )
         .with_columns(
             pl.len().over("__key").alias("__n"),
             pl.col("__content_hash").n_unique().over("__key").alias("__n_versions"),
         )
-        .with_columns(
-            (pl.col("__key").is_not_null() & (pl.col("__n_versions") > 1)).alias("__conflict"),
-        )
-        .with_columns(
-            (pl.col("__key").is_not_null() & ~pl.col("__rejected") & ~pl.col("__conflict")).alias("__clean"),
-        )
+        .with_columns((pl.col("__n_versions") > 1).alias("__conflict"))
+        .with_columns((~pl.col("__rejected") & ~pl.col("__conflict")).alias("__clean"))
     )
     first = pl.struct(order).rank("min").over(["__key", "__clean"]) == 1
     kept = pl.struct(order).sort_by(order).first().over(["__key", "__clean"])
@@ -218,16 +215,13 @@ def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], ke
     )
 
 
-def _split(marked: pl.DataFrame, rejected: pl.DataFrame, conflicts: pl.DataFrame, out_cols: tuple[str, ...],
-           key: str) -> Validated:
+def _split(parsed: pl.DataFrame, shared: pl.DataFrame, rejected: pl.DataFrame, conflicts: pl.DataFrame,
+           out_cols: tuple[str, ...], key: str) -> Validated:
+    order = ["source_file", "sheet", "row_number"]
     rejected = pl.concat([rejected, conflicts])
-    bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
-    accepted = marked.filter(~pl.col("__dup_skip")).join(
-        bad_rows, on=["source_file", "sheet", "row_number"], how="anti"
-    ).select(out_cols)
-    skipped = marked.filter("__dup_skip").select(
-        "source_file", "sheet", "row_number", key, pl.col("__kept_at").alias("kept_at")
-    )
+    skipped = shared.filter("__dup_skip").select(*order, key, pl.col("__kept_at").alias("kept_at"))
+    not_accepted = pl.concat([rejected.select(order), skipped.select(order)]).unique()
+    accepted = parsed.join(not_accepted, on=order, how="anti", maintain_order="left").select(out_cols)
     return Validated(accepted=accepted, rejected=rejected, duplicates=skipped)
 
 
@@ -237,7 +231,7 @@ def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
     prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
     schema = roster_schema(params.coverage_year, prev_required, today)
     rejected = _rejected_lines(parsed, _failures(schema, parsed), "roster", headers_seen, header_map)
-    id_ok = id_format_ok(pl.col("id_number")) & id_checksum_ok(pl.col("id_number")) & ~pl.col("id_number__numeric_cell")
+    id_ok = id_trusted()
     bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
     marked = _mark_duplicates(parsed, "id_number", ROSTER_CONTENT, id_ok, bad_rows)
     id_header = header_map.header_of("id_number")
@@ -249,7 +243,7 @@ def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
             _interleave(REASONS["duplicate_conflict"].replace("{header}", id_header), "{raw}"))]).alias("reason"),
         pl.col("id_number"),
     )
-    return _split(marked, rejected, conflicts, ROSTER_OUT, "id_number")
+    return _split(parsed, marked, rejected, conflicts, ROSTER_OUT, "id_number")
 
 
 def validate_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl.DataFrame,
@@ -266,4 +260,4 @@ def validate_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl
         pl.lit(REASONS["ticket_conflict"]).alias("reason"),
         pl.col("id_number"),
     )
-    return _split(marked, rejected, conflicts, PAYMENT_OUT, "ticket_no")
+    return _split(parsed, marked, rejected, conflicts, PAYMENT_OUT, "ticket_no")

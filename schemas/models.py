@@ -62,11 +62,26 @@ def _parsed_if_present(key: str) -> pl.Expr:
     return _raw(key).is_null() | pl.col(key).is_not_null()
 
 
+def id_facts(id_expr: pl.Expr) -> list[pl.Expr]:
+    """Computed once in the parse step; the checks and the duplicate test read them."""
+    return [
+        id_format_ok(id_expr).alias("id_number__format_ok"),
+        id_checksum_ok(id_expr).alias("id_number__checksum_ok"),
+        id_birth_date(id_expr).alias("id_number__birth_date"),
+    ]
+
+
+def id_trusted() -> pl.Expr:
+    """An ID that is well formed, passes its check digit and did not arrive as an Excel number."""
+    return (pl.col("id_number__format_ok") & pl.col("id_number__checksum_ok")
+            & ~pl.col("id_number__numeric_cell"))
+
+
 def _id_checks(today: dt.date, numeric_code: str = "id_numeric_cell") -> list[pa.Check]:
     numeric = pl.col("id_number__numeric_cell")
-    fmt = id_format_ok(pl.col("id_number"))
-    checksum = id_checksum_ok(pl.col("id_number"))
-    birth = id_birth_date(pl.col("id_number"))
+    fmt = pl.col("id_number__format_ok")
+    checksum = pl.col("id_number__checksum_ok")
+    birth = pl.col("id_number__birth_date")
     present = _raw("id_number").is_not_null()
     return [
         _check(lambda k: present, "required"),
@@ -97,9 +112,8 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
     prev_checks = [_check(_parsed_if_present, "yes_no")]
     if prev_year_required:
         prev_checks.insert(0, _check(required, "required"))
-    birth_from_id = id_birth_date(pl.col("id_number"))
-    id_trusted = (id_format_ok(pl.col("id_number")) & id_checksum_ok(pl.col("id_number"))
-                  & ~pl.col("id_number__numeric_cell"))
+    birth_from_id = pl.col("id_number__birth_date")
+    trusted = id_trusted()
     return pa.DataFrameSchema(
         {
             "name": _text_column(True),
@@ -109,7 +123,7 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
                 _check(_parsed_if_present, "date"),
                 _check(lambda k: _raw(k).is_null() | (pl.col(k) <= pl.lit(today)), "birth_date_future"),
                 # only against an ID that can be trusted: a numeric cell has lost its digits
-                _check(lambda k: _raw(k).is_null() | birth_from_id.is_null() | ~id_trusted
+                _check(lambda k: _raw(k).is_null() | birth_from_id.is_null() | ~trusted
                        | (pl.col(k) == birth_from_id), "birth_date_mismatch"),
             ]),
             "county": _text_column(True),

@@ -220,26 +220,23 @@ def read_sheet(
     result.skipped_blank, result.skipped_footer = int(counts[0]), int(counts[1])
     body = body.filter(~pl.col("__blank") & ~pl.col("__footer"))
 
-    flags = []
-    for text_field in TEXT_ONLY_FIELDS:
-        if text_field not in {f.name for f in header_map.fields}:
-            continue
-        flag = numeric_flag(text_field)
-        flags.append(flag)
-        col = next((c for c, f in to_field.items() if f == text_field), None)
-        if col is None or body.height == 0:
-            body = body.with_columns(pl.lit(False).alias(flag))
-            continue
-        col_idx = int(col[3:])
+    # One extra pass reads every text-only column (ID, ticket number) as Boolean: only cells Excel
+    # stored as numbers come back non-null. It re-parses the sheet, so all such columns go in one pass.
+    flags = [numeric_flag(f) for f in TEXT_ONLY_FIELDS if f in {fl.name for fl in header_map.fields}]
+    text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
+    if text_cols and body.height:
+        indexes = {flag: int(col[3:]) for flag, col in text_cols.items()}
         typed = reader.load_sheet(
-            idx, header_row=None, use_columns=[col_idx], dtypes={col_idx: "boolean"}
+            idx, header_row=None, use_columns=sorted(set(indexes.values())),
+            dtypes={i: "boolean" for i in indexes.values()},
         ).to_polars()
-        numeric = typed.to_series(0).is_not_null().slice(header_idx + 1)
-        cells = pl.DataFrame({
-            "__pos": pl.arange(0, numeric.len(), eager=True, dtype=pl.UInt32),
-            flag: numeric,
-        })
+        by_index = dict(zip(sorted(set(indexes.values())), typed.columns))
+        cells = typed.slice(header_idx + 1).select(
+            pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__pos"),
+            *[pl.col(by_index[i]).is_not_null().alias(flag) for flag, i in indexes.items()],
+        )
         body = body.join(cells, on="__pos", how="left")
+    body = body.with_columns(pl.lit(False).alias(f) for f in flags if f not in text_cols)
 
     selects = [
         pl.lit(source_file).alias("source_file"),
@@ -260,9 +257,14 @@ def read_sheet(
     return result
 
 
-def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None
-                  ) -> list[SheetRead]:
-    """Every sheet of one workbook; a workbook where no sheet has a header is refused."""
+def sheet_names(path: Path) -> list[str]:
+    """The workbook's sheets in order, read from xl/workbook.xml (no native parser involved)."""
+    return list(first_value_rows(path))
+
+
+def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None,
+                  only_sheet: int | None = None) -> list[SheetRead]:
+    """Every sheet of one workbook (or only sheet `only_sheet`); refuses a workbook where no sheet has a header."""
     check_file(path)
     sha = sha256 or sha256_of(path)
     try:
@@ -270,7 +272,7 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256:
         reader = fastexcel.read_excel(str(path))
         sheets = [
             read_sheet(reader, i, name, first_rows.get(name), header_map, str(path), sha, coverage_year)
-            for i, name in enumerate(reader.sheet_names)
+            for i, name in enumerate(reader.sheet_names) if only_sheet is None or i == only_sheet
         ]
     except InputFileError:
         raise
@@ -280,8 +282,13 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256:
         if type(e).__module__.startswith("fastexcel") or "Calamine" in type(e).__name__:
             raise InputFileError(f"无法读取工作簿 / cannot read workbook: {path} ({type(e).__name__})") from None
         raise
+    if only_sheet is None:
+        require_a_header(path, header_map, sheets)
+    return sheets
+
+
+def require_a_header(path: Path, header_map: HeaderMap, sheets: list[SheetRead]) -> None:
     if not any(s.header_row is not None for s in sheets):
         raise InputFileError(
             f"工作簿中没有找到{header_map.title}的表头行 / no {header_map.kind} header row in any sheet: {path}"
         )
-    return sheets

@@ -18,6 +18,7 @@ import os
 import resource
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -25,7 +26,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import InputFileError
-from pipeline.io.excel_in import SheetRead, read_workbook
+from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_names
+from pipeline.io.preflight import check_file
 from schemas.headers import load_header_map
 
 TMP_PREFIX = ".medins-tmp-"
@@ -71,13 +73,14 @@ def _ctx():
     return _context
 
 
-def _child(job: ReadJob, out_base: str, memory_bytes: int) -> None:
-    """Runs in the child: read one workbook, write its sheets as IPC and a JSON manifest."""
+def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> None:
+    """Runs in the child: read one sheet of a workbook, write it as IPC with a JSON manifest."""
     err = os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year, sha256=job.sha256 or None)
+        sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year, sha256=job.sha256 or None,
+                               only_sheet=sheet_index)
         manifest = []
         for i, sheet in enumerate(sheets):
             meta = asdict(sheet)
@@ -120,9 +123,9 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob) -> list[SheetRe
     return out
 
 
-def _store_in_cache(cache_dir: Path, job: ReadJob, out_base: str, manifest: list[dict]) -> Path:
-    """Move a child's output into the cache under the job's key; returns the entry directory."""
-    entry = cache_dir / job.cache_key()
+def _store_in_cache(cache_dir: Path, job: ReadJob, sheet_index: int, out_base: str, manifest: list[dict]) -> Path:
+    """Move a child's output into the cache under the sheet's key; returns the entry directory."""
+    entry = cache_dir / f"{job.cache_key()}-s{sheet_index}"
     staging = cache_dir / f".{entry.name}.{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
     for meta in manifest:
@@ -134,10 +137,10 @@ def _store_in_cache(cache_dir: Path, job: ReadJob, out_base: str, manifest: list
     return entry
 
 
-def _from_cache(cache_dir: Path | None, job: ReadJob) -> list[SheetRead] | None:
+def _from_cache(cache_dir: Path | None, job: ReadJob, sheet_index: int) -> list[SheetRead] | None:
     if cache_dir is None or not job.sha256:
         return None
-    entry = cache_dir / job.cache_key()
+    entry = cache_dir / f"{job.cache_key()}-s{sheet_index}"
     try:
         manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
         sheets = _sheets_from(manifest, entry, job)
@@ -171,67 +174,106 @@ def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: 
 def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadLimits(),
                   skip_bad_files: bool = False, cache_dir: Path | None = None,
                   ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
-    """Read every job's workbook in children, or from the cache when its sha256 was read before.
+    """Read every sheet of every job's workbook in children, or from the cache when the file's sha256
+    was read before; sheets are the unit of work, so one big file does not hold up the other core.
 
     Returns (sheets per job in order, skipped files with reasons, jobs reused
     from the cache). A bad file stops everything (InputFileError) unless
     `skip_bad_files`.
     """
-    results: list[list[SheetRead] | None] = [None] * len(jobs)
-    skipped: list[tuple[ReadJob, str]] = []
+    sheets_of: list[dict[int, list[SheetRead]]] = [{} for _ in jobs]
+    n_sheets: list[int] = [0] * len(jobs)
+    skipped: dict[int, str] = {}
     reused: list[ReadJob] = []
-    pending = []
-    for i, job in enumerate(jobs):
-        cached = _from_cache(cache_dir, job)
-        if cached is None:
-            pending.append((i, job))
-        else:
-            results[i] = cached
+    pending: list[tuple[int, int]] = []
+
+    def fail(j: int, message: str) -> None:
+        if not skip_bad_files:
+            raise InputFileError(message)
+        skipped.setdefault(j, message)
+
+    for j, job in enumerate(jobs):
+        try:
+            check_file(job.path)  # pure Python: refuse the hostile file before any child touches it
+            n_sheets[j] = len(sheet_names(job.path))
+        except InputFileError as e:
+            fail(j, str(e))
+            continue
+        except (OSError, ValueError, KeyError, SyntaxError, zipfile.BadZipFile) as e:
+            fail(j, f"无法读取工作簿 / cannot read workbook: {job.path} ({type(e).__name__})")
+            continue
+        cached = {k: _from_cache(cache_dir, job, k) for k in range(n_sheets[j])}
+        if n_sheets[j] and all(v is not None for v in cached.values()):
+            sheets_of[j] = cached
             reused.append(job)
-    if not pending:
-        return [r or [] for r in results], skipped, reused
+        else:
+            pending += [(j, k) for k in range(n_sheets[j])]
+
+    if pending:
+        _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail)
+
+    out: list[list[SheetRead]] = []
+    for j, job in enumerate(jobs):
+        if j in skipped:
+            out.append([])
+            continue
+        sheets = [s for k in range(n_sheets[j]) for s in sheets_of[j].get(k, [])]
+        try:
+            require_a_header(job.path, load_header_map(job.kind), sheets)
+        except InputFileError as e:
+            fail(j, str(e))
+            out.append([])
+            continue
+        out.append(sheets)
+    return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
+
+
+def _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail) -> None:
     ctx = _ctx()
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    running: dict[int, tuple[mp.process.BaseProcess, float, str]] = {}
+    running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
+    failed: set[int] = set()
     try:
         while pending or running:
             while pending and len(running) < limits.workers:
-                i, job = pending.pop(0)
-                out_base = str(tmp_dir / f"job{i}")
-                proc = ctx.Process(target=_child, args=(job, out_base, limits.memory_bytes), daemon=True)
+                j, k = pending.pop(0)
+                if j in failed:
+                    continue
+                out_base = str(tmp_dir / f"job{j}-s{k}")
+                proc = ctx.Process(target=_child, args=(jobs[j], k, out_base, limits.memory_bytes), daemon=True)
                 proc.start()
-                running[i] = (proc, time.monotonic(), out_base)
+                running[(j, k)] = (proc, time.monotonic(), out_base)
+            if not running:
+                continue
             wait([p.sentinel for p, _, _ in running.values()], timeout=0.2)
-            for i in list(running):
-                proc, started, out_base = running[i]
+            for key in list(running):
+                proc, started, out_base = running[key]
                 timed_out = proc.is_alive() and time.monotonic() - started > limits.timeout_seconds
                 if proc.is_alive() and not timed_out:
                     continue
                 if timed_out:
                     proc.kill()
                 proc.join()
-                del running[i]
-                job = jobs[i]
+                del running[key]
+                j, k = key
+                job = jobs[j]
                 result = None if timed_out else _load(out_base)
                 if result and result.get("ok"):
                     if cache_dir is not None and job.sha256:
-                        entry = _store_in_cache(cache_dir, job, out_base, result["sheets"])
-                        results[i] = _sheets_from(result["sheets"], entry, job)
+                        entry = _store_in_cache(cache_dir, job, k, out_base, result["sheets"])
+                        sheets_of[j][k] = _sheets_from(result["sheets"], entry, job)
                     else:
-                        results[i] = _sheets_from(result["sheets"], tmp_dir, job)
+                        sheets_of[j][k] = _sheets_from(result["sheets"], tmp_dir, job)
                     continue
                 message = result.get("message") if result else None
-                message = message or _failure(job, proc.exitcode, limits, timed_out, bool(result and result.get("memory")))
-                if not skip_bad_files:
-                    raise InputFileError(message)
-                skipped.append((job, message))
-                results[i] = []
+                failed.add(j)
+                fail(j, message or _failure(job, proc.exitcode, limits, timed_out,
+                                            bool(result and result.get("memory"))))
     finally:
         for proc, _, _ in running.values():
             proc.kill()
             proc.join()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return [r or [] for r in results], skipped, reused
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:

@@ -9,7 +9,7 @@ import polars as pl
 
 from pipeline.params import Params
 from pipeline.rules import amounts, enrolment, tier
-from pipeline.rules.benefit_start import benefit_columns
+from pipeline.rules.benefit_start import with_benefit_columns
 
 DETERMINATION_COLUMNS = (
     "coverage_year", "id_number", "name", "county", "township", "village", "tier", "identity_labels",
@@ -48,11 +48,9 @@ def rule_basis(params: Params) -> pl.Expr:
 
 def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
     """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y."""
-    people = residents.lazy().with_columns(tier.age(params)).with_columns(
-        tier.tier_label(params),
-        tier.is_subsidized_object(params),
+    people = tier.with_label_tier(residents.lazy().with_columns(tier.age(params)), params).with_columns(
         tier.is_newborn(params),
-    ).with_columns(tier.label_tier(params)).with_columns(
+    ).with_columns(
         tier.tier(),
     ).with_columns(
         tier.tier_basis(params),
@@ -62,12 +60,13 @@ def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -
     totals = enrolment.payment_totals(
         payments.lazy(), people.select("id_number", "individual_due_fen"), params
     )
-    people = people.join(totals, on="id_number", how="left").with_columns(
+    people = people.join(totals, on="id_number", how="left", maintain_order="left").with_columns(
         pl.col("net_paid_fen").fill_null(0),
         pl.col("n_payments").fill_null(0),
     ).with_columns(enrolment.is_enrolled()).with_columns(
         enrolment.enrolled_on(params)
-    ).with_columns(benefit_columns(params)).with_columns(
+    )
+    people = with_benefit_columns(people, params).with_columns(
         rule_basis(params),
         pl.col("identity_labels").list.join("、").alias("identity_labels"),
     )

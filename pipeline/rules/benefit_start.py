@@ -212,32 +212,57 @@ def candidates(params: Params) -> list[Candidate]:
     return out
 
 
-def benefit_columns(params: Params) -> list[pl.Expr]:
+def benefit_columns(params: Params) -> list[list[pl.Expr]]:
     """rule_id, benefit_start, waiting_end, benefit_end (needs enrolled, enrolled_on and the tier columns).
 
     Earliest start wins; on equal starts a rule without waiting wins, then
     the order of `candidates`. Benefits never start before birth: an earlier
     winner starts on the birth date with no waiting. A start after YE means no
     benefit in Y (waiting_end still shown).
+
+    Returned as stages to apply one after the other (`with_columns` each):
+    every candidate is computed once into a column before the winner is
+    chosen, instead of being re-evaluated inside every comparison.
     """
     cands = candidates(params)
-    best = pl.min_horizontal(*[c.start for c in cands])
-    no_wait_first = [
-        pl.when((c.start == best) & c.waiting_end.is_null()).then(pl.lit(i)) for i, c in enumerate(cands)
-    ] + [pl.when(c.start == best).then(pl.lit(i)) for i, c in enumerate(cands)]
-    winner = pl.coalesce(*no_wait_first)
-    rule_id = pl.coalesce(*[pl.when(winner == i).then(c.rule_id) for i, c in enumerate(cands)])
-    waiting = pl.coalesce(*[pl.when(winner == i).then(c.waiting_end) for i, c in enumerate(cands)], NULL_DATE)
+    n = len(cands)
+    starts = [pl.col(f"__start_{i}") for i in range(n)]
+    waits = [pl.col(f"__wait_{i}") for i in range(n)]
+    rules = [pl.col(f"__rule_{i}") for i in range(n)]
+    stage_candidates = [
+        e for i, c in enumerate(cands)
+        for e in (c.rule_id.alias(f"__rule_{i}"), c.start.alias(f"__start_{i}"), c.waiting_end.alias(f"__wait_{i}"))
+    ]
+    best = pl.col("__best")
+    winner = pl.coalesce(
+        *[pl.when((starts[i] == best) & waits[i].is_null()).then(pl.lit(i)) for i in range(n)],
+        *[pl.when(starts[i] == best).then(pl.lit(i)) for i in range(n)],
+    )
+    win = pl.col("__winner")
+    rule_id = pl.coalesce(*[pl.when(win == i).then(rules[i]) for i in range(n)])
+    waiting = pl.coalesce(*[pl.when(win == i).then(waits[i]) for i in range(n)], NULL_DATE)
     before_birth = (best < BIRTH).fill_null(False)
     start = pl.when(before_birth).then(BIRTH).otherwise(best)
     waiting = pl.when(before_birth).then(NULL_DATE).otherwise(waiting)
     enrolled = pl.col("enrolled")
     in_year = start <= date_lit(params.year_end)
     return [
-        pl.when(enrolled).then(rule_id).otherwise(_lit("not_enrolled")).alias("rule_id"),
-        pl.when(enrolled & in_year).then(start).otherwise(NULL_DATE).alias("benefit_start"),
-        pl.when(enrolled).then(waiting).otherwise(NULL_DATE).alias("waiting_end"),
-        pl.when(enrolled & in_year).then(date_lit(params.year_end)).otherwise(NULL_DATE).alias("benefit_end"),
-        (enrolled & before_birth).alias("starts_at_birth"),
-        (enrolled & ~in_year.fill_null(False)).alias("no_benefit_in_year"),
+        stage_candidates,
+        [pl.min_horizontal(*starts).alias("__best")],
+        [winner.alias("__winner")],
+        [
+            pl.when(enrolled).then(rule_id).otherwise(_lit("not_enrolled")).alias("rule_id"),
+            pl.when(enrolled & in_year).then(start).otherwise(NULL_DATE).alias("benefit_start"),
+            pl.when(enrolled).then(waiting).otherwise(NULL_DATE).alias("waiting_end"),
+            pl.when(enrolled & in_year).then(date_lit(params.year_end)).otherwise(NULL_DATE).alias("benefit_end"),
+            (enrolled & before_birth).alias("starts_at_birth"),
+            (enrolled & ~in_year.fill_null(False)).alias("no_benefit_in_year"),
+        ],
     ]
+
+
+def with_benefit_columns(frame, params: Params):
+    """Apply `benefit_columns` to a (Lazy)Frame and drop the scratch columns."""
+    for stage in benefit_columns(params):
+        frame = frame.with_columns(stage)
+    return frame.drop(pl.selectors.starts_with("__"))

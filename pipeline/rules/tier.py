@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.params import TIER_RANK, Label, Params
+from pipeline.params import TIER_RANK, Params
 from pipeline.rules.dates import date_lit
 
 TIER_NAMES = {"full": "全额资助", "fixed": "定额资助", "none": "普通"}
@@ -23,45 +23,63 @@ def age(params: Params) -> pl.Expr:
     return pl.max_horizontal(years - pl.when(born_jan_1).then(0).otherwise(1), pl.lit(0)).alias("age")
 
 
-def _age_ok(label: Label, params: Params) -> pl.Expr:
-    """The age condition of a label: 年满60周岁 (elderly), 未成年人和60周岁以上 (minor_or_elderly)."""
-    a = pl.col("age")
-    if label.age_rule == "elderly":
-        return a >= params.elderly_age
-    if label.age_rule == "minor_or_elderly":
-        return (a < params.adult_age) | (a >= params.elderly_age)
-    return pl.lit(True)
-
-
-def _qualifying_label(params: Params, labels: list[Label]) -> pl.Expr:
-    """First label the person holds and qualifies for, highest tier first (就高原则)."""
-    ordered = sorted((lab for lab in labels if lab.tier != "none"), key=lambda lab: -TIER_RANK[lab.tier])
-    holds = pl.col("identity_labels")
-    return pl.coalesce(
-        *[pl.when(holds.list.contains(lab.name) & _age_ok(lab, params)).then(pl.lit(lab.name)) for lab in ordered],
-        pl.lit(None, dtype=pl.Utf8),
+def _label_table(params: Params) -> pl.LazyFrame:
+    """policy_params/labels.toml as a frame: name, rank, age rule, table order, 资助参保对象."""
+    return pl.LazyFrame(
+        {
+            "__label": [lab.name for lab in params.labels],
+            "__rank": [TIER_RANK[lab.tier] for lab in params.labels],
+            "__age_rule": [lab.age_rule for lab in params.labels],
+            "__order": list(range(len(params.labels))),
+            "__object": [lab.subsidized_object for lab in params.labels],
+        },
+        schema={"__label": pl.Utf8, "__rank": pl.Int8, "__age_rule": pl.Utf8, "__order": pl.Int32,
+                "__object": pl.Boolean},
     )
 
 
-def tier_label(params: Params) -> pl.Expr:
-    """The label that gives the person's tier (赣医保发〔2023〕9号 二(一) 就高原则); null: none does."""
-    return _qualifying_label(params, list(params.labels)).alias("tier_label")
+def _age_ok(params: Params) -> pl.Expr:
+    """The label's age condition: 年满60周岁 (elderly), 未成年人和60周岁以上 (minor_or_elderly)."""
+    a, rule = pl.col("age"), pl.col("__age_rule")
+    return (
+        (rule == "")
+        | ((rule == "elderly") & (a >= params.elderly_age))
+        | ((rule == "minor_or_elderly") & ((a < params.adult_age) | (a >= params.elderly_age)))
+    )
 
 
-def label_tier(params: Params) -> pl.Expr:
-    """Tier from the identity labels alone (needs `tier_label`)."""
-    tiers = {lab.name: lab.tier for lab in params.labels}
-    return pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier")
+def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
+    """Adds tier_label, label_tier and is_subsidized_object (needs identity_labels and age).
 
-
-def is_subsidized_object(params: Params) -> pl.Expr:
-    """资助参保对象 of 赣医保发〔2023〕9号 三(二): labels give full or fixed.
-
-    Not a newborn's tier alone, and not 在校大学生 (students are 三(三)).
-    Needs `age`.
+    tier_label: the label that gives the person's tier, highest tier first and
+    then the order of labels.toml (就高原则, 赣医保发〔2023〕9号 二(一)); null: none
+    does. is_subsidized_object: 资助参保对象 of 赣医保发〔2023〕9号 三(二), i.e. a
+    label giving full or fixed — not a newborn's tier alone and not 在校大学生.
+    Only the people who hold labels are looked at (most hold none).
     """
-    objects = [lab for lab in params.labels if lab.subsidized_object]
-    return _qualifying_label(params, objects).is_not_null().alias("is_subsidized_object")
+    qualified = (
+        people.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__i"), "age", "identity_labels")
+        .filter(pl.col("identity_labels").list.len() > 0)
+        .explode("identity_labels")
+        .join(_label_table(params), left_on="identity_labels", right_on="__label", how="inner")
+        .filter(_age_ok(params) & (pl.col("__rank") > 0))
+        .group_by("__i")
+        .agg(
+            pl.col("identity_labels").sort_by(["__rank", "__order"], descending=[True, False]).first()
+            .alias("tier_label"),
+            pl.col("__object").any().alias("is_subsidized_object"),
+        )
+    )
+    tiers = {lab.name: lab.tier for lab in params.labels}
+    return (
+        people.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__i"))
+        .join(qualified, on="__i", how="left", maintain_order="left")
+        .drop("__i")
+        .with_columns(
+            pl.col("is_subsidized_object").fill_null(False),
+            pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
+        )
+    )
 
 
 def is_newborn(params: Params) -> pl.Expr:
