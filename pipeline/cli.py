@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import traceback
@@ -46,11 +47,16 @@ def _guarded(fn, log_dir: Path | None = None):
         where = (log_dir or Path("out")) / "medins-error.log"
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
-            where.write_text(traceback.format_exc(), encoding="utf-8")
+            from pipeline.io.masking import mask_ids_in_text
+
+            where.write_text(mask_ids_in_text(traceback.format_exc()), encoding="utf-8")
+            os.chmod(where, 0o600)
             hint = f"详情见 / details in {where}"
         except OSError:
             hint = ""
-        _fail(f"内部错误 / internal error: {type(e).__name__}: {e}. {hint}", INTERNAL_ERROR_EXIT)
+        from pipeline.io.masking import mask_ids_in_text
+
+        _fail(mask_ids_in_text(f"内部错误 / internal error: {type(e).__name__}: {e}. {hint}"), INTERNAL_ERROR_EXIT)
 
 
 @app.command()

@@ -111,15 +111,14 @@ def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
 def parse_year(expr: pl.Expr) -> pl.Expr:
     """费款所属期 (`2026`, `2026年`, `2026-01-01..2026-12-31`, an Excel date) -> Int32, or null.
 
-    Every four-digit year in the text must be the same year: a period that
-    spans two years cannot be booked to one coverage year.
+    The first and the last four-digit year in the text must be the same: a
+    period that spans two years cannot be booked to one coverage year.
     """
-    years = expr.str.extract_all(r"(?:^|[^\d])((?:19|20)\d{2})(?:[^\d]|$)")
-    first = expr.str.extract(r"(?:^|[^\d])((?:19|20)\d{2})(?:[^\d]|$)", 1)
-    cleaned_years = years.list.eval(pl.element().str.extract(r"((?:19|20)\d{2})", 1))
-    same = cleaned_years.list.n_unique() == 1
+    year = r"((?:19|20)\d{2})"
+    first = expr.str.extract(r"^" + year + r"(?:[^\d]|$)", 1)
+    last = expr.str.extract(r".*(?:^|[^\d])" + year + r"(?:[^\d]|$)", 1)
     looks = expr.str.contains(r"^[\d\s年月日./\-~～至到:]+$").fill_null(False)
-    return pl.when(same & looks).then(first.cast(pl.Int32, strict=False)).otherwise(None)
+    return pl.when(looks & (first == last)).then(first.cast(pl.Int32, strict=False)).otherwise(None)
 
 
 def parse_yes_no(expr: pl.Expr) -> pl.Expr:

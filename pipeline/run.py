@@ -156,6 +156,8 @@ def run_night(coverage_year: int, region: str, roster: list[str], payments: list
     try:
         with run_lock(db_path):
             clean_leftovers(out_dir)
+            if db_path.parent.resolve() != out_dir.resolve():
+                clean_leftovers(db_path.parent)
             return _run_night(coverage_year, region, roster, payments, db_path, out_dir, **options)
     finally:
         os.umask(previous_umask)

@@ -283,3 +283,17 @@ def test_two_runs_on_identical_inputs_give_byte_identical_workbooks(night):
     assert medins_run(tmp_path, roster, payments, out="b").returncode == 0
     for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_the_previous_good_database_is_kept_and_restores(night):
+    tmp_path, roster, payments = night
+    out = tmp_path / "out"
+    assert medins_run(tmp_path, roster, payments).returncode == 0
+    assert not (out / "medins.duckdb.previous").exists()
+    changed = write_workbook(tmp_path / "roster2.xlsx", {"S": roster_rows("改")})
+    assert medins_run(tmp_path, changed, payments).returncode == 0
+    con = duckdb.connect(str(out / "medins.duckdb.previous"), read_only=True)
+    names = {r[0] for r in con.execute("SELECT name FROM residents").fetchall()}
+    assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+    con.close()
+    assert names == {f"居民{i}" for i in range(len(PEOPLE))}

@@ -94,9 +94,8 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def first_value_rows(path: Path) -> dict[str, int | None]:
-    """Sheet name -> Excel row of its first cell holding a value (where calamine's range starts)."""
-    out: dict[str, int | None] = {}
+def sheet_members(path: Path) -> dict[str, str | None]:
+    """Sheet name -> its XML part in the zip (None when the workbook points nowhere), in order."""
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
         rels: dict[str, str] = {}
@@ -110,15 +109,54 @@ def first_value_rows(path: Path) -> dict[str, int | None]:
                         if not target.startswith("xl/"):
                             target = "xl/" + target
                         rels[el.get("Id", "")] = target
-        sheets: list[tuple[str, str]] = []
+        out: dict[str, str | None] = {}
         with z.open("xl/workbook.xml") as f:
             for _, el in iterparse(f):
                 if _local(el.tag) == "sheet":
                     rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), "")
-                    sheets.append((el.get("name", ""), rels.get(rid, "")))
-        for name, target in sheets:
-            out[name] = _first_value_row(z, target) if target in names else None
+                    target = rels.get(rid, "")
+                    out[el.get("name", "")] = target if target in names else None
     return out
+
+
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
+_VALUE = re.compile(rb"<v>([^<]*)</v>")
+_TYPE = re.compile(rb'\bt="([^"]*)"')
+
+
+def numeric_cells(path: Path, member: str, candidates: dict[int, set[float]]) -> set[int] | None:
+    """Of the candidate Excel rows, those holding a *number* cell with one of the given values.
+
+    A candidate is a row whose ID (or ticket) text is exactly what a number cell
+    renders as; only the sheet XML can tell whether Excel stored a number
+    there (its digits already lost) or text. One forward scan over the sheet's
+    XML in C (bytes.find), a regex on each candidate row only. Returns None
+    when the XML is not laid out as expected (rows without r=), so the caller
+    falls back to a full cell-type read.
+    """
+    with zipfile.ZipFile(path) as z:
+        xml = z.read(member)
+    found: set[int] = set()
+    pos = 0
+    for row in sorted(candidates):
+        start = xml.find(b'<row r="%d"' % row, pos)
+        if start < 0:
+            return None
+        end = xml.find(b"</row>", start)
+        end = len(xml) if end < 0 else end
+        for m in _CELL.finditer(xml, start, end):
+            t = _TYPE.search(m.group(1))
+            if t and t.group(1) not in (b"n", b""):
+                continue
+            v = _VALUE.search(m.group(2) or b"")
+            try:
+                if v and float(v.group(1)) in candidates[row]:
+                    found.add(row)
+                    break
+            except ValueError:
+                continue
+        pos = end
+    return found
 
 
 def _first_value_row(z: zipfile.ZipFile, member: str) -> int | None:
@@ -177,9 +215,59 @@ def _column_plan(header_cells: list[str | None], header_map: HeaderMap) -> tuple
     return to_field, extras, seen
 
 
+_MAX_CANDIDATE_SHARE = 0.10
+
+
+def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], reader: fastexcel.ExcelReader,
+                       idx: int, header_idx: int, result: SheetRead, path: Path | None,
+                       member: str | None) -> pl.DataFrame:
+    """Adds a Boolean column per text-only field: True where Excel stored that cell as a number."""
+    raw_rows = result.header_row + 1
+    exact = {
+        flag: (pl.col(col).cast(pl.Float64, strict=False).cast(pl.Int128, strict=False)
+               == pl.col(col).str.to_integer(dtype=pl.Int128, strict=False)).fill_null(False)
+        for flag, col in text_cols.items()
+    }
+    cand = body.select(
+        "__pos", *[pl.col(c).alias(f"__v_{flag}") for flag, c in text_cols.items()],
+        *[e.alias(f"__cand_{flag}") for flag, e in exact.items()],
+    ).filter(pl.any_horizontal(pl.col(f"__cand_{flag}") for flag in text_cols))
+    if cand.height == 0:
+        return body.with_columns(pl.lit(False).alias(flag) for flag in text_cols)
+    found = None
+    if path is not None and member is not None and cand.height <= _MAX_CANDIDATE_SHARE * body.height:
+        # a dict of the few candidate rows (a few per cent at most), for the XML scan
+        wanted: dict[int, set[float]] = {pos + raw_rows: set() for pos in cand["__pos"].to_list()}
+        for flag in text_cols:
+            hit = cand.filter(pl.col(f"__cand_{flag}"))
+            positions = hit["__pos"].to_list()
+            values = hit[f"__v_{flag}"].cast(pl.Float64).to_list()
+            for pos, value in zip(positions, values):
+                wanted[pos + raw_rows].add(value)
+        found = numeric_cells(path, member, wanted)
+    if found is not None:
+        hits = pl.DataFrame({"__pos": [r - raw_rows for r in sorted(found)]}, schema={"__pos": pl.UInt32})
+        marked = cand.join(hits, on="__pos", how="semi")
+        return body.with_columns(
+            (pl.col("__pos").is_in(marked.filter(pl.col(f"__cand_{flag}"))["__pos"].implode()))
+            .alias(flag) for flag in text_cols
+        )
+    indexes = {flag: int(col[3:]) for flag, col in text_cols.items()}
+    columns = sorted(set(indexes.values()))
+    typed = reader.load_sheet(idx, header_row=None, use_columns=columns,
+                              dtypes={i: "boolean" for i in columns}).to_polars()
+    by_index = dict(zip(columns, typed.columns))
+    cells = typed.slice(header_idx + 1).select(
+        pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__pos"),
+        *[pl.col(by_index[i]).is_not_null().alias(flag) for flag, i in indexes.items()],
+    )
+    return body.join(cells, on="__pos", how="left", maintain_order="left")
+
+
 def read_sheet(
     reader: fastexcel.ExcelReader, idx: int, sheet: str, first_row: int | None,
     header_map: HeaderMap, source_file: str, sha256: str, coverage_year: int,
+    path: Path | None = None, member: str | None = None,
 ) -> SheetRead:
     result = SheetRead(kind=header_map.kind, source_file=source_file, sha256=sha256, sheet=sheet)
     raw = reader.load_sheet(idx, header_row=None, dtypes="string").to_polars()
@@ -220,22 +308,14 @@ def read_sheet(
     result.skipped_blank, result.skipped_footer = int(counts[0]), int(counts[1])
     body = body.filter(~pl.col("__blank") & ~pl.col("__footer"))
 
-    # One extra pass reads every text-only column (ID, ticket number) as Boolean: only cells Excel
-    # stored as numbers come back non-null. It re-parses the sheet, so all such columns go in one pass.
+    # Cell types of the text-only columns (ID, ticket number): a number cell has already lost
+    # digits. Only rows whose text is exactly what a number renders as can be one; the sheet XML
+    # settles those few. Where that is not possible, one more calamine pass reads the columns as
+    # Boolean (only number cells come back non-null).
     flags = [numeric_flag(f) for f in TEXT_ONLY_FIELDS if f in {fl.name for fl in header_map.fields}]
     text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
     if text_cols and body.height:
-        indexes = {flag: int(col[3:]) for flag, col in text_cols.items()}
-        typed = reader.load_sheet(
-            idx, header_row=None, use_columns=sorted(set(indexes.values())),
-            dtypes={i: "boolean" for i in indexes.values()},
-        ).to_polars()
-        by_index = dict(zip(sorted(set(indexes.values())), typed.columns))
-        cells = typed.slice(header_idx + 1).select(
-            pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__pos"),
-            *[pl.col(by_index[i]).is_not_null().alias(flag) for flag, i in indexes.items()],
-        )
-        body = body.join(cells, on="__pos", how="left")
+        body = _flag_number_cells(body, text_cols, reader, idx, header_idx, result, path, member)
     body = body.with_columns(pl.lit(False).alias(f) for f in flags if f not in text_cols)
 
     selects = [
@@ -259,7 +339,7 @@ def read_sheet(
 
 def sheet_names(path: Path) -> list[str]:
     """The workbook's sheets in order, read from xl/workbook.xml (no native parser involved)."""
-    return list(first_value_rows(path))
+    return list(sheet_members(path))
 
 
 def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None,
@@ -268,12 +348,17 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256:
     check_file(path)
     sha = sha256 or sha256_of(path)
     try:
-        first_rows = first_value_rows(path)
+        members = sheet_members(path)
         reader = fastexcel.read_excel(str(path))
-        sheets = [
-            read_sheet(reader, i, name, first_rows.get(name), header_map, str(path), sha, coverage_year)
-            for i, name in enumerate(reader.sheet_names) if only_sheet is None or i == only_sheet
-        ]
+        sheets = []
+        with zipfile.ZipFile(path) as z:
+            for i, name in enumerate(reader.sheet_names):
+                if only_sheet is not None and i != only_sheet:
+                    continue
+                member = members.get(name)
+                first_row = _first_value_row(z, member) if member else None
+                sheets.append(read_sheet(reader, i, name, first_row, header_map, str(path), sha, coverage_year,
+                                         path, member))
     except InputFileError:
         raise
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as e:

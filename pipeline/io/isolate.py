@@ -278,10 +278,11 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail) ->
 
 def clean_leftovers(out_dir: Path) -> list[Path]:
     """Remove what a killed run left in out_dir: parser scratch directories and half-written
-    reports (`.<name>.xlsx.tmp`). Called under the run lock, so no live run owns them."""
+    reports (`.<name>.xlsx.tmp`), a half-copied `.previous` database. Called under the run lock."""
     removed = []
     if out_dir.is_dir():
-        for p in [*out_dir.glob(TMP_PREFIX + "*"), *out_dir.glob(".*.xlsx.tmp")]:
+        leftovers = (TMP_PREFIX + "*", ".*.xlsx.tmp", ".*.previous.tmp")
+        for p in [p for pattern in leftovers for p in out_dir.glob(pattern)]:
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:

@@ -8,6 +8,8 @@ DECIMAL(14,2) yuan.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -102,6 +104,7 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     commit. Any failure rolls everything back.
     """
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    keep_previous(db_path)
     con = duckdb.connect(str(db_path))
     try:
         ensure_tables(con)
@@ -137,6 +140,29 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     finally:
         con.close()
     return staged
+
+
+def previous_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".previous")
+
+
+def keep_previous(db_path: Path) -> None:
+    """Copy the last committed database aside before changing it (restore: copy it back).
+
+    Runs under the run lock, when no writer has the file open; the copy is
+    made under a temporary name and renamed, so `.previous` is always whole.
+    """
+    if not db_path.exists():
+        return
+    target = previous_path(db_path)
+    temp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(db_path, temp)
+    wal = db_path.with_name(db_path.name + ".wal")
+    if wal.exists():  # an unclean stop left a WAL: keep it with the copy so DuckDB replays it on open
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+    else:
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+    os.replace(temp, target)
 
 
 def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:

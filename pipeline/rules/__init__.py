@@ -19,31 +19,29 @@ DETERMINATION_COLUMNS = (
 )
 
 
-def rule_basis(params: Params) -> pl.Expr:
+BASIS_KEYS = ("rule_id", "special_event", "starts_at_birth", "no_benefit_in_year")
+NOT_ENROLLED_BASIS = "未参保: 本年度实缴净额低于个人应缴 (RULES.md §3; 金额见对账结果)"
+AT_BIRTH_SUFFIX = "; 待遇不早于出生之日, 自出生之日起享受 (RULES.md §4)"
+AFTER_YEAR_SUFFIX = "; 等待期满次日已在本年度之后, 本年度不享受待遇"
+
+
+def rule_basis_text(params: Params, rule_id: str, event: str | None, at_birth: bool, after_year: bool) -> str:
     """The winning rule's document and clause (policy_params [rule_basis]), with what shaped it."""
-    texts = dict(params.rule_basis)
-    base = pl.col("rule_id").replace_strict(texts, default=None, return_dtype=pl.Utf8)
-    windows = {
-        ev.name: f"{ev.window_months}个月" if ev.window_months else f"{ev.window_days}天"
-        for ev in params.special_events
-    }
-    window = pl.col("special_event").replace_strict(windows, default="", return_dtype=pl.Utf8)
-    base = base.str.replace("{event}", pl.col("special_event").fill_null(""), literal=True) \
-               .str.replace("{window}", window, literal=True)
-    not_enrolled = pl.format(
-        "未参保: {}年度实缴净额{}元低于个人应缴{}元 (RULES.md §3)",
-        pl.col("coverage_year"),
-        (pl.col("net_paid_fen") / 100).round(2),
-        (pl.col("individual_due_fen") / 100).round(2),
-    )
-    text = pl.when(pl.col("rule_id") == "not_enrolled").then(not_enrolled).otherwise(base)
-    text = pl.when(pl.col("starts_at_birth")).then(
-        pl.concat_str([text, pl.lit("; 待遇不早于出生之日, 自出生之日起享受 (RULES.md §4)")])
-    ).otherwise(text)
-    text = pl.when(pl.col("no_benefit_in_year")).then(
-        pl.concat_str([text, pl.lit("; 等待期满次日已在本年度之后, 本年度不享受待遇")])
-    ).otherwise(text)
-    return text.alias("rule_basis")
+    if rule_id == "not_enrolled":
+        text = NOT_ENROLLED_BASIS
+    else:
+        window = next((f"{ev.window_months}个月" if ev.window_months else f"{ev.window_days}天"
+                       for ev in params.special_events if ev.name == event), "")
+        text = params.basis(rule_id).replace("{event}", event or "").replace("{window}", window)
+    return text + (AT_BIRTH_SUFFIX if at_birth else "") + (AFTER_YEAR_SUFFIX if after_year else "")
+
+
+def with_rule_basis(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
+    """Adds rule_basis: the text is made once per distinct (rule, event, flags), not once per person."""
+    keys = people.select(BASIS_KEYS).unique().collect()
+    texts = [rule_basis_text(params, *row) for row in keys.rows()]  # a few dozen combinations
+    table = keys.with_columns(pl.Series("rule_basis", texts, dtype=pl.Utf8)).lazy()
+    return people.join(table, on=list(BASIS_KEYS), how="left", nulls_equal=True, maintain_order="left")
 
 
 def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
@@ -66,8 +64,7 @@ def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -
     ).with_columns(enrolment.is_enrolled()).with_columns(
         enrolment.enrolled_on(params)
     )
-    people = with_benefit_columns(people, params).with_columns(
-        rule_basis(params),
+    people = with_rule_basis(with_benefit_columns(people, params), params).with_columns(
         pl.col("identity_labels").list.join("、").alias("identity_labels"),
     )
     return people.select(DETERMINATION_COLUMNS).collect()

@@ -15,9 +15,19 @@ def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -
     paid_on at which the running sum reaches or exceeds individual_due.
     `dues` holds id_number and individual_due_fen of the roster.
     """
-    year = payments.filter(pl.col("coverage_year") == params.coverage_year)
-    return (
-        year.join(dues, on="id_number", how="inner")
+    year = payments.filter(pl.col("coverage_year") == params.coverage_year).join(dues, on="id_number", how="inner")
+    counted = year.with_columns(pl.len().over("id_number").alias("__n_rows"))
+    # Most people pay once: d is that payment's day if it covers the due. Only people with
+    # several rows need the running sum, so only they are sorted.
+    single = counted.filter(pl.col("__n_rows") == 1).select(
+        "id_number",
+        pl.col("amount_fen").alias("net_paid_fen"),
+        (pl.col("amount_fen") > 0).cast(pl.Int32).alias("n_payments"),
+        pl.when(pl.col("amount_fen") >= pl.col("individual_due_fen")).then(pl.col("paid_on")).alias("reached_on"),
+        pl.when(pl.col("amount_fen") > 0).then(pl.col("paid_on")).alias("last_paid_on"),
+    )
+    several = (
+        counted.filter(pl.col("__n_rows") > 1)
         .sort("id_number", "paid_on", "ticket_no")
         .with_columns(pl.col("amount_fen").cum_sum().over("id_number").alias("__running"))
         .group_by("id_number")
@@ -28,6 +38,7 @@ def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -
             pl.col("paid_on").filter(pl.col("amount_fen") > 0).max().alias("last_paid_on"),
         )
     )
+    return pl.concat([single, several])
 
 
 def is_enrolled() -> pl.Expr:
