@@ -1,0 +1,435 @@
+"""City-scale benchmark of the nightly run: wall time and peak memory per stage, against the calamine floor.
+
+Run from the repository root with the project's virtualenv:
+
+    .venv/bin/python benchmarks/run.py                      # quick size: 100,000 roster + 100,000 payment rows
+    .venv/bin/python benchmarks/run.py --rows 1000000       # the city-scale night
+    .venv/bin/python benchmarks/run.py --rows 1000000 --scenario payments-changed
+    .venv/bin/python benchmarks/run.py --rows 1000000 --scenario province --roster-files 5
+
+What it does, in one invocation:
+1. generates the inputs with pipeline.sample.generate_sample (in a child process), or reuses them from
+   benchmarks/data/<rows,payment rows,files,seed,year>/ when they are already there;
+2. runs pipeline.run.run_night on them into a fresh DuckDB under benchmarks/out/, timing every stage that
+   run_night announces through `step`; a thread samples the summed VmRSS of this process and all its
+   descendants (the forkserver and the workbook-parsing children) every 50 ms, and the main process's own
+   peak (VmHWM, reset at each stage) is read at the end of each stage;
+3. measures the floor: polars.read_excel(path, engine="calamine", sheet_id=0) over the same files, once
+   one after the other in this process and once in parallel in a pool of os.cpu_count() processes;
+4. prints a Markdown table per run (stage | wall s | peak RSS MB) with the ratios to both floors, the rows,
+   the exact command and the machine, and writes the same as JSON to benchmarks/out/<scenario>-<rows>.json.
+
+Scenarios: full (default; one fresh database, one run); payments-changed (run, then run again with the same
+roster files and a regenerated payments file holding 2% more rows; the second run is the one the incremental
+target is about); province (--roster-files N roster files of --rows residents each and one payments file of
+N x --payment-rows rows, after a 1-file baseline run, to show how time and memory grow).
+
+Peak RSS summed over processes counts pages shared between the forkserver and its children more than once,
+so the tree figure is an upper bound. Each night runs in a fresh child process of this script (as a nightly
+`medins run` would), so one night's memory does not carry into the next; the JSON adds getrusage(RUSAGE_CHILDREN)
+(the largest single child: the forkserver is stopped, and so reaped, after the run). The floor runs in this
+parent process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from importlib.metadata import version
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA, OUT = ROOT / "benchmarks" / "data", ROOT / "benchmarks" / "out"
+EXCEL_MAX_ROWS = 1_048_576
+MB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- memory of the process tree
+def _tree_memory() -> tuple[int, int]:
+    """(VmRSS, RssAnon) in bytes, summed over this process and every descendant."""
+    parent_of: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+                parent_of[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass  # the process ended while we looked
+    tree, frontier = {os.getpid()}, {os.getpid()}
+    while frontier:
+        kids = {pid for pid, ppid in parent_of.items() if ppid in frontier and pid not in tree}
+        tree.update(kids)
+        frontier = kids
+    rss = anon = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmRSS:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith(b"RssAnon:"):
+                        anon += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return rss, anon
+
+
+def _self_hwm(reset: bool = False) -> int | None:
+    """This process's peak RSS (VmHWM) in bytes; reset=True starts a new peak (Linux clear_refs 5)."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
+class Recorder:
+    """`step(name)` for run_night: wall time per stage, and the peak tree RSS seen while a stage was open."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.active, self.order = interval, [], []
+        self.stages: dict[str, dict] = {}
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        rss, anon = _tree_memory()
+        with self.lock:
+            for name in self.active:  # nested stages: a sample counts for every open stage
+                s = self.stages[name]
+                s["peak_rss"], s["peak_anon"] = max(s["peak_rss"], rss), max(s["peak_anon"], anon)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self._sample()
+
+    def _fold_hwm(self, reset: bool) -> None:
+        """Give every open stage the main process's peak so far, then optionally start a new peak."""
+        hwm = _self_hwm()
+        for name in self.active:
+            s = self.stages[name]
+            s["self_hwm"] = max(s["self_hwm"] or 0, hwm or 0) or None
+        if reset:
+            _self_hwm(reset=True)
+
+    @contextmanager
+    def step(self, name: str):
+        with self.lock:
+            self._fold_hwm(reset=True)
+            s = self.stages.setdefault(name, {"depth": len(self.active), "seconds": 0.0, "calls": 0,
+                                              "parent": self.active[-1] if self.active else None,
+                                              "peak_rss": 0, "peak_anon": 0, "self_hwm": None})
+            if s["calls"] == 0:
+                self.order.append(name)
+            s["calls"] += 1
+            self.active.append(name)
+        self._sample()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            s["seconds"] += time.perf_counter() - t0
+            self._sample()
+            with self.lock:
+                self._fold_hwm(reset=False)
+                self.active.remove(name)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def _stop_forkserver() -> None:
+    """Stop (and so reap) the forkserver the reader started, so RUSAGE_CHILDREN includes its children."""
+    try:
+        from multiprocessing import forkserver
+        forkserver._forkserver._stop()
+    except Exception:  # private API: only a getrusage figure depends on it
+        pass
+
+
+# --------------------------------------------------------------------------- inputs
+def _sheets_needed(biggest: int) -> int:
+    """Sheets per file so that the biggest file fits Excel's row limit (the generator's own check)."""
+    sheets = 2
+    while biggest / sheets * 1.05 + 50 > EXCEL_MAX_ROWS:
+        sheets += 1
+    return sheets
+
+
+def dataset(rows: int, payment_rows: int, roster_files: int, seed: int, year: int, regenerate: bool) -> dict:
+    """Roster and payment files for `rows` residents per roster file; generated once, then reused."""
+    key = f"rows{rows}-pay{payment_rows}-files{roster_files}-seed{seed}-y{year}"
+    where, marker = DATA / key, DATA / key / "generated.json"
+    if marker.exists() and not regenerate:
+        return _located(json.loads(marker.read_text()), where, generated_now=False)
+    tmp = DATA / (key + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(where, ignore_errors=True)
+    sheets = _sheets_needed(max(rows, payment_rows))
+    print(f"generating {key} ({sheets} sheets per file) ...", file=sys.stderr, flush=True)
+    code = (
+        "import json, sys, time; from pathlib import Path; from pipeline.sample import generate_sample\n"
+        "a = json.loads(sys.argv[1]); t = time.perf_counter()\n"
+        "r = generate_sample(a['rows'], a['seed'], a['year'], Path(a['dir']), payment_rows=a['payment_rows'],\n"
+        "                    roster_files=a['roster_files'], sheets_per_file=a['sheets'])\n"
+        "keep = {k: r[k] for k in ('residents', 'roster_rows', 'payment_rows', 'expected')}\n"
+        "keep |= {'roster': [p.name for p in r['roster_files']], 'payments': [p.name for p in r['payment_files']],\n"
+        "         'generate_seconds': round(time.perf_counter() - t, 1), 'sheets_per_file': a['sheets']}\n"
+        "Path(a['dir'], 'generated.json').write_text(json.dumps(keep, default=str, indent=1))\n"
+    )
+    args = {"rows": rows * roster_files, "payment_rows": payment_rows, "roster_files": roster_files,
+            "seed": seed, "year": year, "dir": str(tmp), "sheets": sheets}
+    subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=ROOT, check=True)
+    tmp.rename(where)
+    info = json.loads(marker.read_text())
+    print(f"generated in {info['generate_seconds']} s", file=sys.stderr, flush=True)
+    return _located(info, where, generated_now=True)
+
+
+def _located(info: dict, where: Path, generated_now: bool) -> dict:
+    """The generator's summary with the file names turned into paths under `where`."""
+    return info | {"generated_now": generated_now, "dir": str(where.relative_to(ROOT)),
+                   "roster": [str(where / n) for n in info["roster"]],
+                   "payments": [str(where / n) for n in info["payments"]]}
+
+
+# --------------------------------------------------------------------------- the floor
+def _calamine_read(path: str) -> tuple[int, float]:
+    """(data rows, seconds) for reading every sheet of one workbook with polars + calamine defaults."""
+    import polars as pl
+    t0 = time.perf_counter()
+    frames = pl.read_excel(path, engine="calamine", sheet_id=0)
+    return sum(f.height for f in frames.values()), time.perf_counter() - t0
+
+
+def _warm() -> None:
+    import fastexcel  # noqa: F401
+    import polars  # noqa: F401
+
+
+def floor(files: list[str], rec: Recorder) -> dict:
+    """Sequential floor in this process, then the parallel floor in os.cpu_count() spawned processes."""
+    _warm()  # polars imports fastexcel on its first read_excel: not part of the floor
+    with rec.step("floor: calamine, sequential"):
+        seq = [_calamine_read(f) for f in files]
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_warm) as pool:
+        list(pool.map(time.sleep, [0.5] * workers))  # start every worker before the clock starts
+        with rec.step(f"floor: calamine, parallel ({workers} processes)"):
+            par = list(pool.map(_calamine_read, files))
+    return {"sequential_s": rec.stages["floor: calamine, sequential"]["seconds"],
+            "parallel_s": rec.stages[f"floor: calamine, parallel ({workers} processes)"]["seconds"],
+            "parallel_workers": workers, "rows": sum(n for n, _ in seq),
+            "per_file_s": {Path(f).name: round(s, 2) for f, (_, s) in zip(files, seq)},
+            "per_file_parallel_s": {Path(f).name: round(s, 2) for f, (_, s) in zip(files, par)}}
+
+
+# --------------------------------------------------------------------------- one measured night
+def measure_night(spec: dict) -> dict:
+    """In its own process, like a nightly `medins run`: run_night with stage times and memory."""
+    from pipeline.run import run_night
+    work = Path(spec["work"])
+    rec = Recorder()
+    t0 = time.perf_counter()
+    with rec.step("run_night"):
+        result = run_night(spec["year"], spec["region"], spec["roster"], spec["payments"], work / "medins.duckdb",
+                           work, step=rec.step, write_workbooks=spec["excel"])
+    total = time.perf_counter() - t0
+    rec.close()
+    _stop_forkserver()
+    # RUSAGE_SELF is left out: resetting VmHWM at each stage also resets what getrusage reports for us.
+    children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 // MB
+    sheets = result.sheets
+    counts = {kind: {c: int(sheets.filter(sheets["kind"] == kind)[c].sum()) for c in
+                     ("rows_read", "accepted", "rejected", "skipped_blank", "skipped_footer", "skipped_duplicate")}
+              for kind in ("roster", "payments")}
+    whole = rec.stages["run_night"]
+    nested = {n: sum(c["seconds"] for c in rec.stages.values() if c["parent"] == n) for n in rec.order}
+    stages = [{"stage": n, "depth": s["depth"] - 1, "calls": s["calls"], "seconds": s["seconds"],
+               "own_seconds": s["seconds"] - nested[n],
+               "peak_rss_mb": s["peak_rss"] // MB, "peak_anon_mb": s["peak_anon"] // MB,
+               "self_hwm_mb": s["self_hwm"] // MB if s["self_hwm"] else None}
+              for n in rec.order if (s := rec.stages[n])["depth"] > 0]
+    between = total - sum(s["seconds"] for s in stages if s["depth"] == 0)
+    return {"run_id": result.run_id, "total_s": total, "between_stages_s": between,
+            "peak_rss_mb": whole["peak_rss"] // MB, "peak_anon_mb": whole["peak_anon"] // MB, "stages": stages,
+            "main_process_peak_mb": (whole["self_hwm"] or 0) // MB, "ru_maxrss_children_mb": children_maxrss,
+            "rows": counts,
+            "files": [Path(f).name for f in spec["roster"] + spec["payments"]]}
+
+
+def night(args, inputs: dict, work: Path, label: str, fresh: bool) -> dict:
+    """One night measured in a fresh child process; then the floor on the same files, in this process."""
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    spec = {"year": args.year, "region": args.region, "excel": not args.no_excel, "work": str(work), **inputs}
+    print(f"running {label} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--measure-night", json.dumps(spec)], cwd=ROOT, check=True)
+    process_s = time.perf_counter() - t0
+    run = json.loads((work / "night.json").read_text())
+    rec = Recorder()
+    fl = floor(inputs["roster"] + inputs["payments"], rec)
+    rec.close()
+    fl["sequential_peak_rss_mb"] = rec.stages["floor: calamine, sequential"]["peak_rss"] // MB
+    return {"label": label, "process_s": process_s, **run, "floor": fl,
+            "ratio_to_sequential_floor": run["total_s"] / fl["sequential_s"],
+            "ratio_to_parallel_floor": run["total_s"] / fl["parallel_s"]}
+
+
+# --------------------------------------------------------------------------- reporting
+def machine() -> dict:
+    def grab(path: str, key: str) -> str:
+        try:
+            return next(line.split(":", 1)[1].strip() for line in open(path) if line.startswith(key))
+        except (OSError, StopIteration):
+            return "?"
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
+            "cpu": grab("/proc/cpuinfo", "model name"), "memory": grab("/proc/meminfo", "MemTotal"),
+            "kernel": platform.release(), "python": platform.python_version(),
+            **{p: version(p) for p in ("polars", "fastexcel", "duckdb", "xlsxwriter")},
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--", "pipeline", "schemas", "policy_params").splitlines()}
+
+
+def table(run: dict) -> str:
+    fl = run["floor"]
+    lines = [f"#### {run['label']}", "",
+             "| stage | wall s | peak RSS MB (process tree) | peak RSS MB (main process) |", "|---|---:|---:|---:|"]
+    for s in run["stages"]:
+        name = ("&nbsp;&nbsp;" * s["depth"] + "↳ " if s["depth"] else "") + s["stage"]
+        calls = f" (×{s['calls']})" if s["calls"] > 1 else ""
+        if s["own_seconds"] < s["seconds"] - 1e-9:
+            calls += f" — incl. ↳ below; own {s['own_seconds']:.2f} s"
+        lines.append(f"| {name}{calls} | {s['seconds']:.2f} | {s['peak_rss_mb']:,} | "
+                     f"{'' if s['self_hwm_mb'] is None else format(s['self_hwm_mb'], ',')} |")
+    lines += [f"| (between stages) | {run['between_stages_s']:.2f} | | |",
+              f"| **total run_night** | **{run['total_s']:.2f}** | **{run['peak_rss_mb']:,}** | "
+              f"**{run['main_process_peak_mb']:,}** |",
+              f"| (process: python start, imports, run_night) | {run['process_s']:.2f} | | |",
+              f"| floor: calamine, sequential | {fl['sequential_s']:.2f} | {fl['sequential_peak_rss_mb']:,} | |",
+              f"| floor: calamine, parallel ({fl['parallel_workers']} processes) | {fl['parallel_s']:.2f} | | |",
+              "",
+              f"ratio to floor: **{run['ratio_to_sequential_floor']:.2f}x** sequential (target ≤ 2.0x), "
+              f"**{run['ratio_to_parallel_floor']:.2f}x** parallel"]
+    r, p = run["rows"]["roster"], run["rows"]["payments"]
+    lines.append(f"rows: roster {r['rows_read']:,} read ({r['accepted']:,} accepted, {r['rejected']:,} rejected), "
+                 f"payments {p['rows_read']:,} read ({p['accepted']:,} accepted, {p['rejected']:,} rejected); "
+                 f"files: {', '.join(run['files'])}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenario", choices=("full", "payments-changed", "province"), default="full")
+    ap.add_argument("--rows", type=int, default=100_000, help="residents per roster file (default 100000)")
+    ap.add_argument("--payment-rows", type=int, help="payment rows (default: --rows; province: per roster file)")
+    ap.add_argument("--roster-files", type=int, help="roster files (default 1; province: 5)")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--year", type=int, default=2026)
+    ap.add_argument("--region", default="jingdezhen")
+    ap.add_argument("--no-excel", action="store_true", help="skip writing the two workbooks")
+    ap.add_argument("--no-baseline", action="store_true", help="province: skip the 1-file baseline run")
+    ap.add_argument("--regenerate", action="store_true", help="generate the inputs even if cached")
+    ap.add_argument("--keep", action="store_true", help="keep the DuckDB file and workbooks under benchmarks/out/")
+    ap.add_argument("--measure-night", help=argparse.SUPPRESS)  # internal: the child process of night()
+    args = ap.parse_args()
+    if args.measure_night:
+        spec = json.loads(args.measure_night)
+        Path(spec["work"], "night.json").write_text(json.dumps(measure_night(spec)))
+        return 0
+    pay = args.payment_rows if args.payment_rows is not None else args.rows
+    files = args.roster_files or (5 if args.scenario == "province" else 1)
+    work = OUT / f"{args.scenario}-{args.rows}-work"
+
+    def inputs_for(rows_: int, pay_: int, files_: int) -> tuple[dict, dict]:
+        info = dataset(rows_, pay_, files_, args.seed, args.year, args.regenerate)
+        return info, {"roster": info["roster"], "payments": info["payments"]}
+
+    runs, generated = [], []
+    if args.scenario in ("full", "payments-changed"):
+        info, inputs = inputs_for(args.rows, pay, files)
+        generated.append(info)
+        if args.scenario == "payments-changed":
+            more = pay + max(1, pay // 50)  # the tax bureau's next export: the same payers plus 2% late ones
+            info2, changed = inputs_for(args.rows, more, files)
+            generated.append(info2)
+        runs.append(night(args, inputs, work, f"night 1: {args.scenario}, fresh database", fresh=True))
+        if args.scenario == "payments-changed":
+            second = {"roster": inputs["roster"], "payments": changed["payments"]}
+            runs.append(night(args, second, work, f"night 2: same roster files, payments file with {more:,} rows",
+                              fresh=False))
+    else:
+        if not args.no_baseline:
+            info, inputs = inputs_for(args.rows, pay, 1)
+            generated.append(info)
+            runs.append(night(args, inputs, work, "baseline: 1 roster file", fresh=True))
+        info, inputs = inputs_for(args.rows, pay * files, files)
+        generated.append(info)
+        runs.append(night(args, inputs, work, f"province: {files} roster files", fresh=True))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary: dict = {}
+    for run in runs:
+        n = run["rows"]["roster"]["rows_read"] + run["rows"]["payments"]["rows_read"]
+        run["seconds_per_million_rows"] = run["total_s"] / (n / 1e6)
+    if args.scenario == "payments-changed":
+        summary["second_over_first"] = runs[1]["total_s"] / runs[0]["total_s"]
+    if args.scenario == "province" and len(runs) == 2:
+        summary["time_per_row_growth"] = runs[1]["seconds_per_million_rows"] / runs[0]["seconds_per_million_rows"]
+        summary["peak_rss_growth"] = runs[1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]
+    command = shlex.join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    mach = machine()
+    report = {"scenario": args.scenario, "command": command, "rows": args.rows, "payment_rows": pay,
+              "roster_files": files, "seed": args.seed, "year": args.year, "region": args.region,
+              "excel": not args.no_excel, "machine": mach, "inputs": generated, "runs": runs, "summary": summary}
+    OUT.mkdir(parents=True, exist_ok=True)
+    out_json = OUT / f"{args.scenario}-{args.rows}.json"
+    out_json.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str))
+
+    print(f"### `{command}`\n")
+    for run in runs:
+        print(table(run))
+        print(f"time per million rows read (roster + payments): {run['seconds_per_million_rows']:.1f} s\n")
+    if "second_over_first" in summary:
+        print(f"night 2 / night 1 wall time: **{summary['second_over_first']:.2f}** (target < 0.5)\n")
+    if "time_per_row_growth" in summary:
+        print(f"{files} files vs 1: time per row ×{summary['time_per_row_growth']:.2f} (1.0 = linear), "
+              f"peak RSS ×{summary['peak_rss_growth']:.2f}\n")
+    print(f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} RAM, Linux {mach['kernel']}; "
+          f"Python {mach['python']}, polars {mach['polars']}, fastexcel {mach['fastexcel']}, duckdb {mach['duckdb']}; "
+          f"code {mach['commit']}" + (f" + {len(mach['uncommitted'])} uncommitted file(s)" if mach["uncommitted"] else ""))
+    print(f"JSON: {os.path.relpath(out_json, ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
