@@ -33,28 +33,25 @@ def _lit(rule_id: str) -> pl.Expr:
 
 # --- ordinary residents, one model per year -------------------------------
 
-def ordinary_wait_days(params: Params) -> Candidate:
-    """赣医保发〔2023〕9号 三(一): d <= CE -> YS; else a waiting period of N days from d."""
+def _in_period_or_waiting(params: Params, waiting: pl.Expr) -> Candidate:
+    """d <= CE -> YS with no waiting; else the given waiting end, benefits from the day after."""
     ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
-    waiting = add_days(D, params.waiting_days.value)
     in_period = D <= ce
     return Candidate(
         rule_id=pl.when(in_period).then(_lit("in_collection_period")).otherwise(_lit("late_waiting")),
         start=pl.when(in_period).then(ys).otherwise(next_day(waiting)),
         waiting_end=pl.when(in_period).then(NULL_DATE).otherwise(waiting),
     )
+
+
+def ordinary_wait_days(params: Params) -> Candidate:
+    """赣医保发〔2023〕9号 三(一): d <= CE -> YS; else a waiting period of N days from d."""
+    return _in_period_or_waiting(params, add_days(D, params.waiting_days.value))
 
 
 def ordinary_wait_months(params: Params) -> Candidate:
     """赣医保发〔2024〕7号 (四): d <= CE -> YS; else a waiting period of N months from d."""
-    ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
-    waiting = add_months(D, params.waiting_months.value)
-    in_period = D <= ce
-    return Candidate(
-        rule_id=pl.when(in_period).then(_lit("in_collection_period")).otherwise(_lit("late_waiting")),
-        start=pl.when(in_period).then(ys).otherwise(next_day(waiting)),
-        waiting_end=pl.when(in_period).then(NULL_DATE).otherwise(waiting),
-    )
+    return _in_period_or_waiting(params, add_months(D, params.waiting_months.value))
 
 
 def ordinary_continuity(params: Params) -> Candidate:
