@@ -62,7 +62,8 @@ class Validated:
 
 
 def _with_raw(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    return frame.with_columns(pl.col(f).alias(f"{f}__raw") for f in fields)
+    """Keep each field's text as `<field>__raw`, and the row's position as `__i`."""
+    return frame.with_row_index("__i").with_columns(pl.col(f).alias(f"{f}__raw") for f in fields)
 
 
 def parse_roster(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
@@ -136,7 +137,7 @@ def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
                     headers_seen: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
     """Failure cases -> rejected_rows lines with file, sheet, Excel row, column as written."""
     if failures.height == 0:
-        return pl.DataFrame(schema=REJECTED_SCHEMA)
+        return pl.DataFrame(schema={"__i": pl.UInt32, **REJECTED_SCHEMA})
     field_of = {"amount_fen": "amount"}
     raws = [c for c in frame.columns if c.endswith("__raw")]
     located = failures.with_columns(
@@ -159,6 +160,7 @@ def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
         raw_value.alias("raw_value"),
     )
     return located.select(
+        pl.col("index").alias("__i"),
         pl.lit(kind).alias("kind"),
         "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
         pl.col("column_header").alias("column"),
@@ -217,12 +219,14 @@ def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], ke
 
 def _split(parsed: pl.DataFrame, shared: pl.DataFrame, rejected: pl.DataFrame, conflicts: pl.DataFrame,
            out_cols: tuple[str, ...], key: str) -> Validated:
+    """accepted = every parsed row that is neither rejected nor an exact duplicate (by row position)."""
     order = ["source_file", "sheet", "row_number"]
     rejected = pl.concat([rejected, conflicts])
-    skipped = shared.filter("__dup_skip").select(*order, key, pl.col("__kept_at").alias("kept_at"))
-    not_accepted = pl.concat([rejected.select(order), skipped.select(order)]).unique()
-    accepted = parsed.join(not_accepted, on=order, how="anti", maintain_order="left").select(out_cols)
-    return Validated(accepted=accepted, rejected=rejected, duplicates=skipped)
+    skipped = shared.filter("__dup_skip")
+    not_accepted = pl.concat([rejected["__i"], skipped["__i"]]).unique()
+    accepted = parsed.filter(~pl.col("__i").is_in(not_accepted.implode())).select(out_cols)
+    return Validated(accepted=accepted, rejected=rejected.drop("__i"),
+                     duplicates=skipped.select(*order, key, pl.col("__kept_at").alias("kept_at")))
 
 
 def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
@@ -236,6 +240,7 @@ def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
     marked = _mark_duplicates(parsed, "id_number", ROSTER_CONTENT, id_ok, bad_rows)
     id_header = header_map.header_of("id_number")
     conflicts = marked.filter("__conflict").select(
+        "__i",
         pl.lit("roster").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
         pl.lit(id_header).alias("column"),
         pl.col("id_number__raw").alias("raw_value"),
@@ -254,6 +259,7 @@ def validate_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl
     bad_rows = rejected.select("source_file", "sheet", "row_number").unique()
     marked = _mark_duplicates(parsed, "ticket_no", PAYMENT_CONTENT, pl.col("ticket_no").is_not_null(), bad_rows)
     conflicts = marked.filter("__conflict").select(
+        "__i",
         pl.lit("payments").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
         pl.lit(header_map.header_of("ticket_no")).alias("column"),
         pl.col("ticket_no__raw").alias("raw_value"),
