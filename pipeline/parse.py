@@ -35,6 +35,21 @@ def normalise_text(expr: pl.Expr) -> pl.Expr:
     return pl.when(out == "").then(None).otherwise(out)
 
 
+# Any character normalise_text would change besides surrounding whitespace.
+_NEEDS_MAPPING = "[\uff01-\uff5e\u3000" + _INVISIBLE[1:-1] + "]"
+
+
+def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`normalise_text` on every column, the same result at a fraction of the cost: a column with no
+    full-width or invisible character anywhere (most are) only needs trimming."""
+    needs = frame.select(pl.col(c).str.contains(_NEEDS_MAPPING).any() for c in columns).row(0)
+    trimmed = {c: pl.col(c).str.strip_chars() for c, need in zip(columns, needs) if not need}
+    return frame.with_columns(
+        *[normalise_text(pl.col(c)).alias(c) for c, need in zip(columns, needs) if need],
+        *[pl.when(e == "").then(None).otherwise(e).alias(c) for c, e in trimmed.items()],
+    )
+
+
 def normalise_id(expr: pl.Expr) -> pl.Expr:
     """ID text as the GB 11643 form: no whitespace anywhere, x -> X (RULES.md §6)."""
     return expr.str.replace_all(r"\s+", "").str.to_uppercase()

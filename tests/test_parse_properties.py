@@ -128,3 +128,15 @@ def test_valid_ids_in_any_dress_are_read_back(birth, seq):
     assert frame["id"].to_list() == [pid] * 4
     assert frame.select(id_checksum_ok(pl.col("id")).all()).item()
     assert frame.select(id_birth_date(pl.col("id")))["id"].to_list() == [birth] * 4
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.text(max_size=12), st.none()), min_size=1, max_size=30),
+       st.lists(st.one_of(DIGITISH, st.none()), min_size=1, max_size=30))
+def test_normalise_columns_is_normalise_text_on_every_column(a, b):
+    from pipeline.parse import normalise_columns
+
+    n = min(len(a), len(b))
+    frame = pl.DataFrame({"a": a[:n], "b": b[:n]}, schema={"a": pl.Utf8, "b": pl.Utf8})
+    expected = frame.select(normalise_text(pl.col("a")).alias("a"), normalise_text(pl.col("b")).alias("b"))
+    assert normalise_columns(frame, ["a", "b"]).equals(expected)

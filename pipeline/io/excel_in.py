@@ -28,7 +28,7 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.io.preflight import check_file
-from pipeline.parse import normalise_text
+from pipeline.parse import normalise_columns
 from schemas.headers import HeaderMap, normalise_header
 
 # Fields whose digits Excel destroys when the cell is a number (15 significant digits).
@@ -292,7 +292,7 @@ def read_sheet(
     body = raw.slice(header_idx + 1).with_row_index("__pos")
     result.rows_read = body.height
     text_cols = [c for c in raw.columns]
-    body = body.with_columns(normalise_text(pl.col(c)).alias(c) for c in text_cols)
+    body = normalise_columns(body, text_cols)
 
     blank = pl.all_horizontal(pl.col(c).is_null() for c in text_cols)
     prefixes = "|".join(re.escape(p) for p in header_map.footer_prefixes)
