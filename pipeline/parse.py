@@ -60,21 +60,25 @@ def id_format_ok(expr: pl.Expr) -> pl.Expr:
     return expr.str.contains(r"^\d{17}[\dX]$").fill_null(False)
 
 
-def id_check_char(expr: pl.Expr) -> pl.Expr:
-    """The check character the first 17 digits call for (GB 11643-1999, ISO 7064 MOD 11-2).
-
-    The 17 digits are read once as an integer and taken apart arithmetically:
-    one string pass instead of seventeen.
-    """
+def _id_weighted_sum(expr: pl.Expr) -> pl.Expr:
+    """Σ digit × weight over the first 17 digits (GB 11643-1999). The digits are read once as an
+    integer and taken apart arithmetically: one string pass instead of seventeen."""
     body = expr.str.slice(0, 17).str.to_integer(strict=False)
-    total = pl.sum_horizontal(
-        (body // (10 ** (16 - i))) % 10 * w for i, w in enumerate(_ID_WEIGHTS)
-    )
-    return pl.lit(_ID_CHECK).str.slice(total % 11, 1)
+    return pl.sum_horizontal((body // (10 ** (16 - i))) % 10 * w for i, w in enumerate(_ID_WEIGHTS))
+
+
+def id_check_char(expr: pl.Expr) -> pl.Expr:
+    """The check character the first 17 digits call for (ISO 7064 MOD 11-2)."""
+    return (_id_weighted_sum(expr) % 11).replace_strict(
+        {i: c for i, c in enumerate(_ID_CHECK)}, default=None, return_dtype=pl.Utf8)
 
 
 def id_checksum_ok(expr: pl.Expr) -> pl.Expr:
-    return (expr.str.slice(17, 1) == id_check_char(expr)).fill_null(False)
+    """The 18th character is the check character (X standing for 10), compared as numbers."""
+    last = expr.str.slice(17, 1)
+    given = pl.when(last == "X").then(pl.lit(10, dtype=pl.Int64)).otherwise(last.cast(pl.Int64, strict=False))
+    expected = (12 - _id_weighted_sum(expr) % 11) % 11
+    return (given == expected).fill_null(False)
 
 
 def id_birth_date(expr: pl.Expr) -> pl.Expr:
