@@ -126,7 +126,8 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
     t.add_row("未通过校验 rejected", f"{rejected:,}")
     t.add_row("跳过 skipped (blank/footer/duplicate)", f"{skipped:,}")
     t.add_row("参保人数 enrolled", f"{int(det['enrolled'].sum()):,} / {det.height:,}")
-    counts = dict(recon.group_by("status").len().iter_rows())
+    by_status = recon.group_by("status").len()
+    counts = dict(zip(by_status["status"], by_status["len"]))
     for s in ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid"):
         t.add_row(f"  {s}", f"{counts.get(s, 0):,}")
     t.add_row("无登记缴费 unmatched payments", f"{result.unmatched.height:,}")

@@ -89,10 +89,10 @@ def id_birth_date(expr: pl.Expr) -> pl.Expr:
 def parse_date(expr: pl.Expr) -> pl.Expr:
     """Normalised date text -> Date, or null.
 
-    Accepts the forms of CONTRACT.md (2025-10-15, 2025/10/15, 2025.10.15,
-    20251015, 2025年10月15日, with 1- or 2-digit month/day where separated),
-    what calamine renders for a real Excel date (`2025-10-15 00:00:00`) and a
-    bare Excel serial number (45945). Day-first forms such as 15/10/2025 are
+    Accepts the forms of CONTRACT.md (yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd,
+    yyyymmdd, yyyy年m月d日, with 1- or 2-digit month/day where separated),
+    what calamine renders for a real Excel date (`yyyy-mm-dd 00:00:00`) and a
+    bare Excel serial number (e.g. 36526 for 2000-01-01). Day-first forms such as 15/10/2025 are
     ambiguous and stay null (rejected, never guessed). A handful of passes
     over the column, whatever the mix of forms (this runs on every row).
     """
@@ -114,7 +114,7 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
-    """Amount text (`400`, `400.00元`, `1,000.00`, `-400`, `￥400`) -> integer fen, or null.
+    """Amount text (`12`, `12.00元`, `1,234.50`, `-12`, `￥12`) -> integer fen, or null.
 
     A float artefact of an Excel formula (399.99999999999994) is rounded to the
     fen; anything finer than a fen that is not such an artefact stays null.
@@ -128,7 +128,7 @@ def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_year(expr: pl.Expr) -> pl.Expr:
-    """费款所属期 (`2026`, `2026年`, `2026-01-01..2026-12-31`, an Excel date) -> Int32, or null.
+    """费款所属期 (`yyyy`, `yyyy年`, `yyyy-01-01..yyyy-12-31`, an Excel date) -> Int32, or null.
 
     The first and the last four-digit year in the text must be the same: a
     period that spans two years cannot be booked to one coverage year.

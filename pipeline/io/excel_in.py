@@ -182,7 +182,7 @@ def _first_value_row(z: zipfile.ZipFile, member: str) -> int | None:
 def _find_header(head: pl.DataFrame, header_map: HeaderMap) -> int | None:
     """Index of the first row (in the first N rows) holding enough known header names."""
     aliases = header_map.alias_to_field()
-    for i, row in enumerate(head.iter_rows()):
+    for i, row in enumerate(zip(*head.get_columns())):  # the first header_scan_rows rows only
         hits = {aliases[h] for cell in row if cell is not None and (h := normalise_header(cell)) in aliases}
         if len(hits) >= header_map.min_header_matches:
             return i

@@ -39,7 +39,8 @@ def rule_basis_text(params: Params, rule_id: str, event: str | None, at_birth: b
 def with_rule_basis(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     """Adds rule_basis: the text is made once per distinct (rule, event, flags), not once per person."""
     keys = people.select(BASIS_KEYS).unique().collect()
-    texts = [rule_basis_text(params, *row) for row in keys.rows()]  # a few dozen combinations
+    combos = zip(*(keys[c] for c in BASIS_KEYS))  # a few dozen distinct combinations, not one per person
+    texts = [rule_basis_text(params, *combo) for combo in combos]
     table = keys.with_columns(pl.Series("rule_basis", texts, dtype=pl.Utf8)).lazy()
     return people.join(table, on=list(BASIS_KEYS), how="left", nulls_equal=True, maintain_order="left")
 

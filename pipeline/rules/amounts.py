@@ -22,6 +22,6 @@ def subsidy_amount_fen(params: Params) -> pl.Expr:
 
 
 def individual_due_fen(params: Params) -> pl.Expr:
-    """Individual standard minus the subsidy (2026: 0 / 80 / 400 yuan). Needs subsidy_amount_fen."""
+    """Individual standard minus the subsidy (full: nothing to pay). Needs subsidy_amount_fen."""
     standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
     return (standard - pl.col("subsidy_amount_fen")).alias("individual_due_fen")

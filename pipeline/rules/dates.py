@@ -2,7 +2,7 @@
 
 The start day is not counted; a period of N months ends on the same-numbered
 day N months later, or on that month's last day if it has none (polars
-`offset_by("Nmo")` clamps the same way: 2025-11-30 + 3mo = 2026-02-28).
+`offset_by("Nmo")` clamps the same way: 30 November + 3 months = 28 February).
 """
 
 from __future__ import annotations

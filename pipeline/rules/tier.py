@@ -13,8 +13,8 @@ TIER_NAMES = {"full": "全额资助", "fixed": "定额资助", "none": "普通"}
 def age(params: Params) -> pl.Expr:
     """Whole years completed on 1 January of Y [interp RULES.md §0].
 
-    Born on 1 January: the year is completed that day (born 1966-01-01 is 60 on
-    2026-01-01); anyone else completes it later in the year. A person born
+    Born on 1 January: the year is completed that day (born 1 January 1966 is
+    60 on 1 January 2026); anyone else completes it later in the year. A person born
     during Y is 0.
     """
     birth = pl.col("birth_date")
