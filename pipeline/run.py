@@ -211,6 +211,8 @@ def _run_night(
                             conservation(payment_sheets, pv, "payments")])
         rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
             pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
+        for sheet in roster_sheets + payment_sheets:
+            sheet.data = None  # the raw text is no longer needed: free it before the big steps
     checkpoint("after_validate")
     with stage("认定 determine"):
         determinations = determine(rv.accepted, pv.accepted, params)
