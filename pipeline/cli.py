@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -25,7 +24,6 @@ app = typer.Typer(
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 INTERNAL_ERROR_EXIT = 70
-log = logging.getLogger("medins")
 
 
 def _fail(message: str, code: int) -> None:

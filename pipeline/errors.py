@@ -38,3 +38,21 @@ class RunLockedError(MedinsError):
     """Another run is using the database."""
 
     exit_code = 5
+
+
+class SampleArgumentError(MedinsError, ValueError):
+    """Arguments that cannot make a sample; the CLI shows the message as one line."""
+
+    exit_code = 2
+
+
+class ReportError(MedinsError):
+    """The reports cannot be written for the run asked for."""
+
+    exit_code = 6
+
+
+class PersonNotFound(MedinsError):
+    """`medins explain`: no such person on the coverage year's roster."""
+
+    exit_code = 6

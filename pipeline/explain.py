@@ -11,12 +11,12 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import InputFileError, MedinsError
+from pipeline.errors import InputFileError, PersonNotFound
 from pipeline.io.masking import mask_id
 from pipeline.io.store import query_frame
 from pipeline.params import load_params
 from pipeline.parse import normalise_id
-from pipeline.rules import amounts, enrolment, tier
+from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
 from pipeline.rules.tier import TIER_NAMES
 
@@ -29,10 +29,6 @@ RULE_NAMES = {
     "newborn_from_birth": "新生儿自出生之日起", "newborn_next_day": "新生儿登记(缴费)次日起",
     "not_enrolled": "未参保",
 }
-
-
-class PersonNotFound(MedinsError):
-    exit_code = 6
 
 
 def _fmt(value) -> str:
@@ -93,15 +89,7 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
     person = resident.with_columns(
         pl.col("identity_labels").fill_null("").str.split("、").list.eval(pl.element().filter(pl.element() != ""))
     )
-    frame = tier.with_label_tier(person.lazy().with_columns(tier.age(params)), params).with_columns(
-        tier.is_newborn(params),
-    ).with_columns(tier.tier()).with_columns(
-        tier.tier_basis(params), amounts.subsidy_amount_fen(params),
-    ).with_columns(amounts.individual_due_fen(params))
-    totals = enrolment.payment_totals(payments.lazy(), frame.select("id_number", "individual_due_fen"), params)
-    frame = frame.join(totals, on="id_number", how="left").with_columns(
-        pl.col("net_paid_fen").fill_null(0), pl.col("n_payments").fill_null(0),
-    ).with_columns(enrolment.is_enrolled()).with_columns(enrolment.enrolled_on(params))
+    frame = with_enrolment(person.lazy(), payments.lazy(), params)
     cands = candidates(params)
     frame = frame.with_columns(
         *[c.rule_id.alias(f"__rule_{i}") for i, c in enumerate(cands)],

@@ -67,12 +67,6 @@ def _id_weighted_sum(expr: pl.Expr) -> pl.Expr:
     return pl.sum_horizontal((body // (10 ** (16 - i))) % 10 * w for i, w in enumerate(_ID_WEIGHTS))
 
 
-def id_check_char(expr: pl.Expr) -> pl.Expr:
-    """The check character the first 17 digits call for (ISO 7064 MOD 11-2)."""
-    return (_id_weighted_sum(expr) % 11).replace_strict(
-        {i: c for i, c in enumerate(_ID_CHECK)}, default=None, return_dtype=pl.Utf8)
-
-
 def id_checksum_ok(expr: pl.Expr) -> pl.Expr:
     """The 18th character is the check character (X standing for 10), compared as numbers."""
     last = expr.str.slice(17, 1)

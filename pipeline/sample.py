@@ -32,7 +32,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from pipeline.errors import MedinsError, ParamsError
+from pipeline.errors import ParamsError, SampleArgumentError
 from pipeline.params import TIER_RANK, Params, load_params
 
 REGION = "jingdezhen"
@@ -198,12 +198,6 @@ FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 CN_DIGITS = "零一二三四五六七八九"
 
 Cell = tuple[Any, ...] | None  # ("s", text) | ("n", number) | ("d", date, style)
-
-
-class SampleArgumentError(MedinsError, ValueError):
-    """Arguments that cannot make a sample; the CLI shows the message as one line."""
-
-    exit_code = 2
 
 
 # --------------------------------------------------------------------------
@@ -585,7 +579,7 @@ class _Generator:
 
     # ---------------------------------------------------------------- people
     def make_person(self, county: County, township: str, village: str) -> _Person:
-        r, p = self.rng, self.p
+        r = self.rng
         male = r.random() < 0.5
         u = r.random()
         canonical: tuple[str, ...] = ()

@@ -170,17 +170,6 @@ def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
     )
 
 
-def _interleave(template: str, placeholder: str) -> list[str]:
-    """'a{raw}b' -> ['a', '{raw}', 'b'] so the placeholder can become a column in concat_str."""
-    parts = template.split(placeholder)
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        if i:
-            out.append(placeholder)
-        out.append(part)
-    return out
-
-
 def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...], key_ok: pl.Expr,
                      bad_rows: pl.DataFrame) -> pl.DataFrame:
     """The rows sharing `key` with another row, flagged (RULES.md §6); all other rows are unique.
@@ -244,8 +233,8 @@ def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
         pl.lit("roster").alias("kind"), "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
         pl.lit(id_header).alias("column"),
         pl.col("id_number__raw").alias("raw_value"),
-        pl.concat_str([pl.lit(part) if i % 2 == 0 else pl.col("__n").cast(pl.Utf8) for i, part in enumerate(
-            _interleave(REASONS["duplicate_conflict"].replace("{header}", id_header), "{raw}"))]).alias("reason"),
+        pl.format(REASONS["duplicate_conflict"].replace("{header}", id_header).replace("{raw}", "{}"),
+                  pl.col("__n")).alias("reason"),
         pl.col("id_number"),
     )
     return _split(parsed, marked, rejected, conflicts, ROSTER_OUT, "id_number")

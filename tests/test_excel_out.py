@@ -6,7 +6,6 @@ import datetime as dt
 import re
 import stat
 import zipfile
-from pathlib import Path
 
 import duckdb
 import openpyxl

@@ -343,9 +343,13 @@ def sheet_names(path: Path) -> list[str]:
 
 
 def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None,
-                  only_sheet: int | None = None) -> list[SheetRead]:
-    """Every sheet of one workbook (or only sheet `only_sheet`); refuses a workbook where no sheet has a header."""
-    check_file(path)
+                  only_sheet: int | None = None, checked: bool = False) -> list[SheetRead]:
+    """Every sheet of one workbook (or only sheet `only_sheet`); refuses a workbook where no sheet has a header.
+
+    `checked`: the caller already ran the preflight (pipeline/io/preflight.py) on this file.
+    """
+    if not checked:
+        check_file(path)
     sha = sha256 or sha256_of(path)
     try:
         members = sheet_members(path)

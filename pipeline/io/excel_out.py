@@ -31,7 +31,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 import schemas
-from pipeline.errors import MedinsError
+from pipeline.errors import ReportError
 from pipeline.io.masking import mask_id, mask_ids_in_text
 from pipeline.params import Params
 
@@ -86,12 +86,6 @@ _REPORTED_TABLES = (
 )
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _FIRST_TRUE_EXCEL_DATE = dt.date(1900, 3, 1)  # before it Excel counts a 1900-02-29
-
-
-class ReportError(MedinsError):
-    """The reports cannot be written for the run asked for."""
-
-    exit_code = 6
 
 
 # --- cell values ---------------------------------------------------------------

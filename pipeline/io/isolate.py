@@ -80,7 +80,7 @@ def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
         sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year, sha256=job.sha256 or None,
-                               only_sheet=sheet_index)
+                               only_sheet=sheet_index, checked=True)
         manifest = []
         for i, sheet in enumerate(sheets):
             meta = asdict(sheet)

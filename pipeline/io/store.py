@@ -165,10 +165,6 @@ def keep_previous(db_path: Path) -> None:
     os.replace(temp, target)
 
 
-def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(db_path), read_only=True)
-
-
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """A query's whole result as a polars frame (DECIMAL stays Decimal)."""
     return con.sql(sql, params=params or None).pl()

@@ -10,13 +10,13 @@ from __future__ import annotations
 MONEY = "DECIMAL(14,2)"
 
 DDL: dict[str, str] = {
-    "runs": f"""
+    "runs": """
         run_id VARCHAR PRIMARY KEY,
         started_at TIMESTAMP,
         finished_at TIMESTAMP,
         coverage_year INTEGER,
         region VARCHAR,
-        inputs VARCHAR,            -- JSON: [{{kind, file, sha256, sheets: [{{sheet, header_row, rows_read, accepted, rejected, skipped_blank, skipped_footer, skipped_duplicate}}]}}]
+        inputs VARCHAR,            -- JSON: [{kind, file, sha256, sheets: [{sheet, header_row, rows_read, accepted, rejected, skipped_blank, skipped_footer, skipped_duplicate}]}]
         rows_read INTEGER,
         rows_accepted INTEGER,
         rows_rejected INTEGER,

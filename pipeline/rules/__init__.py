@@ -45,9 +45,12 @@ def with_rule_basis(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     return people.join(table, on=list(BASIS_KEYS), how="left", nulls_equal=True, maintain_order="left")
 
 
-def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y."""
-    people = tier.with_label_tier(residents.lazy().with_columns(tier.age(params)), params).with_columns(
+def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Params) -> pl.LazyFrame:
+    """Tier, amounts, payment totals, enrolment and d (RULES.md §1-§3): what the benefit rules need.
+
+    Shared by `determine` and `medins explain`, so a clerk is shown exactly what the run decided.
+    """
+    people = tier.with_label_tier(residents.with_columns(tier.age(params)), params).with_columns(
         tier.is_newborn(params),
     ).with_columns(
         tier.tier(),
@@ -55,16 +58,18 @@ def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -
         tier.tier_basis(params),
         amounts.subsidy_amount_fen(params),
     ).with_columns(amounts.individual_due_fen(params))
-
-    totals = enrolment.payment_totals(
-        payments.lazy(), people.select("id_number", "individual_due_fen"), params
-    )
-    people = people.join(totals, on="id_number", how="left", maintain_order="left").with_columns(
+    totals = enrolment.payment_totals(payments, people.select("id_number", "individual_due_fen"), params)
+    return people.join(totals, on="id_number", how="left", maintain_order="left").with_columns(
         pl.col("net_paid_fen").fill_null(0),
         pl.col("n_payments").fill_null(0),
     ).with_columns(enrolment.is_enrolled()).with_columns(
         enrolment.enrolled_on(params)
     )
+
+
+def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y."""
+    people = with_enrolment(residents.lazy(), payments.lazy(), params)
     people = with_rule_basis(with_benefit_columns(people, params), params).with_columns(
         pl.col("identity_labels").list.join("、").alias("identity_labels"),
     )
