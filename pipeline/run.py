@@ -16,7 +16,7 @@ import polars as pl
 
 from pipeline.errors import ConservationError, InputFileError
 from pipeline.faults import checkpoint
-from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
+from pipeline.io.excel_in import SheetRead, empty_read, expand_inputs, sha256_of
 from pipeline.io.isolate import (
     CACHE_DIR_NAME,
     TMP_PREFIX,
@@ -26,14 +26,15 @@ from pipeline.io.isolate import (
     prune_cache,
     read_isolated,
 )
+from pipeline.io.excel_out import build_reports, publish_reports
 from pipeline.io.lock import run_lock
 from pipeline.io.store import publish
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
 from pipeline.totals import subsidy_totals
-from pipeline.validate import Validated, validate_payments, validate_roster
-from schemas.headers import load_header_map
+from pipeline.validate import Checked, Validated, check_sheet, settle_payments, settle_roster
+from schemas.headers import HeaderMap, load_header_map
 
 SAMPLE_DIR = Path("sample_data")
 
@@ -65,18 +66,14 @@ def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
     return [str(base / "roster*.xlsx")], [str(base / "payments*.xlsx")]
 
 
-def _concat(sheets: list[SheetRead]) -> pl.DataFrame:
-    frames = [s.data for s in sheets if s.data is not None]
-    return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
-
-
-def _headers_seen(sheets: list[SheetRead]) -> pl.DataFrame:
-    rows = [
-        {"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
-        for s in sheets for f, h in s.columns_seen.items()
-    ]
-    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "field": pl.Utf8, "header_as_written": pl.Utf8}
-    return pl.DataFrame(rows, schema=schema)
+def _checked(sheets: list[SheetRead], kind: str, params: Params, header_map: HeaderMap,
+             today: dt.date) -> list[Checked]:
+    """The checked rows of every sheet (checked in the parser children, or reused from the cache)."""
+    out = [Checked(parsed=s.data, rejected=s.rejected) for s in sheets if s.data is not None]
+    if not out:  # every file of this kind skipped: the same columns, no rows
+        empty = SheetRead(kind=kind, source_file="", sha256="", sheet="", data=empty_read(header_map))
+        out = [check_sheet(empty, params, header_map, today)]
+    return out
 
 
 def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl.DataFrame:
@@ -194,7 +191,7 @@ def _run_night(
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
 
     with stage("读取 read"):
-        jobs = [ReadJob(p, kind, coverage_year, _sha256_or_empty(p))
+        jobs = [ReadJob(p, kind, coverage_year, _sha256_or_empty(p), region, params.digest(), today)
                 for kind, specs in (("roster", roster), ("payments", payments)) for p in expand_inputs(specs)]
         cache_dir = db_path.parent / CACHE_DIR_NAME if use_cache else None
         per_job, skipped_files, reused = read_isolated(
@@ -205,14 +202,15 @@ def _run_night(
         payment_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "payments" for s in sheets]
     checkpoint("after_read")
     with stage("校验 validate"):
-        rv = validate_roster(_concat(roster_sheets), params, roster_map, _headers_seen(roster_sheets), today)
-        pv = validate_payments(_concat(payment_sheets), payment_map, _headers_seen(payment_sheets), today)
+        # the row-level checks ran in the parser children; what is left is the cross-row rule
+        rv = settle_roster(_checked(roster_sheets, "roster", params, roster_map, today), roster_map)
+        pv = settle_payments(_checked(payment_sheets, "payments", params, payment_map, today), payment_map)
         sheets = pl.concat([conservation(roster_sheets, rv, "roster"),
                             conservation(payment_sheets, pv, "payments")])
         rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
             pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
         for sheet in roster_sheets + payment_sheets:
-            sheet.data = None  # the raw text is no longer needed: free it before the big steps
+            sheet.data = sheet.rejected = None  # free the per-sheet frames before the big steps
     checkpoint("after_validate")
     with stage("认定 determine"):
         determinations = determine(rv.accepted, pv.accepted, params)
@@ -258,16 +256,12 @@ def _run_night(
     def build(con) -> list:
         if not write_workbooks:
             return []
-        from pipeline.io.excel_out import build_reports
-
         with stage("生成报表 Excel"):
             return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
 
     with stage("写入数据库 DuckDB"):
         staged = publish(db_path, run_row, frames, coverage_year, before_commit=build)
     checkpoint("after_commit")
-    from pipeline.io.excel_out import publish_reports
-
     reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,

@@ -419,3 +419,31 @@ def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_p
     fourth = run(tmp_path, renamed, more)
     assert set(fourth.determinations["source_file"]) == {str(renamed)}
     assert set(fourth.sheets.filter(pl.col("kind") == "roster")["source_file"]) == {str(renamed)}
+
+
+def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(tmp_path):
+    """The cache holds checked rows; a check that compares a birth date with "today" is only reused
+    while today stays on the same side of every birth date it compared."""
+    born_later = make_id("360281", dt.date(2026, 11, 25), 7)  # two days after TODAY
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A),
+                                                         roster_row(2, "新生", born_later)]})
+    payments = one_payment(tmp_path)
+
+    def night(today):
+        return run_night(2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
+                         today=today, write_workbooks=False)
+
+    def reused(result):
+        return sorted(n.rsplit(": ", 1)[1] for n in result.notes)
+
+    first = night(TODAY)
+    assert reasons(first) == [(3, "证件号码", "证件号码中的出生日期不存在或晚于今天")]
+    next_day = night(TODAY + dt.timedelta(days=1))  # still before the birth: reused as checked
+    assert reused(next_day) == sorted([str(roster), str(payments)])
+    assert reasons(next_day) == reasons(first)
+    birthday = night(dt.date(2026, 11, 25))  # the birth date has come: checked again, now accepted
+    assert reused(birthday) == [str(payments)]
+    assert reasons(birthday) == [] and birthday.determinations.height == 2
+    # a "today" before a birth date the cached checks accepted (A's, 1990-05-01) is checked again too
+    early = night(dt.date(1990, 4, 30))
+    assert reused(early) == [] and (2, "证件号码", "证件号码中的出生日期不存在或晚于今天") in reasons(early)

@@ -53,8 +53,13 @@ class SheetRead:
     skipped_footer: int = 0
     missing_required: tuple[str, ...] = ()
     note: str = ""
-    data: pl.DataFrame | None = None  # canonical fields as text + row_number + flags
+    data: pl.DataFrame | None = None  # canonical fields as text + row_number + flags; typed once checked
     columns_seen: dict[str, str] = field(default_factory=dict)  # field -> header as written
+    rejected: pl.DataFrame | None = None  # rejected_rows lines, once checked (pipeline/validate.py)
+    today_from: str | None = None  # ISO dates: the checks hold for "today" in [today_from, today_until)
+    today_until: str | None = None
+    read_seconds: float | None = None  # measured in the parser child: reading, then the row checks
+    check_seconds: float | None = None
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -335,6 +340,15 @@ def read_sheet(
         selects.append(pl.lit(None, dtype=pl.Utf8).alias("extra_columns"))
     result.data = body.select(selects)
     return result
+
+
+def empty_read(header_map: HeaderMap) -> pl.DataFrame:
+    """The columns `read_sheet` returns, with no rows (a kind with no sheet left to read)."""
+    flags = [numeric_flag(f.name) for f in header_map.fields if f.name in TEXT_ONLY_FIELDS]
+    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
+              **{f: pl.Boolean for f in flags}, **{f.name: pl.Utf8 for f in header_map.fields},
+              "extra_columns": pl.Utf8}
+    return pl.DataFrame(schema=schema)
 
 
 def sheet_names(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ that dies, overruns or raises becomes an InputFileError naming the file.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import multiprocessing as mp
@@ -28,19 +29,24 @@ import polars as pl
 from pipeline.errors import InputFileError
 from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_names
 from pipeline.io.preflight import check_file
+from pipeline.params import load_params
+from pipeline.validate import check_sheet
 from schemas.headers import load_header_map
 
 TMP_PREFIX = ".medins-tmp-"
 CACHE_DIR_NAME = ".medins-cache"
-# Bump when pipeline/io/excel_in.py changes what it returns for the same bytes.
-READER_VERSION = "1"
 CACHE_KEEP_DAYS = 14
+_ROOT = Path(__file__).resolve().parents[2]
+# The code and data that decide which rows come out of a file's bytes, and how they are checked.
+_READER_SOURCES = ("pipeline/io/excel_in.py", "pipeline/parse.py", "pipeline/validate.py", "schemas/models.py",
+                   "schemas/headers.py", "schemas/headers.toml")
 
 
-def _headers_digest() -> str:
-    from schemas.headers import HEADERS_PATH
-
-    return hashlib.sha256(HEADERS_PATH.read_bytes()).hexdigest()[:12]
+def _reader_digest() -> str:
+    h = hashlib.sha256()
+    for name in _READER_SOURCES:
+        h.update((_ROOT / name).read_bytes())
+    return h.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,15 @@ class ReadJob:
     kind: str
     coverage_year: int
     sha256: str = ""
+    region: str = ""
+    params_digest: str = ""
+    today: dt.date = dt.date.min
 
     def cache_key(self) -> str:
-        """Same bytes, same reader and header maps, same year: the same rows come out."""
-        return f"{self.sha256}-{self.kind}-{self.coverage_year}-{READER_VERSION}-{_headers_digest()}"
+        """Same bytes, reader, checks, header maps and parameters: the same rows and reasons come out
+        (within the entry's window of "today", checked on reuse)."""
+        return (f"{self.sha256}-{self.kind}-{self.coverage_year}-{self.region}-{self.params_digest[:12]}-"
+                f"{_reader_digest()}")
 
 
 @dataclass(frozen=True)
@@ -74,21 +85,35 @@ def _ctx():
 
 
 def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> None:
-    """Runs in the child: read one sheet of a workbook, write it as IPC with a JSON manifest."""
+    """Runs in the child: read one sheet of a workbook and check its rows; write them as IPC with a
+    JSON manifest. The row-level checks run here, so they use the cores in parallel and are cached."""
     err = os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        sheets = read_workbook(job.path, load_header_map(job.kind), job.coverage_year, sha256=job.sha256 or None,
+        started = time.perf_counter()
+        header_map = load_header_map(job.kind)
+        params = load_params(job.coverage_year, job.region)
+        sheets = read_workbook(job.path, header_map, job.coverage_year, sha256=job.sha256 or None,
                                only_sheet=sheet_index, checked=True)
         manifest = []
         for i, sheet in enumerate(sheets):
+            sheet.read_seconds = round(time.perf_counter() - started, 3)
+            if sheet.data is not None:
+                checked_at = time.perf_counter()
+                checked = check_sheet(sheet, params, header_map, job.today)
+                sheet.check_seconds = round(time.perf_counter() - checked_at, 3)
+                sheet.today_from = checked.today_from and checked.today_from.isoformat()
+                sheet.today_until = checked.today_until and checked.today_until.isoformat()
             meta = asdict(sheet)
             meta.pop("data")
+            meta.pop("rejected")
             meta["missing_required"] = list(sheet.missing_required)
             if sheet.data is not None:
                 meta["data_file"] = f"{Path(out_base).name}.{i}.arrow"
-                sheet.data.write_ipc(f"{out_base}.{i}.arrow")
+                meta["rejected_file"] = f"{Path(out_base).name}.{i}.rejected.arrow"
+                checked.parsed.write_ipc(f"{out_base}.{i}.arrow")
+                checked.rejected.write_ipc(f"{out_base}.{i}.rejected.arrow")
             manifest.append(meta)
         result = {"ok": True, "sheets": manifest}
     except InputFileError as e:
@@ -111,16 +136,28 @@ def _load(out_base: str) -> dict | None:
 def _sheets_from(manifest: list[dict], base: Path, job: ReadJob) -> list[SheetRead]:
     """Sheets back from IPC files; file names are re-stamped with this run's path for the bytes."""
     out = []
+    source = pl.lit(str(job.path)).alias("source_file")
     for meta in manifest:
         meta = dict(meta)
         data_file = meta.pop("data_file", None)
+        rejected_file = meta.pop("rejected_file", None)
         meta["missing_required"] = tuple(meta["missing_required"])
         meta["source_file"] = str(job.path)
         sheet = SheetRead(**meta)
         if data_file:
-            sheet.data = pl.read_ipc(base / data_file).with_columns(pl.lit(str(job.path)).alias("source_file"))
+            sheet.data = pl.read_ipc(base / data_file).with_columns(source)
+            sheet.rejected = pl.read_ipc(base / rejected_file).with_columns(source)
         out.append(sheet)
     return out
+
+
+def _covers(manifest: list[dict], today: dt.date) -> bool:
+    """The entry's checks gave the same result for this "today" (birth dates compared with it)."""
+    for meta in manifest:
+        since, until = meta.get("today_from"), meta.get("today_until")
+        if (since and today < dt.date.fromisoformat(since)) or (until and today >= dt.date.fromisoformat(until)):
+            return False
+    return True
 
 
 def _store_in_cache(cache_dir: Path, job: ReadJob, sheet_index: int, out_base: str, manifest: list[dict]) -> Path:
@@ -129,8 +166,9 @@ def _store_in_cache(cache_dir: Path, job: ReadJob, sheet_index: int, out_base: s
     staging = cache_dir / f".{entry.name}.{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
     for meta in manifest:
-        if meta.get("data_file"):
-            os.replace(Path(out_base).parent / meta["data_file"], staging / meta["data_file"])
+        for part in ("data_file", "rejected_file"):
+            if meta.get(part):
+                os.replace(Path(out_base).parent / meta[part], staging / meta[part])
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(staging, entry)
@@ -143,6 +181,8 @@ def _from_cache(cache_dir: Path | None, job: ReadJob, sheet_index: int) -> list[
     entry = cache_dir / f"{job.cache_key()}-s{sheet_index}"
     try:
         manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
+        if not _covers(manifest, job.today):
+            return None
         sheets = _sheets_from(manifest, entry, job)
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None

@@ -57,7 +57,7 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
     ).with_columns(
         tier.tier_basis(params),
         amounts.subsidy_amount_fen(params),
-    ).with_columns(amounts.individual_due_fen(params))
+    ).with_columns(amounts.individual_due_fen(params)).collect().lazy()  # used twice below: computed once
     totals = enrolment.payment_totals(payments, people.select("id_number", "individual_due_fen"), params)
     return people.join(totals, on="id_number", how="left", maintain_order="left").with_columns(
         pl.col("net_paid_fen").fill_null(0),
@@ -69,8 +69,10 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
 
 def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
     """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y."""
-    people = with_enrolment(residents.lazy(), payments.lazy(), params)
-    people = with_rule_basis(with_benefit_columns(people, params), params).with_columns(
+    # Each stage is collected before the next: with_rule_basis reads its input twice, and a lazy
+    # plan would be run again for the second read.
+    people = with_benefit_columns(with_enrolment(residents.lazy(), payments.lazy(), params), params).collect()
+    people = with_rule_basis(people.lazy(), params).with_columns(
         pl.col("identity_labels").list.join("、").alias("identity_labels"),
     )
     return people.select(DETERMINATION_COLUMNS).collect()
