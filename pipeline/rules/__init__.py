@@ -57,9 +57,9 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
     ).with_columns(
         tier.tier_basis(params),
         amounts.subsidy_amount_fen(params),
-    ).with_columns(amounts.individual_due_fen(params)).collect().lazy()  # used twice below: computed once
-    totals = enrolment.payment_totals(payments, people.select("id_number", "individual_due_fen"), params)
-    return people.join(totals, on="id_number", how="left", maintain_order="left").with_columns(
+    ).with_columns(amounts.individual_due_fen(params)).with_row_index("__p").collect().lazy()  # used twice
+    totals = enrolment.payment_totals(payments, people.select("__p", "id_number", "individual_due_fen"), params)
+    return people.join(totals, on="__p", how="left", maintain_order="left").drop("__p").with_columns(
         pl.col("net_paid_fen").fill_null(0),
         pl.col("n_payments").fill_null(0),
     ).with_columns(enrolment.is_enrolled()).with_columns(
