@@ -297,3 +297,14 @@ def test_the_previous_good_database_is_kept_and_restores(night):
     assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
     con.close()
     assert names == {f"居民{i}" for i in range(len(PEOPLE))}
+
+
+def test_a_bug_in_the_parser_child_is_reported_as_ours_not_as_a_damaged_file(tmp_path):
+    """An exception in the child that is not about the file (here: parameters for a region that does
+    not exist) must not read as "parser crashed, damaged file"; it carries the child's traceback."""
+    from pipeline.io.isolate import ReadJob, read_isolated
+
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER]})
+    job = ReadJob(roster, "roster", 2026, "", "nowhere", "", dt.date(2026, 11, 23))
+    with pytest.raises(RuntimeError, match=r"(?s)internal error while reading .*r\.xlsx.*Traceback"):
+        read_isolated([job], tmp_path / "scratch", skip_bad_files=True)

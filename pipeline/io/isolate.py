@@ -19,6 +19,7 @@ import os
 import resource
 import shutil
 import time
+import traceback
 import zipfile
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
@@ -28,6 +29,7 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_names
+from pipeline.io.masking import mask_ids_in_text
 from pipeline.io.preflight import check_file
 from pipeline.params import load_params
 from pipeline.validate import check_sheet
@@ -120,6 +122,8 @@ def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> 
         result = {"ok": False, "message": str(e)}
     except MemoryError:
         result = {"ok": False, "memory": True}
+    except Exception as e:  # a bug of ours, not a damaged file: the parent reports it as one
+        result = {"ok": False, "internal": mask_ids_in_text("".join(traceback.format_exception(e)))}
     with open(out_base + ".json.tmp", "w", encoding="utf-8") as f:
         json.dump(result, f, ensure_ascii=False)
     os.replace(out_base + ".json.tmp", out_base + ".json")
@@ -305,6 +309,9 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail) ->
                     else:
                         sheets_of[j][k] = _sheets_from(result["sheets"], tmp_dir, job)
                     continue
+                if result and result.get("internal"):
+                    raise RuntimeError(f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n"
+                                       f"{result['internal']}")
                 message = result.get("message") if result else None
                 failed.add(j)
                 fail(j, message or _failure(job, proc.exitcode, limits, timed_out,
