@@ -55,6 +55,9 @@ class RunResult:
     totals: pl.DataFrame
     other_year_payments: int
     warnings: list[str] = field(default_factory=list)
+    # per sheet, measured in its parser child: seconds reading it and seconds checking its rows
+    # (None for a sheet reused from the cache)
+    sheet_seconds: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -229,6 +232,13 @@ def _run_night(
     warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
     warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
     notes = [f"文件未变（sha256 相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
+    reused_paths = {str(job.path) for job in reused}
+    sheet_seconds = [
+        {"kind": sh.kind, "file": sh.source_file, "sheet": sh.sheet,
+         "read_s": None if sh.source_file in reused_paths else sh.read_seconds,
+         "check_s": None if sh.source_file in reused_paths else sh.check_seconds}
+        for sh in roster_sheets + payment_sheets
+    ]
 
     counts = sheets.select(
         pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
@@ -268,5 +278,5 @@ def _run_night(
         sheets=sheets, rejected=rejected, duplicates=pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
                                                                 pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]),
         determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
-        other_year_payments=other_years, warnings=warnings, notes=notes,
+        other_year_payments=other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
     )
