@@ -82,7 +82,7 @@ def _ctx():
     global _context
     if _context is None:
         _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(["pipeline.io.excel_in"])
+        _context.set_forkserver_preload(["pipeline.io.isolate"])  # the reader, the checks (pandera), params
     return _context
 
 
