@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from pipeline.faults import checkpoint
-from pipeline.io.tables import DDL, MONEY, PER_YEAR_TABLES
+from pipeline.io.tables import DDL, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES
 
 T = TypeVar("T")
 
@@ -67,6 +67,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     if frame.height == 0:
         return
     view = f"__new_{table}"
+    coded = [c for c, t in frame.schema.items() if c in LOW_CARDINALITY and t == pl.Utf8]
+    frame = frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame
     # an Arrow table registers about twice as fast as the polars frame itself (measured at 1M rows)
     con.register(view, frame.to_arrow())
     try:

