@@ -447,3 +447,28 @@ def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(t
     # a "today" before a birth date the cached checks accepted (A's, 1990-05-01) is checked again too
     early = night(dt.date(1990, 4, 30))
     assert reused(early) == [] and (2, "证件号码", "证件号码中的出生日期不存在或晚于今天") in reasons(early)
+
+
+def test_run_sheets_say_which_files_were_reused_and_an_older_database_gains_the_column(tmp_path):
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
+    # a database made before run_sheets had `reused`
+    old = duckdb.connect(str(tmp_path / "m.duckdb"))
+    old.execute("CREATE TABLE run_sheets (run_id VARCHAR, coverage_year INTEGER, kind VARCHAR, source_file VARCHAR, "
+                "sha256 VARCHAR, sheet VARCHAR, header_row INTEGER, rows_read INTEGER, accepted INTEGER, "
+                "rejected INTEGER, skipped_blank INTEGER, skipped_footer INTEGER, skipped_duplicate INTEGER, "
+                "note VARCHAR)")
+    old.execute("INSERT INTO run_sheets (run_id, coverage_year) VALUES ('older', 2025)")
+    old.close()
+    first = run(tmp_path, roster)
+    second = run(tmp_path, roster, write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A)],
+                                                                        "S2": [PAYMENT_HEADER]}))
+    con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
+    rows = con.execute("SELECT run_id, kind, sheet, reused FROM run_sheets").fetchall()
+    assert sorted(rows, key=str) == sorted([
+        ("older", None, None, None),  # another year's rows stay; the first run's 2026 rows were replaced
+        (second.run_id, "roster", "S", True), (second.run_id, "payments", "S", False),
+        (second.run_id, "payments", "S2", False),
+    ], key=str)
+    assert con.execute("SELECT kind, bool_and(reused) FROM run_sheets WHERE run_id = ? GROUP BY kind ORDER BY kind",
+                       [second.run_id]).fetchall() == [("payments", False), ("roster", True)]
+    assert not first.sheets["reused"].any()

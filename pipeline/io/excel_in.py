@@ -321,7 +321,9 @@ def read_sheet(
     text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
     if text_cols and body.height:
         body = _flag_number_cells(body, text_cols, reader, idx, header_idx, result, path, member)
-    body = body.with_columns(pl.lit(False).alias(f) for f in flags if f not in text_cols)
+        body = body.with_columns(pl.lit(False).alias(f) for f in flags if f not in text_cols)
+    else:  # no data row under the header (or no such column): nothing was stored as a number
+        body = body.with_columns(pl.lit(False).alias(f) for f in flags)
 
     selects = [
         pl.lit(source_file).alias("source_file"),

@@ -23,13 +23,18 @@ from pipeline.io.tables import DDL, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES
 T = TypeVar("T")
 
 
-def _columns(table: str) -> list[str]:
-    cols = []
+def _column_defs(table: str) -> list[tuple[str, str]]:
+    """(column, its definition as written in tables.py), in order."""
+    out = []
     for line in DDL[table].strip().splitlines():
         line = line.split("--")[0].strip().rstrip(",")
         if line:
-            cols.append(line.split()[0].strip('"'))
-    return cols
+            out.append((line.split()[0].strip('"'), line))
+    return out
+
+
+def _columns(table: str) -> list[str]:
+    return [name for name, _ in _column_defs(table)]
 
 
 def _money_columns(table: str) -> set[str]:
@@ -42,8 +47,16 @@ def _money_columns(table: str) -> set[str]:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables; add to a database made by an earlier version the columns added since
+    (tables are only ever extended, CONTRACT.md)."""
     for name, ddl in DDL.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl})")
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+            [name]).fetchall()}
+        for column, definition in _column_defs(name):
+            if column not in have:
+                con.execute(f"ALTER TABLE {name} ADD COLUMN {definition.replace(' PRIMARY KEY', '')}")
 
 
 def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:

@@ -51,7 +51,8 @@ DDL: dict[str, str] = {
         skipped_blank INTEGER,
         skipped_footer INTEGER,
         skipped_duplicate INTEGER,
-        note VARCHAR
+        note VARCHAR,
+        reused BOOLEAN             -- rows reused from an earlier read of the same bytes (sha256), not parsed again
     """,
     "residents": """
         run_id VARCHAR,
