@@ -57,9 +57,12 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
     ).with_columns(
         tier.tier_basis(params),
         amounts.subsidy_amount_fen(params),
-    ).with_columns(amounts.individual_due_fen(params)).with_row_index("__p").collect().lazy()  # used twice
-    totals = enrolment.payment_totals(payments, people.select("__p", "id_number", "individual_due_fen"), params)
-    return people.join(totals, on="__p", how="left", maintain_order="left").drop("__p").with_columns(
+    ).with_columns(amounts.individual_due_fen(params)).collect()
+    keys = people.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__p"), "id_number", "individual_due_fen")
+    totals = enrolment.payment_totals(payments, keys.lazy(), params)
+    # the totals lined up with the people (a join of the narrow key column only), then set beside them
+    aligned = keys.lazy().select("__p").join(totals, on="__p", how="left", maintain_order="left").drop("__p")
+    return pl.concat([people.lazy(), aligned], how="horizontal").with_columns(
         pl.col("net_paid_fen").fill_null(0),
         pl.col("n_payments").fill_null(0),
     ).with_columns(enrolment.is_enrolled()).with_columns(

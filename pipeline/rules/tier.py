@@ -23,29 +23,14 @@ def age(params: Params) -> pl.Expr:
     return pl.max_horizontal(years - pl.when(born_jan_1).then(0).otherwise(1), pl.lit(0)).alias("age")
 
 
-def _label_table(params: Params) -> pl.LazyFrame:
-    """policy_params/labels.toml as a frame: name, rank, age rule, table order, 资助参保对象."""
-    return pl.LazyFrame(
-        {
-            "__label": [lab.name for lab in params.labels],
-            "__rank": [TIER_RANK[lab.tier] for lab in params.labels],
-            "__age_rule": [lab.age_rule for lab in params.labels],
-            "__order": list(range(len(params.labels))),
-            "__object": [lab.subsidized_object for lab in params.labels],
-        },
-        schema={"__label": pl.Utf8, "__rank": pl.Int8, "__age_rule": pl.Utf8, "__order": pl.Int32,
-                "__object": pl.Boolean},
-    )
-
-
-def _age_ok(params: Params) -> pl.Expr:
-    """The label's age condition: 年满60周岁 (elderly), 未成年人和60周岁以上 (minor_or_elderly)."""
-    a, rule = pl.col("age"), pl.col("__age_rule")
-    return (
-        (rule == "")
-        | ((rule == "elderly") & (a >= params.elderly_age))
-        | ((rule == "minor_or_elderly") & ((a < params.adult_age) | (a >= params.elderly_age)))
-    )
+def _age_ok(rule: str, params: Params) -> pl.Expr:
+    """A label's age condition: 年满60周岁 (elderly), 未成年人和60周岁以上 (minor_or_elderly)."""
+    a = pl.col("age")
+    if rule == "elderly":
+        return a >= params.elderly_age
+    if rule == "minor_or_elderly":
+        return (a < params.adult_age) | (a >= params.elderly_age)
+    return pl.lit(True)
 
 
 def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
@@ -55,30 +40,24 @@ def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     then the order of labels.toml (就高原则, 赣医保发〔2023〕9号 二(一)); null: none
     does. is_subsidized_object: 资助参保对象 of 赣医保发〔2023〕9号 三(二), i.e. a
     label giving full or fixed — not a newborn's tier alone and not 在校大学生.
-    Only the people who hold labels are looked at (most hold none).
+    One expression per label of the parameters (a dozen), each a vectorised
+    test over the whole column.
     """
-    qualified = (
-        people.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__i"), "age", "identity_labels")
-        .filter(pl.col("identity_labels").list.len() > 0)
-        .explode("identity_labels")
-        .join(_label_table(params), left_on="identity_labels", right_on="__label", how="inner")
-        .filter(_age_ok(params) & (pl.col("__rank") > 0))
-        .group_by("__i")
-        .agg(
-            pl.col("identity_labels").sort_by(["__rank", "__order"], descending=[True, False]).first()
-            .alias("tier_label"),
-            pl.col("__object").any().alias("is_subsidized_object"),
-        )
-    )
+    ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0),
+                    key=lambda lab: -TIER_RANK[lab.tier])  # stable: labels.toml order within a tier
+    holds = {lab.name: pl.col("identity_labels").list.contains(lab.name).fill_null(False)
+             & _age_ok(lab.age_rule, params) for lab in ranked}
+    # the first qualifying label in rank order wins: its position, then its name
+    first = pl.min_horizontal(pl.when(holds[lab.name]).then(pl.lit(i, dtype=pl.Int32)) for i, lab in enumerate(ranked))
+    tier_label = first.replace_strict({i: lab.name for i, lab in enumerate(ranked)}, default=None,
+                                      return_dtype=pl.Utf8)
+    objects = [holds[lab.name] for lab in ranked if lab.subsidized_object]
     tiers = {lab.name: lab.tier for lab in params.labels}
-    return (
-        people.with_columns(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__i"))
-        .join(qualified, on="__i", how="left", maintain_order="left")
-        .drop("__i")
-        .with_columns(
-            pl.col("is_subsidized_object").fill_null(False),
-            pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
-        )
+    return people.with_columns(
+        tier_label.alias("tier_label"),
+        (pl.any_horizontal(objects) if objects else pl.lit(False)).alias("is_subsidized_object"),
+    ).with_columns(
+        pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
     )
 
 
