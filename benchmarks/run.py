@@ -205,6 +205,56 @@ def dataset(rows: int, payment_rows: int, roster_files: int, seed: int, year: in
     return _located(info, where, generated_now=True)
 
 
+def appended_payments(night1: list[str], donor: list[str], extra: int, regenerate: bool) -> list[str]:
+    """Night 2's payments export as the tax bureau makes it: night 1's file, every cell as it was read,
+    with `extra` more payment rows (the last data rows of `donor`, a file generated for the same
+    residents) added before the footer of the last sheet. Written once, then reused."""
+    import fastexcel
+    import xlsxwriter
+
+    from schemas.headers import load_header_map
+
+    source = Path(night1[0])
+    target = source.parent / f"appended{extra}" / source.name
+    if target.exists() and not regenerate:
+        return [str(target)]
+    header_map = load_header_map("payments")
+    ticket_header = header_map.header_of("ticket_no")
+    footer = tuple(header_map.footer_prefixes)
+
+    def sheets_of(path: str) -> list[tuple[str, list[list]]]:
+        reader = fastexcel.read_excel(path)
+        return [(name, reader.load_sheet(name, header_row=None, dtypes="string").to_polars().rows())
+                for name in reader.sheet_names]
+
+    def split(rows: list[list]) -> tuple[int, int]:
+        """(header index, index of the first footer row after the data)."""
+        head = next(i for i, r in enumerate(rows) if ticket_header in [str(c).replace(" ", "") for c in r if c])
+        end = len(rows)
+        while end > head + 1 and (not any(rows[end - 1]) or str(next(c for c in rows[end - 1] if c)).startswith(footer)):
+            end -= 1
+        return head, end
+
+    donor_sheets = sheets_of(donor[0])
+    donor_rows = donor_sheets[-1][1]
+    d_head, d_end = split(donor_rows)
+    added = donor_rows[max(d_head + 1, d_end - extra):d_end]
+    print(f"writing {target.relative_to(ROOT)} (night 1 + {len(added):,} rows) ...", file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    wb = xlsxwriter.Workbook(str(target), {"constant_memory": True, "strings_to_numbers": False,
+                                           "strings_to_formulas": False, "strings_to_urls": False})
+    sheets = sheets_of(str(source))
+    for k, (name, rows) in enumerate(sheets):
+        if k == len(sheets) - 1:
+            _, end = split(rows)
+            rows = rows[:end] + added + rows[end:]
+        ws = wb.add_worksheet(name)
+        for i, row in enumerate(rows):
+            ws.write_row(i, 0, ["" if c is None else c for c in row])
+    wb.close()
+    return [str(target)]
+
+
 def _located(info: dict, where: Path, generated_now: bool) -> dict:
     """The generator's summary with the file names turned into paths under `where`."""
     return info | {"generated_now": generated_now, "dir": str(where.relative_to(ROOT)),
@@ -394,9 +444,10 @@ def main() -> int:
             generated.append(info2)
         runs.append(night(args, inputs, work, f"night 1: {args.scenario}, fresh database", fresh=True))
         if args.scenario == "payments-changed":
-            second = {"roster": inputs["roster"], "payments": changed["payments"]}
-            runs.append(night(args, second, work, f"night 2: same roster files, payments file with {more:,} rows",
-                              fresh=False))
+            appended = appended_payments(inputs["payments"], changed["payments"], more - pay, args.regenerate)
+            second = {"roster": inputs["roster"], "payments": appended}
+            runs.append(night(args, second, work, f"night 2: same roster files, night 1's payments file plus "
+                              f"{more - pay:,} rows", fresh=False))
     else:
         if not args.no_baseline:
             info, inputs = inputs_for(args.rows, pay, 1)
