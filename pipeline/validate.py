@@ -2,10 +2,14 @@
 
 Each row ends in exactly one place: accepted, rejected (one `rejected_rows`
 line per failing cell, with file, sheet, Excel row, column, raw text and a
-reason in Chinese) or skipped as an exact duplicate. pandera runs lazily over
-the whole frame; its failure cases carry the row position, which is mapped
-back to file / sheet / row here (never `drop_invalid_rows`, which loses rows
-silently).
+reason in Chinese) or skipped as an exact duplicate.
+
+Two steps. `check_sheet` (run in each sheet's parser child, pipeline/io/
+isolate.py) parses one sheet and applies the pandera model of schemas/: every
+failing cell, found by its row position, becomes a line with its file / sheet /
+row (never `drop_invalid_rows`, which loses rows silently). `settle_roster` /
+`settle_payments` (in the parent) apply the one rule that needs every sheet at
+once: duplicates.
 """
 
 from __future__ import annotations

@@ -308,3 +308,18 @@ def test_a_bug_in_the_parser_child_is_reported_as_ours_not_as_a_damaged_file(tmp
     job = ReadJob(roster, "roster", 2026, "", "nowhere", "", dt.date(2026, 11, 23))
     with pytest.raises(RuntimeError, match=r"(?s)internal error while reading .*r\.xlsx.*Traceback"):
         read_isolated([job], tmp_path / "scratch", skip_bad_files=True)
+
+
+def test_when_every_payments_file_is_skipped_the_roster_is_still_determined(night):
+    """The only payments file is refused and skipped: no payment rows, every person unpaid or
+    subsidised, nothing lost and no crash."""
+    tmp_path, roster, _ = night
+    bad = hostile(tmp_path)["html"][0]
+    result = medins_run(tmp_path, roster, bad, "--skip-bad-files")
+    assert result.returncode == 0, result.stderr
+    con = duckdb.connect(str(tmp_path / "out" / "medins.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM determinations").fetchall() == [(len(PEOPLE),)]
+    assert con.execute("SELECT count(*) FROM payments").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM reconciliation WHERE status NOT IN ('unpaid', 'subsidized')"
+                       ).fetchall() == [(0,)]
+    con.close()

@@ -12,6 +12,7 @@ that dies, overruns or raises becomes an InputFileError naming the file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -44,6 +45,7 @@ _READER_SOURCES = ("pipeline/io/excel_in.py", "pipeline/parse.py", "pipeline/val
                    "schemas/headers.py", "schemas/headers.toml")
 
 
+@functools.cache
 def _reader_digest() -> str:
     h = hashlib.sha256()
     for name in _READER_SOURCES:
