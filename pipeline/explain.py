@@ -65,7 +65,8 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
         rejected = query_frame(
             con,
             "SELECT source_file, sheet, row_number, \"column\", raw_value, reason FROM rejected_rows"
-            " WHERE coverage_year = ? AND id_number = ?", [coverage_year, wanted]
+            " WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, \"column\"",
+            [coverage_year, wanted]
         )
         run = query_frame(
             con, "SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? ORDER BY finished_at DESC LIMIT 1",
