@@ -48,11 +48,14 @@ def _raw(key: str) -> pl.Expr:
 def _check(expr_fn, code: str) -> pa.Check:
     """A vectorised column check: expr_fn(key) -> Boolean expression, null counts as pass."""
 
+    def passes(key: str) -> pl.Expr:
+        return expr_fn(key).fill_null(True)
+
     def run(data: PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(expr_fn(data.key).fill_null(True))
+        return data.lazyframe.select(passes(data.key))
 
     check = pa.Check(run, error=code, name=code)
-    check.passes = lambda key: expr_fn(key).fill_null(True)  # the same test, for one-pass evaluation
+    check.passes = passes  # the same test as an expression, for one-pass evaluation (pipeline/validate.py)
     return check
 
 

@@ -38,12 +38,7 @@ def _columns(table: str) -> list[str]:
 
 
 def _money_columns(table: str) -> set[str]:
-    out = set()
-    for line in DDL[table].strip().splitlines():
-        line = line.split("--")[0].strip().rstrip(",")
-        if line and MONEY in line:
-            out.add(line.split()[0].strip('"'))
-    return out
+    return {name for name, definition in _column_defs(table) if MONEY in definition}
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
