@@ -144,6 +144,10 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
         console.print(f"[yellow]… {len(result.warnings) - 20} more warnings[/]")
     console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False, soft_wrap=True)
     console.print(f"数据库 / database: {result.db_path}", highlight=False)
+    if any(kept for kept, _, _ in result.written.values()):
+        console.print("数据库增量写入 / rows changed since the last run of this year: " + "; ".join(
+            f"{table} 保留 kept {kept:,}, 写入 written {added:,}, 删除 deleted {gone:,}"
+            for table, (kept, added, gone) in result.written.items()), highlight=False, soft_wrap=True)
     for p in result.reports:
         console.print(f"报表 / report: {p}", highlight=False)
 

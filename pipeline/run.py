@@ -59,6 +59,8 @@ class RunResult:
     # (None for a sheet reused from the cache)
     sheet_seconds: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # per big table (store.DIFFED_TABLES): rows kept unchanged, inserted, deleted by this run
+    written: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
@@ -271,9 +273,11 @@ def _run_night(
         with stage("生成报表 Excel"):
             return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
 
+    written: dict[str, tuple[int, int, int]] = {}
     with stage("写入数据库 DuckDB"):
-        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build)
+        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written)
     checkpoint("after_commit")
+
     reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
@@ -281,4 +285,5 @@ def _run_night(
                                                                 pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]),
         determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
         other_year_payments=other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
+        written=written,
     )

@@ -556,6 +556,17 @@ class _Generator:
                 if key not in self.issued:
                     self.issued.add(key)
                     return body + id_check_digit(body)
+        # Millions of residents crowd the planted boundary birthdays (age limits, newborn cut-offs):
+        # past the random tries, take the first free sequence in order. Reached only at that scale,
+        # so smaller samples (and their random stream) are unchanged.
+        for code in regions:
+            for half in range(500):
+                seq = half * 2 + (1 if male else 0)
+                key = int(f"{code}{ymd}{seq:03d}")
+                if seq and key not in self.issued:
+                    self.issued.add(key)
+                    body = f"{code}{ymd}{seq:03d}"
+                    return body + id_check_digit(body)
         raise RuntimeError(f"no free ID sequence for birth date {birth}")
 
     @staticmethod

@@ -74,7 +74,8 @@ DDL: dict[str, str] = {
         special_event VARCHAR,
         special_event_date DATE,
         registered_on DATE,
-        extra_columns VARCHAR      -- JSON of unknown extra columns, kept as read
+        extra_columns VARCHAR,     -- JSON of unknown extra columns, kept as read
+        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
     """,
     "payments": f"""
         run_id VARCHAR,
@@ -89,7 +90,8 @@ DDL: dict[str, str] = {
         paid_on DATE,
         ticket_no VARCHAR,
         channel VARCHAR,
-        extra_columns VARCHAR
+        extra_columns VARCHAR,
+        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
     """,
     "rejected_rows": """
         run_id VARCHAR,
@@ -125,7 +127,8 @@ DDL: dict[str, str] = {
         rule_basis VARCHAR,
         source_file VARCHAR,
         sheet VARCHAR,
-        row_number INTEGER
+        row_number INTEGER,
+        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
     """,
     "reconciliation": f"""
         run_id VARCHAR,
@@ -143,7 +146,8 @@ DDL: dict[str, str] = {
         amount_diff {MONEY},
         last_paid_on DATE,
         subsidy_identified_on DATE,
-        refund_basis VARCHAR
+        refund_basis VARCHAR,
+        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
     """,
     "unmatched_payments": f"""
         run_id VARCHAR,
@@ -189,6 +193,13 @@ DDL: dict[str, str] = {
         previous_amount_diff {MONEY},
         amount_diff {MONEY}
     """,
+}
+
+# The big tables a run rewrites only where rows changed, each with the column naming the coverage
+# year its rows belong to. A night where only the payments changed keeps the unchanged rows.
+DIFFED_TABLES = {
+    "residents": "coverage_year", "payments": "run_coverage_year",
+    "determinations": "coverage_year", "reconciliation": "coverage_year",
 }
 
 # Tables whose rows belong to one coverage year and are replaced by its next run.
