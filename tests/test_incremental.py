@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
-from pipeline.io.store import _write_diffed, ensure_tables, query_frame, with_row_hash
+import pipeline.io.store as store
+from pipeline.io.store import _apply, _diff, ensure_tables, query_frame, with_row_hash
 from pipeline.io.tables import DIFFED_TABLES
 from pipeline.run import run_night
 
@@ -31,6 +32,10 @@ def payments(tmp_path: Path, name: str, amounts: dict[int, int]) -> Path:
     rows = [[i + 1, NAMES[n], IDS[n], amount, "2025-11-01", "2026", f"33600000000000000{n:03d}", "微信"]
             for i, (n, amount) in enumerate(sorted(amounts.items()))]
     return write_workbook(tmp_path / name, {"S": [PAYMENT_HEADER, *rows]})
+
+
+def write(con, table: str, frame: pl.DataFrame, run_id: str, written: dict) -> None:
+    written[table] = _apply(con, _diff(con, table, frame, 2026), run_id, 2026)
 
 
 def night(tmp_path: Path, db: str, roster_file: Path, payments_file: Path):
@@ -69,6 +74,29 @@ def test_a_payments_only_night_keeps_unchanged_rows_and_equals_a_full_write(tmp_
     assert fresh.written["determinations"] == (0, 4, 0)
 
 
+def test_status_changes_from_the_changed_rows_equal_those_of_a_full_comparison(tmp_path, monkeypatch):
+    r = roster(tmp_path)
+    p1 = payments(tmp_path, "p1.xlsx", {0: 400, 1: 400, 2: 400})
+    p2 = payments(tmp_path, "p2.xlsx", {0: 400, 1: 300, 3: 400})
+    night(tmp_path, "diffed.duckdb", r, p1)
+    night(tmp_path, "diffed.duckdb", r, p2)
+    full = store._diff
+
+    def rewrite_all(con, table, frame, year):  # the whole year out, the whole frame in
+        d = full(con, table, frame, year)
+        return store._Diff(table, with_row_hash(frame, table), None, 0, d.before)
+
+    monkeypatch.setattr(store, "_diff", rewrite_all)
+    night(tmp_path, "full.duckdb", r, p1)
+    night(tmp_path, "full.duckdb", r, p2)
+    changes = {db: table(tmp_path / db, "status_changes").drop("previous_run_id")
+               for db in ("diffed.duckdb", "full.duckdb")}
+    assert changes["diffed.duckdb"].equals(changes["full.duckdb"])
+    assert sorted(changes["full.duckdb"].select("id_number", "previous_status", "status").rows()) == sorted([
+        (IDS[1], "paid_in_full", "underpaid"), (IDS[2], "paid_in_full", "unpaid"),
+        (IDS[3], "unpaid", "paid_in_full")])
+
+
 def test_the_same_night_twice_rewrites_nothing(tmp_path):
     r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400, 1: 400})
     first = night(tmp_path, "m.duckdb", r, p)
@@ -97,24 +125,24 @@ def test_rows_written_by_an_older_version_without_row_hash_are_replaced(con):
     con.execute("INSERT INTO reconciliation (run_id, coverage_year, id_number, status) VALUES "
                 "('old', 2026, 'A', 'unpaid'), ('old', 2026, 'B', 'unpaid'), ('old', 2025, 'A', 'unpaid')")
     written: dict = {}
-    _write_diffed(con, "reconciliation", _recon(["A", "B"], ["unpaid", "underpaid"]), "new", 2026, written)
+    write(con, "reconciliation", _recon(["A", "B"], ["unpaid", "underpaid"]), "new", written)
     rows = con.execute("SELECT run_id, coverage_year, id_number, status, amount_diff, row_hash IS NULL "
                        "FROM reconciliation ORDER BY coverage_year, id_number").fetchall()
     assert [r[:4] for r in rows] == [("old", 2025, "A", "unpaid"), ("new", 2026, "A", "unpaid"),
                                      ("new", 2026, "B", "underpaid")]
-    assert [r[5] for r in rows] == [True, False, False]
-    assert written["reconciliation"] == (0, 2, 0)  # nothing hashed before: the year is written anew
+    assert [r[5] for r in rows] == [True, False, False]  # the other year's row is left alone
+    assert written["reconciliation"] == (0, 2, 2)  # nothing hashed before: the year is written anew
 
 
 def test_a_row_whose_hash_matches_but_key_differs_is_rewritten(con):
     frame = _recon(["A", "B"], ["unpaid", "unpaid"])
     written: dict = {}
-    _write_diffed(con, "reconciliation", frame, "r1", 2026, written)
+    write(con, "reconciliation", frame, "r1", written)
     # forge a collision: B's stored row carries the hash that A's row has tonight (A's its own, other)
-    a_hash = with_row_hash(frame)["row_hash"][0]
+    a_hash = with_row_hash(frame, "reconciliation")["row_hash"][0]
     con.execute("UPDATE reconciliation SET row_hash = ? WHERE id_number = 'A'", [a_hash ^ 1])
     con.execute("UPDATE reconciliation SET row_hash = ? WHERE id_number = 'B'", [a_hash])
-    _write_diffed(con, "reconciliation", frame, "r2", 2026, written)
+    write(con, "reconciliation", frame, "r2", written)
     assert written["reconciliation"] == (0, 2, 2)  # the equal hash under another key kept nothing
     assert con.execute("SELECT id_number, run_id, row_hash = ? FROM reconciliation ORDER BY 1",
                        [a_hash]).fetchall() == [("A", "r2", True), ("B", "r2", False)]
@@ -122,9 +150,9 @@ def test_a_row_whose_hash_matches_but_key_differs_is_rewritten(con):
 
 def test_identical_rows_in_a_frame_fall_back_to_a_full_rewrite(con):
     written: dict = {}
-    _write_diffed(con, "reconciliation", _recon(["A", "B"], ["unpaid", "unpaid"]), "r1", 2026, written)
+    write(con, "reconciliation", _recon(["A", "B"], ["unpaid", "unpaid"]), "r1", written)
     twice = _recon(["A", "A", "B"], ["unpaid", "unpaid", "unpaid"])
-    _write_diffed(con, "reconciliation", twice, "r2", 2026, written)
-    assert written["reconciliation"] == (0, 3, 0)
+    write(con, "reconciliation", twice, "r2", written)
+    assert written["reconciliation"] == (0, 3, 2)
     assert con.execute("SELECT id_number, run_id FROM reconciliation ORDER BY 1").fetchall() == [
         ("A", "r2"), ("A", "r2"), ("B", "r2")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,64 +86,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
         con.unregister(view)
 
 
-ROW_HASH = "row_hash"
+ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
-
-def with_row_hash(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with `row_hash`: a 64-bit hash of every column it holds (run_id is not among them)."""
-    return frame.with_columns(frame.hash_rows(seed=0).alias(ROW_HASH))
-
-
-def _rows_unchanged(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
-    """Pairs (old rowid, new row index) of rows that are the same: equal row_hash, then every key
-    column equal too, so a hash collision can only make a row look changed (rewritten), never the
-    reverse unless two different rows of one person or line collide (about 2^-64 per changed row)."""
-    keys = [c for c in old.columns if c not in (ROW_HASH, "__rowid")]
-    pairs = new.select(ROW_HASH, *keys, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i")).join(
-        old, on=ROW_HASH, how="inner", suffix="__old")
-    same = pl.all_horizontal(pl.col(k).eq_missing(pl.col(f"{k}__old")) for k in keys)
-    return pairs.filter(same).select("__rowid", "__i")
-
-
-def _write_diffed(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str,
-                  coverage_year: int, counts: dict[str, tuple[int, int, int]]) -> None:
-    """Replace the coverage year's rows of `table` by `frame`, touching only the rows that changed.
-
-    The rows in the table whose (row_hash, key) appears in the frame are kept and re-stamped with
-    this run_id; the others are deleted; the frame's rows not found are inserted. The result is the
-    same as deleting the year and inserting the frame (tests/test_incremental.py), at a fraction of
-    the cost when most rows are unchanged (a night where only the payments changed). Where a hash
-    repeats inside the table or the frame (identical rows), the year is simply rewritten.
-    """
-    year_col = DIFFED_TABLES[table]
-    frame = with_row_hash(frame)
-    keys = [c for c in _KEYS[table] if c in frame.columns]
-    old = query_frame(con, f"SELECT rowid AS __rowid, {ROW_HASH}, {', '.join(keys)} FROM {table} "
-                      f"WHERE {year_col} = ? AND {ROW_HASH} IS NOT NULL", [coverage_year])
-    unique = old[ROW_HASH].n_unique() == old.height and frame[ROW_HASH].n_unique() == frame.height
-    if not unique or old.height == 0:
-        con.execute(f"DELETE FROM {table} WHERE {year_col} = ?", [coverage_year])
-        insert_frame(con, table, frame, run_id)
-        counts[table] = (0, frame.height, 0)
-        return
-    same = _rows_unchanged(old, frame.select(ROW_HASH, *keys))
-    gone = old.select("__rowid").join(same, on="__rowid", how="anti")
-    total = con.execute(f"SELECT count(*) FROM {table} WHERE {year_col} = ?", [coverage_year]).fetchall()[0][0]
-    if gone.height:
-        con.register("__gone", gone.to_arrow())
-        try:
-            con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT __rowid FROM __gone)")
-        finally:
-            con.unregister("__gone")
-    con.execute(f"DELETE FROM {table} WHERE {year_col} = ? AND {ROW_HASH} IS NULL", [coverage_year])
-    con.execute(f"UPDATE {table} SET run_id = ? WHERE {year_col} = ? AND run_id <> ?",
-                [run_id, coverage_year, run_id])
-    added = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(same["__i"].implode()))
-    insert_frame(con, table, added, run_id)
-    counts[table] = (same.height, added.height, total - same.height)
-
-
-# The columns that name one row of a diffed table (checked beside row_hash; see _rows_unchanged).
+# The columns that name one row of a diffed table (hashed into key_hash; see _diff).
 _KEYS = {
     "residents": ("source_file", "sheet", "row_number"),
     "payments": ("source_file", "sheet", "row_number"),
@@ -151,18 +97,80 @@ _KEYS = {
 }
 
 
+def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The frame with `row_hash` (64-bit hash of every column it holds; run_id is not among them)
+    and `key_hash` (of the columns naming the row, _KEYS)."""
+    return frame.with_columns(frame.hash_rows(seed=0).alias(ROW_HASH),
+                              frame.select(_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH))
+
+
+@dataclass
+class _Diff:
+    """What a run changes in one diffed table for its coverage year."""
+    table: str
+    added: pl.DataFrame          # rows to insert (with row_hash and key_hash)
+    gone: pl.DataFrame | None    # __rowid of the rows to delete; None: delete the whole year
+    kept: int                    # rows left in place (re-stamped with the run)
+    before: int                  # rows of the year before the run
+
+
+def _diff(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, coverage_year: int) -> _Diff:
+    """Which rows of the year stay, go and come.
+
+    A row stays when a row of tonight's frame has the same row_hash *and* key_hash: the same line
+    of the same file, or the same person, with every column equal (a wrong match needs the row's
+    own 64-bit hash to collide, about 2^-64 per changed row). Where a row_hash repeats within the
+    table or the frame (identical rows), the year is rewritten whole.
+    """
+    frame = with_row_hash(frame, table)
+    old = query_frame(con, f"SELECT rowid AS __rowid, {ROW_HASH}, {KEY_HASH} FROM {table} "
+                      f"WHERE {DIFFED_TABLES[table]} = ?", [coverage_year])
+    hashed = old.filter(pl.col(ROW_HASH).is_not_null() & pl.col(KEY_HASH).is_not_null())
+    if (hashed.height == 0 or hashed[ROW_HASH].n_unique() != hashed.height
+            or frame[ROW_HASH].n_unique() != frame.height):
+        return _Diff(table, frame, None, 0, old.height)
+    # row_hash is unique on both sides: join on it alone (one integer key is much faster), then
+    # require the key_hash to agree
+    same = frame.select(ROW_HASH, KEY_HASH, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i")).join(
+        hashed, on=ROW_HASH, how="inner", suffix="__old").filter(pl.col(KEY_HASH) == pl.col(f"{KEY_HASH}__old"))
+    gone = old.select("__rowid").filter(~pl.col("__rowid").is_in(same["__rowid"].implode()))
+    added = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(same["__i"].implode()))
+    return _Diff(table, added, gone, same.height, old.height)
+
+
+def _apply(con: duckdb.DuckDBPyConnection, diff: _Diff, run_id: str, coverage_year: int) -> tuple[int, int, int]:
+    """Delete the rows that went, re-stamp the rows that stayed, insert the new; (kept, written, deleted)."""
+    year = f"{DIFFED_TABLES[diff.table]} = ?"
+    if diff.gone is None:
+        con.execute(f"DELETE FROM {diff.table} WHERE {year}", [coverage_year])
+    elif diff.gone.height:
+        con.register("__gone", diff.gone.to_arrow())
+        try:
+            con.execute(f"DELETE FROM {diff.table} WHERE rowid IN (SELECT __rowid FROM __gone)")
+        finally:
+            con.unregister("__gone")
+    if diff.kept:
+        con.execute(f"UPDATE {diff.table} SET run_id = ? WHERE {year} AND run_id <> ?", [run_id, coverage_year, run_id])
+    insert_frame(con, diff.table, diff.added, run_id)
+    return diff.kept, diff.added.height, diff.before - diff.kept
+
+
 def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int,
-                           staged: pl.DataFrame) -> None:
+                           diff: _Diff) -> None:
     """Persons whose status differs from the previous run of this coverage year.
 
     Runs inside the publishing transaction, before the old reconciliation is
-    replaced; nothing to compare on a year's first run.
+    replaced; nothing to compare on a year's first run. Only rows that changed
+    can change status: the rows going out are compared with the rows coming in.
     """
-    previous = con.execute("SELECT count(*) FROM reconciliation WHERE coverage_year = ?", [coverage_year]).fetchall()
-    if not previous[0][0]:
+    if not diff.before:
         return
-    con.register("__recon_frame", staged.select("id_number", "name", "county", "township", "status",
-                                                "amount_diff_fen").to_arrow())
+    outgoing = ("SELECT * FROM reconciliation WHERE coverage_year = ?" if diff.gone is None else
+                "SELECT * FROM reconciliation WHERE rowid IN (SELECT __rowid FROM __gone)")
+    con.register("__recon_frame", diff.added.select("id_number", "name", "county", "township", "status",
+                                                    "amount_diff_fen").to_arrow())
+    if diff.gone is not None:
+        con.register("__gone", diff.gone.to_arrow())
     try:
         con.execute(
             f"""
@@ -171,14 +179,16 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
                    coalesce(n.county, o.county), coalesce(n.township, o.township),
                    o.run_id, o.status, n.status, o.amount_diff,
                    CAST(CAST(n.amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY})
-            FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
+            FROM ({outgoing}) o
             FULL OUTER JOIN __recon_frame n ON n.id_number = o.id_number
             WHERE o.status IS DISTINCT FROM n.status
             """,
-            [run_id, coverage_year, coverage_year],
+            [run_id, coverage_year] + ([coverage_year] if diff.gone is None else []),
         )
     finally:
         con.unregister("__recon_frame")
+        if diff.gone is not None:
+            con.unregister("__gone")
 
 
 def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
@@ -188,7 +198,6 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
 
     The big tables (DIFFED_TABLES) are rewritten only where rows changed; `written` receives, per
     such table, (rows kept, rows inserted, rows deleted).
-
     `before_commit(con)` runs inside the transaction once every row is in
     place (the reports are built from it); its result is returned after the
     commit. Any failure rolls everything back.
@@ -205,8 +214,9 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
         run_id = run_row["run_id"]
         con.execute("BEGIN TRANSACTION")
         try:
-            if "reconciliation" in frames:
-                _record_status_changes(con, run_id, coverage_year, frames["reconciliation"])
+            diffs = {t: _diff(con, t, f, coverage_year) for t, f in frames.items() if t in DIFFED_TABLES}
+            if "reconciliation" in diffs:
+                _record_status_changes(con, run_id, coverage_year, diffs["reconciliation"])
             for table in PER_YEAR_TABLES:
                 if table not in DIFFED_TABLES:
                     con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [coverage_year])
@@ -214,8 +224,8 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
                 if table not in frames:
                     con.execute(f"DELETE FROM {table} WHERE {DIFFED_TABLES[table]} = ?", [coverage_year])
             for table, frame in frames.items():
-                if table in DIFFED_TABLES:
-                    _write_diffed(con, table, frame, run_id, coverage_year, written)
+                if table in diffs:
+                    written[table] = _apply(con, diffs[table], run_id, coverage_year)
                 else:
                     insert_frame(con, table, frame, run_id)
             runs = pl.DataFrame([run_row])

@@ -75,7 +75,8 @@ DDL: dict[str, str] = {
         special_event_date DATE,
         registered_on DATE,
         extra_columns VARCHAR,     -- JSON of unknown extra columns, kept as read
-        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
+        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
+        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
     """,
     "payments": f"""
         run_id VARCHAR,
@@ -91,7 +92,8 @@ DDL: dict[str, str] = {
         ticket_no VARCHAR,
         channel VARCHAR,
         extra_columns VARCHAR,
-        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
+        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
+        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
     """,
     "rejected_rows": """
         run_id VARCHAR,
@@ -128,7 +130,8 @@ DDL: dict[str, str] = {
         source_file VARCHAR,
         sheet VARCHAR,
         row_number INTEGER,
-        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
+        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
+        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
     """,
     "reconciliation": f"""
         run_id VARCHAR,
@@ -147,7 +150,8 @@ DDL: dict[str, str] = {
         last_paid_on DATE,
         subsidy_identified_on DATE,
         refund_basis VARCHAR,
-        row_hash UBIGINT           -- hash of the row apart from run_id: the next run keeps a row whose hash is unchanged (pipeline/io/store.py)
+        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
+        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
     """,
     "unmatched_payments": f"""
         run_id VARCHAR,

@@ -37,12 +37,23 @@ def rule_basis_text(params: Params, rule_id: str, event: str | None, at_birth: b
 
 
 def with_rule_basis(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
-    """Adds rule_basis: the text is made once per distinct (rule, event, flags), not once per person."""
-    keys = people.select(BASIS_KEYS).unique().collect()
-    combos = zip(*(keys[c] for c in BASIS_KEYS))  # a few dozen distinct combinations, not one per person
-    texts = [rule_basis_text(params, *combo) for combo in combos]
-    table = keys.with_columns(pl.Series("rule_basis", texts, dtype=pl.Utf8)).lazy()
-    return people.join(table, on=list(BASIS_KEYS), how="left", nulls_equal=True, maintain_order="left")
+    """Adds rule_basis: the text is made once per distinct (rule, event, flags), not once per person.
+
+    The four keys are packed into one exact integer (the dictionary codes of the two texts and the
+    two flags), the few dozen distinct codes get their text, and every row looks its code up; the
+    texts come out dictionary-encoded (Categorical), as DuckDB stores them.
+    """
+    rule, event = (pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in BASIS_KEYS[:2])
+    code = (rule * (1 << 34) + event.fill_null((1 << 32) - 1) * 4
+            + pl.col(BASIS_KEYS[2]).fill_null(False).cast(pl.UInt64) * 2
+            + pl.col(BASIS_KEYS[3]).fill_null(False).cast(pl.UInt64)).alias("__basis")
+    people = people.with_columns(code).collect()
+    keys = people.select("__basis", *BASIS_KEYS).unique(subset="__basis")  # a few dozen rows
+    texts = [rule_basis_text(params, *combo) for combo in zip(*(keys[c] for c in BASIS_KEYS))]
+    return people.lazy().with_columns(
+        pl.col("__basis").replace_strict(keys["__basis"], pl.Series(texts, dtype=pl.Utf8),
+                                         return_dtype=pl.Categorical).alias("rule_basis"),
+    ).drop("__basis")
 
 
 def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Params) -> pl.LazyFrame:
@@ -59,13 +70,15 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
         amounts.subsidy_amount_fen(params),
     ).with_columns(amounts.individual_due_fen(params)).collect()
     keys = people.select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("__p"), "id_number", "individual_due_fen")
-    totals = enrolment.payment_totals(payments, keys.lazy(), params)
-    # the totals lined up with the people (a join of the narrow key column only), then set beside them
-    aligned = keys.lazy().select("__p").join(totals, on="__p", how="left", maintain_order="left").drop("__p")
-    return pl.concat([people.lazy(), aligned], how="horizontal").with_columns(
-        pl.col("net_paid_fen").fill_null(0),
-        pl.col("n_payments").fill_null(0),
-    ).with_columns(enrolment.is_enrolled()).with_columns(
+    totals = enrolment.payment_totals(payments, keys.lazy(), params).collect()
+    # the totals set at their person's row (`__p`): a scatter, not a join; nobody paid: 0 / null
+    at = totals["__p"]
+    aligned = [
+        (pl.zeros(people.height, dtype=totals[name].dtype, eager=True) if name in ("net_paid_fen", "n_payments")
+         else pl.repeat(None, people.height, dtype=totals[name].dtype, eager=True)).scatter(at, totals[name]).alias(name)
+        for name in totals.columns if name != "__p"
+    ]
+    return people.with_columns(aligned).lazy().with_columns(enrolment.is_enrolled()).with_columns(
         enrolment.enrolled_on(params)
     )
 
