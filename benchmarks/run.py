@@ -332,7 +332,20 @@ def night(args, inputs: dict, work: Path, label: str, fresh: bool) -> dict:
     if fresh:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    spec = {"year": args.year, "region": args.region, "excel": not args.no_excel, "work": str(work), **inputs}
+    # The bureau's staff drop each night's exports into the same folder under the same names: the
+    # run reads them there (symbolic links to the generated files), so night 2's payments file has
+    # night 1's path and its unchanged lines are the same rows (source_file is part of a row).
+    inbox = work / "inbox"
+    shutil.rmtree(inbox, ignore_errors=True)
+    inbox.mkdir()
+    dropped = {}
+    for kind in ("roster", "payments"):
+        dropped[kind] = []
+        for f in inputs[kind]:
+            link = inbox / Path(f).name
+            link.symlink_to(Path(f).resolve())
+            dropped[kind].append(str(link))
+    spec = {"year": args.year, "region": args.region, "excel": not args.no_excel, "work": str(work), **dropped}
     print(f"running {label} ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--measure-night", json.dumps(spec)], cwd=ROOT, check=True)

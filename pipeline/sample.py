@@ -90,6 +90,14 @@ CITY_SLUG = "jingdezhen"
 # by people born before it was abolished.
 MAINLAND_MIGRANT_CODES = ("361128", "340825", "340881", "430626", "362330", "350781", "330127")
 PERMIT_CODES = ("810000", "820000", "830000")
+# Further Jiangxi county codes (GB/T 2260), used only once every code above is full for a birth date,
+# which happens only at millions of residents (the planted boundary birthdays).
+OVERFLOW_CODES = (
+    "360102", "360103", "360104", "360111", "360112", "360113", "360121", "360123", "360124", "360302",
+    "360313", "360321", "360322", "360323", "360402", "360403", "360404", "360423", "360424", "360425",
+    "360428", "360429", "360430", "360481", "360482", "360483", "360502", "360521", "360602", "360603",
+    "360681", "360702", "360703", "360704", "360722", "360723",
+)
 OLD_REGION_CODE = "360426"
 OLD_CODE_BORN_BEFORE = 1983
 
@@ -559,7 +567,7 @@ class _Generator:
         # Millions of residents crowd the planted boundary birthdays (age limits, newborn cut-offs):
         # past the random tries, take the first free sequence in order. Reached only at that scale,
         # so smaller samples (and their random stream) are unchanged.
-        for code in regions:
+        for code in regions + [c for c in OVERFLOW_CODES if c not in regions]:
             for half in range(500):
                 seq = half * 2 + (1 if male else 0)
                 key = int(f"{code}{ymd}{seq:03d}")
