@@ -277,7 +277,6 @@ def _run_night(
     with stage("写入数据库 DuckDB"):
         staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written)
     checkpoint("after_commit")
-
     reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
