@@ -156,3 +156,13 @@ def test_identical_rows_in_a_frame_fall_back_to_a_full_rewrite(con):
     assert written["reconciliation"] == (0, 3, 2)
     assert con.execute("SELECT id_number, run_id FROM reconciliation ORDER BY 1").fetchall() == [
         ("A", "r2"), ("A", "r2"), ("B", "r2")]
+
+
+def test_inserting_a_few_rows_at_a_time_writes_every_row_once(tmp_path, monkeypatch):
+    r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400, 1: 300, 3: 400})
+    night(tmp_path, "whole.duckdb", r, p)
+    monkeypatch.setattr(store, "INSERT_SLICE_ROWS", 2)  # 4 residents: slices of 2, 2; 3 payments: 2, 1
+    night(tmp_path, "sliced.duckdb", r, p)
+    for name in ("residents", "payments", "determinations", "reconciliation", "rejected_rows"):
+        assert table(tmp_path / "sliced.duckdb", name).equals(table(tmp_path / "whole.duckdb", name)), name
+    assert table(tmp_path / "sliced.duckdb", "residents").height == 4
