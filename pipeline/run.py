@@ -229,10 +229,11 @@ def _run_night(
     with stage("汇总 totals"):
         totals = subsidy_totals(determinations, params)
 
+    duplicates = pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
+                            pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")])
     warnings = [
         f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
-        for r in pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
-                            pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]).head(50).to_dicts()
+        for r in duplicates.head(50).to_dicts()
     ]
     warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
     warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
@@ -274,14 +275,14 @@ def _run_night(
             return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
 
     written: dict[str, tuple[int, int, int]] = {}
+    del rv, pv  # `frames` holds the accepted rows now; publish lets each table go once written
     with stage("写入数据库 DuckDB"):
         staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written)
     checkpoint("after_commit")
     reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
-        sheets=sheets, rejected=rejected, duplicates=pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
-                                                                pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")]),
+        sheets=sheets, rejected=rejected, duplicates=duplicates,
         determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
         other_year_payments=other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
         written=written,

@@ -202,7 +202,8 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     """Replace the coverage year's rows of every table and add the run, in one transaction.
 
     The big tables (DIFFED_TABLES) are rewritten only where rows changed; `written` receives, per
-    such table, (rows kept, rows inserted, rows deleted).
+    such table, (rows kept, rows inserted, rows deleted). `frames` is emptied as the tables are
+    written, so that memory the caller no longer refers to is freed before the reports are built.
     `before_commit(con)` runs inside the transaction once every row is in
     place (the reports are built from it); its result is returned after the
     commit. Any failure rolls everything back.
@@ -228,11 +229,15 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
             for table in DIFFED_TABLES:
                 if table not in frames:
                     con.execute(f"DELETE FROM {table} WHERE {DIFFED_TABLES[table]} = ?", [coverage_year])
-            for table, frame in frames.items():
+            for table in list(frames):
+                # each frame is let go once written (the caller hands them over), so the reports,
+                # built next, do not run beside every table's rows
+                frame = frames.pop(table)
                 if table in diffs:
-                    written[table] = _apply(con, diffs[table], run_id, coverage_year)
+                    written[table] = _apply(con, diffs.pop(table), run_id, coverage_year)
                 else:
                     insert_frame(con, table, frame, run_id)
+                del frame
             runs = pl.DataFrame([run_row])
             insert_frame(con, "runs", runs, run_id)
             checkpoint("before_commit")
