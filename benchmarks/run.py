@@ -324,7 +324,8 @@ def measure_night(spec: dict) -> dict:
             "peak_rss_mb": whole["peak_rss"] // MB, "peak_anon_mb": whole["peak_anon"] // MB, "stages": stages,
             "main_process_peak_mb": (whole["self_hwm"] or 0) // MB, "ru_maxrss_children_mb": children_maxrss,
             "rows": counts, "sheet_seconds": [{**x, "file": Path(x["file"]).name} for x in result.sheet_seconds],
-            "files": [Path(f).name for f in spec["roster"] + spec["payments"]]}
+            "files": [Path(f).name for f in spec["roster"] + spec["payments"]],
+            "written": {t: dict(zip(("kept", "written", "deleted"), n)) for t, n in result.written.items()}}
 
 
 def night(args, inputs: dict, work: Path, label: str, fresh: bool) -> dict:
@@ -417,6 +418,10 @@ def table(run: dict) -> str:
         lines.append(f"| **all** | | **{read_s:.2f}** | **{check_s:.2f}** ({check_s / read_s:.0%} of reading) |")
     if reused:
         lines.append(f"\nreused from the cache (sha256 unchanged, rows already checked): {', '.join(reused)}")
+    written = run.get("written", {})
+    if any(n["kept"] for n in written.values()):
+        lines.append("DuckDB rows kept / written / deleted (unchanged rows stay): " + "; ".join(
+            f"{t} {n['kept']:,} / {n['written']:,} / {n['deleted']:,}" for t, n in written.items()))
     return "\n".join(lines)
 
 
