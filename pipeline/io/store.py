@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -73,6 +74,16 @@ def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:
     return ", ".join(parts)
 
 
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """The frame visible to SQL as `name` (as Arrow) while the block runs."""
+    con.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str) -> None:
     """Insert a polars frame into a table of tables.py, converting fen to yuan."""
     if frame.height == 0:
@@ -84,11 +95,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     # An Arrow table registers about twice as fast as the polars frame itself (measured at 1M rows);
     # converting a slice at a time keeps the copy to one slice, not the whole table.
     for part in frame.iter_slices(INSERT_SLICE_ROWS):
-        con.register(view, part.to_arrow())
-        try:
+        with _registered(con, view, part):
             con.execute(sql)
-        finally:
-            con.unregister(view)
 
 
 ROW_HASH, KEY_HASH = "row_hash", "key_hash"
@@ -149,11 +157,8 @@ def _apply(con: duckdb.DuckDBPyConnection, diff: _Diff, run_id: str, coverage_ye
     if diff.gone is None:
         con.execute(f"DELETE FROM {diff.table} WHERE {year}", [coverage_year])
     elif diff.gone.height:
-        con.register("__gone", diff.gone.to_arrow())
-        try:
+        with _registered(con, "__gone", diff.gone):
             con.execute(f"DELETE FROM {diff.table} WHERE rowid IN (SELECT __rowid FROM __gone)")
-        finally:
-            con.unregister("__gone")
     if diff.kept:
         con.execute(f"UPDATE {diff.table} SET run_id = ? WHERE {year} AND run_id <> ?", [run_id, coverage_year, run_id])
     insert_frame(con, diff.table, diff.added, run_id)
@@ -170,13 +175,13 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
     """
     if not diff.before:
         return
-    outgoing = ("SELECT * FROM reconciliation WHERE coverage_year = ?" if diff.gone is None else
-                "SELECT * FROM reconciliation WHERE rowid IN (SELECT __rowid FROM __gone)")
-    con.register("__recon_frame", diff.added.select("id_number", "name", "county", "township", "status",
-                                                    "amount_diff_fen").to_arrow())
-    if diff.gone is not None:
-        con.register("__gone", diff.gone.to_arrow())
-    try:
+    if diff.gone is None:
+        outgoing, params, gone = "SELECT * FROM reconciliation WHERE coverage_year = ?", [coverage_year], None
+    else:
+        outgoing, params, gone = "SELECT * FROM reconciliation WHERE rowid IN (SELECT __rowid FROM __gone)", [], diff.gone
+    incoming = diff.added.select("id_number", "name", "county", "township", "status", "amount_diff_fen")
+    with _registered(con, "__recon_frame", incoming), \
+            (_registered(con, "__gone", gone) if gone is not None else nullcontext()):
         con.execute(
             f"""
             INSERT INTO status_changes
@@ -188,12 +193,8 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
             FULL OUTER JOIN __recon_frame n ON n.id_number = o.id_number
             WHERE o.status IS DISTINCT FROM n.status
             """,
-            [run_id, coverage_year] + ([coverage_year] if diff.gone is None else []),
+            [run_id, coverage_year, *params],
         )
-    finally:
-        con.unregister("__recon_frame")
-        if diff.gone is not None:
-            con.unregister("__gone")
 
 
 def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
