@@ -9,6 +9,11 @@ from __future__ import annotations
 
 MONEY = "DECIMAL(14,2)"
 
+# The last two columns of the tables a run rewrites only where rows changed (DIFFED_TABLES below):
+# row_hash is a hash of the row apart from run_id, key_hash of its key (the line, or the person);
+# the next run keeps a row whose two hashes come again (pipeline/io/store.py).
+HASHES = "row_hash UBIGINT,\n        key_hash UBIGINT"
+
 # Text columns holding few distinct values (file and sheet names, places, categories, rule texts).
 # They are handed to DuckDB dictionary-encoded: at 1M rows the write takes about a third less.
 LOW_CARDINALITY = frozenset({
@@ -54,7 +59,7 @@ DDL: dict[str, str] = {
         note VARCHAR,
         reused BOOLEAN             -- rows reused from an earlier read of the same bytes (sha256), not parsed again
     """,
-    "residents": """
+    "residents": f"""
         run_id VARCHAR,
         coverage_year INTEGER,
         source_file VARCHAR,
@@ -75,8 +80,7 @@ DDL: dict[str, str] = {
         special_event_date DATE,
         registered_on DATE,
         extra_columns VARCHAR,     -- JSON of unknown extra columns, kept as read
-        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
-        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
+        {HASHES}
     """,
     "payments": f"""
         run_id VARCHAR,
@@ -92,8 +96,7 @@ DDL: dict[str, str] = {
         ticket_no VARCHAR,
         channel VARCHAR,
         extra_columns VARCHAR,
-        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
-        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
+        {HASHES}
     """,
     "rejected_rows": """
         run_id VARCHAR,
@@ -130,8 +133,7 @@ DDL: dict[str, str] = {
         source_file VARCHAR,
         sheet VARCHAR,
         row_number INTEGER,
-        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
-        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
+        {HASHES}
     """,
     "reconciliation": f"""
         run_id VARCHAR,
@@ -150,8 +152,7 @@ DDL: dict[str, str] = {
         last_paid_on DATE,
         subsidy_identified_on DATE,
         refund_basis VARCHAR,
-        row_hash UBIGINT,          -- hash of the row apart from run_id: the next run keeps a row whose
-        key_hash UBIGINT           -- row_hash and key_hash (of the line or person) are unchanged (pipeline/io/store.py)
+        {HASHES}
     """,
     "unmatched_payments": f"""
         run_id VARCHAR,
