@@ -570,10 +570,9 @@ class _Generator:
         for code in regions + [c for c in OVERFLOW_CODES if c not in regions]:
             for half in range(500):
                 seq = half * 2 + (1 if male else 0)
-                key = int(f"{code}{ymd}{seq:03d}")
-                if seq and key not in self.issued:
-                    self.issued.add(key)
-                    body = f"{code}{ymd}{seq:03d}"
+                body = f"{code}{ymd}{seq:03d}"
+                if seq and int(body) not in self.issued:
+                    self.issued.add(int(body))
                     return body + id_check_digit(body)
         raise RuntimeError(f"no free ID sequence for birth date {birth}")
 

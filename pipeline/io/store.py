@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from pipeline.faults import checkpoint
-from pipeline.io.tables import DDL, DIFFED_TABLES, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES
+from pipeline.io.tables import DDL, DIFFED_TABLES, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, ROW_KEYS
 
 T = TypeVar("T")
 
@@ -101,20 +101,11 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 
 ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
-# The columns that name one row of a diffed table (hashed into key_hash; see _diff).
-_KEYS = {
-    "residents": ("source_file", "sheet", "row_number"),
-    "payments": ("source_file", "sheet", "row_number"),
-    "determinations": ("id_number",),
-    "reconciliation": ("id_number",),
-}
-
-
 def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """The frame with `row_hash` (64-bit hash of every column it holds; run_id is not among them)
-    and `key_hash` (of the columns naming the row, _KEYS)."""
+    and `key_hash` (of the columns naming the row, tables.ROW_KEYS)."""
     return frame.with_columns(frame.hash_rows(seed=0).alias(ROW_HASH),
-                              frame.select(_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH))
+                              frame.select(ROW_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH))
 
 
 @dataclass

@@ -206,6 +206,14 @@ DIFFED_TABLES = {
     "residents": "coverage_year", "payments": "run_coverage_year",
     "determinations": "coverage_year", "reconciliation": "coverage_year",
 }
+# The columns that name one row of each of them (hashed into key_hash): the line of the input file,
+# or the person.
+ROW_KEYS = {
+    "residents": ("source_file", "sheet", "row_number"),
+    "payments": ("source_file", "sheet", "row_number"),
+    "determinations": ("id_number",),
+    "reconciliation": ("id_number",),
+}
 
 # Tables whose rows belong to one coverage year and are replaced by its next run.
 PER_YEAR_TABLES = (
