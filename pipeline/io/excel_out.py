@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import duckdb
+import polars as pl
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 import schemas
 from pipeline.errors import ReportError
-from pipeline.io.masking import mask_id, mask_ids_in_text
+from pipeline.io.masking import mask_id, mask_id_expr, mask_ids_in_text, mask_ids_in_text_expr
 from pipeline.params import Params
 
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows less the header row
@@ -260,158 +261,156 @@ def column_width(header: str, content_width: int) -> int:
     return min(MAX_COLUMN_WIDTH, max(display_width(header) + 4, content_width + 2))
 
 
-def _is_rich_string_lookalike(text: str) -> bool:
-    # xlsxwriter stores a text that starts with <r> and ends with </r> as raw
-    # rich-text XML; write such text as two plain fragments instead.
-    return text.startswith("<r>") and text.endswith("</r>")
+# An exception list is built from a polars frame as the sheet's XML, column by column, in polars:
+# a 200,000-row list is a few vectorised passes, not a Python call per cell. Text is written as
+# inline strings (`t="inlineStr"`, which Excel, WPS and LibreOffice read like any text cell), so no
+# shared-string table has to be built in Python either.
+_XML_CONTROL = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20))]
+_XML_CONTROL_ESCAPED = [f"_x{ord(c):04X}_" for c in _XML_CONTROL]
+LIST_XML_CHUNK_ROWS = 50_000
 
 
-def _write_column(ws: Worksheet, col: int, values: Sequence[Any], kind: str,
-                  fmts: _Formats, first_row: int = 1) -> None:
+def _xml_text(expr: pl.Expr) -> pl.Expr:
+    """Text as xlsxwriter escapes it in a cell: a literal `_xHHHH_` keeps its meaning (`_x005F`
+    before it), control characters become `_xHHHH_`, then & < > become entities."""
+    return (
+        expr.str.replace_all(r"(_x[0-9a-fA-F]{4}_)", "_x005F$1")
+        .str.replace_many(_XML_CONTROL, _XML_CONTROL_ESCAPED)
+        .str.replace_all("&", "&amp;", literal=True)
+        .str.replace_all("<", "&lt;", literal=True)
+        .str.replace_all(">", "&gt;", literal=True)
+    )
+
+
+def _fen_text(expr: pl.Expr) -> pl.Expr:
+    """Integer fen as the number a cell holds, written as Python's `{yuan:.16G}` writes it
+    (38000 -> 380, 1250 -> 12.5, -5 -> -0.05): exact, no float in between."""
+    cents = expr.abs() % 100
+    return pl.concat_str([
+        pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+        (expr.abs() // 100).cast(pl.Utf8),
+        pl.when(cents == 0).then(pl.lit(""))
+        .when(cents % 10 == 0).then(pl.lit(".") + (cents // 10).cast(pl.Utf8))
+        .otherwise(pl.lit(".") + cents.cast(pl.Utf8).str.zfill(2)),
+    ])
+
+
+def _list_text(expr: pl.Expr, kind: str, unmask: bool) -> pl.Expr:
+    """What a text column of a list shows: masked, labelled, empty text as no value."""
+    if kind == "id" and not unmask:
+        expr = mask_id_expr(expr)
+    elif kind == "free" and not unmask:
+        expr = mask_ids_in_text_expr(expr)
+    elif kind in ("tier", "status", "kind"):
+        expr = expr.replace({"tier": TIER_LABELS, "status": STATUS_LABELS, "kind": KIND_LABELS}[kind])
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+def _prepare_list(frame: pl.DataFrame, columns: Sequence[Column], unmask: bool,
+                  stats: _Stats) -> pl.DataFrame:
+    """Column c_i: the text of a text column (as shown), or the number of a numeric one (integers:
+    money in fen, dates as Excel serial days)."""
+    exprs = []
+    for i, (col, name) in enumerate(zip(columns, frame.columns)):
+        value = pl.col(name)
+        if col.kind in _TEXT_KINDS:
+            exprs.append(_list_text(value.cast(pl.Utf8), col.kind, unmask).alias(f"c{i}"))
+        else:
+            exprs.append(value.cast(pl.Int64).alias(f"c{i}"))
+    out = frame.select(exprs)
+    for i, col in enumerate(columns):  # a text longer than a cell holds is cut (rare: Python per value)
+        if col.kind in _TEXT_KINDS:
+            long = out.filter(pl.col(f"c{i}").str.len_chars() * 2 > EXCEL_CELL_MAX_CHARS)[f"c{i}"]
+            fitted = {v: fit_cell_text(v) for v in long.unique().to_list()}
+            cut = {v: text for v, (text, was_cut) in fitted.items() if was_cut}
+            if cut:
+                stats.truncated_cells += int(long.is_in(list(cut)).sum())
+                out = out.with_columns(pl.col(f"c{i}").replace(cut))
+    return out
+
+
+def _list_content_width(values: pl.Series, kind: str) -> int:
+    """`_content_width` of a prepared list column, measured in polars: display_width runs only on
+    the few texts that could be the widest."""
+    present = values.drop_nulls()
+    if present.len() == 0:
+        return 0
     if kind in _TEXT_KINDS:
-        write = ws.write_string
-        for r, v in enumerate(values, first_row):
-            if v is not None:
-                if v[0] == "<" and _is_rich_string_lookalike(v):
-                    ws.write_rich_string(r, col, fmts.plain, v[:3], fmts.plain, v[3:])
-                else:
-                    write(r, col, v)
-    else:
-        write = ws.write_number
-        fmt = fmts.number[kind]
-        for r, v in enumerate(values, first_row):
-            if v is not None:
-                write(r, col, v, fmt)
+        distinct = present.unique().to_frame("v").with_columns(
+            pl.col("v").str.len_chars().alias("n"), pl.col("v").str.contains(r"^[\x00-\x7F]*$").alias("ascii"))
+        best = int(distinct.filter(pl.col("ascii"))["n"].max() or 0)
+        wide = distinct.filter(~pl.col("ascii")).sort("n", descending=True)
+        for text, n in zip(wide["v"].to_list(), wide["n"].to_list()):
+            if 2 * n <= best or best >= MAX_COLUMN_WIDTH:
+                break
+            best = max(best, display_width(text))
+        return best
+    low, high = present.min(), present.max()
+    if kind == "money":
+        return _content_width([low / 100, high / 100], kind)
+    return _content_width([low, high], kind)
 
 
-@dataclass
-class _BulkColumn:
-    values: list[Any]  # shared-string index (text) or float (number); None: empty cell
-    is_text: bool
-    cell_format: Any
+class ListWorksheet(Worksheet):
+    """A worksheet whose rows below the header are XML made in polars (`set_body`).
 
-
-class BulkListWorksheet(Worksheet):
-    """A worksheet whose data rows are kept as columns and written in one pass at save time.
-
-    xlsxwriter keeps one Python object per cell and turns each into XML through
-    several calls: for a 200,000-row list that is most of the run time. Here the
-    rows below the header hold column lists (shared-string indices or numbers)
-    and become the same <row>/<c> XML xlsxwriter writes; a test checks the
-    bytes are identical to writing every cell with write_string/write_number.
-    Cells written through the ordinary API (the header, the odd rich string)
-    are merged in.
+    The header row goes through xlsxwriter's ordinary cell table; the body is
+    written after it by `write_body(fh)`. The data rows' extent is given to
+    `_check_dimensions`, so <dimension>, the autofilter and printing see it.
     """
 
-    _bulk: list[_BulkColumn] | None = None
-    _bulk_first_row = 1
+    _write_body: Callable[[Any], None] | None = None
 
-    def set_bulk_columns(self, columns: list[_BulkColumn], first_row: int = 1) -> None:
-        self._bulk, self._bulk_first_row = columns, first_row
-        for c, column in enumerate(columns):
-            present = [i for i in (_first_present(column.values), _last_present(column.values))
-                       if i is not None]
-            for i in present:
-                self._check_dimensions(first_row + i, c)
+    def set_body(self, write_body: Callable[[Any], None], last_row: int, last_col: int) -> None:
+        self._write_body = write_body
+        if last_row >= 1:
+            self._check_dimensions(last_row, last_col)
 
     def _write_rows(self) -> None:
-        if not self._bulk:
+        if self._write_body is None:
             super()._write_rows()
             return
-        first, table, fh, columns = self._bulk_first_row, self.table, self.fh, self._bulk
-        n_rows = max(len(col.values) for col in columns)
-        spans = self._bulk_spans()
-        span_attr = {block: f' spans="{span}"' for block, span in spans.items()}
-
-        for row_num in sorted(r for r in table if table[r] and r < first):
-            self._write_row(row_num, spans.get(row_num >> 4))
-            for col_num in sorted(table[row_num]):
-                self._write_cell(row_num, col_num, table[row_num][col_num])
+        for row_num in sorted(r for r in self.table if self.table[r]):
+            self._write_row(row_num, None)
+            for col_num in sorted(self.table[row_num]):
+                self._write_cell(row_num, col_num, self.table[row_num][col_num])
             self._xml_end_tag("row")
-
-        # Formats get their index in the order xlsxwriter would meet them: row by row.
-        formats = [col.cell_format if col.cell_format is not None or c not in self.col_info
-                   else self.col_info[c].column_format for c, col in enumerate(columns)]
-        order = sorted((i, c) for c, col in enumerate(columns)
-                       if (i := _first_present(col.values)) is not None)
-        xf = {c: formats[c]._get_xf_index() for _, c in order if formats[c] is not None}
-
-        # One str.format per row: {0} row number, {1} spans, {2..} the column values.
-        cell_templates = []
-        for c, col in enumerate(columns):
-            style = f' s="{xf[c]}"' if c in xf else ""
-            if col.is_text:
-                cell_templates.append(f'<c r="{xl_col_to_name(c)}{{0}}"{style} t="s"><v>{{{c + 2}}}</v></c>')
-            else:
-                cell_templates.append(f'<c r="{xl_col_to_name(c)}{{0}}"{style}><v>{{{c + 2}:.16G}}</v></c>')
-        row_formatters: dict[tuple[bool, ...], Callable[..., str] | None] = {}
-
-        def row_formatter(present: tuple[bool, ...]) -> Callable[..., str] | None:
-            if present not in row_formatters:
-                cells = "".join(t for t, p in zip(cell_templates, present) if p)
-                row_formatters[present] = ('<row r="{0}"{1}>' + cells + "</row>").format if cells else None
-            return row_formatters[present]
-
-        full_row = row_formatter((True,) * len(columns))
-        padded = [col.values if len(col.values) == n_rows else
-                  list(col.values) + [None] * (n_rows - len(col.values)) for col in columns]
-        out: list[str] = []
-        for row_num, values in enumerate(zip(*padded), first):
-            if row_num in table and table[row_num]:
-                fh.write("".join(out))
-                out.clear()
-                self._write_mixed_row(row_num, values, cell_templates, spans.get(row_num >> 4))
-                continue
-            fmt = full_row if None not in values else row_formatter(tuple(v is not None for v in values))
-            if fmt is not None:
-                out.append(fmt(row_num + 1, span_attr.get(row_num >> 4, ""), *values))
-                if len(out) >= 4096:
-                    fh.write("".join(out))
-                    out.clear()
-        fh.write("".join(out))
-
-    def _write_mixed_row(self, row_num: int, values: tuple, cell_templates: list[str],
-                         span: str | None) -> None:
-        self._write_row(row_num, span)
-        cells = self.table[row_num]
-        for col_num, (value, template) in enumerate(zip(values, cell_templates)):
-            if col_num in cells:
-                self._write_cell(row_num, col_num, cells[col_num])
-            elif value is not None:
-                self.fh.write(template.format(row_num + 1, "", *values))
-        self._xml_end_tag("row")
-
-    def _bulk_spans(self) -> dict[int, str]:
-        """xlsxwriter's <row spans>: first:last used column (1-based) per block of 16 rows."""
-        first = self._bulk_first_row
-        low: dict[int, int] = {}
-        high: dict[int, int] = {}
-
-        def note(block: int, col: int) -> None:
-            if block not in low or col < low[block]:
-                low[block] = col
-            if block not in high or col > high[block]:
-                high[block] = col
-
-        for c, col in enumerate(self._bulk):
-            if col.values and None not in col.values:
-                blocks = range(first >> 4, ((first + len(col.values) - 1) >> 4) + 1)
-            else:
-                blocks = {(first + i) >> 4 for i, v in enumerate(col.values) if v is not None}
-            for block in blocks:
-                note(block, c)
-        for row_num, cells in self.table.items():
-            for c in cells:
-                note(row_num >> 4, c)
-        return {b: f"{low[b] + 1}:{high[b] + 1}" for b in low}
+        self._write_body(self.fh)
 
 
-def _first_present(values: Sequence[Any]) -> int | None:
-    return next((i for i, v in enumerate(values) if v is not None), None)
+def _body_writer(part: pl.DataFrame, columns: Sequence[Column], xf: dict[int, int],
+                 first_row: int) -> Callable[[Any], None]:
+    """Writes `part`'s rows as <row>/<c> XML, LIST_XML_CHUNK_ROWS at a time (the text of a whole
+    list is never held at once). Escaping and xml:space run only on columns that need them."""
+    row = pl.col("__r")
+    cells = []
+    for i, col in enumerate(columns):
+        value, ref = pl.col(f"c{i}"), pl.concat_str([pl.lit(xl_col_to_name(i)), row])
+        if col.kind in _TEXT_KINDS:
+            escape, spaced = part.select(
+                value.str.contains(r"[&<>_\x00-\x08\x0b-\x1f]").any().alias("escape"),
+                value.str.contains(r"^\s|\s$").any().alias("spaced"),
+            ).row(0)
+            open_t = (pl.when(value.str.contains(r"^\s|\s$")).then(pl.lit(' xml:space="preserve">'))
+                      .otherwise(pl.lit(">")) if spaced else pl.lit(">"))
+            cells.append(pl.when(value.is_not_null()).then(pl.concat_str([
+                pl.lit('<c r="'), ref, pl.lit('" t="inlineStr"><is><t'), open_t,
+                _xml_text(value) if escape else value, pl.lit("</t></is></c>")])))
+        else:
+            number = _fen_text(value) if col.kind == "money" else value.cast(pl.Utf8)
+            cells.append(pl.when(value.is_not_null()).then(pl.concat_str([
+                pl.lit('<c r="'), ref, pl.lit(f'" s="{xf[i]}"><v>'), number, pl.lit("</v></c>")])))
+    body = pl.concat_str(cells, ignore_nulls=True)
+    xml = pl.when(body != "").then(pl.concat_str([pl.lit('<row r="'), row, pl.lit('">'), body, pl.lit("</row>")]))
 
-
-def _last_present(values: Sequence[Any]) -> int | None:
-    return next((i for i in range(len(values) - 1, -1, -1) if values[i] is not None), None)
+    def write(fh) -> None:
+        fh.flush()  # xlsxwriter's text file: the rows go to its byte buffer, already UTF-8
+        for start in range(0, part.height, LIST_XML_CHUNK_ROWS):
+            chunk = part.slice(start, LIST_XML_CHUNK_ROWS).with_columns(
+                (pl.int_range(pl.len(), dtype=pl.Int64) + first_row + start + 1).cast(pl.Utf8).alias("__r"))
+            fh.buffer.write(chunk.select(xml.str.join("").cast(pl.Binary))[0, 0] or b"")
+        fh.buffer.flush()
+    return write
 
 
 def _set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequence[int],
@@ -429,57 +428,27 @@ def _set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequenc
 
 
 def write_list(wb: Workbook, fmts: _Formats, base_name: str, columns: Sequence[Column],
-               rows: Sequence[tuple], *, unmask: bool, max_rows_per_sheet: int,
-               stats: _Stats, bulk: bool = True) -> list[str]:
-    """Write one exception list; past `max_rows_per_sheet` rows it continues on 名称(2), (3)...
+               rows: pl.DataFrame, *, unmask: bool, max_rows_per_sheet: int, stats: _Stats) -> list[str]:
+    """Write one exception list (a frame whose columns are `columns`, in order; money in integer
+    fen, dates as Excel serial days); past `max_rows_per_sheet` rows it continues on 名称(2), (3)...
 
-    Returns the sheet names used. Work is linear in the cells: one pass per
-    column. `bulk=False` writes cell by cell through xlsxwriter's public API
-    (same bytes, much slower; kept as the reference the test compares against).
+    Returns the sheet names used. The cells are prepared and turned into XML
+    in polars; the sheet's bytes are written when the workbook closes.
     """
-    raw_columns = list(zip(*rows)) if rows else [() for _ in columns]
-    prepared = [
-        _prepare_text(values, col.kind, unmask, stats) if col.kind in _TEXT_KINDS
-        else _prepare_number(values, col.kind)
-        for col, values in zip(columns, raw_columns)
-    ]
-    widths = [column_width(col.header, _content_width(values, col.kind))
-              for col, values in zip(columns, prepared)]
-    n = len(rows)
+    prepared = _prepare_list(rows, columns, unmask, stats)
+    widths = [column_width(col.header, _list_content_width(prepared[f"c{i}"], col.kind))
+              for i, col in enumerate(columns)]
+    xf = {i: fmts.number[col.kind]._get_xf_index() for i, col in enumerate(columns) if col.kind not in _TEXT_KINDS}
+    n = prepared.height
     names = []
     for part, start in enumerate(range(0, max(n, 1), max_rows_per_sheet)):
         name = base_name if part == 0 else f"{base_name}({part + 1})"
         end = min(n, start + max_rows_per_sheet)
-        if bulk:
-            ws = wb.add_worksheet(name, worksheet_class=BulkListWorksheet)
-            _set_up_list_sheet(ws, columns, widths, end - start, fmts)
-            ws.set_bulk_columns([_bulk_column(ws, c, values[start:end], col.kind, fmts)
-                                 for c, (col, values) in enumerate(zip(columns, prepared))])
-        else:
-            ws = wb.add_worksheet(name)
-            _set_up_list_sheet(ws, columns, widths, end - start, fmts)
-            for c, (col, values) in enumerate(zip(columns, prepared)):
-                _write_column(ws, c, values[start:end], col.kind, fmts)
+        ws = wb.add_worksheet(name, worksheet_class=ListWorksheet)
+        _set_up_list_sheet(ws, columns, widths, end - start, fmts)
+        ws.set_body(_body_writer(prepared.slice(start, end - start), columns, xf, 1), end - start, len(columns) - 1)
         names.append(name)
     return names
-
-
-def _bulk_column(ws: BulkListWorksheet, col: int, values: Sequence[Any], kind: str,
-                 fmts: _Formats, first_row: int = 1) -> _BulkColumn:
-    """Register a column's texts as shared strings (in the order write_string would)."""
-    if kind not in _TEXT_KINDS:
-        return _BulkColumn(list(values), False, fmts.number[kind])
-    index = ws.str_table._get_shared_string_index
-    if not any(v is not None and v[0] == "<" and _is_rich_string_lookalike(v) for v in values):
-        return _BulkColumn([None if v is None else index(v) for v in values], True, None)
-    out: list[int | None] = []
-    for r, v in enumerate(values, first_row):  # in order, so the shared strings keep their order
-        if v is not None and _is_rich_string_lookalike(v):
-            ws.write_rich_string(r, col, fmts.plain, v[:3], fmts.plain, v[3:])
-            out.append(None)
-        else:
-            out.append(None if v is None else index(v))
-    return _BulkColumn(out, True, None)
 
 
 # --- reading ---------------------------------------------------------------------
@@ -494,8 +463,18 @@ def _excel_date(expr: str) -> str:
             f" - CASE WHEN {expr} < DATE '{_FIRST_TRUE_EXCEL_DATE}' THEN 1 ELSE 0 END)")
 
 
+def _fen(expr: str) -> str:
+    """A DECIMAL(14,2) amount as integer fen (exact), for the lists."""
+    return f"CAST({expr} * 100 AS BIGINT)"
+
+
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[tuple]:
     return con.execute(sql, list(params)).fetchall()
+
+
+def _fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pl.DataFrame:
+    """A list's rows as a polars frame (through Arrow: no Python object per cell)."""
+    return con.sql(sql, params=list(params) or None).pl()
 
 
 @dataclass(frozen=True)
@@ -554,11 +533,11 @@ def _due_basis_sql(params: Params) -> tuple[str, list[str]]:
                  params.individual_standard_yuan.cite]
 
 
-def _person_list(con, coverage_year: int, status: str, params: Params) -> list[tuple]:
+def _person_list(con, coverage_year: int, status: str, params: Params) -> pl.DataFrame:
     basis_sql, basis_params = _due_basis_sql(params)
-    return _fetch(con, f"""
+    return _fetch_frame(con, f"""
         SELECT r.name, r.id_number, r.county, r.township, r.village, r.tier,
-               {_money('r.individual_due')}, {_money('r.net_paid')}, {_money('r.amount_diff')},
+               {_fen('r.individual_due')}, {_fen('r.net_paid')}, {_fen('r.amount_diff')},
                r.n_payments, {_excel_date('r.last_paid_on')}, COALESCE(r.refund_basis, {basis_sql})
         FROM reconciliation r
         WHERE r.coverage_year = ? AND r.status = ?
@@ -606,18 +585,22 @@ def _id_column_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def _rejected_rows(con, coverage_year: int, unmask: bool) -> list[tuple]:
-    rows = _fetch(con, """
+def _rejected_rows(con, coverage_year: int, unmask: bool) -> pl.DataFrame:
+    rows = _fetch_frame(con, """
         SELECT kind, source_file, sheet, row_number, "column", raw_value, reason, id_number
         FROM rejected_rows WHERE coverage_year = ?
         ORDER BY source_file, sheet, row_number, "column", raw_value""", [coverage_year])
     if unmask:
         return rows
     id_columns = _id_column_names()
-    # A raw value under an ID header is masked whole (it may be a mangled ID the
-    # free-text pattern would not recognise, such as 3.60222199001012E+17).
-    return [r[:5] + (mask_id(r[5]),) + r[6:] if r[5] is not None and _is_id_column(r[4], id_columns)
-            else r for r in rows]
+    # A raw value under an ID header is masked whole (it may be a mangled ID the free-text pattern
+    # would not recognise, such as 3.60222199001012E+17); the list then masks the other raw values
+    # as free text, which leaves a masked ID as it is.
+    headers = rows["column"].drop_nulls().unique().to_list()
+    under_id = [h for h in headers if _is_id_column(h, id_columns)]
+    return rows.with_columns(
+        pl.when(pl.col("column").is_in(under_id)).then(mask_id_expr(pl.col("raw_value")))
+        .otherwise(pl.col("raw_value")).alias("raw_value"))
 
 
 def _is_id_column(column: str | None, id_columns: frozenset[str]) -> bool:
@@ -628,19 +611,15 @@ def _is_id_column(column: str | None, id_columns: frozenset[str]) -> bool:
     return name in id_columns or "证件号" in name or "身份证" in name or "身份号码" in name
 
 
-def _status_change_rows(con, run_id: str) -> list[tuple]:
-    rows = _fetch(con, f"""
+def _status_change_rows(con, run_id: str) -> pl.DataFrame:
+    rows = _fetch_frame(con, f"""
         SELECT name, id_number, county, township, previous_status, status,
-               {_money('previous_amount_diff')}, {_money('amount_diff')}, previous_run_id
+               {_fen('previous_amount_diff')}, {_fen('amount_diff')}, previous_run_id
         FROM status_changes WHERE run_id = ?
         ORDER BY county, township, name, id_number""", [run_id])
-    return [
-        r[:4]
-        + (STATUS_LABELS.get(r[4], r[4]) if r[4] is not None else _STATUS_CHANGE_MISSING["previous"],
-           STATUS_LABELS.get(r[5], r[5]) if r[5] is not None else _STATUS_CHANGE_MISSING["current"])
-        + r[6:]
-        for r in rows
-    ]
+    return rows.with_columns(
+        pl.col(column).replace(STATUS_LABELS).fill_null(_STATUS_CHANGE_MISSING[which])
+        for column, which in (("previous_status", "previous"), ("status", "current")))
 
 
 # --- reconciliation workbook -------------------------------------------------------
@@ -649,7 +628,7 @@ def _status_change_rows(con, run_id: str) -> list[tuple]:
 class _ListSpec:
     name: str
     columns: tuple[Column, ...]
-    rows: Callable[[], list[tuple]]
+    rows: Callable[[], pl.DataFrame]
 
 
 # zlib level of the .xlsx zip. xlsxwriter always deflates at zlib's default (6); level 1 packs the
@@ -922,8 +901,8 @@ def _write_reconciliation_workbook(path: Path, con, run: _Run, coverage_year: in
                       lambda: _person_list(con, coverage_year, "unpaid", params)),
             _ListSpec("多缴应退费", _person_columns("应退金额"),
                       lambda: _person_list(con, coverage_year, "overpaid", params)),
-            _ListSpec("无登记缴费", UNMATCHED_COLUMNS, lambda: _fetch(con, f"""
-                SELECT name, id_number, {_money('amount')}, {_excel_date('paid_on')}, ticket_no, reason,
+            _ListSpec("无登记缴费", UNMATCHED_COLUMNS, lambda: _fetch_frame(con, f"""
+                SELECT name, id_number, {_fen('amount')}, {_excel_date('paid_on')}, ticket_no, reason,
                        source_file, sheet, row_number
                 FROM unmatched_payments WHERE coverage_year = ?
                 ORDER BY source_file, sheet, row_number, ticket_no""", [coverage_year])),
@@ -935,7 +914,7 @@ def _write_reconciliation_workbook(path: Path, con, run: _Run, coverage_year: in
             rows = spec.rows()
             sheets = write_list(wb, fmts, spec.name, spec.columns, rows, unmask=unmask,
                                 max_rows_per_sheet=max_rows_per_sheet, stats=stats)
-            lists.append((spec.name, sheets, len(rows)))
+            lists.append((spec.name, sheets, rows.height))
             del rows
         figures = _summary_figures(con, coverage_year)
         ranges, township_label_col = _write_chart_data(wb, fmts, con, coverage_year, figures)
