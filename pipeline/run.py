@@ -81,8 +81,7 @@ def _checked(sheets: list[SheetRead], kind: str, params: Params, header_map: Hea
     return out
 
 
-def conservation(sheets: list[SheetRead], validated: Validated, kind: str,
-                 reused: frozenset[str] = frozenset()) -> pl.DataFrame:
+def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl.DataFrame:
     """Per file and sheet: rows read = accepted + rejected + skipped. Fails loudly if not."""
     keys = ["source_file", "sheet"]
 
@@ -99,7 +98,7 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str,
             "note": "; ".join(filter(None, [s.note, (
                 "缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
                 if s.missing_required else ""])),
-            "reused": s.source_file in reused,
+            "reused": s.reused,
         } for s in sheets],
         schema={"kind": pl.Utf8, "source_file": pl.Utf8, "sha256": pl.Utf8, "sheet": pl.Utf8,
                 "header_row": pl.Int32, "rows_read": pl.Int64, "skipped_blank": pl.Int64,
@@ -212,9 +211,8 @@ def _run_night(
         # the row-level checks ran in the parser children; what is left is the cross-row rule
         rv = settle_roster(_checked(roster_sheets, "roster", params, roster_map, today), roster_map)
         pv = settle_payments(_checked(payment_sheets, "payments", params, payment_map, today), payment_map)
-        reused_paths = frozenset(str(job.path) for job in reused)
-        sheets = pl.concat([conservation(roster_sheets, rv, "roster", reused_paths),
-                            conservation(payment_sheets, pv, "payments", reused_paths)])
+        sheets = pl.concat([conservation(roster_sheets, rv, "roster"),
+                            conservation(payment_sheets, pv, "payments")])
         rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
             pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
         for sheet in roster_sheets + payment_sheets:
@@ -237,11 +235,14 @@ def _run_night(
     ]
     warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
     warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
-    notes = [f"文件未变（sha256 相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
+    whole = {str(job.path) for job in reused}
+    notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
+    notes += [f"工作表未变，复用上次解析结果 / unchanged sheet reused: {sh.source_file} [{sh.sheet}]"
+              for sh in roster_sheets + payment_sheets if sh.reused and sh.source_file not in whole]
     sheet_seconds = [
         {"kind": sh.kind, "file": sh.source_file, "sheet": sh.sheet,
-         "read_s": None if sh.source_file in reused_paths else sh.read_seconds,
-         "check_s": None if sh.source_file in reused_paths else sh.check_seconds}
+         "read_s": None if sh.reused else sh.read_seconds,
+         "check_s": None if sh.reused else sh.check_seconds}
         for sh in roster_sheets + payment_sheets
     ]
 

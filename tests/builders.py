@@ -37,11 +37,13 @@ class XDate:
     value: dt.date
 
 
-def write_workbook(path: Path, sheets: dict[str, list[list]], *, title_rows: int = 0, start_row: int = 0) -> Path:
-    """Each sheet: rows of cells, written from `start_row`; None leaves a cell empty."""
+def write_workbook(path: Path, sheets: dict[str, list[list]], *, title_rows: int = 0, start_row: int = 0,
+                   inline_strings: bool = False, created: dt.datetime = dt.datetime(2025, 1, 1)) -> Path:
+    """Each sheet: rows of cells, written from `start_row`; None leaves a cell empty. `inline_strings`:
+    text in the sheet XML itself (as streaming exporters write it), not in a shared-string table."""
     wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
-                                         "strings_to_urls": False})
-    wb.set_properties({"created": dt.datetime(2025, 1, 1)})
+                                         "strings_to_urls": False, "constant_memory": inline_strings})
+    wb.set_properties({"created": created})
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
     for name, rows in sheets.items():
         ws = wb.add_worksheet(name)

@@ -411,7 +411,7 @@ def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_p
     # only the payments changed tonight: the roster is reused, the payments are parsed again
     more = write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A), pay_row(2, "李四", B)]})
     third = run(tmp_path, roster, more)
-    assert third.notes == [f"文件未变（sha256 相同），复用上次解析结果 / unchanged file reused: {roster}"]
+    assert third.notes == [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}"]
     assert third.determinations.filter(pl.col("enrolled")).height == 2
     # the same bytes under another name: rows carry the new name
     renamed = tmp_path / "花名册_复制.xlsx"
@@ -419,6 +419,47 @@ def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_p
     fourth = run(tmp_path, renamed, more)
     assert set(fourth.determinations["source_file"]) == {str(renamed)}
     assert set(fourth.sheets.filter(pl.col("kind") == "roster")["source_file"]) == {str(renamed)}
+
+
+def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
+    """The tax bureau's export of tonight is yesterday's with new lines in its last sheet, saved at
+    another time: the unchanged sheet is reused, the grown one parsed; the rows are those of a
+    fresh parse."""
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A),
+                                                         roster_row(2, "李四", B), roster_row(3, "王五", C)]})
+    october = [PAYMENT_HEADER, pay_row(1, "张三", A, 200)]
+    november = [PAYMENT_HEADER, pay_row(2, "李四", B)]
+    payments = tmp_path / "payments.xlsx"
+    write_workbook(payments, {"10月": october, "11月": november}, inline_strings=True)
+    run(tmp_path, roster, payments)
+    write_workbook(payments, {"10月": october, "11月": november + [pay_row(3, "王五", C)]}, inline_strings=True,
+                   created=dt.datetime(2025, 1, 2))
+    grown = run(tmp_path, roster, payments)
+    assert grown.notes == [
+        f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}",
+        f"工作表未变，复用上次解析结果 / unchanged sheet reused: {payments} [10月]",
+    ]
+    assert grown.sheets.select("kind", "sheet", "reused", "accepted").rows() == [
+        ("roster", "S", True, 3), ("payments", "10月", True, 1), ("payments", "11月", False, 2)]
+    fresh = run_night(2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "fresh.duckdb", tmp_path,
+                      today=TODAY, write_workbooks=False, use_cache=False)
+    assert grown.determinations.equals(fresh.determinations)
+    assert grown.reconciliation.equals(fresh.reconciliation)
+    assert grown.reconciliation.filter(pl.col("id_number") == A)["status"].item() == "underpaid"
+
+
+def test_a_sheet_whose_xml_is_the_same_but_whose_shared_strings_changed_is_parsed_again(tmp_path):
+    """With a shared-string table the sheet XML holds only indexes into it: the same sheet XML can
+    read as other text. The table is part of every sheet's digest."""
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
+    payments = tmp_path / "payments.xlsx"
+    write_workbook(payments, {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2025-11-01")]})
+    first = run(tmp_path, roster, payments)
+    write_workbook(payments, {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2025-11-02")]})
+    second = run(tmp_path, roster, payments)
+    assert second.notes == [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}"]
+    assert first.determinations["last_paid_on"].to_list() == [dt.date(2025, 11, 1)]
+    assert second.determinations["last_paid_on"].to_list() == [dt.date(2025, 11, 2)]
 
 
 def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(tmp_path):

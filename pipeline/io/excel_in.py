@@ -60,6 +60,7 @@ class SheetRead:
     today_until: str | None = None
     read_seconds: float | None = None  # measured in the parser child: reading, then the row checks
     check_seconds: float | None = None
+    reused: bool = False  # rows and checks taken from the cache (the sheet's parts were read before)
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:

@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import struct
 import time
 import traceback
 import zipfile
@@ -29,7 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import InputFileError
-from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_names
+from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_members
 from pipeline.io.masking import mask_ids_in_text
 from pipeline.io.preflight import check_file
 from pipeline.params import load_params
@@ -63,11 +64,51 @@ class ReadJob:
     params_digest: str = ""
     today: dt.date = dt.date.min
 
-    def cache_key(self) -> str:
-        """Same bytes, reader, checks, header maps and parameters: the same rows and reasons come out
-        (within the entry's window of "today", checked on reuse)."""
-        return (f"{self.sha256}-{self.kind}-{self.coverage_year}-{self.region}-{self.params_digest[:12]}-"
+    def cache_key(self, sheet_digest: str) -> str:
+        """Same sheet bytes (`sheet_digests`), reader, checks, header maps and parameters: the same rows
+        and reasons come out (within the entry's window of "today", checked on reuse)."""
+        return (f"{sheet_digest}-{self.kind}-{self.coverage_year}-{self.region}-{self.params_digest[:12]}-"
                 f"{_reader_digest()}")
+
+
+def _raw_member(f, info: zipfile.ZipInfo) -> bytes:
+    """A zip member's stored (compressed) bytes, read without inflating them."""
+    f.seek(info.header_offset)
+    header = f.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    f.seek(info.header_offset + 30 + name_len + extra_len)
+    return f.read(info.compress_size)
+
+
+def sheet_digests(path: Path) -> list[str]:
+    """Per sheet, in workbook order: a digest of every part of the file its rows are read from.
+
+    That is the sheet's own XML and every other part (workbook, shared strings,
+    styles, relationships ...) except the other sheets' XML and docProps/
+    (document metadata such as the save time, which the reader never looks
+    at). A sheet whose digest was seen before gives the same rows, so a night
+    whose payments export only grew in its last sheet parses that sheet only.
+    The parts are hashed as stored (compressed), so nothing is inflated; the
+    same content compressed differently only costs a parse.
+    """
+    members = sheet_members(path)
+    sheet_parts = {m for m in members.values() if m}
+    common = hashlib.sha256()
+    own: dict[str, str] = {}
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for info in sorted(z.infolist(), key=lambda i: i.filename):
+            if info.filename.startswith("docProps/"):
+                continue
+            h = common if info.filename not in sheet_parts else hashlib.sha256()
+            h.update(f"{info.filename}\0{info.compress_type}\0{info.CRC}\0{info.file_size}\0".encode())
+            h.update(_raw_member(f, info))
+            if info.filename in sheet_parts:
+                own[info.filename] = h.hexdigest()
+    base = common.hexdigest()
+    return [hashlib.sha256(f"{base}\0{name}\0{own.get(member or '', 'none')}".encode()).hexdigest()[:32]
+            for name, member in members.items()]
 
 
 @dataclass(frozen=True)
@@ -139,8 +180,8 @@ def _load(out_base: str) -> dict | None:
         return None
 
 
-def _sheets_from(manifest: list[dict], base: Path, job: ReadJob) -> list[SheetRead]:
-    """Sheets back from IPC files; file names are re-stamped with this run's path for the bytes."""
+def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False) -> list[SheetRead]:
+    """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file."""
     out = []
     source = pl.lit(str(job.path)).alias("source_file")
     for meta in manifest:
@@ -149,6 +190,8 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob) -> list[SheetRe
         rejected_file = meta.pop("rejected_file", None)
         meta["missing_required"] = tuple(meta["missing_required"])
         meta["source_file"] = str(job.path)
+        meta["sha256"] = job.sha256
+        meta["reused"] = reused
         sheet = SheetRead(**meta)
         if data_file:
             sheet.data = pl.read_ipc(base / data_file).with_columns(source)
@@ -166,9 +209,9 @@ def _covers(manifest: list[dict], today: dt.date) -> bool:
     return True
 
 
-def _store_in_cache(cache_dir: Path, job: ReadJob, sheet_index: int, out_base: str, manifest: list[dict]) -> Path:
+def _store_in_cache(cache_dir: Path, job: ReadJob, digest: str, out_base: str, manifest: list[dict]) -> Path:
     """Move a child's output into the cache under the sheet's key; returns the entry directory."""
-    entry = cache_dir / f"{job.cache_key()}-s{sheet_index}"
+    entry = cache_dir / job.cache_key(digest)
     staging = cache_dir / f".{entry.name}.{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
     for meta in manifest:
@@ -181,15 +224,15 @@ def _store_in_cache(cache_dir: Path, job: ReadJob, sheet_index: int, out_base: s
     return entry
 
 
-def _from_cache(cache_dir: Path | None, job: ReadJob, sheet_index: int) -> list[SheetRead] | None:
-    if cache_dir is None or not job.sha256:
+def _from_cache(cache_dir: Path | None, job: ReadJob, digest: str | None) -> list[SheetRead] | None:
+    if cache_dir is None or not job.sha256 or digest is None:
         return None
-    entry = cache_dir / f"{job.cache_key()}-s{sheet_index}"
+    entry = cache_dir / job.cache_key(digest)
     try:
         manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
         if not _covers(manifest, job.today):
             return None
-        sheets = _sheets_from(manifest, entry, job)
+        sheets = _sheets_from(manifest, entry, job, reused=True)
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None
     os.utime(entry)
@@ -220,11 +263,13 @@ def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: 
 def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadLimits(),
                   skip_bad_files: bool = False, cache_dir: Path | None = None,
                   ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
-    """Read every sheet of every job's workbook in children, or from the cache when the file's sha256
-    was read before; sheets are the unit of work, so one big file does not hold up the other core.
+    """Read every sheet of every job's workbook in children, or from the cache when the same sheet
+    (`sheet_digests`) was read before; sheets are the unit of work, so one big file does not hold up
+    the other core.
 
-    Returns (sheets per job in order, skipped files with reasons, jobs reused
-    from the cache). A bad file stops everything (InputFileError) unless
+    Returns (sheets per job in order, skipped files with reasons, jobs whose
+    every sheet came from the cache). A sheet taken from the cache has
+    `reused` set. A bad file stops everything (InputFileError) unless
     `skip_bad_files`.
     """
     sheets_of: list[dict[int, list[SheetRead]]] = [{} for _ in jobs]
@@ -232,6 +277,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     skipped: dict[int, str] = {}
     reused: list[ReadJob] = []
     pending: list[tuple[int, int]] = []
+    digests: list[list[str | None]] = [[] for _ in jobs]
 
     def fail(j: int, message: str) -> None:
         if not skip_bad_files:
@@ -241,22 +287,25 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     for j, job in enumerate(jobs):
         try:
             check_file(job.path)  # pure Python: refuse the hostile file before any child touches it
-            n_sheets[j] = len(sheet_names(job.path))
+            n_sheets[j] = len(sheet_members(job.path))
         except InputFileError as e:
             fail(j, str(e))
             continue
         except (OSError, ValueError, KeyError, SyntaxError, zipfile.BadZipFile) as e:
             fail(j, f"无法读取工作簿 / cannot read workbook: {job.path} ({type(e).__name__})")
             continue
-        cached = {k: _from_cache(cache_dir, job, k) for k in range(n_sheets[j])}
-        if n_sheets[j] and all(v is not None for v in cached.values()):
-            sheets_of[j] = cached
+        digests[j] = _digests_or_none(job, n_sheets[j]) if cache_dir is not None else [None] * n_sheets[j]
+        for k in range(n_sheets[j]):
+            cached = _from_cache(cache_dir, job, digests[j][k])
+            if cached is None:
+                pending.append((j, k))
+            else:
+                sheets_of[j][k] = cached
+        if n_sheets[j] and all(k in sheets_of[j] for k in range(n_sheets[j])):
             reused.append(job)
-        else:
-            pending += [(j, k) for k in range(n_sheets[j])]
 
     if pending:
-        _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail)
+        _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
 
     out: list[list[SheetRead]] = []
     for j, job in enumerate(jobs):
@@ -274,7 +323,16 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
 
 
-def _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail) -> None:
+def _digests_or_none(job: ReadJob, n_sheets: int) -> list[str | None]:
+    """The sheets' cache digests; none (parse every sheet) when the zip cannot be read that way."""
+    try:
+        found = sheet_digests(job.path)
+    except (OSError, ValueError, KeyError, SyntaxError, struct.error, zipfile.BadZipFile):
+        return [None] * n_sheets
+    return list(found) if len(found) == n_sheets else [None] * n_sheets
+
+
+def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail) -> None:
     ctx = _ctx()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
@@ -305,8 +363,8 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, sheets_of, fail) ->
                 job = jobs[j]
                 result = None if timed_out else _load(out_base)
                 if result and result.get("ok"):
-                    if cache_dir is not None and job.sha256:
-                        entry = _store_in_cache(cache_dir, job, k, out_base, result["sheets"])
+                    if cache_dir is not None and job.sha256 and digests[j][k] is not None:
+                        entry = _store_in_cache(cache_dir, job, digests[j][k], out_base, result["sheets"])
                         sheets_of[j][k] = _sheets_from(result["sheets"], entry, job)
                     else:
                         sheets_of[j][k] = _sheets_from(result["sheets"], tmp_dir, job)

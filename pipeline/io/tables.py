@@ -57,7 +57,7 @@ DDL: dict[str, str] = {
         skipped_footer INTEGER,
         skipped_duplicate INTEGER,
         note VARCHAR,
-        reused BOOLEAN             -- rows reused from an earlier read of the same bytes (sha256), not parsed again
+        reused BOOLEAN             -- rows reused from an earlier read of the same sheet (its parts byte for byte), not parsed again
     """,
     "residents": f"""
         run_id VARCHAR,
