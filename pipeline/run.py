@@ -8,6 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pipeline.io.isolate import (
 )
 from pipeline.io.excel_out import build_reports, publish_reports
 from pipeline.io.lock import run_lock
-from pipeline.io.store import publish
+from pipeline.io.store import copy_previous, discard_previous_copy, publish
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
@@ -161,7 +162,19 @@ def run_night(coverage_year: int, region: str, roster: list[str], payments: list
             clean_leftovers(out_dir)
             if db_path.parent.resolve() != out_dir.resolve():
                 clean_leftovers(db_path.parent)
-            return _run_night(coverage_year, region, roster, payments, db_path, out_dir, **options)
+            # the copy of the last committed database (store.copy_previous) is made while the files
+            # are read: it is disk work, and under the run lock nothing changes the database before
+            # publish, which puts the copy in place; leaving the block waits for the copy, so none
+            # outlives the lock, and a failed run's copy is removed
+            with ThreadPoolExecutor(max_workers=1) as copying:
+                previous = copying.submit(copy_previous, db_path)
+                try:
+                    return _run_night(coverage_year, region, roster, payments, db_path, out_dir,
+                                      previous=previous, **options)
+                except BaseException:
+                    wait([previous])
+                    discard_previous_copy(db_path)
+                    raise
     finally:
         os.umask(previous_umask)
 
@@ -181,6 +194,7 @@ def _run_night(
     read_limits: ReadLimits = ReadLimits(),
     skip_bad_files: bool = False,
     use_cache: bool = True,
+    previous: Future | None = None,
 ) -> RunResult:
     """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
     def stage(name: str):
@@ -197,8 +211,11 @@ def _run_night(
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
 
     with stage("读取 read"):
-        jobs = [ReadJob(p, kind, coverage_year, _sha256_or_empty(p), region, params.digest(), today)
-                for kind, specs in (("roster", roster), ("payments", payments)) for p in expand_inputs(specs)]
+        paths = [(kind, p) for kind, specs in (("roster", roster), ("payments", payments)) for p in expand_inputs(specs)]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+            shas = list(pool.map(_sha256_or_empty, [p for _, p in paths]))
+        jobs = [ReadJob(p, kind, coverage_year, sha, region, params.digest(), today)
+                for (kind, p), sha in zip(paths, shas)]
         cache_dir = db_path.parent / CACHE_DIR_NAME if use_cache else None
         per_job, skipped_files, reused = read_isolated(
             jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files, cache_dir)
@@ -278,7 +295,8 @@ def _run_night(
     written: dict[str, tuple[int, int, int]] = {}
     del rv, pv  # `frames` holds the accepted rows now; publish lets each table go once written
     with stage("写入数据库 DuckDB"):
-        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written)
+        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written,
+                         previous=previous)
     checkpoint("after_commit")
     reports = publish_reports(staged)
     return RunResult(

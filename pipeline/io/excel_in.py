@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import re
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,34 @@ _VALUE = re.compile(rb"<v>([^<]*)</v>")
 _TYPE = re.compile(rb'\bt="([^"]*)"')
 
 
-def numeric_cells(path: Path, member: str, candidates: dict[int, set[float]]) -> set[int] | None:
+class SheetXml:
+    """A sheet's XML, inflated in a thread started before calamine parses the sheet: calamine and
+    zlib both release the GIL, so on a core left idle (a night with one sheet to parse) the number-
+    cell check's inflate costs no wall time."""
+
+    def __init__(self, path: Path, member: str) -> None:
+        self._xml: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._inflate, args=(path, member), daemon=True)
+        self._thread.start()
+
+    def _inflate(self, path: Path, member: str) -> None:
+        try:
+            with zipfile.ZipFile(path) as z:
+                self._xml = z.read(member)
+        except BaseException as e:  # handed to the reader's thread by get()
+            self._error = e
+
+    def get(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._xml is not None
+        return self._xml
+
+
+def numeric_cells(path: Path, member: str, candidates: dict[int, set[float]],
+                  sheet_xml: SheetXml | None = None) -> set[int] | None:
     """Of the candidate Excel rows, those holding a *number* cell with one of the given values.
 
     A candidate is a row whose ID (or ticket) text is exactly what a number cell
@@ -140,8 +168,11 @@ def numeric_cells(path: Path, member: str, candidates: dict[int, set[float]]) ->
     when the XML is not laid out as expected (rows without r=), so the caller
     falls back to a full cell-type read.
     """
-    with zipfile.ZipFile(path) as z:
-        xml = z.read(member)
+    if sheet_xml is not None:
+        xml = sheet_xml.get()
+    else:
+        with zipfile.ZipFile(path) as z:
+            xml = z.read(member)
     found: set[int] = set()
     pos = 0
     for row in sorted(candidates):
@@ -226,7 +257,7 @@ _MAX_CANDIDATE_SHARE = 0.10
 
 def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], reader: fastexcel.ExcelReader,
                        idx: int, header_idx: int, result: SheetRead, path: Path | None,
-                       member: str | None) -> pl.DataFrame:
+                       member: str | None, sheet_xml: SheetXml | None = None) -> pl.DataFrame:
     """Adds a Boolean column per text-only field: True where Excel stored that cell as a number."""
     raw_rows = result.header_row + 1
     exact = {
@@ -250,7 +281,7 @@ def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], reader: fa
             values = hit[f"__v_{flag}"].cast(pl.Float64).to_list()
             for pos, value in zip(positions, values):
                 wanted[pos + raw_rows].add(value)
-        found = numeric_cells(path, member, wanted)
+        found = numeric_cells(path, member, wanted, sheet_xml)
     if found is not None:
         hits = pl.DataFrame({"__pos": [r - raw_rows for r in sorted(found)]}, schema={"__pos": pl.UInt32})
         marked = cand.join(hits, on="__pos", how="semi")
@@ -273,7 +304,7 @@ def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], reader: fa
 def read_sheet(
     reader: fastexcel.ExcelReader, idx: int, sheet: str, first_row: int | None,
     header_map: HeaderMap, source_file: str, sha256: str, coverage_year: int,
-    path: Path | None = None, member: str | None = None,
+    path: Path | None = None, member: str | None = None, sheet_xml: SheetXml | None = None,
 ) -> SheetRead:
     result = SheetRead(kind=header_map.kind, source_file=source_file, sha256=sha256, sheet=sheet)
     raw = reader.load_sheet(idx, header_row=None, dtypes="string").to_polars()
@@ -321,7 +352,7 @@ def read_sheet(
     flags = [numeric_flag(f) for f in TEXT_ONLY_FIELDS if f in {fl.name for fl in header_map.fields}]
     text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
     if text_cols and body.height:
-        body = _flag_number_cells(body, text_cols, reader, idx, header_idx, result, path, member)
+        body = _flag_number_cells(body, text_cols, reader, idx, header_idx, result, path, member, sheet_xml)
         body = body.with_columns(pl.lit(False).alias(f) for f in flags if f not in text_cols)
     else:  # no data row under the header (or no such column): nothing was stored as a number
         body = body.with_columns(pl.lit(False).alias(f) for f in flags)
@@ -378,8 +409,10 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256:
                     continue
                 member = members.get(name)
                 first_row = _first_value_row(z, member) if member else None
+                sheet_xml = SheetXml(path, member) if member else None
                 sheets.append(read_sheet(reader, i, name, first_row, header_map, str(path), sha, coverage_year,
-                                         path, member))
+                                         path, member, sheet_xml))
+                del sheet_xml
     except InputFileError:
         raise
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as e:

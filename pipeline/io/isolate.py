@@ -23,6 +23,7 @@ import struct
 import time
 import traceback
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -284,6 +285,11 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
             raise InputFileError(message)
         skipped.setdefault(j, message)
 
+    if cache_dir is not None:  # hashing releases the GIL: the files' digests side by side
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            found = list(pool.map(_digests_of, jobs))
+    else:
+        found = [None] * len(jobs)
     for j, job in enumerate(jobs):
         try:
             check_file(job.path)  # pure Python: refuse the hostile file before any child touches it
@@ -294,7 +300,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
         except (OSError, ValueError, KeyError, SyntaxError, zipfile.BadZipFile) as e:
             fail(j, f"无法读取工作簿 / cannot read workbook: {job.path} ({type(e).__name__})")
             continue
-        digests[j] = _digests_or_none(job, n_sheets[j]) if cache_dir is not None else [None] * n_sheets[j]
+        digests[j] = list(found[j]) if found[j] is not None and len(found[j]) == n_sheets[j] else [None] * n_sheets[j]
         for k in range(n_sheets[j]):
             cached = _from_cache(cache_dir, job, digests[j][k])
             if cached is None:
@@ -323,13 +329,13 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
 
 
-def _digests_or_none(job: ReadJob, n_sheets: int) -> list[str | None]:
-    """The sheets' cache digests; none (parse every sheet) when the zip cannot be read that way."""
+def _digests_of(job: ReadJob) -> list[str] | None:
+    """The sheets' cache digests; None (parse every sheet) when the zip cannot be read that way (the
+    preflight then says why, or the child does)."""
     try:
-        found = sheet_digests(job.path)
+        return sheet_digests(job.path)
     except (OSError, ValueError, KeyError, SyntaxError, struct.error, zipfile.BadZipFile):
-        return [None] * n_sheets
-    return list(found) if len(found) == n_sheets else [None] * n_sheets
+        return None
 
 
 def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail) -> None:

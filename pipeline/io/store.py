@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,19 +191,24 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
 
 def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
             before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
-            written: dict[str, tuple[int, int, int]] | None = None) -> T | None:
+            written: dict[str, tuple[int, int, int]] | None = None,
+            previous: Future | None = None) -> T | None:
     """Replace the coverage year's rows of every table and add the run, in one transaction.
 
     The big tables (DIFFED_TABLES) are rewritten only where rows changed; `written` receives, per
     such table, (rows kept, rows inserted, rows deleted). `frames` is emptied as the tables are
     written, so that memory the caller no longer refers to is freed before the reports are built.
-    `before_commit(con)` runs inside the transaction once every row is in
+    `previous`: the caller's copy_previous(db_path), already running (waited for here, and its
+    copy put in place); None: keep_previous runs here. `before_commit(con)` runs inside the transaction once every row is in
     place (the reports are built from it); its result is returned after the
     commit. Any failure rolls everything back.
     """
     written = {} if written is None else written
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    keep_previous(db_path)
+    if previous is None:
+        keep_previous(db_path)
+    else:
+        previous.result()()
     con = duckdb.connect(str(db_path))
     try:
         # Row order inside a table carries no meaning (every report and query orders explicitly);
@@ -254,17 +260,42 @@ def keep_previous(db_path: Path) -> None:
     Runs under the run lock, when no writer has the file open; the copy is
     made under a temporary name and renamed, so `.previous` is always whole.
     """
-    if not db_path.exists():
-        return
+    copy_previous(db_path)()
+
+
+def _previous_temps(db_path: Path) -> tuple[Path, Path]:
+    """Where copy_previous copies the database and its WAL (names clean_leftovers removes)."""
     target = previous_path(db_path)
-    temp = target.with_name(f".{target.name}.tmp")
+    return target.with_name(f".{target.name}.tmp"), db_path.with_name(f".{db_path.name}.wal.previous.tmp")
+
+
+def discard_previous_copy(db_path: Path) -> None:
+    """Remove a copy_previous copy that will not be put in place (its run failed)."""
+    for temp in _previous_temps(db_path):
+        temp.unlink(missing_ok=True)
+
+
+def copy_previous(db_path: Path) -> Callable[[], None]:
+    """keep_previous in two steps: copy now (under temporary names), rename into place when the
+    returned function is called, so that a run that fails before publishing leaves `.previous` as
+    it was (the temporary copies are removed by clean_leftovers)."""
+    if not db_path.exists():
+        return lambda: None
+    target = previous_path(db_path)
+    temp, temp_wal = _previous_temps(db_path)
     shutil.copyfile(db_path, temp)
     wal = db_path.with_name(db_path.name + ".wal")
+    target_wal = target.with_name(target.name + ".wal")
     if wal.exists():  # an unclean stop left a WAL: keep it with the copy so DuckDB replays it on open
-        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
-    else:
-        target.with_name(target.name + ".wal").unlink(missing_ok=True)
-    os.replace(temp, target)
+        shutil.copyfile(wal, temp_wal)
+
+    def install() -> None:
+        if temp_wal.exists():
+            os.replace(temp_wal, target_wal)
+        else:
+            target_wal.unlink(missing_ok=True)
+        os.replace(temp, target)
+    return install
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
