@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import multiprocessing as mp
+from multiprocessing import forkserver
 import os
 import resource
 import shutil
@@ -225,18 +226,25 @@ def _store_in_cache(cache_dir: Path, job: ReadJob, digest: str, out_base: str, m
     return entry
 
 
-def _from_cache(cache_dir: Path | None, job: ReadJob, digest: str | None) -> list[SheetRead] | None:
+def _cache_entry(cache_dir: Path | None, job: ReadJob, digest: str | None) -> tuple[Path, list[dict]] | None:
+    """The sheet's cache entry and manifest, when there is one that holds for the job's "today"."""
     if cache_dir is None or not job.sha256 or digest is None:
         return None
     entry = cache_dir / job.cache_key(digest)
     try:
         manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
-        if not _covers(manifest, job.today):
-            return None
+    except (OSError, ValueError):
+        return None
+    return (entry, manifest) if _covers(manifest, job.today) else None
+
+
+def _from_cache(entry: Path, manifest: list[dict], job: ReadJob) -> list[SheetRead] | None:
+    """The entry's sheets; None when its files cannot be read (the sheet is then parsed)."""
+    try:
         sheets = _sheets_from(manifest, entry, job, reused=True)
+        os.utime(entry)
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None
-    os.utime(entry)
     return sheets
 
 
@@ -276,8 +284,8 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     sheets_of: list[dict[int, list[SheetRead]]] = [{} for _ in jobs]
     n_sheets: list[int] = [0] * len(jobs)
     skipped: dict[int, str] = {}
-    reused: list[ReadJob] = []
     pending: list[tuple[int, int]] = []
+    hits: dict[tuple[int, int], tuple[Path, list[dict]]] = {}
     digests: list[list[str | None]] = [[] for _ in jobs]
 
     def fail(j: int, message: str) -> None:
@@ -285,6 +293,8 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
             raise InputFileError(message)
         skipped.setdefault(j, message)
 
+    _ctx()
+    forkserver.ensure_running()  # the parsers' forkserver imports its modules while the files are hashed
     if cache_dir is not None:  # hashing releases the GIL: the files' digests side by side
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             found = list(pool.map(_digests_of, jobs))
@@ -302,16 +312,28 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
             continue
         digests[j] = list(found[j]) if found[j] is not None and len(found[j]) == n_sheets[j] else [None] * n_sheets[j]
         for k in range(n_sheets[j]):
-            cached = _from_cache(cache_dir, job, digests[j][k])
-            if cached is None:
+            hit = _cache_entry(cache_dir, job, digests[j][k])
+            if hit is None:
                 pending.append((j, k))
             else:
-                sheets_of[j][k] = cached
-        if n_sheets[j] and all(k in sheets_of[j] for k in range(n_sheets[j])):
-            reused.append(job)
+                hits[(j, k)] = hit
 
-    if pending:
-        _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
+    # the cached sheets are loaded while the children parse the others (reading IPC releases the GIL)
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        loading = loader.submit(lambda: {key: _from_cache(*hit, jobs[key[0]]) for key, hit in hits.items()})
+        if pending:
+            _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
+        unreadable = []
+        for (j, k), sheets in loading.result().items():
+            if sheets is None:
+                unreadable.append((j, k))
+            else:
+                sheets_of[j][k] = sheets
+    if unreadable:  # a damaged cache entry: parse the sheet after all
+        _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
+    from_cache = set(hits) - set(unreadable)
+    reused = [job for j, job in enumerate(jobs)
+              if j not in skipped and n_sheets[j] and all((j, k) in from_cache for k in range(n_sheets[j]))]
 
     out: list[list[SheetRead]] = []
     for j, job in enumerate(jobs):
