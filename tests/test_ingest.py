@@ -513,3 +513,16 @@ def test_run_sheets_say_which_files_were_reused_and_an_older_database_gains_the_
     assert con.execute("SELECT kind, bool_and(reused) FROM run_sheets WHERE run_id = ? GROUP BY kind ORDER BY kind",
                        [second.run_id]).fetchall() == [("payments", False), ("roster", True)]
     assert not first.sheets["reused"].any()
+
+
+def test_a_damaged_cache_entry_is_parsed_again(tmp_path):
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    payments = one_payment(tmp_path)
+    first = run(tmp_path, roster, payments)
+    for arrow in (tmp_path / ".medins-cache").rglob("*.arrow"):
+        arrow.write_bytes(b"not arrow")
+    second = run(tmp_path, roster, payments)
+    assert second.notes == [] and not any(second.sheets["reused"])
+    assert second.determinations.equals(first.determinations)
+    third = run(tmp_path, roster, payments)  # the entries were written again
+    assert len(third.notes) == 2 and all(third.sheets["reused"])

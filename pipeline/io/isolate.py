@@ -329,9 +329,9 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
                 unreadable.append((j, k))
             else:
                 sheets_of[j][k] = sheets
+    from_cache = set(hits) - set(unreadable)
     if unreadable:  # a damaged cache entry: parse the sheet after all
         _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
-    from_cache = set(hits) - set(unreadable)
     reused = [job for j, job in enumerate(jobs)
               if j not in skipped and n_sheets[j] and all((j, k) in from_cache for k in range(n_sheets[j]))]
 
@@ -361,6 +361,7 @@ def _digests_of(job: ReadJob) -> list[str] | None:
 
 
 def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail) -> None:
+    """Parse the `pending` (job, sheet) pairs in children (the list is consumed)."""
     ctx = _ctx()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
