@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import uuid
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
@@ -17,7 +19,7 @@ import polars as pl
 
 from pipeline.errors import ConservationError, InputFileError
 from pipeline.faults import checkpoint
-from pipeline.io.excel_in import SheetRead, empty_read, expand_inputs, sha256_of
+from pipeline.io.excel_in import SheetRead, empty_read, estimated_rows, expand_inputs, sha256_of
 from pipeline.io.isolate import (
     CACHE_DIR_NAME,
     TMP_PREFIX,
@@ -26,15 +28,25 @@ from pipeline.io.isolate import (
     clean_leftovers,
     prune_cache,
     read_isolated,
+    sheet_rejected,
+    sheet_scan,
 )
 from pipeline.io.excel_out import build_reports, publish_reports
 from pipeline.io.lock import run_lock
-from pipeline.io.store import copy_previous, discard_previous_copy, publish
+from pipeline.io.store import YearWriter, copy_previous, discard_previous_copy, publish
+from pipeline.partition import PARTITION_ROWS, partition_count, payment_partition, roster_partition, shared_tickets
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
 from pipeline.totals import subsidy_totals
-from pipeline.validate import Checked, Validated, check_sheet, settle_payments, settle_roster
+from pipeline.validate import (
+    REJECTED_SCHEMA,
+    Checked,
+    Validated,
+    check_sheet,
+    settle_payments,
+    settle_roster,
+)
 from schemas.headers import HeaderMap, load_header_map
 
 SAMPLE_DIR = Path("sample_data")
@@ -62,6 +74,9 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     # per big table (store.DIFFED_TABLES): rows kept unchanged, inserted, deleted by this run
     written: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # partitions of residents the night ran in (pipeline/partition.py); with more than one,
+    # `determinations` and `reconciliation` hold only the columns of the totals and the summary
+    partitions: int = 1
 
 
 def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
@@ -89,6 +104,8 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl
     def count(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         if frame.height == 0:
             return pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, name: pl.UInt32})
+        if "__n" in frame.columns:  # counts already made (a night in partitions)
+            return frame.group_by(keys).agg(pl.col("__n").sum().cast(pl.UInt32).alias(name))
         return frame.group_by(keys).agg(pl.len().alias(name))
 
     read = pl.DataFrame(
@@ -126,6 +143,14 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl
     return table
 
 
+def _estimated_rows(path: Path) -> int:
+    """excel_in.estimated_rows, 0 for a file it cannot look into (the read step then says why)."""
+    try:
+        return estimated_rows(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return 0
+
+
 def _sha256_or_empty(path: Path) -> str:
     """The file's sha256 (the cache key); empty when unreadable, so the parser child reports why."""
     try:
@@ -147,6 +172,147 @@ def _inputs_json(sheets: pl.DataFrame) -> str:
         files.append({"kind": kind, "file": source, "sha256": sha,
                       "sheets": group.drop("kind", "source_file", "sha256").to_dicts()})
     return json.dumps(files, ensure_ascii=False, default=str)
+
+
+@dataclass
+class _Night:
+    """What the steps between reading and writing made of the night (in one piece or in partitions)."""
+    sheets: pl.DataFrame
+    rejected: pl.DataFrame
+    duplicates: pl.DataFrame
+    determinations: pl.DataFrame  # in partitions: only the columns of the totals and the summary
+    reconciliation: pl.DataFrame  # in partitions: only the columns of the summary
+    unmatched: pl.DataFrame
+    totals: pl.DataFrame
+    other_years: int
+    roster_accepted: int
+    payments_accepted: int
+    big_tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # in one piece: still to be written
+
+
+def _big_tables(rv: Validated, pv: Validated, determinations: pl.DataFrame, reconciliation: pl.DataFrame,
+                unmatched: pl.DataFrame, coverage_year: int) -> dict[str, pl.DataFrame]:
+    """The per-person tables as DuckDB takes them."""
+    return {
+        "residents": rv.accepted.with_columns(pl.col("identity_labels").list.join("、")),
+        "payments": pv.accepted.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("run_coverage_year")),
+        "determinations": determinations,
+        "reconciliation": reconciliation,
+        "unmatched_payments": unmatched,
+    }
+
+
+def _duplicates_of(*validated: Validated) -> pl.DataFrame:
+    return pl.concat([v.duplicates.select("source_file", "sheet", "row_number", "kept_at") for v in validated])
+
+
+def _in_one_piece(roster_sheets: list[SheetRead], payment_sheets: list[SheetRead], params: Params,
+                  roster_map: HeaderMap, payment_map: HeaderMap, today: dt.date, stage) -> _Night:
+    coverage_year = params.coverage_year
+    with stage("校验 validate"):
+        # the row-level checks ran in the parser children; what is left is the cross-row rule
+        rv = settle_roster(_checked(roster_sheets, "roster", params, roster_map, today), roster_map)
+        pv = settle_payments(_checked(payment_sheets, "payments", params, payment_map, today), payment_map)
+        sheets = pl.concat([conservation(roster_sheets, rv, "roster"),
+                            conservation(payment_sheets, pv, "payments")])
+        rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
+            pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
+        for sheet in roster_sheets + payment_sheets:
+            sheet.data = sheet.rejected = None  # free the per-sheet frames before the big steps
+    checkpoint("after_validate")
+    with stage("认定 determine"):
+        determinations = determine(rv.accepted, pv.accepted, params)
+    with stage("对账 reconcile"):
+        reconciliation = reconcile(determinations, params)
+        unmatched = unmatched_payments(pv.accepted, rv.accepted, rejected, params)
+        other_years = pv.accepted.filter(pl.col("coverage_year") != coverage_year).height
+    with stage("汇总 totals"):
+        totals = subsidy_totals(determinations, params)
+    return _Night(sheets=sheets, rejected=rejected, duplicates=_duplicates_of(rv, pv),
+                  determinations=determinations, reconciliation=reconciliation, unmatched=unmatched,
+                  totals=totals, other_years=other_years, roster_accepted=rv.accepted.height,
+                  payments_accepted=pv.accepted.height,
+                  big_tables=_big_tables(rv, pv, determinations, reconciliation, unmatched, coverage_year))
+
+
+_SUMMARY_DETERMINATION = ("county", "township", "tier", "enrolled", "subsidy_amount_fen", "individual_due_fen",
+                          "net_paid_fen")
+_SUMMARY_RECONCILIATION = ("status", "individual_due_fen", "net_paid_fen", "amount_diff_fen")
+
+
+def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRead], params: Params,
+                   roster_map: HeaderMap, payment_map: HeaderMap, today: dt.date, stage, n_parts: int,
+                   writer: YearWriter) -> _Night:
+    """The night in `n_parts` partitions of residents (pipeline/partition.py), each written to DuckDB
+    as soon as it is made: memory holds one partition's rows, the rejected lines and duplicates (a
+    few per cent), and the few columns the totals and the summary need."""
+    coverage_year = params.coverage_year
+    roster_read = [s for s in roster_sheets if s.data is not None or s.data_path is not None]
+    payment_read = [s for s in payment_sheets if s.data is not None or s.data_path is not None]
+    with stage("校验 validate"):
+        roster_rejected = [sheet_rejected(s) for s in roster_read]
+        payment_rejected = [sheet_rejected(s) for s in payment_read]
+        shared = shared_tickets([sheet_scan(s) for s in payment_read])
+    no_lines = pl.DataFrame(schema=REJECTED_SCHEMA)
+    rejected_roster_lines = pl.concat([no_lines, *[r.select(REJECTED_SCHEMA.keys()) for r in roster_rejected]])
+    conflicts, duplicates, counts = [], [], {"roster": [], "payments": []}
+    slim_det, slim_recon, unmatched_parts = [], [], []
+    other_years = roster_accepted = payments_accepted = 0
+
+    def part_of(sheets: list[SheetRead], rows: pl.Expr, kind: str, header_map: HeaderMap) -> list[Checked]:
+        checked = [Checked(parsed=sheet_scan(s).filter(rows).collect(), rejected=no_lines) for s in sheets]
+        return checked or _checked([], kind, params, header_map, today)
+
+    for part in range(n_parts):
+        with stage("校验 validate"):
+            rv = settle_roster(part_of(roster_read, roster_partition(n_parts) == part, "roster", roster_map),
+                               roster_map)
+            pv = settle_payments(part_of(payment_read, payment_partition(n_parts, shared) == part, "payments",
+                                         payment_map), payment_map)
+            conflicts += [rv.rejected, pv.rejected]
+            duplicates.append(_duplicates_of(rv, pv))
+            for kind, v in (("roster", rv), ("payments", pv)):
+                counts[kind].append(v.accepted.group_by("source_file", "sheet").agg(pl.len().alias("__n")))
+        with stage("认定 determine"):
+            determinations = determine(rv.accepted, pv.accepted, params)
+        with stage("对账 reconcile"):
+            reconciliation = reconcile(determinations, params)
+            unmatched = unmatched_payments(pv.accepted, rv.accepted, pl.concat([rejected_roster_lines, rv.rejected]),
+                                           params)
+            other_years += pv.accepted.filter(pl.col("coverage_year") != coverage_year).height
+        roster_accepted += rv.accepted.height
+        payments_accepted += pv.accepted.height
+        slim_det.append(determinations.select(_SUMMARY_DETERMINATION).with_columns(
+            pl.col("county", "township", "tier").cast(pl.Categorical)))
+        slim_recon.append(reconciliation.select(_SUMMARY_RECONCILIATION).with_columns(
+            pl.col("status").cast(pl.Categorical)))
+        unmatched_parts.append(unmatched)
+        with stage("写入数据库 DuckDB"):
+            for table, frame in _big_tables(rv, pv, determinations, reconciliation, unmatched,
+                                            coverage_year).items():
+                writer.add(table, frame)
+        del rv, pv, determinations, reconciliation, unmatched
+
+    with stage("校验 validate"):
+        def validated(kind: str, sheet_lines: list[pl.DataFrame]) -> Validated:
+            lines = pl.concat([no_lines, *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines],
+                               *[c.select(REJECTED_SCHEMA.keys()) for c in conflicts]]).filter(pl.col("kind") == kind)
+            return Validated(accepted=pl.concat(counts[kind]), rejected=lines,
+                             duplicates=pl.concat(duplicates))
+        rv_all, pv_all = validated("roster", roster_rejected), validated("payments", payment_rejected)
+        sheets = pl.concat([conservation(roster_sheets, rv_all, "roster"),
+                            conservation(payment_sheets, pv_all, "payments")])
+        rejected = pl.concat([rv_all.rejected, pv_all.rejected]).with_columns(
+            pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
+    determinations = pl.concat(slim_det)
+    with stage("汇总 totals"):
+        totals = subsidy_totals(determinations.with_columns(pl.col("county", "township", "tier").cast(pl.Utf8)),
+                                params)
+    unmatched = pl.concat(unmatched_parts).sort("source_file", "sheet", "row_number")
+    return _Night(sheets=sheets, rejected=rejected, duplicates=pl.concat(duplicates),
+                  determinations=determinations, reconciliation=pl.concat(slim_recon), unmatched=unmatched,
+                  totals=totals, other_years=other_years, roster_accepted=roster_accepted,
+                  payments_accepted=payments_accepted)
 
 
 def run_night(coverage_year: int, region: str, roster: list[str], payments: list[str], db_path: Path,
@@ -195,6 +361,7 @@ def _run_night(
     skip_bad_files: bool = False,
     use_cache: bool = True,
     previous: Future | None = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> RunResult:
     """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
     def stage(name: str):
@@ -217,92 +384,83 @@ def _run_night(
         jobs = [ReadJob(p, kind, coverage_year, sha, region, params.digest(), today)
                 for (kind, p), sha in zip(paths, shas)]
         cache_dir = db_path.parent / CACHE_DIR_NAME if use_cache else None
+        # a night bigger than one partition keeps the sheets' rows in their files until used
+        n_parts = partition_count(sum(_estimated_rows(p) for kind, p in paths if kind == "roster"), partition_rows)
+        scratch = out_dir / f"{TMP_PREFIX}{run_id}"
         per_job, skipped_files, reused = read_isolated(
-            jobs, out_dir / f"{TMP_PREFIX}{run_id}", read_limits, skip_bad_files, cache_dir)
+            jobs, scratch, read_limits, skip_bad_files, cache_dir, lazy=n_parts > 1)
         if cache_dir is not None:
             prune_cache(cache_dir)
         roster_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "roster" for s in sheets]
         payment_sheets = [s for job, sheets in zip(jobs, per_job) if job.kind == "payments" for s in sheets]
     checkpoint("after_read")
-    with stage("校验 validate"):
-        # the row-level checks ran in the parser children; what is left is the cross-row rule
-        rv = settle_roster(_checked(roster_sheets, "roster", params, roster_map, today), roster_map)
-        pv = settle_payments(_checked(payment_sheets, "payments", params, payment_map, today), payment_map)
-        sheets = pl.concat([conservation(roster_sheets, rv, "roster"),
-                            conservation(payment_sheets, pv, "payments")])
-        rejected = pl.concat([rv.rejected, pv.rejected]).with_columns(
-            pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
-        for sheet in roster_sheets + payment_sheets:
-            sheet.data = sheet.rejected = None  # free the per-sheet frames before the big steps
-    checkpoint("after_validate")
-    with stage("认定 determine"):
-        determinations = determine(rv.accepted, pv.accepted, params)
-    with stage("对账 reconcile"):
-        reconciliation = reconcile(determinations, params)
-        unmatched = unmatched_payments(pv.accepted, rv.accepted, rejected, params)
-        other_years = pv.accepted.filter(pl.col("coverage_year") != coverage_year).height
-    with stage("汇总 totals"):
-        totals = subsidy_totals(determinations, params)
+    writer = YearWriter(db_path, coverage_year, run_id, previous) if n_parts > 1 else None
+    with writer if writer is not None else nullcontext():
+        if writer is None:
+            night = _in_one_piece(roster_sheets, payment_sheets, params, roster_map, payment_map, today, stage)
+        else:
+            night = _in_partitions(roster_sheets, payment_sheets, params, roster_map, payment_map, today,
+                                   stage, n_parts, writer)
+        sheets, rejected, duplicates = night.sheets, night.rejected, night.duplicates
+        warnings = [
+            f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
+            for r in duplicates.head(50).to_dicts()
+        ]
+        warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
+        warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
+        whole = {str(job.path) for job in reused}
+        notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
+        notes += [f"工作表未变，复用上次解析结果 / unchanged sheet reused: {sh.source_file} [{sh.sheet}]"
+                  for sh in roster_sheets + payment_sheets if sh.reused and sh.source_file not in whole]
+        sheet_seconds = [
+            {"kind": sh.kind, "file": sh.source_file, "sheet": sh.sheet,
+             "read_s": None if sh.reused else sh.read_seconds,
+             "check_s": None if sh.reused else sh.check_seconds}
+            for sh in roster_sheets + payment_sheets
+        ]
 
-    duplicates = pl.concat([rv.duplicates.select("source_file", "sheet", "row_number", "kept_at"),
-                            pv.duplicates.select("source_file", "sheet", "row_number", "kept_at")])
-    warnings = [
-        f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
-        for r in duplicates.head(50).to_dicts()
-    ]
-    warnings += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
-    warnings += [f"已跳过文件 / skipped file: {message}" for _, message in skipped_files]
-    whole = {str(job.path) for job in reused}
-    notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
-    notes += [f"工作表未变，复用上次解析结果 / unchanged sheet reused: {sh.source_file} [{sh.sheet}]"
-              for sh in roster_sheets + payment_sheets if sh.reused and sh.source_file not in whole]
-    sheet_seconds = [
-        {"kind": sh.kind, "file": sh.source_file, "sheet": sh.sheet,
-         "read_s": None if sh.reused else sh.read_seconds,
-         "check_s": None if sh.reused else sh.check_seconds}
-        for sh in roster_sheets + payment_sheets
-    ]
+        counts = sheets.select(
+            pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
+            (pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")).sum().alias("skipped"),
+        ).row(0)
+        finished = dt.datetime.now()
+        run_row = {
+            "run_id": run_id, "started_at": started, "finished_at": finished,
+            "coverage_year": coverage_year, "region": region, "inputs": _inputs_json(sheets),
+            "rows_read": counts[0], "rows_accepted": counts[1], "rows_rejected": counts[2], "rows_skipped": counts[3],
+            "roster_accepted": night.roster_accepted, "payments_accepted": night.payments_accepted,
+            "params_digest": params.digest(), "status": "completed", "message": "",
+            "fingerprint": _fingerprint(sheets, params), "as_of_date": today,
+        }
+        frames = {
+            "run_sheets": sheets.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year")),
+            "rejected_rows": rejected,
+            "subsidy_totals": night.totals,
+        }
 
-    counts = sheets.select(
-        pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
-        (pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")).sum().alias("skipped"),
-    ).row(0)
-    finished = dt.datetime.now()
-    run_row = {
-        "run_id": run_id, "started_at": started, "finished_at": finished,
-        "coverage_year": coverage_year, "region": region, "inputs": _inputs_json(sheets),
-        "rows_read": counts[0], "rows_accepted": counts[1], "rows_rejected": counts[2], "rows_skipped": counts[3],
-        "roster_accepted": rv.accepted.height, "payments_accepted": pv.accepted.height,
-        "params_digest": params.digest(), "status": "completed", "message": "",
-        "fingerprint": _fingerprint(sheets, params), "as_of_date": today,
-    }
-    frames = {
-        "run_sheets": sheets.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year")),
-        "residents": rv.accepted.with_columns(pl.col("identity_labels").list.join("、")),
-        "payments": pv.accepted.with_columns(pl.lit(coverage_year, dtype=pl.Int32).alias("run_coverage_year")),
-        "rejected_rows": rejected,
-        "determinations": determinations,
-        "reconciliation": reconciliation,
-        "unmatched_payments": unmatched,
-        "subsidy_totals": totals,
-    }
-    def build(con) -> list:
-        if not write_workbooks:
-            return []
-        with stage("生成报表 Excel"):
-            return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
+        def build(con) -> list:
+            if not write_workbooks:
+                return []
+            with stage("生成报表 Excel"):
+                return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
 
-    written: dict[str, tuple[int, int, int]] = {}
-    del rv, pv  # `frames` holds the accepted rows now; publish lets each table go once written
-    with stage("写入数据库 DuckDB"):
-        staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written,
-                         previous=previous)
+        written: dict[str, tuple[int, int, int]] = {}
+        with stage("写入数据库 DuckDB"):
+            if writer is None:
+                # the big tables' rows are handed over: publish lets each table go once written
+                frames |= night.big_tables
+                night.big_tables = {}
+                staged = publish(db_path, run_row, frames, coverage_year, before_commit=build, written=written,
+                                 previous=previous)
+            else:
+                staged = writer.finish(run_row, frames, before_commit=build, written=written)
     checkpoint("after_commit")
+    shutil.rmtree(scratch, ignore_errors=True)  # (kept during a night in partitions without the cache)
     reports = publish_reports(staged)
     return RunResult(
         run_id=run_id, coverage_year=coverage_year, region=region, db_path=db_path, reports=reports,
-        sheets=sheets, rejected=rejected, duplicates=duplicates,
-        determinations=determinations, reconciliation=reconciliation, unmatched=unmatched, totals=totals,
-        other_year_payments=other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
-        written=written,
+        sheets=sheets, rejected=rejected, duplicates=duplicates, determinations=night.determinations,
+        reconciliation=night.reconciliation, unmatched=night.unmatched, totals=night.totals,
+        other_year_payments=night.other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
+        written=written, partitions=n_parts,
     )

@@ -62,6 +62,9 @@ class SheetRead:
     read_seconds: float | None = None  # measured in the parser child: reading, then the row checks
     check_seconds: float | None = None
     reused: bool = False  # rows and checks taken from the cache (the sheet's parts were read before)
+    # read lazily (a night run in partitions): data and rejected stay in these Arrow IPC files
+    data_path: str | None = None
+    rejected_path: str | None = None
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -383,6 +386,22 @@ def empty_read(header_map: HeaderMap) -> pl.DataFrame:
               **{f: pl.Boolean for f in flags}, **{f.name: pl.Utf8 for f in header_map.fields},
               "extra_columns": pl.Utf8}
     return pl.DataFrame(schema=schema)
+
+
+_DIMENSION = re.compile(rb'<dimension\s+ref="[A-Z]+\d+:?[A-Z]*(\d*)"')
+
+
+def estimated_rows(path: Path) -> int:
+    """About how many rows the workbook's sheets hold, from each sheet's <dimension> (the first bytes
+    of its XML); a sheet without one counts its stored size / 60 bytes. Only a planning figure (how
+    many partitions a night runs in), never a count of rows."""
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for member in filter(None, sheet_members(path).values()):
+            with z.open(member) as f:
+                m = _DIMENSION.search(f.read(4096))
+            total += int(m.group(1)) if m and m.group(1) else z.getinfo(member).compress_size // 60
+    return total
 
 
 def sheet_names(path: Path) -> list[str]:

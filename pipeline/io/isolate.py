@@ -182,8 +182,10 @@ def _load(out_base: str) -> dict | None:
         return None
 
 
-def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False) -> list[SheetRead]:
-    """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file."""
+def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False,
+                 lazy: bool = False) -> list[SheetRead]:
+    """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file.
+    `lazy`: the frames stay in the files (`data_path`, `rejected_path`; see `sheet_frames`)."""
     out = []
     source = pl.lit(str(job.path)).alias("source_file")
     for meta in manifest:
@@ -195,11 +197,33 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = 
         meta["sha256"] = job.sha256
         meta["reused"] = reused
         sheet = SheetRead(**meta)
-        if data_file:
+        if data_file and lazy:
+            sheet.data_path, sheet.rejected_path = str(base / data_file), str(base / rejected_file)
+            pl.read_ipc_schema(sheet.data_path)  # a damaged file is found now, not in a later step
+            pl.read_ipc_schema(sheet.rejected_path)
+        elif data_file:
             sheet.data = pl.read_ipc(base / data_file).with_columns(source)
             sheet.rejected = pl.read_ipc(base / rejected_file).with_columns(source)
         out.append(sheet)
     return out
+
+
+def sheet_scan(sheet: SheetRead) -> pl.LazyFrame:
+    """A sheet's checked rows, whether read eagerly or lazily (`data_path`)."""
+    if sheet.data_path is None:
+        assert sheet.data is not None
+        return sheet.data.lazy()
+    return pl.scan_ipc(sheet.data_path).with_columns(
+        pl.lit(sheet.source_file).alias("source_file"))
+
+
+def sheet_rejected(sheet: SheetRead) -> pl.DataFrame:
+    """A sheet's rejected lines, whether read eagerly or lazily (`rejected_path`)."""
+    if sheet.rejected_path is None:
+        assert sheet.rejected is not None
+        return sheet.rejected
+    return pl.read_ipc(sheet.rejected_path).with_columns(
+        pl.lit(sheet.source_file).alias("source_file"))
 
 
 def _covers(manifest: list[dict], today: dt.date) -> bool:
@@ -238,10 +262,10 @@ def _cache_entry(cache_dir: Path | None, job: ReadJob, digest: str | None) -> tu
     return (entry, manifest) if _covers(manifest, job.today) else None
 
 
-def _from_cache(entry: Path, manifest: list[dict], job: ReadJob) -> list[SheetRead] | None:
+def _from_cache(entry: Path, manifest: list[dict], job: ReadJob, lazy: bool = False) -> list[SheetRead] | None:
     """The entry's sheets; None when its files cannot be read (the sheet is then parsed)."""
     try:
-        sheets = _sheets_from(manifest, entry, job, reused=True)
+        sheets = _sheets_from(manifest, entry, job, reused=True, lazy=lazy)
         os.utime(entry)
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None
@@ -270,7 +294,7 @@ def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: 
 
 
 def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadLimits(),
-                  skip_bad_files: bool = False, cache_dir: Path | None = None,
+                  skip_bad_files: bool = False, cache_dir: Path | None = None, lazy: bool = False,
                   ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
     """Read every sheet of every job's workbook in children, or from the cache when the same sheet
     (`sheet_digests`) was read before; sheets are the unit of work, so one big file does not hold up
@@ -279,7 +303,8 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     Returns (sheets per job in order, skipped files with reasons, jobs whose
     every sheet came from the cache). A sheet taken from the cache has
     `reused` set. A bad file stops everything (InputFileError) unless
-    `skip_bad_files`.
+    `skip_bad_files`. `lazy`: the sheets' frames stay in their IPC files (in the
+    cache, or in `tmp_dir`, which the caller then removes).
     """
     sheets_of: list[dict[int, list[SheetRead]]] = [{} for _ in jobs]
     n_sheets: list[int] = [0] * len(jobs)
@@ -320,9 +345,9 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
 
     # the cached sheets are loaded while the children parse the others (reading IPC releases the GIL)
     with ThreadPoolExecutor(max_workers=1) as loader:
-        loading = loader.submit(lambda: {key: _from_cache(*hit, jobs[key[0]]) for key, hit in hits.items()})
+        loading = loader.submit(lambda: {key: _from_cache(*hit, jobs[key[0]], lazy) for key, hit in hits.items()})
         if pending:
-            _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
+            _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy)
         unreadable = []
         for (j, k), sheets in loading.result().items():
             if sheets is None:
@@ -331,7 +356,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
                 sheets_of[j][k] = sheets
     from_cache = set(hits) - set(unreadable)
     if unreadable:  # a damaged cache entry: parse the sheet after all
-        _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail)
+        _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy)
     reused = [job for j, job in enumerate(jobs)
               if j not in skipped and n_sheets[j] and all((j, k) in from_cache for k in range(n_sheets[j]))]
 
@@ -360,8 +385,9 @@ def _digests_of(job: ReadJob) -> list[str] | None:
         return None
 
 
-def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail) -> None:
-    """Parse the `pending` (job, sheet) pairs in children (the list is consumed)."""
+def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy=False) -> None:
+    """Parse the `pending` (job, sheet) pairs in children (the list is consumed). The scratch
+    directory is removed at the end unless the sheets stay in it (`lazy`)."""
     ctx = _ctx()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
@@ -394,9 +420,9 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of,
                 if result and result.get("ok"):
                     if cache_dir is not None and job.sha256 and digests[j][k] is not None:
                         entry = _store_in_cache(cache_dir, job, digests[j][k], out_base, result["sheets"])
-                        sheets_of[j][k] = _sheets_from(result["sheets"], entry, job)
+                        sheets_of[j][k] = _sheets_from(result["sheets"], entry, job, lazy=lazy)
                     else:
-                        sheets_of[j][k] = _sheets_from(result["sheets"], tmp_dir, job)
+                        sheets_of[j][k] = _sheets_from(result["sheets"], tmp_dir, job, lazy=lazy)
                     continue
                 if result and result.get("internal"):
                     raise RuntimeError(f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n"
@@ -409,7 +435,8 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of,
         for proc, _, _ in running.values():
             proc.kill()
             proc.join()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not lazy:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:

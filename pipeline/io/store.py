@@ -250,6 +250,90 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     return staged
 
 
+class YearWriter:
+    """`publish` for a night run in partitions of residents (pipeline/run.py): the same tables, the
+    same single transaction, the rows arriving a partition at a time.
+
+    Tonight's rows are inserted next to the year's old ones as they come; at
+    `finish` the status changes are found by comparing the two (the old rows
+    carry an earlier run_id), the old rows are deleted, the run is recorded,
+    the reports are built and everything commits. The big tables are written
+    whole (no row is kept from the previous run), so `written` shows every
+    row written and every old row deleted. Used as a context manager: any
+    failure rolls everything back.
+    """
+
+    def __init__(self, db_path: Path, coverage_year: int, run_id: str, previous: Future | None = None) -> None:
+        self.coverage_year, self.run_id = coverage_year, run_id
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        if previous is None:
+            keep_previous(db_path)
+        else:
+            previous.result()()
+        self.con = duckdb.connect(str(db_path))
+        self.added: dict[str, int] = {t: 0 for t in DIFFED_TABLES}
+
+    def __enter__(self) -> YearWriter:
+        con = self.con
+        try:
+            con.execute("SET preserve_insertion_order = false")
+            ensure_tables(con)
+            con.execute("BEGIN TRANSACTION")
+            self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {year} = ?", [self.coverage_year]).fetchone()[0]
+                           for t, year in DIFFED_TABLES.items()}
+            for table in PER_YEAR_TABLES:
+                if table not in DIFFED_TABLES:
+                    con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [self.coverage_year])
+        except BaseException:
+            con.close()
+            raise
+        return self
+
+    def add(self, table: str, frame: pl.DataFrame) -> None:
+        """Insert one partition's rows of a table."""
+        if table in DIFFED_TABLES:
+            frame = with_row_hash(frame, table)
+            self.added[table] += frame.height
+        insert_frame(self.con, table, frame, self.run_id)
+
+    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame],
+               before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
+               written: dict[str, tuple[int, int, int]] | None = None) -> T | None:
+        """Add the small tables (`frames`) and the run, replace the old rows, commit."""
+        con, year, run_id = self.con, self.coverage_year, self.run_id
+        if self.before.get("reconciliation"):
+            con.execute(
+                f"""
+                INSERT INTO status_changes
+                SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
+                       coalesce(n.county, o.county), coalesce(n.township, o.township),
+                       o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
+                FROM (SELECT * FROM reconciliation WHERE coverage_year = ? AND run_id <> ?) o
+                FULL OUTER JOIN (SELECT * FROM reconciliation WHERE coverage_year = ? AND run_id = ?) n
+                  ON n.id_number = o.id_number
+                WHERE o.status IS DISTINCT FROM n.status
+                """, [run_id, year, year, run_id, year, run_id])
+        for table, column in DIFFED_TABLES.items():
+            con.execute(f"DELETE FROM {table} WHERE {column} = ? AND run_id <> ?", [year, run_id])
+            if written is not None:
+                written[table] = (0, self.added[table], self.before[table])
+        for table in list(frames):
+            insert_frame(con, table, frames.pop(table), run_id)
+        insert_frame(con, "runs", pl.DataFrame([run_row]), run_id)
+        checkpoint("before_commit")
+        staged = before_commit(con) if before_commit else None
+        checkpoint("commit")
+        con.execute("COMMIT")
+        return staged
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is not None:
+                self.con.execute("ROLLBACK")
+        finally:
+            self.con.close()
+
+
 def previous_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".previous")
 

@@ -1,0 +1,58 @@
+"""A night too big for memory in one piece runs in partitions of residents.
+
+The rows of one person (every roster row and every payment under the ID
+number) always fall in the same partition, by a hash of the ID: every rule of
+RULES.md is about one person, and the duplicate rule of the roster is keyed
+by the ID. The one rule that crosses persons is the payments' duplicate rule,
+keyed by 电子税票号码: a ticket number that appears under two different ID
+numbers is a conflict (all its rows are rejected, RULES.md §6), so the rows of
+such tickets (found first, in one pass over two hash columns) all go to
+partition 0, where the rule sees them together. The result is the same as one
+piece; `tests/test_partitions.py` compares every table and workbook.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+# Residents per partition. An engineering figure, not a policy number: at about 1.5 GB of memory per
+# million residents in one piece (benchmarks/README.md), 1,500,000 keeps a partition near 2 GB.
+PARTITION_ROWS = 1_500_000
+_ID_SEED, _TICKET_SEED = 20_251_201, 20_251_202
+
+
+def partition_count(roster_rows: int, partition_rows: int = PARTITION_ROWS) -> int:
+    """How many partitions a night of about `roster_rows` roster rows runs in (1: one piece)."""
+    return max(1, math.ceil(roster_rows / max(1, partition_rows)))
+
+
+def _id_part(n_parts: int) -> pl.Expr:
+    return (pl.col("id_number").hash(seed=_ID_SEED) % n_parts).cast(pl.UInt32)
+
+
+def roster_partition(n_parts: int) -> pl.Expr:
+    """The partition of a checked roster row."""
+    return _id_part(n_parts)
+
+
+def shared_tickets(frames: list[pl.LazyFrame]) -> pl.Series:
+    """The ticket numbers (of rows that take part in the duplicate rule) found under more than one ID
+    number across all payment sheets. A hash of the ticket finds the numbers that repeat; only
+    their rows are then compared as text, so the answer is exact."""
+    if not frames:
+        return pl.Series("ticket_no", [], dtype=pl.Utf8)
+    keyed = [f.filter(pl.col("__key_ok").fill_null(False)) for f in frames]
+    hashed = pl.concat([f.select(pl.col("ticket_no").hash(seed=_TICKET_SEED).alias("t")) for f in keyed])
+    repeated = hashed.filter(pl.col("t").is_duplicated()).unique().collect()["t"].implode()
+    rows = pl.concat([f.filter(pl.col("ticket_no").hash(seed=_TICKET_SEED).is_in(repeated))
+                      .select("ticket_no", "id_number") for f in keyed])
+    return (rows.group_by("ticket_no").agg(pl.col("id_number").n_unique().alias("n"))
+            .filter(pl.col("n") > 1).collect()["ticket_no"])
+
+
+def payment_partition(n_parts: int, shared: pl.Series) -> pl.Expr:
+    """The partition of a checked payment row: its ID's, or 0 for a ticket shared by two IDs."""
+    shared_ticket = pl.col("__key_ok").fill_null(False) & pl.col("ticket_no").is_in(shared.implode())
+    return pl.when(shared_ticket).then(pl.lit(0, dtype=pl.UInt32)).otherwise(_id_part(n_parts))
