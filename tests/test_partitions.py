@@ -150,3 +150,34 @@ def test_a_second_night_in_partitions_replaces_the_year_and_records_the_same_sta
     changes = {(r[1], r[5], r[6]) for r in whole["status_changes"]}  # id, previous status, status
     assert {(people[i], "underpaid", "paid_in_full") for i in (0, 2, 4)} <= changes
     assert (people[7], "paid_in_full", "unpaid") in changes and len(whole["determinations"]) == 8
+
+
+def test_a_night_in_partitions_that_fails_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    people = [make_id("360222", dt.date(1970 + i, 5, 1 + i), i) for i in range(1, 7)]
+    roster = write_workbook(tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *[
+        _roster_row(i, f"人{i}", p) for i, p in enumerate(people)]]})
+    payments = write_workbook(tmp_path / "p.xlsx", {"S": [PAYMENT_HEADER, *[
+        _pay_row(i, f"人{i}", p) for i, p in enumerate(people)]]})
+    first = _night(tmp_path, "db", [str(roster)], [str(payments)], partition_rows=3)
+    assert first.partitions == 3
+    db = tmp_path / "db" / "medins.duckdb"
+    before = _tables(db)
+
+    import pipeline.run as run_module
+    calls = []
+    real = run_module.determine
+
+    def fails_on_the_second_partition(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "determine", fails_on_the_second_partition)
+    with pytest.raises(RuntimeError):
+        _night(tmp_path, "db", [str(roster)], [str(payments)], partition_rows=3)
+    assert _tables(db) == before
+    con = duckdb.connect(str(db), read_only=True)
+    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    con.close()
+    assert not any(n.startswith("__next_") for n in names)

@@ -85,14 +85,17 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
         con.unregister(name)
 
 
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str) -> None:
-    """Insert a polars frame into a table of tables.py, converting fen to yuan."""
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str,
+                 into: str | None = None) -> None:
+    """Insert a polars frame into a table of tables.py (or `into`, a table made from its DDL),
+    converting fen to yuan."""
     if frame.height == 0:
         return
     view = f"__new_{table}"
     coded = [c for c, t in frame.schema.items() if c in LOW_CARDINALITY and t == pl.Utf8]
     frame = frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame
-    sql = f"INSERT INTO {table} SELECT {_select_list(table, frame.columns, run_id)} FROM {view}"
+    columns = ", ".join(f'"{c}"' for c in _columns(table))
+    sql = f"INSERT INTO {into or table} ({columns}) SELECT {_select_list(table, frame.columns, run_id)} FROM {view}"
     # An Arrow table registers about twice as fast as the polars frame itself (measured at 1M rows);
     # converting a slice at a time keeps the copy to one slice, not the whole table.
     for part in frame.iter_slices(INSERT_SLICE_ROWS):
@@ -215,6 +218,7 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
         # letting DuckDB write row groups in any order halves the insert at 1M rows (benchmarks/).
         con.execute("SET preserve_insertion_order = false")
         ensure_tables(con)
+        drop_staged(con)  # of a night in partitions that was killed
         run_id = run_row["run_id"]
         con.execute("BEGIN TRANSACTION")
         try:
@@ -250,17 +254,35 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     return staged
 
 
+STAGED_PREFIX = "__next_"
+# The per-person tables a night in partitions builds beside the real ones (YearWriter).
+STAGED_TABLES = (*DIFFED_TABLES, "unmatched_payments")
+# DuckDB's buffer pool while a night in partitions writes: the committed blocks are evicted beyond it.
+WRITER_MEMORY_LIMIT = "1GB"
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove the staged tables of a night in partitions that was killed before it finished."""
+    for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, ?) "
+                               "AND table_schema = 'main'", [STAGED_PREFIX]).fetchall():
+        con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
 class YearWriter:
     """`publish` for a night run in partitions of residents (pipeline/run.py): the same tables, the
-    same single transaction, the rows arriving a partition at a time.
+    rows arriving a partition at a time, and still one commit that replaces the year.
 
-    Tonight's rows are inserted next to the year's old ones as they come; at
-    `finish` the status changes are found by comparing the two (the old rows
-    carry an earlier run_id), the old rows are deleted, the run is recorded,
-    the reports are built and everything commits. The big tables are written
-    whole (no row is kept from the previous run), so `written` shows every
-    row written and every old row deleted. Used as a context manager: any
-    failure rolls everything back.
+    DuckDB holds an open transaction's new rows in memory, so the partitions
+    cannot all go into one transaction. Each per-person table is instead built
+    beside the real one, as `__next_<table>`: a copy of the other years' rows,
+    then tonight's rows, one committed partition at a time. `finish` then, in
+    one transaction, records the status changes (the real table's year against
+    the staged one), puts each staged table in place of the real one (DROP,
+    RENAME), replaces the small per-year tables, records the run, builds the
+    reports and commits. Until that commit the real tables are untouched; a
+    failure drops the staged tables (and a killed run's are dropped by the
+    next). The big tables are written whole (no row is kept from the previous
+    run): `written` shows every row written and every old row deleted.
     """
 
     def __init__(self, db_path: Path, coverage_year: int, run_id: str, previous: Future | None = None) -> None:
@@ -272,35 +294,41 @@ class YearWriter:
             previous.result()()
         self.con = duckdb.connect(str(db_path))
         self.added: dict[str, int] = {t: 0 for t in DIFFED_TABLES}
+        self.in_transaction = False
 
     def __enter__(self) -> YearWriter:
-        con = self.con
+        con, year = self.con, self.coverage_year
         try:
             con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
             ensure_tables(con)
-            con.execute("BEGIN TRANSACTION")
-            self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {year} = ?", [self.coverage_year]).fetchone()[0]
-                           for t, year in DIFFED_TABLES.items()}
-            for table in PER_YEAR_TABLES:
-                if table not in DIFFED_TABLES:
-                    con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [self.coverage_year])
+            drop_staged(con)
+            self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [year]).fetchone()[0]
+                           for t, column in DIFFED_TABLES.items()}
+            for table in STAGED_TABLES:
+                columns = ", ".join(f'"{c}"' for c in _columns(table))
+                con.execute(f"CREATE TABLE {STAGED_PREFIX}{table} ({DDL[table]})")
+                con.execute(f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
+                            f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?", [year])
         except BaseException:
-            con.close()
+            self._abandon()
             raise
         return self
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
-        """Insert one partition's rows of a table."""
+        """Insert (and commit) one partition's rows of a per-person table into its staged table."""
         if table in DIFFED_TABLES:
             frame = with_row_hash(frame, table)
             self.added[table] += frame.height
-        insert_frame(self.con, table, frame, self.run_id)
+        insert_frame(self.con, table, frame, self.run_id, into=STAGED_PREFIX + table)
 
     def finish(self, run_row: dict, frames: dict[str, pl.DataFrame],
                before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
                written: dict[str, tuple[int, int, int]] | None = None) -> T | None:
-        """Add the small tables (`frames`) and the run, replace the old rows, commit."""
+        """Put the staged tables in place, add the small tables (`frames`) and the run, commit."""
         con, year, run_id = self.con, self.coverage_year, self.run_id
+        con.execute("BEGIN TRANSACTION")
+        self.in_transaction = True
         if self.before.get("reconciliation"):
             con.execute(
                 f"""
@@ -308,15 +336,20 @@ class YearWriter:
                 SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
                        coalesce(n.county, o.county), coalesce(n.township, o.township),
                        o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
-                FROM (SELECT * FROM reconciliation WHERE coverage_year = ? AND run_id <> ?) o
-                FULL OUTER JOIN (SELECT * FROM reconciliation WHERE coverage_year = ? AND run_id = ?) n
+                FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
+                FULL OUTER JOIN (SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = ?) n
                   ON n.id_number = o.id_number
                 WHERE o.status IS DISTINCT FROM n.status
-                """, [run_id, year, year, run_id, year, run_id])
-        for table, column in DIFFED_TABLES.items():
-            con.execute(f"DELETE FROM {table} WHERE {column} = ? AND run_id <> ?", [year, run_id])
+                """, [run_id, year, year, year])
+        for table in STAGED_TABLES:
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")
+        for table in DIFFED_TABLES:
             if written is not None:
                 written[table] = (0, self.added[table], self.before[table])
+        for table in PER_YEAR_TABLES:
+            if table not in STAGED_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
         for table in list(frames):
             insert_frame(con, table, frames.pop(table), run_id)
         insert_frame(con, "runs", pl.DataFrame([run_row]), run_id)
@@ -324,13 +357,21 @@ class YearWriter:
         staged = before_commit(con) if before_commit else None
         checkpoint("commit")
         con.execute("COMMIT")
+        self.in_transaction = False
         return staged
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def _abandon(self) -> None:
         try:
-            if kind is not None:
+            if self.in_transaction:
                 self.con.execute("ROLLBACK")
+            drop_staged(self.con)
         finally:
+            self.con.close()
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self._abandon()
+        else:
             self.con.close()
 
 
