@@ -17,15 +17,21 @@ import math
 
 import polars as pl
 
-# Residents per partition. An engineering figure, not a policy number: at about 1.5 GB of memory per
-# million residents in one piece (benchmarks/README.md), 1,500,000 keeps a partition near 2 GB.
-PARTITION_ROWS = 1_500_000
+# Engineering figures, not policy numbers. In one piece a night takes about 1.5 GB of memory per
+# million residents (benchmarks/README.md): up to ONE_PIECE_ROWS roster rows it runs in one piece
+# (the fastest, and the only way with the incremental DuckDB write); above, in partitions of about
+# PARTITION_ROWS, each near 0.7 GB.
+ONE_PIECE_ROWS = 1_500_000
+PARTITION_ROWS = 500_000
 _ID_SEED, _TICKET_SEED = 20_251_201, 20_251_202
 
 
-def partition_count(roster_rows: int, partition_rows: int = PARTITION_ROWS) -> int:
+def partition_count(roster_rows: int, one_piece_rows: int = ONE_PIECE_ROWS,
+                    partition_rows: int = PARTITION_ROWS) -> int:
     """How many partitions a night of about `roster_rows` roster rows runs in (1: one piece)."""
-    return max(1, math.ceil(roster_rows / max(1, partition_rows)))
+    if roster_rows <= one_piece_rows:
+        return 1
+    return max(2, math.ceil(roster_rows / max(1, partition_rows)))
 
 
 def _id_part(n_parts: int) -> pl.Expr:

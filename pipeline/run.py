@@ -34,7 +34,7 @@ from pipeline.io.isolate import (
 from pipeline.io.excel_out import build_reports, publish_reports
 from pipeline.io.lock import run_lock
 from pipeline.io.store import YearWriter, copy_previous, discard_previous_copy, publish
-from pipeline.partition import PARTITION_ROWS, partition_count, payment_partition, roster_partition, shared_tickets
+from pipeline.partition import partition_count, payment_partition, roster_partition, shared_tickets
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
@@ -240,12 +240,28 @@ _SUMMARY_DETERMINATION = ("county", "township", "tier", "enrolled", "subsidy_amo
 _SUMMARY_RECONCILIATION = ("status", "individual_due_fen", "net_paid_fen", "amount_diff_fen")
 
 
+def _split(sheets: list[SheetRead], part: pl.Expr, where: Path, kind: str) -> dict[int, list[Path]]:
+    """Each sheet's checked rows cut into its partitions' IPC files, one sheet in memory at a time;
+    returns the files of each partition."""
+    files: dict[int, list[Path]] = {}
+    where.mkdir(parents=True, exist_ok=True)
+    for i, sheet in enumerate(sheets):
+        frame = sheet_scan(sheet).with_columns(part.alias("__part")).collect()
+        for (p,), piece in frame.partition_by("__part", as_dict=True, include_key=False).items():
+            path = where / f"{kind}{i}-p{p}.arrow"
+            piece.write_ipc(path)
+            files.setdefault(p, []).append(path)
+        del frame
+    return files
+
+
 def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRead], params: Params,
                    roster_map: HeaderMap, payment_map: HeaderMap, today: dt.date, stage, n_parts: int,
-                   writer: YearWriter) -> _Night:
+                   writer: YearWriter, scratch: Path) -> _Night:
     """The night in `n_parts` partitions of residents (pipeline/partition.py), each written to DuckDB
     as soon as it is made: memory holds one partition's rows, the rejected lines and duplicates (a
-    few per cent), and the few columns the totals and the summary need."""
+    few per cent), and the few columns the totals and the summary need. The sheets' rows are first
+    cut into per-partition files in `scratch`, so a partition reads its own rows only."""
     coverage_year = params.coverage_year
     roster_read = [s for s in roster_sheets if s.data is not None or s.data_path is not None]
     payment_read = [s for s in payment_sheets if s.data is not None or s.data_path is not None]
@@ -253,22 +269,22 @@ def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRea
         roster_rejected = [sheet_rejected(s) for s in roster_read]
         payment_rejected = [sheet_rejected(s) for s in payment_read]
         shared = shared_tickets([sheet_scan(s) for s in payment_read])
+        roster_files = _split(roster_read, roster_partition(n_parts), scratch / "partitions", "roster")
+        payment_files = _split(payment_read, payment_partition(n_parts, shared), scratch / "partitions", "payments")
     no_lines = pl.DataFrame(schema=REJECTED_SCHEMA)
     rejected_roster_lines = pl.concat([no_lines, *[r.select(REJECTED_SCHEMA.keys()) for r in roster_rejected]])
     conflicts, duplicates, counts = [], [], {"roster": [], "payments": []}
     slim_det, slim_recon, unmatched_parts = [], [], []
     other_years = roster_accepted = payments_accepted = 0
 
-    def part_of(sheets: list[SheetRead], rows: pl.Expr, kind: str, header_map: HeaderMap) -> list[Checked]:
-        checked = [Checked(parsed=sheet_scan(s).filter(rows).collect(), rejected=no_lines) for s in sheets]
+    def part_of(files: list[Path], kind: str, header_map: HeaderMap) -> list[Checked]:
+        checked = [Checked(parsed=pl.read_ipc(f), rejected=no_lines) for f in files]
         return checked or _checked([], kind, params, header_map, today)
 
     for part in range(n_parts):
         with stage("校验 validate"):
-            rv = settle_roster(part_of(roster_read, roster_partition(n_parts) == part, "roster", roster_map),
-                               roster_map)
-            pv = settle_payments(part_of(payment_read, payment_partition(n_parts, shared) == part, "payments",
-                                         payment_map), payment_map)
+            rv = settle_roster(part_of(roster_files.get(part, []), "roster", roster_map), roster_map)
+            pv = settle_payments(part_of(payment_files.get(part, []), "payments", payment_map), payment_map)
             conflicts += [rv.rejected, pv.rejected]
             duplicates.append(_duplicates_of(rv, pv))
             for kind, v in (("roster", rv), ("payments", pv)):
@@ -361,7 +377,7 @@ def _run_night(
     skip_bad_files: bool = False,
     use_cache: bool = True,
     previous: Future | None = None,
-    partition_rows: int = PARTITION_ROWS,
+    partition_rows: int | None = None,
 ) -> RunResult:
     """Read, validate, determine, reconcile, total, publish; return what the summary shows."""
     def stage(name: str):
@@ -385,7 +401,10 @@ def _run_night(
                 for (kind, p), sha in zip(paths, shas)]
         cache_dir = db_path.parent / CACHE_DIR_NAME if use_cache else None
         # a night bigger than one partition keeps the sheets' rows in their files until used
-        n_parts = partition_count(sum(_estimated_rows(p) for kind, p in paths if kind == "roster"), partition_rows)
+        # (`partition_rows`, for tests: one piece up to that many rows, else partitions of that size)
+        roster_rows = sum(_estimated_rows(p) for kind, p in paths if kind == "roster")
+        n_parts = (partition_count(roster_rows) if partition_rows is None
+                   else partition_count(roster_rows, partition_rows, partition_rows))
         scratch = out_dir / f"{TMP_PREFIX}{run_id}"
         per_job, skipped_files, reused = read_isolated(
             jobs, scratch, read_limits, skip_bad_files, cache_dir, lazy=n_parts > 1)
@@ -400,7 +419,7 @@ def _run_night(
             night = _in_one_piece(roster_sheets, payment_sheets, params, roster_map, payment_map, today, stage)
         else:
             night = _in_partitions(roster_sheets, payment_sheets, params, roster_map, payment_map, today,
-                                   stage, n_parts, writer)
+                                   stage, n_parts, writer, scratch)
         sheets, rejected, duplicates = night.sheets, night.rejected, night.duplicates
         warnings = [
             f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
