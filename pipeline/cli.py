@@ -107,15 +107,12 @@ def _yuan(fen: int | None) -> str:
 
 
 def _print_summary(result, timings: list[tuple[str, float]]) -> None:
-    import polars as pl
-
     sheets = result.sheets
     read = int(sheets["rows_read"].sum())
     accepted = int(sheets["accepted"].sum())
     rejected = int(sheets["rejected"].sum())
     skipped = int((sheets["skipped_blank"] + sheets["skipped_footer"] + sheets["skipped_duplicate"]).sum())
-    recon = result.reconciliation
-    det = result.determinations
+    figures = result.figures
     t = Table(title=f"medins {result.coverage_year} ({result.region}) run {result.run_id}", show_header=False)
     t.add_column("", style="bold")
     t.add_column("", justify="right")
@@ -123,18 +120,16 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
     t.add_row("接受 accepted", f"{accepted:,}")
     t.add_row("未通过校验 rejected", f"{rejected:,}")
     t.add_row("跳过 skipped (blank/footer/duplicate)", f"{skipped:,}")
-    t.add_row("参保人数 enrolled", f"{int(det['enrolled'].sum()):,} / {det.height:,}")
-    by_status = recon.group_by("status").len()
-    counts = dict(zip(by_status["status"], by_status["len"]))
+    t.add_row("参保人数 enrolled", f"{figures['enrolled']:,} / {figures['persons']:,}")
     for s in ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid"):
-        t.add_row(f"  {s}", f"{counts.get(s, 0):,}")
+        t.add_row(f"  {s}", f"{figures[s]:,}")
     t.add_row("无登记缴费 unmatched payments", f"{result.unmatched.height:,}")
     if result.other_year_payments:
         t.add_row("其他年度缴费 other-year payments (kept, not reconciled)", f"{result.other_year_payments:,}")
-    t.add_row("个人应缴 due (yuan)", _yuan(int(recon["individual_due_fen"].sum())))
-    t.add_row("实缴净额 collected (yuan)", _yuan(int(recon["net_paid_fen"].sum())))
-    t.add_row("应退 to refund (yuan)", _yuan(int(recon.filter(pl.col("status") == "overpaid")["amount_diff_fen"].sum())))
-    t.add_row("欠缴 outstanding (yuan)", _yuan(int(recon.filter(pl.col("status").is_in(["underpaid", "unpaid"]))["amount_diff_fen"].sum())))
+    t.add_row("个人应缴 due (yuan)", _yuan(figures["due_fen"]))
+    t.add_row("实缴净额 collected (yuan)", _yuan(figures["collected_fen"]))
+    t.add_row("应退 to refund (yuan)", _yuan(figures["refund_fen"]))
+    t.add_row("欠缴 outstanding (yuan)", _yuan(figures["outstanding_fen"]))
     console.print(t)
     for n in result.notes:
         console.print(f"信息 / info: {n}", markup=False, highlight=False, soft_wrap=True)

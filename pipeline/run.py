@@ -38,7 +38,7 @@ from pipeline.partition import partition_count, payment_partition, roster_partit
 from pipeline.params import Params, load_params
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
-from pipeline.totals import subsidy_totals
+from pipeline.totals import subsidy_totals, totals_from_township_sums, township_sums
 from pipeline.validate import (
     REJECTED_SCHEMA,
     Checked,
@@ -75,8 +75,9 @@ class RunResult:
     # per big table (store.DIFFED_TABLES): rows kept unchanged, inserted, deleted by this run
     written: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     # partitions of residents the night ran in (pipeline/partition.py); with more than one,
-    # `determinations` and `reconciliation` hold only the columns of the totals and the summary
+    # `determinations` and `reconciliation` hold no rows (they are in DuckDB); `figures` has the summary
     partitions: int = 1
+    figures: dict[str, int] = field(default_factory=dict)
 
 
 def default_inputs(coverage_year: int) -> tuple[list[str], list[str]]:
@@ -180,14 +181,37 @@ class _Night:
     sheets: pl.DataFrame
     rejected: pl.DataFrame
     duplicates: pl.DataFrame
-    determinations: pl.DataFrame  # in partitions: only the columns of the totals and the summary
-    reconciliation: pl.DataFrame  # in partitions: only the columns of the summary
+    determinations: pl.DataFrame  # in partitions: no rows (they are in DuckDB)
+    reconciliation: pl.DataFrame  # in partitions: no rows (they are in DuckDB)
     unmatched: pl.DataFrame
     totals: pl.DataFrame
     other_years: int
     roster_accepted: int
     payments_accepted: int
+    figures: dict[str, int] = field(default_factory=dict)  # summary_figures
     big_tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # in one piece: still to be written
+
+
+STATUSES = ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid")
+
+
+def summary_figures(determinations: pl.DataFrame, reconciliation: pl.DataFrame) -> dict[str, int]:
+    """The end-of-run summary's figures; each is a count or a sum over persons, so the figures of
+    the partitions of a night add up to the night's."""
+    status = pl.col("status")
+    row = reconciliation.select(
+        *[(status == s).sum().alias(s) for s in STATUSES],
+        pl.col("individual_due_fen").sum().alias("due_fen"),
+        pl.col("net_paid_fen").sum().alias("collected_fen"),
+        pl.col("amount_diff_fen").filter(status == "overpaid").sum().alias("refund_fen"),
+        pl.col("amount_diff_fen").filter(status.is_in(["underpaid", "unpaid"])).sum().alias("outstanding_fen"),
+    ).row(0, named=True)
+    return {"persons": determinations.height, "enrolled": int(determinations["enrolled"].sum()),
+            **{k: int(v or 0) for k, v in row.items()}}
+
+
+def _add_figures(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    return {k: total.get(k, 0) + v for k, v in part.items()}
 
 
 def _big_tables(rv: Validated, pv: Validated, determinations: pl.DataFrame, reconciliation: pl.DataFrame,
@@ -231,13 +255,8 @@ def _in_one_piece(roster_sheets: list[SheetRead], payment_sheets: list[SheetRead
     return _Night(sheets=sheets, rejected=rejected, duplicates=_duplicates_of(rv, pv),
                   determinations=determinations, reconciliation=reconciliation, unmatched=unmatched,
                   totals=totals, other_years=other_years, roster_accepted=rv.accepted.height,
-                  payments_accepted=pv.accepted.height,
+                  payments_accepted=pv.accepted.height, figures=summary_figures(determinations, reconciliation),
                   big_tables=_big_tables(rv, pv, determinations, reconciliation, unmatched, coverage_year))
-
-
-_SUMMARY_DETERMINATION = ("county", "township", "tier", "enrolled", "subsidy_amount_fen", "individual_due_fen",
-                          "net_paid_fen")
-_SUMMARY_RECONCILIATION = ("status", "individual_due_fen", "net_paid_fen", "amount_diff_fen")
 
 
 def _split(sheets: list[SheetRead], part: pl.Expr, where: Path, kind: str) -> dict[int, list[Path]]:
@@ -274,7 +293,7 @@ def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRea
     no_lines = pl.DataFrame(schema=REJECTED_SCHEMA)
     rejected_roster_lines = pl.concat([no_lines, *[r.select(REJECTED_SCHEMA.keys()) for r in roster_rejected]])
     conflicts, duplicates, counts = [], [], {"roster": [], "payments": []}
-    slim_det, slim_recon, unmatched_parts = [], [], []
+    sums, unmatched_parts, figures = [], [], {}
     other_years = roster_accepted = payments_accepted = 0
 
     def part_of(files: list[Path], kind: str, header_map: HeaderMap) -> list[Checked]:
@@ -298,10 +317,9 @@ def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRea
             other_years += pv.accepted.filter(pl.col("coverage_year") != coverage_year).height
         roster_accepted += rv.accepted.height
         payments_accepted += pv.accepted.height
-        slim_det.append(determinations.select(_SUMMARY_DETERMINATION).with_columns(
-            pl.col("county", "township", "tier").cast(pl.Categorical)))
-        slim_recon.append(reconciliation.select(_SUMMARY_RECONCILIATION).with_columns(
-            pl.col("status").cast(pl.Categorical)))
+        sums.append(township_sums(determinations, params))
+        figures = _add_figures(figures, summary_figures(determinations, reconciliation))
+        no_determinations, no_reconciliation = determinations.clear(), reconciliation.clear()
         unmatched_parts.append(unmatched)
         with stage("写入数据库 DuckDB"):
             for table, frame in _big_tables(rv, pv, determinations, reconciliation, unmatched,
@@ -320,15 +338,13 @@ def _in_partitions(roster_sheets: list[SheetRead], payment_sheets: list[SheetRea
                             conservation(payment_sheets, pv_all, "payments")])
         rejected = pl.concat([rv_all.rejected, pv_all.rejected]).with_columns(
             pl.lit(coverage_year, dtype=pl.Int32).alias("coverage_year"))
-    determinations = pl.concat(slim_det)
     with stage("汇总 totals"):
-        totals = subsidy_totals(determinations.with_columns(pl.col("county", "township", "tier").cast(pl.Utf8)),
-                                params)
+        totals = totals_from_township_sums(sums, params)
     unmatched = pl.concat(unmatched_parts).sort("source_file", "sheet", "row_number")
     return _Night(sheets=sheets, rejected=rejected, duplicates=pl.concat(duplicates),
-                  determinations=determinations, reconciliation=pl.concat(slim_recon), unmatched=unmatched,
+                  determinations=no_determinations, reconciliation=no_reconciliation, unmatched=unmatched,
                   totals=totals, other_years=other_years, roster_accepted=roster_accepted,
-                  payments_accepted=payments_accepted)
+                  payments_accepted=payments_accepted, figures=figures)
 
 
 def run_night(coverage_year: int, region: str, roster: list[str], payments: list[str], db_path: Path,
@@ -481,5 +497,5 @@ def _run_night(
         sheets=sheets, rejected=rejected, duplicates=duplicates, determinations=night.determinations,
         reconciliation=night.reconciliation, unmatched=night.unmatched, totals=night.totals,
         other_year_payments=night.other_years, warnings=warnings, notes=notes, sheet_seconds=sheet_seconds,
-        written=written, partitions=n_parts,
+        written=written, partitions=n_parts, figures=night.figures,
     )

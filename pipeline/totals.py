@@ -57,16 +57,34 @@ def _aggregate(frame: pl.LazyFrame, keys: list[str], params: Params) -> pl.LazyF
     )
 
 
-def subsidy_totals(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """Township, county (township '小计') and grand-total ('合计') rows, each per tier and for all tiers."""
+def township_sums(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """The sums of SUM_COLUMNS by county, township and tier (and for all tiers): the township rows of
+    the totals. Every column is a sum over persons, so sums of parts of the roster (the partitions of
+    a big night) add up to the sums of the whole."""
     base = determinations.lazy().select(*GROUP_KEYS, "enrolled", "subsidy_amount_fen",
                                         "individual_due_fen", "net_paid_fen")
-    all_tiers = base.with_columns(pl.lit(ALL_TIERS).alias("tier"))
-    both = pl.concat([base, all_tiers])
-    township = _aggregate(both, list(GROUP_KEYS), params).with_columns(pl.lit("township").alias("level"))
-    county = _aggregate(both, ["county", "tier"], params).with_columns(
+    both = pl.concat([base, base.with_columns(pl.lit(ALL_TIERS).alias("tier"))])
+    return _aggregate(both, list(GROUP_KEYS), params).select(*GROUP_KEYS, *SUM_COLUMNS).collect()
+
+
+def _sum_keeping_null(column: str) -> pl.Expr:
+    """A column's sum; null (a figure the notices do not give) when every value is null."""
+    return pl.when(pl.col(column).is_null().all()).then(None).otherwise(pl.col(column).sum()).alias(column)
+
+
+def subsidy_totals(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """Township, county (township '小计') and grand-total ('合计') rows, each per tier and for all tiers."""
+    return totals_from_township_sums([township_sums(determinations, params)], params)
+
+
+def totals_from_township_sums(parts: list[pl.DataFrame], params: Params) -> pl.DataFrame:
+    """`subsidy_totals` from the township sums of one or more parts of the roster."""
+    sums = [_sum_keeping_null(c) for c in SUM_COLUMNS]
+    township = pl.concat(parts).lazy().group_by(list(GROUP_KEYS)).agg(sums).with_columns(
+        pl.lit("township").alias("level"))
+    county = township.group_by("county", "tier").agg(sums).with_columns(
         pl.lit("county").alias("level"), pl.lit(SUBTOTAL_LABEL).alias("township"))
-    total = _aggregate(both, ["tier"], params).with_columns(
+    total = township.group_by("tier").agg(sums).with_columns(
         pl.lit("total").alias("level"), pl.lit(TOTAL_LABEL).alias("county"), pl.lit(TOTAL_LABEL).alias("township"))
     cols = ["level", *GROUP_KEYS, *SUM_COLUMNS]
     out = pl.concat([township.select(cols), county.select(cols), total.select(cols)]).with_columns(

@@ -65,7 +65,7 @@ def test_the_sample_night_in_four_partitions_equals_the_night_in_one_piece(sampl
     for table in theirs:
         assert mine[table] == theirs[table], table
     assert parts.sheets.equals(whole.sheets)
-    assert parts.totals.equals(whole.totals)
+    assert parts.totals.equals(whole.totals) and parts.figures == whole.figures
     assert parts.other_year_payments == whole.other_year_payments
     assert sorted(parts.warnings) == sorted(whole.warnings)
     for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
@@ -124,6 +124,7 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
     assert sorted(parts.rejected.rows()) == sorted(whole.rejected.rows())
     assert sorted(parts.duplicates.rows()) == sorted(whole.duplicates.rows()) and whole.duplicates.height == 2
     assert parts.sheets.equals(whole.sheets) and parts.totals.equals(whole.totals)
+    assert parts.figures == whole.figures and whole.figures["persons"] == 10
     assert parts.unmatched.equals(whole.unmatched)
     assert whole.unmatched["reason"].str.contains("未通过校验").sum() == 2  # 人1 twice (the roster conflict)
     assert whole.unmatched["reason"].str.contains("无此证件号码").sum() == 2  # nobody; 人9 (mistyped in the roster)
