@@ -54,6 +54,7 @@ def sample_nights(tmp_path_factory):
     roster, payments = [str(p) for p in sorted(SAMPLE.glob("roster*.xlsx"))], [str(SAMPLE / "payments.xlsx")]
     whole = _night(tmp, "whole", roster, payments, partition_rows=10_000_000)
     parts = _night(tmp, "parts", roster, payments, partition_rows=80)
+    _night(tmp, "uncached", roster, payments, partition_rows=80, use_cache=False)  # rows in the scratch dir
     return tmp, whole, parts
 
 
@@ -64,6 +65,8 @@ def test_the_sample_night_in_four_partitions_equals_the_night_in_one_piece(sampl
     assert {t: len(r) for t, r in mine.items()} == {t: len(r) for t, r in theirs.items()}
     for table in theirs:
         assert mine[table] == theirs[table], table
+    assert _tables(tmp / "uncached" / "medins.duckdb") == theirs
+    assert not list((tmp / "uncached").glob(".medins-tmp-*"))  # the scratch directory is gone
     assert parts.sheets.equals(whole.sheets)
     assert parts.totals.equals(whole.totals) and parts.figures == whole.figures
     assert parts.other_year_payments == whole.other_year_payments
