@@ -284,7 +284,7 @@ def _xml_text(expr: pl.Expr) -> pl.Expr:
 
 def _fen_text(expr: pl.Expr) -> pl.Expr:
     """Integer fen as the number a cell holds, written as Python's `{yuan:.16G}` writes it
-    (38000 -> 380, 1250 -> 12.5, -5 -> -0.05): exact, no float in between."""
+    (12300 -> 123, 1250 -> 12.5, -5 -> -0.05): exact, no float in between."""
     cents = expr.abs() % 100
     return pl.concat_str([
         pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit("")),
