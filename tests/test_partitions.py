@@ -4,7 +4,6 @@ every DuckDB table, the summary figures and the workbooks."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import duckdb
