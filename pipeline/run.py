@@ -411,7 +411,7 @@ def _run_night(
 
     with stage("读取 read"):
         paths = [(kind, p) for kind, specs in (("roster", roster), ("payments", payments)) for p in expand_inputs(specs)]
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+        with ThreadPoolExecutor(max_workers=read_limits.workers) as pool:  # hashlib releases the GIL
             shas = list(pool.map(_sha256_or_empty, [p for _, p in paths]))
         jobs = [ReadJob(p, kind, coverage_year, sha, region, params.digest(), today)
                 for (kind, p), sha in zip(paths, shas)]

@@ -185,9 +185,8 @@ def _load(out_base: str) -> dict | None:
 def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False,
                  lazy: bool = False) -> list[SheetRead]:
     """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file.
-    `lazy`: the frames stay in the files (`data_path`, `rejected_path`; see `sheet_frames`)."""
+    `lazy`: the frames stay in the files (`data_path`, `rejected_path`; see `sheet_scan`)."""
     out = []
-    source = pl.lit(str(job.path)).alias("source_file")
     for meta in manifest:
         meta = dict(meta)
         data_file = meta.pop("data_file", None)
@@ -197,13 +196,14 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = 
         meta["sha256"] = job.sha256
         meta["reused"] = reused
         sheet = SheetRead(**meta)
-        if data_file and lazy:
+        if data_file:
             sheet.data_path, sheet.rejected_path = str(base / data_file), str(base / rejected_file)
-            pl.read_ipc_schema(sheet.data_path)  # a damaged file is found now, not in a later step
-            pl.read_ipc_schema(sheet.rejected_path)
-        elif data_file:
-            sheet.data = pl.read_ipc(base / data_file).with_columns(source)
-            sheet.rejected = pl.read_ipc(base / rejected_file).with_columns(source)
+            if lazy:
+                pl.read_ipc_schema(sheet.data_path)  # a damaged file is found now, not in a later step
+                pl.read_ipc_schema(sheet.rejected_path)
+            else:
+                sheet.data, sheet.rejected = sheet_scan(sheet).collect(), sheet_rejected(sheet)
+                sheet.data_path = sheet.rejected_path = None
         out.append(sheet)
     return out
 
@@ -321,7 +321,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     _ctx()
     forkserver.ensure_running()  # the parsers' forkserver imports its modules while the files are hashed
     if cache_dir is not None:  # hashing releases the GIL: the files' digests side by side
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=limits.workers) as pool:
             found = list(pool.map(_digests_of, jobs))
     else:
         found = [None] * len(jobs)

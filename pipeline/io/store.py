@@ -177,19 +177,51 @@ def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
     incoming = diff.added.select("id_number", "name", "county", "township", "status", "amount_diff_fen")
     with _registered(con, "__recon_frame", incoming), \
             (_registered(con, "__gone", gone) if gone is not None else nullcontext()):
-        con.execute(
-            f"""
-            INSERT INTO status_changes
-            SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
-                   coalesce(n.county, o.county), coalesce(n.township, o.township),
-                   o.run_id, o.status, n.status, o.amount_diff,
-                   CAST(CAST(n.amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY})
-            FROM ({outgoing}) o
-            FULL OUTER JOIN __recon_frame n ON n.id_number = o.id_number
-            WHERE o.status IS DISTINCT FROM n.status
-            """,
-            [run_id, coverage_year, *params],
-        )
+        _insert_status_changes(
+            con, run_id, coverage_year, outgoing, params,
+            "SELECT id_number, name, county, township, status, "
+            f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) AS amount_diff "
+            "FROM __recon_frame", [])
+
+
+def _insert_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int,
+                           outgoing: str, outgoing_params: list, incoming: str, incoming_params: list) -> None:
+    """status_changes lines for the persons whose status differs between `outgoing` (reconciliation
+    rows going out) and `incoming` (rows coming in: id_number, name, county, township, status,
+    amount_diff)."""
+    con.execute(
+        f"""
+        INSERT INTO status_changes
+        SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
+               coalesce(n.county, o.county), coalesce(n.township, o.township),
+               o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
+        FROM ({outgoing}) o
+        FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
+        WHERE o.status IS DISTINCT FROM n.status
+        """,
+        [run_id, coverage_year, *outgoing_params, *incoming_params],
+    )
+
+
+def _connect(db_path: Path, previous: Future | None) -> duckdb.DuckDBPyConnection:
+    """The database, once its `.previous` copy is in place (`previous`: a copy_previous already
+    running; None: made now), with the tables of tables.py and no staged table of a killed night."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if previous is None:
+        keep_previous(db_path)
+    else:
+        previous.result()()
+    con = duckdb.connect(str(db_path))
+    try:
+        # Row order inside a table carries no meaning (every report and query orders explicitly);
+        # letting DuckDB write row groups in any order halves the insert at 1M rows (benchmarks/).
+        con.execute("SET preserve_insertion_order = false")
+        ensure_tables(con)
+        drop_staged(con)  # of a night in partitions that was killed
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
@@ -207,18 +239,8 @@ def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], cover
     commit. Any failure rolls everything back.
     """
     written = {} if written is None else written
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    if previous is None:
-        keep_previous(db_path)
-    else:
-        previous.result()()
-    con = duckdb.connect(str(db_path))
+    con = _connect(db_path, previous)
     try:
-        # Row order inside a table carries no meaning (every report and query orders explicitly);
-        # letting DuckDB write row groups in any order halves the insert at 1M rows (benchmarks/).
-        con.execute("SET preserve_insertion_order = false")
-        ensure_tables(con)
-        drop_staged(con)  # of a night in partitions that was killed
         run_id = run_row["run_id"]
         con.execute("BEGIN TRANSACTION")
         try:
@@ -287,22 +309,14 @@ class YearWriter:
 
     def __init__(self, db_path: Path, coverage_year: int, run_id: str, previous: Future | None = None) -> None:
         self.coverage_year, self.run_id = coverage_year, run_id
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        if previous is None:
-            keep_previous(db_path)
-        else:
-            previous.result()()
-        self.con = duckdb.connect(str(db_path))
+        self.con = _connect(db_path, previous)
         self.added: dict[str, int] = {t: 0 for t in DIFFED_TABLES}
         self.in_transaction = False
 
     def __enter__(self) -> YearWriter:
         con, year = self.con, self.coverage_year
         try:
-            con.execute("SET preserve_insertion_order = false")
             con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-            ensure_tables(con)
-            drop_staged(con)
             self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [year]).fetchone()[0]
                            for t, column in DIFFED_TABLES.items()}
             for table in STAGED_TABLES:
@@ -330,17 +344,9 @@ class YearWriter:
         con.execute("BEGIN TRANSACTION")
         self.in_transaction = True
         if self.before.get("reconciliation"):
-            con.execute(
-                f"""
-                INSERT INTO status_changes
-                SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
-                       coalesce(n.county, o.county), coalesce(n.township, o.township),
-                       o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
-                FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
-                FULL OUTER JOIN (SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = ?) n
-                  ON n.id_number = o.id_number
-                WHERE o.status IS DISTINCT FROM n.status
-                """, [run_id, year, year, year])
+            _insert_status_changes(
+                con, run_id, year, "SELECT * FROM reconciliation WHERE coverage_year = ?", [year],
+                f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = ?", [year])
         for table in STAGED_TABLES:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")
