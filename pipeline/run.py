@@ -447,10 +447,14 @@ def _run_night(
         notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
         notes += [f"工作表未变，复用上次解析结果 / unchanged sheet reused: {sh.source_file} [{sh.sheet}]"
                   for sh in roster_sheets + payment_sheets if sh.reused and sh.source_file not in whole]
+        notes += [f"工作表前{sh.rows_reused}行与上次相同，复用其检查结果 / first {sh.rows_reused} rows unchanged "
+                  f"since last read, their checks reused: {sh.source_file} [{sh.sheet}]"
+                  for sh in roster_sheets + payment_sheets if sh.rows_reused and not sh.reused]
         sheet_seconds = [
             {"kind": sh.kind, "file": sh.source_file, "sheet": sh.sheet,
              "read_s": None if sh.reused else sh.read_seconds,
-             "check_s": None if sh.reused else sh.check_seconds}
+             "check_s": None if sh.reused else sh.check_seconds,
+             "rows_reused": 0 if sh.reused else sh.rows_reused}
             for sh in roster_sheets + payment_sheets
         ]
 

@@ -65,6 +65,14 @@ class SheetRead:
     # read lazily (a night run in partitions): data and rejected stay in these Arrow IPC files
     data_path: str | None = None
     rejected_path: str | None = None
+    # the sheet's row checkpoints (`row_checkpoints`), header and parts digest, kept in its cache
+    # entry so that a later version of the sheet can reuse the rows it shares with this one
+    prefix: dict | None = None
+    # body rows (Excel rows up to `reused_through`) whose checked rows came from the cache entry
+    # `reused_from` (a previous version of this sheet, identical up to that row)
+    rows_reused: int = 0
+    reused_from: str | None = None
+    reused_through: int = 0
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -134,21 +142,105 @@ _VALUE = re.compile(rb"<v>([^<]*)</v>")
 _TYPE = re.compile(rb'\bt="([^"]*)"')
 
 
+# The sheet XML is cut into about this many stretches, each ending at a row's end and at least
+# CHECKPOINT_MIN_BYTES long; the running digest at each cut is a checkpoint (`row_checkpoints`).
+# A 500,000-row sheet (about 260 MB of XML) then has a checkpoint every 1 MB, about 2,000 rows.
+CHECKPOINTS_PER_SHEET = 256
+CHECKPOINT_MIN_BYTES = 1024
+_ROW_R = re.compile(rb'<row\b[^>]*?\sr="(\d+)"')
+
+
+@dataclass(frozen=True)
+class PrefixHint:
+    """A previous version of a sheet, as its cache entry describes it: rows whose XML is the same
+    bytes up to one of its checkpoints, under the same header and the same other parts of the file,
+    give the same checked rows, so they are taken from that entry instead of being checked again.
+
+    `checkpoints`: (Excel row, bytes from `<sheetData`, digest of those bytes, blank body rows and
+    footer rows up to that Excel row), in order."""
+
+    entry: str
+    data_file: str
+    rejected_file: str
+    first_row: int
+    header_row: int
+    header_cells: tuple
+    common: str
+    checkpoints: tuple
+    today_from: str | None = None
+    today_until: str | None = None
+
+
+@dataclass(frozen=True)
+class PrefixRequest:
+    """What the reader of one sheet needs to record its checkpoints (`common`: the digest of the
+    file's parts other than the sheets, isolate.sheet_digests) and, with `hint`, to reuse rows."""
+
+    common: str
+    hint: PrefixHint | None = None
+
+
+def row_checkpoints(xml: bytes, known: tuple = ()) -> tuple[list[list], int]:
+    """The sheet's checkpoints and how many of `known` (a previous version's) it shares.
+
+    From `<sheetData`, a running sha256 is taken at the end of a row about every 1/256 of the XML;
+    each checkpoint is [Excel row, byte offset, digest, None, None] (the reader fills in the
+    counts). The known checkpoints are tried first, in order: one whose bytes hash the same is
+    shared (every byte before it is the same). Rows without an `r` attribute end the list (their
+    numbering is not written in the XML)."""
+    start = xml.find(b"<sheetData")
+    if start < 0:
+        return [], 0
+    step = max(CHECKPOINT_MIN_BYTES, (len(xml) - start) // CHECKPOINTS_PER_SHEET)
+    view = memoryview(xml)
+    digest = hashlib.sha256()
+    pos, out = start, []
+    for cp in known:
+        end = start + cp[1]
+        if end > len(xml):
+            break
+        trial = digest.copy()
+        trial.update(view[pos:end])
+        if trial.hexdigest()[:32] != cp[2]:
+            break
+        digest, pos = trial, end
+        out.append(list(cp))
+    shared = len(out)
+    while True:
+        close = xml.find(b"</row>", pos + step)
+        if close < 0:
+            break
+        end = close + len(b"</row>")
+        row_start = xml.rfind(b"<row", pos, close)
+        m = _ROW_R.match(xml, row_start) if row_start >= 0 else None
+        if m is None:
+            break
+        digest.update(view[pos:end])
+        pos = end
+        out.append([int(m.group(1)), end - start, digest.hexdigest()[:32], None, None])
+    return out, shared
+
+
 class SheetXml:
     """A sheet's XML, inflated in a thread started before calamine parses the sheet: calamine and
     zlib both release the GIL, so on a core left idle (a night with one sheet to parse) the number-
-    cell check's inflate costs no wall time."""
+    cell check's inflate costs no wall time. With `prefix`, the same thread then takes the sheet's
+    row checkpoints (hashlib releases the GIL too)."""
 
-    def __init__(self, path: Path, member: str) -> None:
+    def __init__(self, path: Path, member: str, prefix: PrefixRequest | None = None) -> None:
         self._xml: bytes | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._inflate, args=(path, member), daemon=True)
+        self._checkpoints: tuple[list[list], int] = ([], 0)
+        self._thread = threading.Thread(target=self._inflate, args=(path, member, prefix), daemon=True)
         self._thread.start()
 
-    def _inflate(self, path: Path, member: str) -> None:
+    def _inflate(self, path: Path, member: str, prefix: PrefixRequest | None) -> None:
         try:
             with zipfile.ZipFile(path) as z:
                 self._xml = z.read(member)
+            if prefix is not None:
+                known = prefix.hint.checkpoints if prefix.hint is not None else ()
+                self._checkpoints = row_checkpoints(self._xml, known)
         except BaseException as e:  # handed to the reader's thread by get()
             self._error = e
 
@@ -158,6 +250,10 @@ class SheetXml:
             raise self._error
         assert self._xml is not None
         return self._xml
+
+    def checkpoints(self) -> tuple[list[list], int]:
+        self.get()
+        return self._checkpoints
 
 
 def numeric_cells(path: Path, member: str, candidates: dict[int, set[float]],
@@ -304,11 +400,44 @@ def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], reader: fa
     return body.join(cells, on="__pos", how="left", maintain_order="left")
 
 
+def _reused_through(prefix: PrefixRequest | None, checkpoints: list[list], shared: int, first_row: int,
+                    header_row: int, header_cells: list) -> int:
+    """The Excel row through which this sheet's rows can be taken from its previous version's cache
+    entry (0: none): the XML is the same bytes up to that row (a shared checkpoint), and so are the
+    other parts of the file, the first row and the header (its row and every cell, so the columns
+    line up the same)."""
+    hint = prefix.hint if prefix is not None else None
+    if hint is None or not shared or hint.common != prefix.common or hint.first_row != first_row \
+            or hint.header_row != header_row or list(hint.header_cells) != header_cells:
+        return 0
+    through = checkpoints[shared - 1][0]
+    return through if through > header_row else 0
+
+
+def _count_checkpoints(checkpoints: list[list], marks: pl.DataFrame, header_row: int, base: tuple[int, int],
+                       keep: int) -> list[list]:
+    """Fills in each checkpoint's blank and footer body rows up to its Excel row: `base` plus those
+    of `marks` (__pos, __blank, __footer of the rows read), the first `keep` left as they are."""
+    todo = checkpoints[keep:]
+    if todo:
+        limits = pl.Series([cp[0] - header_row - 1 for cp in todo], dtype=pl.Int64)
+        upto = marks["__pos"].cast(pl.Int64).search_sorted(limits, side="right")
+        for flag, i in (("__blank", 3), ("__footer", 4)):
+            cum = pl.concat([pl.Series([0], dtype=pl.Int64), marks[flag].cast(pl.Int64).cum_sum()])
+            for cp, n in zip(todo, cum.gather(upto).to_list()):
+                cp[i] = base[i - 3] + n
+    return checkpoints
+
+
 def read_sheet(
     reader: fastexcel.ExcelReader, idx: int, sheet: str, first_row: int | None,
     header_map: HeaderMap, source_file: str, sha256: str, coverage_year: int,
     path: Path | None = None, member: str | None = None, sheet_xml: SheetXml | None = None,
+    prefix: PrefixRequest | None = None,
 ) -> SheetRead:
+    """One sheet, read and trimmed. With `prefix` the sheet's row checkpoints are recorded
+    (`SheetRead.prefix`), and with its hint the body rows shared with the previous version are left
+    out of `data` (`reused_through`): the caller takes them from that version's cache entry."""
     result = SheetRead(kind=header_map.kind, source_file=source_file, sha256=sha256, sheet=sheet)
     raw = reader.load_sheet(idx, header_row=None, dtypes="string").to_polars()
     if raw.height == 0 or first_row is None:
@@ -331,6 +460,14 @@ def read_sheet(
 
     body = raw.slice(header_idx + 1).with_row_index("__pos")
     result.rows_read = body.height
+    checkpoints, shared = sheet_xml.checkpoints() if prefix is not None and sheet_xml is not None else ([], 0)
+    through = _reused_through(prefix, checkpoints, shared, first_row, result.header_row, header_cells)
+    base = (0, 0)
+    if through:
+        base = (checkpoints[shared - 1][3], checkpoints[shared - 1][4])
+        result.reused_from, result.reused_through = prefix.hint.entry, through
+        result.rows_reused = through - result.header_row
+        body = body.slice(result.rows_reused)
     text_cols = [c for c in raw.columns]
     body = normalise_columns(body, text_cols)
 
@@ -345,7 +482,14 @@ def read_sheet(
     footer = (first_cell.str.contains(f"^(?:{prefixes})").fill_null(False) | repeated_header) & ~blank
     body = body.with_columns(__blank=blank, __footer=footer)
     counts = body.select(pl.col("__blank").sum(), pl.col("__footer").sum()).row(0)
-    result.skipped_blank, result.skipped_footer = int(counts[0]), int(counts[1])
+    result.skipped_blank, result.skipped_footer = base[0] + int(counts[0]), base[1] + int(counts[1])
+    if prefix is not None:
+        marks = body.select("__pos", "__blank", "__footer")
+        result.prefix = {
+            "first_row": first_row, "header_row": result.header_row, "header_cells": header_cells,
+            "common": prefix.common,
+            "checkpoints": _count_checkpoints(checkpoints, marks, result.header_row, base, shared if through else 0),
+        }
     body = body.filter(~pl.col("__blank") & ~pl.col("__footer"))
 
     # Cell types of the text-only columns (ID, ticket number): a number cell has already lost
@@ -410,10 +554,12 @@ def sheet_names(path: Path) -> list[str]:
 
 
 def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None,
-                  only_sheet: int | None = None, checked: bool = False) -> list[SheetRead]:
+                  only_sheet: int | None = None, checked: bool = False,
+                  prefix: PrefixRequest | None = None) -> list[SheetRead]:
     """Every sheet of one workbook (or only sheet `only_sheet`); refuses a workbook where no sheet has a header.
 
     `checked`: the caller already ran the preflight (pipeline/io/preflight.py) on this file.
+    `prefix`: for `only_sheet`, see `read_sheet`.
     """
     if not checked:
         check_file(path)
@@ -428,9 +574,9 @@ def read_workbook(path: Path, header_map: HeaderMap, coverage_year: int, sha256:
                     continue
                 member = members.get(name)
                 first_row = _first_value_row(z, member) if member else None
-                sheet_xml = SheetXml(path, member) if member else None
+                sheet_xml = SheetXml(path, member, prefix) if member else None
                 sheets.append(read_sheet(reader, i, name, first_row, header_map, str(path), sha, coverage_year,
-                                         path, member, sheet_xml))
+                                         path, member, sheet_xml, prefix))
                 del sheet_xml
     except InputFileError:
         raise

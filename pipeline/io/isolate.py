@@ -32,11 +32,18 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import InputFileError
-from pipeline.io.excel_in import SheetRead, read_workbook, require_a_header, sheet_members
+from pipeline.io.excel_in import (
+    PrefixHint,
+    PrefixRequest,
+    SheetRead,
+    read_workbook,
+    require_a_header,
+    sheet_members,
+)
 from pipeline.io.masking import mask_ids_in_text
 from pipeline.io.preflight import check_file
 from pipeline.params import load_params
-from pipeline.validate import check_sheet
+from pipeline.validate import Checked, check_sheet
 from schemas.headers import load_header_map
 
 TMP_PREFIX = ".medins-tmp-"
@@ -72,6 +79,12 @@ class ReadJob:
         return (f"{sheet_digest}-{self.kind}-{self.coverage_year}-{self.region}-{self.params_digest[:12]}-"
                 f"{_reader_digest()}")
 
+    def lineage(self, sheet: str) -> str:
+        """Names the versions of one sheet of one file (its path and name) read under the same reader,
+        checks, header maps and parameters: a new version looks among them for rows it shares."""
+        text = "\0".join([os.path.abspath(self.path), sheet, self.cache_key("")])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 def _raw_member(f, info: zipfile.ZipInfo) -> bytes:
     """A zip member's stored (compressed) bytes, read without inflating them."""
@@ -85,7 +98,14 @@ def _raw_member(f, info: zipfile.ZipInfo) -> bytes:
 
 
 def sheet_digests(path: Path) -> list[str]:
-    """Per sheet, in workbook order: a digest of every part of the file its rows are read from.
+    """Per sheet, in workbook order: a digest of every part of the file its rows are read from
+    (`parts_digests`)."""
+    return parts_digests(path)[1]
+
+
+def parts_digests(path: Path) -> tuple[str, list[str]]:
+    """The digest of the parts other than the sheets, and per sheet, in workbook order, a digest of
+    every part of the file its rows are read from.
 
     That is the sheet's own XML and every other part (workbook, shared strings,
     styles, relationships ...) except the other sheets' XML and docProps/
@@ -109,8 +129,8 @@ def sheet_digests(path: Path) -> list[str]:
             if info.filename in sheet_parts:
                 own[info.filename] = h.hexdigest()
     base = common.hexdigest()
-    return [hashlib.sha256(f"{base}\0{name}\0{own.get(member or '', 'none')}".encode()).hexdigest()[:32]
-            for name, member in members.items()]
+    return base[:32], [hashlib.sha256(f"{base}\0{name}\0{own.get(member or '', 'none')}".encode()).hexdigest()[:32]
+                       for name, member in members.items()]
 
 
 @dataclass(frozen=True)
@@ -131,9 +151,60 @@ def _ctx():
     return _context
 
 
-def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> None:
+def _later(a: str | None, b: dt.date | None) -> dt.date | None:
+    dates = [d for d in (a and dt.date.fromisoformat(a), b) if d is not None]
+    return max(dates) if dates else None
+
+
+def _earlier(a: str | None, b: dt.date | None) -> dt.date | None:
+    dates = [d for d in (a and dt.date.fromisoformat(a), b) if d is not None]
+    return min(dates) if dates else None
+
+
+def _with_reused_rows(sheet: SheetRead, hint: PrefixHint, checked: Checked) -> Checked:
+    """The checked rows of the sheet's rows after `reused_through`, with those through it taken from
+    the previous version's cache entry (the same XML bytes, header and other parts: the same checked
+    rows and rejected lines). The "today" window is where both hold."""
+    through = pl.col("row_number") <= sheet.reused_through
+    entry = Path(hint.entry)
+    parsed = pl.scan_ipc(entry / hint.data_file).filter(through).collect()
+    rejected = pl.scan_ipc(entry / hint.rejected_file).filter(through).collect()
+    return Checked(parsed=pl.concat([parsed, checked.parsed], how="vertical"),
+                   rejected=pl.concat([rejected, checked.rejected], how="vertical"),
+                   today_from=_later(hint.today_from, checked.today_from),
+                   today_until=_earlier(hint.today_until, checked.today_until))
+
+
+def _read_and_check(job: ReadJob, sheet_index: int, header_map, params, prefix: PrefixRequest | None,
+                    started: float) -> list[tuple[SheetRead, Checked | None]]:
+    """The sheet read and its rows checked (the rows shared with the previous version, when a hint
+    names one, taken from its cache entry; if that entry cannot be read, the sheet is read whole)."""
+    sheets = read_workbook(job.path, header_map, job.coverage_year, sha256=job.sha256 or None,
+                           only_sheet=sheet_index, checked=True, prefix=prefix)
+    out = []
+    for sheet in sheets:
+        sheet.read_seconds = round(time.perf_counter() - started, 3)
+        checked = None
+        if sheet.data is not None:
+            checked_at = time.perf_counter()
+            checked = check_sheet(sheet, params, header_map, job.today)
+            if sheet.reused_through:
+                assert prefix is not None and prefix.hint is not None
+                try:
+                    checked = _with_reused_rows(sheet, prefix.hint, checked)
+                except (OSError, ValueError, pl.exceptions.PolarsError):
+                    return _read_and_check(job, sheet_index, header_map, params, PrefixRequest(prefix.common),
+                                           started)
+            sheet.check_seconds = round(time.perf_counter() - checked_at, 3)
+        out.append((sheet, checked))
+    return out
+
+
+def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int,
+           prefix: PrefixRequest | None = None, lineage: str = "") -> None:
     """Runs in the child: read one sheet of a workbook and check its rows; write them as IPC with a
-    JSON manifest. The row-level checks run here, so they use the cores in parallel and are cached."""
+    JSON manifest. The row-level checks run here, so they use the cores in parallel and are cached.
+    `prefix`: record the sheet's row checkpoints, and reuse the rows it shares with its hint."""
     err = os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -141,22 +212,18 @@ def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int) -> 
         started = time.perf_counter()
         header_map = load_header_map(job.kind)
         params = load_params(job.coverage_year, job.region)
-        sheets = read_workbook(job.path, header_map, job.coverage_year, sha256=job.sha256 or None,
-                               only_sheet=sheet_index, checked=True)
         manifest = []
-        for i, sheet in enumerate(sheets):
-            sheet.read_seconds = round(time.perf_counter() - started, 3)
-            if sheet.data is not None:
-                checked_at = time.perf_counter()
-                checked = check_sheet(sheet, params, header_map, job.today)
-                sheet.check_seconds = round(time.perf_counter() - checked_at, 3)
+        for i, (sheet, checked) in enumerate(_read_and_check(job, sheet_index, header_map, params, prefix,
+                                                             started)):
+            if checked is not None:
                 sheet.today_from = checked.today_from and checked.today_from.isoformat()
                 sheet.today_until = checked.today_until and checked.today_until.isoformat()
             meta = asdict(sheet)
             meta.pop("data")
             meta.pop("rejected")
             meta["missing_required"] = list(sheet.missing_required)
-            if sheet.data is not None:
+            meta["lineage"] = lineage
+            if checked is not None:
                 meta["data_file"] = f"{Path(out_base).name}.{i}.arrow"
                 meta["rejected_file"] = f"{Path(out_base).name}.{i}.rejected.arrow"
                 checked.parsed.write_ipc(f"{out_base}.{i}.arrow")
@@ -192,6 +259,7 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = 
         data_file = meta.pop("data_file", None)
         rejected_file = meta.pop("rejected_file", None)
         meta["missing_required"] = tuple(meta["missing_required"])
+        meta.pop("lineage", None)
         meta["source_file"] = str(job.path)
         meta["sha256"] = job.sha256
         meta["reused"] = reused
@@ -262,6 +330,33 @@ def _cache_entry(cache_dir: Path | None, job: ReadJob, digest: str | None) -> tu
     return (entry, manifest) if _covers(manifest, job.today) else None
 
 
+def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, PrefixHint]:
+    """Per sheet lineage (`ReadJob.lineage`), the most recently used cache entry of that sheet that
+    holds for "today": what a new version of the sheet may share rows with."""
+    found: dict[str, tuple[float, PrefixHint]] = {}
+    for entry in cache_dir.iterdir() if cache_dir.is_dir() else []:
+        if entry.name.startswith("."):
+            continue
+        try:
+            manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
+            used = entry.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if len(manifest) != 1 or not _covers(manifest, today):
+            continue
+        meta = manifest[0]
+        lineage, prefix = meta.get("lineage"), meta.get("prefix")
+        if not lineage or not prefix or not meta.get("data_file") or (lineage in found and found[lineage][0] >= used):
+            continue
+        found[lineage] = (used, PrefixHint(
+            entry=str(entry), data_file=meta["data_file"], rejected_file=meta["rejected_file"],
+            first_row=prefix["first_row"], header_row=prefix["header_row"],
+            header_cells=tuple(prefix["header_cells"]), common=prefix["common"],
+            checkpoints=tuple(tuple(cp) for cp in prefix["checkpoints"]),
+            today_from=meta.get("today_from"), today_until=meta.get("today_until")))
+    return {lineage: hint for lineage, (_, hint) in found.items()}
+
+
 def _from_cache(entry: Path, manifest: list[dict], job: ReadJob, lazy: bool = False) -> list[SheetRead] | None:
     """The entry's sheets; None when its files cannot be read (the sheet is then parsed)."""
     try:
@@ -312,6 +407,8 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     pending: list[tuple[int, int]] = []
     hits: dict[tuple[int, int], tuple[Path, list[dict]]] = {}
     digests: list[list[str | None]] = [[] for _ in jobs]
+    commons: list[str | None] = [None] * len(jobs)
+    names: list[list[str]] = [[] for _ in jobs]
 
     def fail(j: int, message: str) -> None:
         if not skip_bad_files:
@@ -328,14 +425,17 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     for j, job in enumerate(jobs):
         try:
             check_file(job.path)  # pure Python: refuse the hostile file before any child touches it
-            n_sheets[j] = len(sheet_members(job.path))
+            names[j] = list(sheet_members(job.path))
+            n_sheets[j] = len(names[j])
         except InputFileError as e:
             fail(j, str(e))
             continue
         except (OSError, ValueError, KeyError, SyntaxError, zipfile.BadZipFile) as e:
             fail(j, f"无法读取工作簿 / cannot read workbook: {job.path} ({type(e).__name__})")
             continue
-        digests[j] = list(found[j]) if found[j] is not None and len(found[j]) == n_sheets[j] else [None] * n_sheets[j]
+        usable = found[j] is not None and len(found[j][1]) == n_sheets[j]
+        digests[j] = list(found[j][1]) if usable else [None] * n_sheets[j]
+        commons[j] = found[j][0] if usable else None
         for k in range(n_sheets[j]):
             hit = _cache_entry(cache_dir, job, digests[j][k])
             if hit is None:
@@ -343,11 +443,20 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
             else:
                 hits[(j, k)] = hit
 
+    # a sheet read anew records its row checkpoints, and one whose earlier version is in the cache
+    # takes the rows both share from it (excel_in.PrefixHint)
+    hints = _prefix_hints(cache_dir, jobs[0].today) if cache_dir is not None and pending else {}
+    requests: dict[tuple[int, int], tuple[PrefixRequest, str]] = {}
+    for j, k in pending:
+        if commons[j] is not None and jobs[j].sha256:
+            lineage = jobs[j].lineage(names[j][k])
+            requests[(j, k)] = (PrefixRequest(commons[j], hints.get(lineage)), lineage)
+
     # the cached sheets are loaded while the children parse the others (reading IPC releases the GIL)
     with ThreadPoolExecutor(max_workers=1) as loader:
         loading = loader.submit(lambda: {key: _from_cache(*hit, jobs[key[0]], lazy) for key, hit in hits.items()})
         if pending:
-            _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy)
+            _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy, requests)
         unreadable = []
         for (j, k), sheets in loading.result().items():
             if sheets is None:
@@ -356,7 +465,9 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
                 sheets_of[j][k] = sheets
     from_cache = set(hits) - set(unreadable)
     if unreadable:  # a damaged cache entry: parse the sheet after all
-        _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy)
+        _run_children(jobs, unreadable, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy,
+                      {key: (PrefixRequest(commons[key[0]]), jobs[key[0]].lineage(names[key[0]][key[1]]))
+                       for key in unreadable if commons[key[0]] is not None})
     reused = [job for j, job in enumerate(jobs)
               if j not in skipped and n_sheets[j] and all((j, k) in from_cache for k in range(n_sheets[j]))]
 
@@ -376,18 +487,22 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
 
 
-def _digests_of(job: ReadJob) -> list[str] | None:
-    """The sheets' cache digests; None (parse every sheet) when the zip cannot be read that way (the
-    preflight then says why, or the child does)."""
+def _digests_of(job: ReadJob) -> tuple[str, list[str]] | None:
+    """The digest of the parts other than sheets and the sheets' cache digests (`parts_digests`);
+    None (parse every sheet) when the zip cannot be read that way (the preflight then says why, or
+    the child does)."""
     try:
-        return sheet_digests(job.path)
+        return parts_digests(job.path)
     except (OSError, ValueError, KeyError, SyntaxError, struct.error, zipfile.BadZipFile):
         return None
 
 
-def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy=False) -> None:
+def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of, fail, lazy=False,
+                  requests=None) -> None:
     """Parse the `pending` (job, sheet) pairs in children (the list is consumed). The scratch
-    directory is removed at the end unless the sheets stay in it (`lazy`)."""
+    directory is removed at the end unless the sheets stay in it (`lazy`). `requests`: per pair,
+    the child's PrefixRequest and the sheet's lineage."""
+    requests = requests or {}
     ctx = _ctx()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
@@ -399,7 +514,9 @@ def _run_children(jobs, pending, tmp_dir, limits, cache_dir, digests, sheets_of,
                 if j in failed:
                     continue
                 out_base = str(tmp_dir / f"job{j}-s{k}")
-                proc = ctx.Process(target=_child, args=(jobs[j], k, out_base, limits.memory_bytes), daemon=True)
+                prefix, lineage = requests.get((j, k), (None, ""))
+                proc = ctx.Process(target=_child, args=(jobs[j], k, out_base, limits.memory_bytes, prefix, lineage),
+                                   daemon=True)
                 proc.start()
                 running[(j, k)] = (proc, time.monotonic(), out_base)
             if not running:
