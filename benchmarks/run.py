@@ -415,11 +415,14 @@ def table(run: dict) -> str:
     reused = [f"{x['file']} [{x['sheet']}]" for x in run.get("sheet_seconds", []) if x["read_s"] is None]
     if measured:
         lines += ["", "inside 读取 read: each sheet in its parser child (the children share the cores)", "",
-                  "| file | sheet | read s (calamine, trimming, number-cell check) | row checks s (pandera model) |",
-                  "|---|---|---:|---:|"]
-        lines += [f"| {x['file']} | {x['sheet']} | {x['read_s']:.2f} | {x['check_s'] or 0:.2f} |" for x in measured]
+                  "| file | sheet | read s (calamine, trimming, number-cell check) | row checks s (pandera model) "
+                  "| first rows unchanged, checks reused |",
+                  "|---|---|---:|---:|---:|"]
+        lines += [f"| {x['file']} | {x['sheet']} | {x['read_s']:.2f} | {x['check_s'] or 0:.2f} "
+                  f"| {x.get('rows_reused', 0):,} |" for x in measured]
         read_s, check_s = sum(x["read_s"] for x in measured), sum(x["check_s"] or 0 for x in measured)
-        lines.append(f"| **all** | | **{read_s:.2f}** | **{check_s:.2f}** ({check_s / read_s:.0%} of reading) |")
+        lines.append(f"| **all** | | **{read_s:.2f}** | **{check_s:.2f}** ({check_s / read_s:.0%} of reading) "
+                     f"| {sum(x.get('rows_reused', 0) for x in measured):,} |")
     if reused:
         lines.append(f"\nsheets reused from the cache (the same bytes read before, rows already checked): "
                      f"{', '.join(reused)}")

@@ -200,3 +200,33 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
         with pl.Config(tbl_cols=-1, tbl_width_chars=250):
             problems.append(f"payment rows in another order give another determination:\n{bad.head(5)}")
     assert not problems, f"Y={year}, region={region}\n" + "\n".join(problems)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(YEARS), st.sampled_from(REGIONS), st.data())
+def test_the_winning_label_is_the_first_held_label_in_rank_order_whose_age_condition_holds(year, region, data):
+    """tier.with_label_tier packs the labels into bits; here the same choice is made the plain way,
+    person by person: labels giving a tier, highest tier first, then labels.toml order (就高原则)."""
+    from pipeline.params import TIER_RANK
+    from pipeline.rules.tier import with_label_tier
+
+    params = params_for(year, region)
+    names = [lab.name for lab in params.labels] + ["不认识的标签"]
+    people = data.draw(st.lists(st.tuples(st.lists(st.sampled_from(names), max_size=4), st.integers(0, 100)),
+                                min_size=1, max_size=40))
+    # and always each label with an age condition, at ages either side of it
+    people += [([lab.name], age) for lab in params.labels if lab.age_rule for age in (17, 18, 59, 60)]
+    frame = pl.DataFrame({"identity_labels": [labels for labels, _ in people], "age": [a for _, a in people]},
+                         schema={"identity_labels": pl.List(pl.Utf8), "age": pl.Int32})
+    got = with_label_tier(frame.lazy(), params).collect()
+
+    def age_ok(rule: str, age: int) -> bool:
+        return {"elderly": age >= params.elderly_age,
+                "minor_or_elderly": age < params.adult_age or age >= params.elderly_age}.get(rule, True)
+
+    ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0), key=lambda lab: -TIER_RANK[lab.tier])
+    for (labels, age), row in zip(people, got.iter_rows(named=True)):
+        holds = [lab for lab in ranked if lab.name in labels and age_ok(lab.age_rule, age)]
+        assert row["tier_label"] == (holds[0].name if holds else None), (labels, age)
+        assert row["label_tier"] == (holds[0].tier if holds else "none")
+        assert row["is_subsidized_object"] == any(lab.subsidized_object for lab in holds)

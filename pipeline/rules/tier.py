@@ -40,25 +40,39 @@ def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     then the order of labels.toml (就高原则, 赣医保发〔2023〕9号 二(一)); null: none
     does. is_subsidized_object: 资助参保对象 of 赣医保发〔2023〕9号 三(二), i.e. a
     label giving full or fixed — not a newborn's tier alone and not 在校大学生.
-    One expression per label of the parameters (a dozen), each a vectorised
-    test over the whole column.
+
+    Each label that gives a tier is one bit, in rank order: a person's labels
+    become one integer (`held`), the labels whose age condition the person
+    meets another (`allowed`), and the winning label is the lowest bit set in
+    both. A few integer operations per person, whatever the number of labels.
     """
     ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0),
                     key=lambda lab: -TIER_RANK[lab.tier])  # stable: labels.toml order within a tier
-    holds = {lab.name: pl.col("identity_labels").list.contains(lab.name).fill_null(False)
-             & _age_ok(lab.age_rule, params) for lab in ranked}
-    # the first qualifying label in rank order wins: its position, then its name
-    first = pl.min_horizontal(pl.when(holds[lab.name]).then(pl.lit(i, dtype=pl.Int32)) for i, lab in enumerate(ranked))
+    assert len(ranked) < 63, "one bit per label in an Int64"
+    bit = {lab.name: 1 << i for i, lab in enumerate(ranked)}
+
+    def bits(labels) -> int:
+        return sum(bit[lab.name] for lab in labels)
+
+    held = pl.col("identity_labels").list.unique().list.eval(
+        pl.element().replace_strict(bit, default=0, return_dtype=pl.Int64)).list.sum().fill_null(0)
+    allowed = pl.sum_horizontal(
+        pl.when(_age_ok(rule, params)).then(pl.lit(bits(lab for lab in ranked if lab.age_rule == rule)))
+        .otherwise(pl.lit(0)).cast(pl.Int64)
+        for rule in sorted({lab.age_rule for lab in ranked})
+    ) if ranked else pl.lit(0, dtype=pl.Int64)
+    meets = pl.col("__meets")
+    first = pl.when(meets != 0).then(meets.bitwise_trailing_zeros())
     tier_label = first.replace_strict({i: lab.name for i, lab in enumerate(ranked)}, default=None,
                                       return_dtype=pl.Utf8)
-    objects = [holds[lab.name] for lab in ranked if lab.subsidized_object]
+    objects = bits(lab for lab in ranked if lab.subsidized_object)
     tiers = {lab.name: lab.tier for lab in params.labels}
-    return people.with_columns(
+    return people.with_columns((held & allowed).alias("__meets")).with_columns(
         tier_label.alias("tier_label"),
-        (pl.any_horizontal(objects) if objects else pl.lit(False)).alias("is_subsidized_object"),
+        ((meets & objects) != 0).alias("is_subsidized_object"),
     ).with_columns(
         pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
-    )
+    ).drop("__meets")
 
 
 def is_newborn(params: Params) -> pl.Expr:
@@ -86,11 +100,9 @@ def tier() -> pl.Expr:
 
 def tier_basis(params: Params) -> pl.Expr:
     """Why the tier is what it is, for rule_basis and `medins explain`."""
-    cites = {lab.name: lab.cite for lab in params.labels}
-    label_part = pl.format(
-        "{}: {}", pl.col("tier_label"),
-        pl.col("tier_label").replace_strict(cites, default="", return_dtype=pl.Utf8),
-    )
+    # one text per label, looked up (not formatted per person)
+    label_part = pl.col("tier_label").replace_strict({lab.name: f"{lab.name}: {lab.cite}" for lab in params.labels},
+                                                     default=None, return_dtype=pl.Utf8)
     newborn = pl.lit(f"新生儿(出生{params.newborn_full_years.value}个自然年度内)全额资助: {params.newborn_full_years.cite}")
     return (
         pl.when(pl.col("is_newborn") & (pl.col("label_tier") != "full")).then(newborn)
