@@ -105,6 +105,18 @@ def test_an_export_grown_before_its_footer_checks_only_its_new_rows(tmp_path):
     assert_same_as_fresh(tmp_path, second, roster, payments)
 
 
+def test_an_export_named_by_its_date_reuses_the_rows_of_yesterdays_file(tmp_path):
+    roster = roster_file(tmp_path)
+    night(tmp_path, roster, payments_file(tmp_path, body(), name="缴费明细_20261122.xlsx"))
+    payments = payments_file(tmp_path, body() + [pay(61)], day=2, name="缴费明细_20261123.xlsx")
+    second = night(tmp_path, roster, payments)
+    assert reused_rows(second) >= 40
+    assert set(second.determinations["source_file"]) == {str(roster)}
+    assert_same_as_fresh(tmp_path, second, roster, payments)
+    with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT source_file FROM payments").fetchall() == [(str(payments),)]
+
+
 def test_a_line_changed_in_the_middle_is_checked_and_so_is_every_line_after_it(tmp_path):
     roster = roster_file(tmp_path)
     night(tmp_path, roster, payments_file(tmp_path, body()))

@@ -80,9 +80,10 @@ class ReadJob:
                 f"{_reader_digest()}")
 
     def lineage(self, sheet: str) -> str:
-        """Names the versions of one sheet of one file (its path and name) read under the same reader,
-        checks, header maps and parameters: a new version looks among them for rows it shares."""
-        text = "\0".join([os.path.abspath(self.path), sheet, self.cache_key("")])
+        """Names the sheets of this name read under the same reader, checks, header maps and
+        parameters: a new version of a sheet looks among them for rows it shares (first those of the
+        same file path, else any: an export named by its date is another path every night)."""
+        text = "\0".join([sheet, self.cache_key("")])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -223,6 +224,7 @@ def _child(job: ReadJob, sheet_index: int, out_base: str, memory_bytes: int,
             meta.pop("rejected")
             meta["missing_required"] = list(sheet.missing_required)
             meta["lineage"] = lineage
+            meta["source_path"] = os.path.abspath(job.path)
             if checked is not None:
                 meta["data_file"] = f"{Path(out_base).name}.{i}.arrow"
                 meta["rejected_file"] = f"{Path(out_base).name}.{i}.rejected.arrow"
@@ -260,6 +262,7 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = 
         rejected_file = meta.pop("rejected_file", None)
         meta["missing_required"] = tuple(meta["missing_required"])
         meta.pop("lineage", None)
+        meta.pop("source_path", None)
         meta["source_file"] = str(job.path)
         meta["sha256"] = job.sha256
         meta["reused"] = reused
@@ -330,10 +333,10 @@ def _cache_entry(cache_dir: Path | None, job: ReadJob, digest: str | None) -> tu
     return (entry, manifest) if _covers(manifest, job.today) else None
 
 
-def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, PrefixHint]:
-    """Per sheet lineage (`ReadJob.lineage`), the most recently used cache entry of that sheet that
-    holds for "today": what a new version of the sheet may share rows with."""
-    found: dict[str, tuple[float, PrefixHint]] = {}
+def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, list[tuple[float, str, PrefixHint]]]:
+    """Per sheet lineage (`ReadJob.lineage`), the cache entries of that lineage that hold for "today",
+    as (last used, file path, hint): what a new version of the sheet may share rows with."""
+    found: dict[str, list[tuple[float, str, PrefixHint]]] = {}
     for entry in cache_dir.iterdir() if cache_dir.is_dir() else []:
         if entry.name.startswith("."):
             continue
@@ -346,15 +349,24 @@ def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, PrefixHint]:
             continue
         meta = manifest[0]
         lineage, prefix = meta.get("lineage"), meta.get("prefix")
-        if not lineage or not prefix or not meta.get("data_file") or (lineage in found and found[lineage][0] >= used):
+        if not lineage or not prefix or not meta.get("data_file"):
             continue
-        found[lineage] = (used, PrefixHint(
+        found.setdefault(lineage, []).append((used, meta.get("source_path", ""), PrefixHint(
             entry=str(entry), data_file=meta["data_file"], rejected_file=meta["rejected_file"],
             first_row=prefix["first_row"], header_row=prefix["header_row"],
             header_cells=tuple(prefix["header_cells"]), common=prefix["common"],
             checkpoints=tuple(tuple(cp) for cp in prefix["checkpoints"]),
-            today_from=meta.get("today_from"), today_until=meta.get("today_until")))
-    return {lineage: hint for lineage, (_, hint) in found.items()}
+            today_from=meta.get("today_from"), today_until=meta.get("today_until"))))
+    return found
+
+
+def _hint_for(hints: dict[str, list[tuple[float, str, PrefixHint]]], lineage: str, path: Path) -> PrefixHint | None:
+    """The most recently used entry of the lineage read from the same file path, else from any path.
+    Only a guess at which entry shares the most rows: what is reused is checked byte for byte."""
+    candidates = hints.get(lineage, [])
+    same_path = [c for c in candidates if c[1] == os.path.abspath(path)]
+    best = max(same_path or candidates, key=lambda c: c[0], default=None)
+    return best[2] if best is not None else None
 
 
 def _from_cache(entry: Path, manifest: list[dict], job: ReadJob, lazy: bool = False) -> list[SheetRead] | None:
@@ -450,7 +462,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     for j, k in pending:
         if commons[j] is not None and jobs[j].sha256:
             lineage = jobs[j].lineage(names[j][k])
-            requests[(j, k)] = (PrefixRequest(commons[j], hints.get(lineage)), lineage)
+            requests[(j, k)] = (PrefixRequest(commons[j], _hint_for(hints, lineage, jobs[j].path)), lineage)
 
     # the cached sheets are loaded while the children parse the others (reading IPC releases the GIL)
     with ThreadPoolExecutor(max_workers=1) as loader:
