@@ -117,6 +117,27 @@ def test_an_export_named_by_its_date_reuses_the_rows_of_yesterdays_file(tmp_path
         assert con.execute("SELECT DISTINCT source_file FROM payments").fetchall() == [(str(payments),)]
 
 
+def test_reused_rows_keep_their_today_window_into_the_next_night(tmp_path):
+    """A payer born after "today" (an ID the checks reject) in the reused rows: the new entry's
+    "today" window ends at that birth date too, so once the date comes the rows are checked again."""
+    born = TODAY + dt.timedelta(days=2)
+    rows = body()
+    rows[5] = pay(5, id_number=make_id("360222", born, 9))
+    roster = roster_file(tmp_path)
+
+    def on(today: dt.date, payments: Path):
+        return run_night(2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
+                         today=today, write_workbooks=False)
+
+    on(TODAY, payments_file(tmp_path, rows))
+    grown = payments_file(tmp_path, rows + [pay(61)], day=2)
+    second = on(TODAY + dt.timedelta(days=1), grown)
+    assert reused_rows(second) >= 40 and 8 in set(second.rejected["row_number"])
+    third = on(born, grown)  # the same file on the birth date: not taken from the cache
+    assert not any(third.sheets.filter(pl.col("kind") == "payments")["reused"])
+    assert 8 not in set(third.rejected["row_number"])
+
+
 def test_a_line_changed_in_the_middle_is_checked_and_so_is_every_line_after_it(tmp_path):
     roster = roster_file(tmp_path)
     night(tmp_path, roster, payments_file(tmp_path, body()))

@@ -152,14 +152,11 @@ def _ctx():
     return _context
 
 
-def _later(a: str | None, b: dt.date | None) -> dt.date | None:
-    dates = [d for d in (a and dt.date.fromisoformat(a), b) if d is not None]
-    return max(dates) if dates else None
-
-
-def _earlier(a: str | None, b: dt.date | None) -> dt.date | None:
-    dates = [d for d in (a and dt.date.fromisoformat(a), b) if d is not None]
-    return min(dates) if dates else None
+def _window_edge(cached: str | None, tonight: dt.date | None, pick) -> dt.date | None:
+    """One edge of the "today" window where both the cached rows' checks and tonight's hold
+    (`pick`: max for its start, min for its end; None is unbounded)."""
+    dates = [d for d in (cached and dt.date.fromisoformat(cached), tonight) if d is not None]
+    return pick(dates) if dates else None
 
 
 def _with_reused_rows(sheet: SheetRead, hint: PrefixHint, checked: Checked) -> Checked:
@@ -172,8 +169,8 @@ def _with_reused_rows(sheet: SheetRead, hint: PrefixHint, checked: Checked) -> C
     rejected = pl.scan_ipc(entry / hint.rejected_file).filter(through).collect()
     return Checked(parsed=pl.concat([parsed, checked.parsed], how="vertical"),
                    rejected=pl.concat([rejected, checked.rejected], how="vertical"),
-                   today_from=_later(hint.today_from, checked.today_from),
-                   today_until=_earlier(hint.today_until, checked.today_until))
+                   today_from=_window_edge(hint.today_from, checked.today_from, max),
+                   today_until=_window_edge(hint.today_until, checked.today_until, min))
 
 
 def _read_and_check(job: ReadJob, sheet_index: int, header_map, params, prefix: PrefixRequest | None,
