@@ -117,11 +117,11 @@ def conservation(sheets: list[SheetRead], validated: Validated, kind: str) -> pl
             "note": "; ".join(filter(None, [s.note, (
                 "缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
                 if s.missing_required else ""])),
-            "reused": s.reused,
+            "reused": s.reused, "rows_reused": s.rows_read if s.reused else s.rows_reused,
         } for s in sheets],
         schema={"kind": pl.Utf8, "source_file": pl.Utf8, "sha256": pl.Utf8, "sheet": pl.Utf8,
                 "header_row": pl.Int32, "rows_read": pl.Int64, "skipped_blank": pl.Int64,
-                "skipped_footer": pl.Int64, "note": pl.Utf8, "reused": pl.Boolean},
+                "skipped_footer": pl.Int64, "note": pl.Utf8, "reused": pl.Boolean, "rows_reused": pl.Int64},
     )
     rejected_rows = validated.rejected.select(*keys, "row_number").unique()
     table = (

@@ -60,7 +60,7 @@ def tables(db: Path) -> dict[str, pl.DataFrame]:
         for name in (*DIFFED_TABLES, "rejected_rows", "unmatched_payments", "subsidy_totals"):
             frame = query_frame(con, f"SELECT * EXCLUDE (run_id) FROM {name}")
             out[name] = frame.sort(frame.columns)
-        sheets = query_frame(con, "SELECT * EXCLUDE (run_id, reused) FROM run_sheets")
+        sheets = query_frame(con, "SELECT * EXCLUDE (run_id, reused, rows_reused) FROM run_sheets")
         out["run_sheets"] = sheets.sort(sheets.columns)
     return out
 
@@ -79,7 +79,7 @@ def assert_same_as_fresh(tmp_path: Path, result, roster: Path, payments: Path) -
     got, want = tables(tmp_path / "m.duckdb"), tables(fresh_dir / "f.duckdb")
     for name in want:
         assert got[name].equals(want[name]), name
-    assert result.sheets.drop("reused").equals(fresh.sheets.drop("reused"))
+    assert result.sheets.drop("reused", "rows_reused").equals(fresh.sheets.drop("reused", "rows_reused"))
     columns = result.rejected.columns
     assert result.rejected.sort(columns).equals(fresh.rejected.sort(columns))
     assert result.determinations.equals(fresh.determinations)
@@ -96,6 +96,11 @@ def test_an_export_grown_before_its_footer_checks_only_its_new_rows(tmp_path):
     # rows before it, so most of the old lines are reused and every new one is checked
     n = reused_rows(second)
     assert 40 <= n <= 61
+    with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT sheet, reused, rows_reused FROM run_sheets WHERE kind = 'payments'").fetchall() \
+            == [("缴费明细", False, n)]
+        assert con.execute("SELECT reused, rows_reused FROM run_sheets WHERE kind = 'roster'").fetchall() \
+            == [(True, len(IDS))]
     assert f"工作表前{n}行与上次相同，复用其检查结果 / first {n} rows unchanged since last read, their checks " \
            f"reused: {payments} [缴费明细]" in second.notes
     # the bad lines (Excel rows 10 and 15, reused; 69, new) are rejected, the blank row 23 skipped

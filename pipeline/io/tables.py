@@ -57,7 +57,8 @@ DDL: dict[str, str] = {
         skipped_footer INTEGER,
         skipped_duplicate INTEGER,
         note VARCHAR,
-        reused BOOLEAN             -- rows reused from an earlier read of the same sheet (its parts byte for byte), not parsed again
+        reused BOOLEAN,            -- rows reused from an earlier read of the same sheet (its parts byte for byte), not parsed again
+        rows_reused INTEGER        -- rows whose checks were reused: all when reused; else the first rows, the same XML bytes as an earlier version's
     """,
     "residents": f"""
         run_id VARCHAR,
