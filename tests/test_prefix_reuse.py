@@ -143,6 +143,24 @@ def test_reused_rows_keep_their_today_window_into_the_next_night(tmp_path):
     assert 8 not in set(third.rejected["row_number"])
 
 
+def test_the_cache_keeps_two_versions_of_a_growing_export(tmp_path):
+    """Tonight's version of the grown sheet and last night's (a re-run of yesterday's file still
+    reads from the cache); older versions go at once, not after 14 days: they hold ID numbers."""
+    roster = roster_file(tmp_path)
+    files = [payments_file(tmp_path, body() + [pay(n) for n in range(61, 61 + night)], day=night + 1,
+                           name=f"p{night}.xlsx") for night in range(3)]
+    daily = tmp_path / "payments.xlsx"
+    for f in files:
+        shutil.copy(f, daily)
+        night(tmp_path, roster, daily)
+    cache = tmp_path / ".medins-cache"
+    kinds = sorted(e.name.split("-")[1] for e in cache.iterdir())
+    assert kinds == ["payments", "payments", "roster"]
+    shutil.copy(files[1], daily)  # yesterday's file again: read from the cache
+    again = night(tmp_path, roster, daily)
+    assert all(again.sheets["reused"])
+
+
 def test_a_line_changed_in_the_middle_is_checked_and_so_is_every_line_after_it(tmp_path):
     roster = roster_file(tmp_path)
     night(tmp_path, roster, payments_file(tmp_path, body()))

@@ -24,6 +24,7 @@ import struct
 import time
 import traceback
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
@@ -49,6 +50,9 @@ from schemas.headers import load_header_map
 TMP_PREFIX = ".medins-tmp-"
 CACHE_DIR_NAME = ".medins-cache"
 CACHE_KEEP_DAYS = 14
+# Versions of one sheet of one file (a growing export) kept: tonight's and the one before it, so a
+# re-run of yesterday's file is still read from the cache.
+CACHE_KEEP_VERSIONS = 2
 _ROOT = Path(__file__).resolve().parents[2]
 # The code and data that decide which rows come out of a file's bytes, and how they are checked.
 _READER_SOURCES = ("pipeline/io/excel_in.py", "pipeline/parse.py", "pipeline/validate.py", "schemas/models.py",
@@ -330,10 +334,8 @@ def _cache_entry(cache_dir: Path | None, job: ReadJob, digest: str | None) -> tu
     return (entry, manifest) if _covers(manifest, job.today) else None
 
 
-def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, list[tuple[float, str, PrefixHint]]]:
-    """Per sheet lineage (`ReadJob.lineage`), the cache entries of that lineage that hold for "today",
-    as (last used, file path, hint): what a new version of the sheet may share rows with."""
-    found: dict[str, list[tuple[float, str, PrefixHint]]] = {}
+def _entries(cache_dir: Path) -> Iterator[tuple[Path, list[dict], float]]:
+    """The cache's entries with their manifests and when each was last used (unreadable ones left out)."""
     for entry in cache_dir.iterdir() if cache_dir.is_dir() else []:
         if entry.name.startswith("."):
             continue
@@ -342,6 +344,14 @@ def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, list[tuple[float
             used = entry.stat().st_mtime
         except (OSError, ValueError):
             continue
+        yield entry, manifest, used
+
+
+def _prefix_hints(cache_dir: Path, today: dt.date) -> dict[str, list[tuple[float, str, PrefixHint]]]:
+    """Per sheet lineage (`ReadJob.lineage`), the cache entries of that lineage that hold for "today",
+    as (last used, file path, hint): what a new version of the sheet may share rows with."""
+    found: dict[str, list[tuple[float, str, PrefixHint]]] = {}
+    for entry, manifest, used in _entries(cache_dir):
         if len(manifest) != 1 or not _covers(manifest, today):
             continue
         meta = manifest[0]
@@ -376,13 +386,22 @@ def _from_cache(entry: Path, manifest: list[dict], job: ReadJob, lazy: bool = Fa
     return sheets
 
 
-def prune_cache(cache_dir: Path, keep_days: int = CACHE_KEEP_DAYS) -> None:
-    """Forget files not seen for `keep_days` (the cache holds ID numbers: keep it small)."""
+def prune_cache(cache_dir: Path, keep_days: int = CACHE_KEEP_DAYS, keep_versions: int = CACHE_KEEP_VERSIONS) -> None:
+    """Forget sheets not seen for `keep_days`, and all but the `keep_versions` most recently used
+    versions of one sheet of one file (the cache holds ID numbers: keep it small)."""
     if not cache_dir.is_dir():
         return
     cutoff = time.time() - keep_days * 86400
     for entry in cache_dir.iterdir():
         if entry.name.startswith(".") or entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+    versions: dict[tuple[str, str], list[tuple[float, Path]]] = {}
+    for entry, manifest, used in _entries(cache_dir):
+        meta = manifest[0] if len(manifest) == 1 else {}
+        if meta.get("lineage") and meta.get("source_path"):
+            versions.setdefault((meta["lineage"], meta["source_path"]), []).append((used, entry))
+    for found in versions.values():
+        for _, entry in sorted(found, reverse=True)[keep_versions:]:
             shutil.rmtree(entry, ignore_errors=True)
 
 
