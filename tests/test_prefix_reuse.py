@@ -278,3 +278,77 @@ def test_checkpoints_end_at_rows_and_are_shared_up_to_the_first_changed_byte():
     assert [p[0] for p in points[:shared]] == [p[0] for p in points if p[0] < 20]
     # rows that do not carry their number: no checkpoint, nothing shared
     assert row_checkpoints(_sheet(rows, r=False), tuple(tuple(p) for p in points)) == ([], 0)
+
+
+# --- any edit of an export, read with and without the cache -----------------------
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from builders import XDate  # noqa: E402
+from pipeline.io.excel_in import sha256_of  # noqa: E402
+from pipeline.io.isolate import ReadJob, read_isolated  # noqa: E402
+from pipeline.params import load_params  # noqa: E402
+
+PARAMS_DIGEST = load_params(2026, "jingdezhen").digest()
+
+
+@st.composite
+def payment_line(draw, n: int) -> list:
+    amount = draw(st.sampled_from([400, 300, "四百", "", None, -400]))
+    id_number = draw(st.sampled_from([None, "36022219900501123", Num(360222199005011234.0), "  " + IDS[n % 80]]))
+    paid_on = draw(st.sampled_from(["2025-11-01", XDate(dt.date(2025, 12, 2)), "2025-13-01"]))
+    line = pay(n % 80, amount=amount, id_number=id_number)
+    line[4] = paid_on
+    return line
+
+
+@st.composite
+def export_and_edit(draw) -> tuple[list[list], list[list]]:
+    """Last night's lines and tonight's: the same with one edit, as exports change."""
+    lines = draw(st.lists(st.one_of(payment_line(n=draw(st.integers(0, 79))), st.just([None] * 8)),
+                          min_size=3, max_size=70))
+    edit = draw(st.sampled_from(["append", "change", "insert", "delete", "after_footer", "same"]))
+    at = draw(st.integers(0, len(lines) - 1))
+    new = [list(line) for line in lines]
+    extra = draw(payment_line(n=draw(st.integers(0, 79))))
+    if edit == "append":
+        new += [extra, draw(payment_line(n=draw(st.integers(0, 79))))]
+    elif edit == "change":
+        new[at][draw(st.integers(1, 7))] = draw(st.sampled_from(["改", 1, None, "2025-11-03"]))
+    elif edit == "insert":
+        new.insert(at, extra)
+    elif edit == "delete":
+        del new[at]
+    return lines, new + ([["（续）"]] if edit == "after_footer" else [])
+
+
+def _read(path: Path, cache: Path | None, scratch: Path):
+    job = ReadJob(path, "payments", 2026, sha256_of(path), "jingdezhen", PARAMS_DIGEST, TODAY)
+    per_job, _, _ = read_isolated([job], scratch, cache_dir=cache)
+    (sheet,) = per_job[0]
+    data = sheet.data.sort("row_number")
+    rejected = sheet.rejected.sort(sheet.rejected.columns)
+    counts = (sheet.header_row, sheet.rows_read, sheet.skipped_blank, sheet.skipped_footer, sheet.missing_required)
+    return counts, data, rejected, sheet.rows_reused
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(export_and_edit())
+def test_any_edit_of_an_export_reads_the_same_with_and_without_reused_rows(tmp_path, case):
+    last_night, tonight = case
+    work = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+    work.mkdir()
+    cache = work / "cache"
+    path = work / "payments.xlsx"
+    write_workbook(path, {"缴费明细": [TITLE, PAYMENT_HEADER, *last_night, FOOTER]}, inline_strings=True)
+    _read(path, cache, work / "s1")
+    write_workbook(path, {"缴费明细": [TITLE, PAYMENT_HEADER, *tonight, FOOTER]}, inline_strings=True,
+                   created=dt.datetime(2025, 1, 2))
+    counts, data, rejected, shared = _read(path, cache, work / "s2")
+    event("rows reused" if shared else "no row reused")
+    fresh_counts, fresh_data, fresh_rejected, reused = _read(path, None, work / "s3")
+    assert reused == 0
+    assert counts == fresh_counts
+    assert data.drop("source_file").equals(fresh_data.drop("source_file"))
+    assert rejected.drop("source_file").equals(fresh_rejected.drop("source_file"))
