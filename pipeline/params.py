@@ -21,6 +21,8 @@ from pipeline.errors import ParamsError
 PARAMS_DIR = Path(__file__).resolve().parent.parent / "policy_params"
 TIERS = ("full", "fixed", "none")
 TIER_RANK = {"none": 0, "fixed": 1, "full": 2}
+# labels giving a tier are tested as the bits of one Int64 (rules/tier.py: with_label_tier)
+MAX_TIER_LABELS = 62
 AGE_RULES = ("", "elderly", "minor_or_elderly")
 BENEFIT_MODELS = ("wait_days", "wait_months", "continuity")
 NEWBORN_MODELS = ("registration_only", "payment", "registration")
@@ -248,6 +250,9 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str]:
         elderly, adult, cite = int(ages["elderly_age"]), int(ages["adult_age"]), str(ages["cite"])
     except KeyError as e:
         raise ParamsError(f"{path}: [ages] needs key {e}") from None
+    if sum(TIER_RANK[lab.tier] > 0 for lab in labels) > MAX_TIER_LABELS:
+        raise ParamsError(f"{path}: at most {MAX_TIER_LABELS} labels may give a tier (one bit each, "
+                          "pipeline/rules/tier.py)")
     seen: dict[str, str] = {}
     for lab in labels:
         for spelling in (lab.name, *lab.aliases):

@@ -230,3 +230,21 @@ def test_the_winning_label_is_the_first_held_label_in_rank_order_whose_age_condi
         assert row["tier_label"] == (holds[0].name if holds else None), (labels, age)
         assert row["label_tier"] == (holds[0].tier if holds else "none")
         assert row["is_subsidized_object"] == any(lab.subsidized_object for lab in holds)
+
+
+def test_more_labels_giving_a_tier_than_bits_is_refused_when_the_parameters_load(tmp_path):
+    """with_label_tier tests the labels as bits of one Int64: a labels.toml with more of them than
+    that is refused with a message, not computed wrong."""
+    import shutil
+
+    import pytest
+
+    from pipeline.params import MAX_TIER_LABELS, PARAMS_DIR, ParamsError, load_params
+
+    params_dir = tmp_path / "policy_params"
+    shutil.copytree(PARAMS_DIR, params_dir)
+    extra = "".join(f'\n[[label]]\nname = "测试标签{i}"\ntier = "fixed"\ncite = "测试"\n' for i in range(MAX_TIER_LABELS))
+    with (params_dir / "labels.toml").open("a", encoding="utf-8") as f:
+        f.write(extra)
+    with pytest.raises(ParamsError, match=f"at most {MAX_TIER_LABELS} labels may give a tier"):
+        load_params(2026, "jingdezhen", params_dir=params_dir)

@@ -48,7 +48,7 @@ def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     """
     ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0),
                     key=lambda lab: -TIER_RANK[lab.tier])  # stable: labels.toml order within a tier
-    assert len(ranked) < 63, "one bit per label in an Int64"
+    # one bit per label in an Int64: params.MAX_TIER_LABELS, checked when the labels are loaded
     bit = {lab.name: 1 << i for i, lab in enumerate(ranked)}
 
     def bits(labels) -> int:
