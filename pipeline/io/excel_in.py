@@ -68,11 +68,14 @@ class SheetRead:
     # the sheet's row checkpoints (`row_checkpoints`), header and parts digest, kept in its cache
     # entry so that a later version of the sheet can reuse the rows it shares with this one
     prefix: dict | None = None
-    # body rows (Excel rows up to `reused_through`) whose checked rows came from the cache entry
-    # `reused_from` (a previous version of this sheet, identical up to that row)
-    rows_reused: int = 0
-    reused_from: str | None = None
+    # the Excel row through which the checked rows came from the cache entry of a previous version
+    # of this sheet (identical up to that row); 0: none
     reused_through: int = 0
+
+    @property
+    def rows_reused(self) -> int:
+        """Body rows whose checks came from a previous version of the sheet (`reused_through`)."""
+        return self.reused_through - self.header_row if self.reused_through and self.header_row else 0
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -174,7 +177,7 @@ class PrefixHint:
 @dataclass(frozen=True)
 class PrefixRequest:
     """What the reader of one sheet needs to record its checkpoints (`common`: the digest of the
-    file's parts other than the sheets, isolate.sheet_digests) and, with `hint`, to reuse rows."""
+    file's parts other than the sheets, isolate.parts_digests) and, with `hint`, to reuse rows."""
 
     common: str
     hint: PrefixHint | None = None
@@ -465,8 +468,7 @@ def read_sheet(
     base = (0, 0)
     if through:
         base = (checkpoints[shared - 1][3], checkpoints[shared - 1][4])
-        result.reused_from, result.reused_through = prefix.hint.entry, through
-        result.rows_reused = through - result.header_row
+        result.reused_through = through
         body = body.slice(result.rows_reused)
     text_cols = [c for c in raw.columns]
     body = normalise_columns(body, text_cols)

@@ -78,7 +78,7 @@ class ReadJob:
     today: dt.date = dt.date.min
 
     def cache_key(self, sheet_digest: str) -> str:
-        """Same sheet bytes (`sheet_digests`), reader, checks, header maps and parameters: the same rows
+        """Same sheet bytes (`parts_digests`), reader, checks, header maps and parameters: the same rows
         and reasons come out (within the entry's window of "today", checked on reuse)."""
         return (f"{sheet_digest}-{self.kind}-{self.coverage_year}-{self.region}-{self.params_digest[:12]}-"
                 f"{_reader_digest()}")
@@ -100,12 +100,6 @@ def _raw_member(f, info: zipfile.ZipInfo) -> bytes:
     name_len, extra_len = struct.unpack("<HH", header[26:30])
     f.seek(info.header_offset + 30 + name_len + extra_len)
     return f.read(info.compress_size)
-
-
-def sheet_digests(path: Path) -> list[str]:
-    """Per sheet, in workbook order: a digest of every part of the file its rows are read from
-    (`parts_digests`)."""
-    return parts_digests(path)[1]
 
 
 def parts_digests(path: Path) -> tuple[str, list[str]]:
@@ -420,7 +414,7 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
                   skip_bad_files: bool = False, cache_dir: Path | None = None, lazy: bool = False,
                   ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
     """Read every sheet of every job's workbook in children, or from the cache when the same sheet
-    (`sheet_digests`) was read before; sheets are the unit of work, so one big file does not hold up
+    (`parts_digests`) was read before; sheets are the unit of work, so one big file does not hold up
     the other core.
 
     Returns (sheets per job in order, skipped files with reasons, jobs whose
