@@ -25,7 +25,7 @@ test: $(STAMP)
 
 sample: $(STAMP)
 	@for y in $(YEARS); do \
-	  $(BIN)/medins sample --rows 300 --seed $$y --coverage-year $$y --out sample_data/$$y || exit $$?; \
+	  rm -rf sample_data/$$y && $(BIN)/python -m tools.sample --rows 300 --seed $$y --coverage-year $$y --out sample_data/$$y || exit $$?; \
 	done
 
 clean:

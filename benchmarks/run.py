@@ -187,10 +187,10 @@ def dataset(rows: int, payment_rows: int, roster_files: int, seed: int, year: in
     sheets = _sheets_needed(max(rows, payment_rows))
     print(f"generating {key} ({sheets} sheets per file) ...", file=sys.stderr, flush=True)
     code = (
-        "import json, sys, time; from pathlib import Path; from pipeline.sample import generate_sample\n"
+        "import json, sys, time; from pathlib import Path; from tools.sample import generate_sample\n"
         "a = json.loads(sys.argv[1]); t = time.perf_counter()\n"
         "r = generate_sample(a['rows'], a['seed'], a['year'], Path(a['dir']), payment_rows=a['payment_rows'],\n"
-        "                    roster_files=a['roster_files'], sheets_per_file=a['sheets'])\n"
+        "                    roster_files=a['roster_files'], sheets_per_file=a['sheets'], extra_formats=False)\n"
         "keep = {k: r[k] for k in ('residents', 'roster_rows', 'payment_rows', 'expected')}\n"
         "keep |= {'roster': [p.name for p in r['roster_files']], 'payments': [p.name for p in r['payment_files']],\n"
         "         'generate_seconds': round(time.perf_counter() - t, 1), 'sheets_per_file': a['sheets']}\n"

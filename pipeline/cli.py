@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.errors import MedinsError
+from pipeline.errors import MedinsError, SampleArgumentError
+from pipeline.vocabulary import STATUS_NAMES, STATUSES
 
 app = typer.Typer(
     add_completion=False,
@@ -63,6 +64,8 @@ def run(
     region: Annotated[str, typer.Option(help="jiangxi (default), jingdezhen, yichun")] = "jiangxi",
     roster: Annotated[Optional[list[str]], typer.Option(help="花名册: file, directory or glob; repeatable")] = None,
     payments: Annotated[Optional[list[str]], typer.Option(help="缴费明细: file, directory or glob; repeatable")] = None,
+    subsidy_list: Annotated[Optional[list[str]], typer.Option(
+        "--subsidy-list", help="资助参保对象名单 of another department: file, directory or glob; repeatable")] = None,
     db: Annotated[Path, typer.Option(help="DuckDB output")] = Path("out/medins.duckdb"),
     out: Annotated[Path, typer.Option(help="directory for the Excel reports")] = Path("out"),
     unmask: Annotated[bool, typer.Option(help="show full ID numbers in the Excel reports")] = False,
@@ -74,6 +77,7 @@ def run(
     """Run the nightly job for one coverage year (no file arguments: sample_data/)."""
     from pipeline.io.isolate import ReadLimits
     from pipeline.run import run_night
+    from pipeline.settings import RunSettings
 
     timings: list[tuple[str, float]] = []
 
@@ -94,11 +98,13 @@ def run(
             active.pop()
         timings.append((name, time.perf_counter() - t0))
 
-    result = _guarded(lambda: run_night(
-        coverage_year, region, roster or [], payments or [], db, out, unmask=unmask, step=step,
-        skip_bad_files=skip_bad_files, use_cache=not reparse,
+    settings = RunSettings(
+        coverage_year, region, tuple(roster or ()), tuple(payments or ()), db, out,
+        subsidy_lists=tuple(subsidy_list or ()), unmask=unmask, step=step, skip_bad_files=skip_bad_files,
+        use_cache=not reparse,
         read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
-    ), out)
+    )
+    result = _guarded(lambda: run_night(settings), out)
     _print_summary(result, timings)
 
 
@@ -121,8 +127,8 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
     t.add_row("未通过校验 rejected", f"{rejected:,}")
     t.add_row("跳过 skipped (blank/footer/duplicate)", f"{skipped:,}")
     t.add_row("参保人数 enrolled", f"{figures['enrolled']:,} / {figures['persons']:,}")
-    for s in ("subsidized", "paid_in_full", "underpaid", "unpaid", "overpaid"):
-        t.add_row(f"  {s}", f"{figures[s]:,}")
+    for s in STATUSES:
+        t.add_row(f"  {STATUS_NAMES[s]} {s}", f"{figures[s]:,}")
     t.add_row("无登记缴费 unmatched payments", f"{result.unmatched.height:,}")
     if result.other_year_payments:
         t.add_row("其他年度缴费 other-year payments (kept, not reconciled)", f"{result.other_year_payments:,}")
@@ -158,11 +164,25 @@ def sample(
 ) -> None:
     """Write deterministic, realistically messy sample workbooks."""
     def body():
-        from pipeline.sample import main_sample
-
-        return main_sample(rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files)
+        return _sample_tool().main_sample(rows, seed, coverage_year, out, payment_rows=payment_rows,
+                                          roster_files=roster_files)
 
     console.print(_guarded(body, out), markup=False, highlight=False, soft_wrap=True)
+
+
+def _sample_tool():
+    """tools/sample (a development tool beside the package, not installed with it): found in the
+    checkout the package runs from."""
+    try:
+        import tools.sample as sample_tool
+    except ImportError:
+        root = Path(__file__).resolve().parents[1]
+        if not (root / "tools" / "sample").is_dir():
+            raise SampleArgumentError("样例生成器是开发工具，请在源代码目录中运行 / the sample generator is a "
+                                      "development tool: run it from a checkout (python -m tools.sample)") from None
+        sys.path.insert(0, str(root))
+        import tools.sample as sample_tool
+    return sample_tool
 
 
 @app.command()

@@ -11,7 +11,7 @@ class MedinsError(Exception):
 
 
 class InputFileError(MedinsError):
-    """An input file is missing, unreadable, not an .xlsx or has no header row."""
+    """An input file is missing, unreadable, of a kind that cannot be read, or has no header row."""
 
     exit_code = 2
 
@@ -56,3 +56,15 @@ class PersonNotFound(MedinsError):
     """`medins explain`: no such person on the coverage year's roster."""
 
     exit_code = 6
+
+
+class DatabaseDamagedError(MedinsError):
+    """The published database file is truncated, damaged or not a DuckDB file."""
+
+    exit_code = 7
+
+
+class DatabaseWriteError(MedinsError):
+    """The night's database could not be written or published (disk full, no permission)."""
+
+    exit_code = 8

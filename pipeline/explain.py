@@ -1,133 +1,203 @@
-"""`medins explain`: one person's determination, rule by rule, from the last run's database.
+"""`medins explain`: one person's determination, rule by rule, from the last run's database, as a
+clerk on the phone reads it.
 
-The person's validated roster row and payments are read back from DuckDB and
-put through the same rule expressions as the nightly run, one row only, so
-every candidate rule can be shown with its outcome, not just the winner.
+The person's validated roster row, payments and in-force list rows are read
+back from DuckDB and put through the same rule expressions as the nightly run,
+one row only, so every candidate rule can be shown with its outcome and its
+arithmetic, not just the winner. Every [interp] reading (docs/RULES.md) is
+marked where it decides something.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from pipeline.errors import InputFileError, PersonNotFound
 from pipeline.io.masking import mask_id
 from pipeline.io.store import query_frame
-from pipeline.params import load_params
+from pipeline.params import Params, load_params
 from pipeline.parse import normalise_id
 from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
-from pipeline.rules.tier import TIER_NAMES
+from pipeline.vocabulary import RULE_NAMES, STATUS_NAMES, TIER_NAMES
 
-RULE_NAMES = {
-    "in_collection_period": "集中征缴期内缴费", "late_waiting": "征缴期后缴费, 设等待期",
-    "subsidized_no_waiting": "资助参保对象不设等待期", "continuous_before_year": "未断保, 1月1日前缴费",
-    "continuous_in_period": "未断保, 1月1日至征缴期末缴费", "lapsed_before_year": "断保, 1月1日前缴费",
-    "lapsed_in_year": "断保, 1月1日后缴费", "continuous_after_period": "未断保, 征缴期后缴费 [interp]",
-    "special_status": "医疗救助对象/宗教教职人员", "special_event": "特殊情形",
-    "newborn_from_birth": "新生儿自出生之日起", "newborn_next_day": "新生儿登记(缴费)次日起",
-    "not_enrolled": "未参保",
-}
+INTERP_EARLIEST = "[interp docs/RULES.md §4: 各规则取最早的待遇起始日]"
+INTERP_ASSISTANCE = "[interp docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
+INTERP_AGE = "[interp docs/RULES.md §0: 年龄按1月1日已满周岁计]"
+INTERP_REFUND = "[interp docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
 
 
-def _fmt(value) -> str:
+def _fmt(value: Any) -> str:
     return "—" if value is None else str(value)
+
+
+def _yuan(fen: int | None) -> str:
+    return "—" if fen is None else f"{fen / 100:.2f}"
+
+
+@dataclass
+class _Person:
+    """What the database holds of one person for one coverage year."""
+    resident: pl.DataFrame
+    payments: pl.DataFrame
+    list_rows: pl.DataFrame
+    determination: dict
+    reconciliation: dict
+    rejected: pl.DataFrame
+    run: tuple | None
+
+
+def _read(db_path: Path, coverage_year: int, wanted: str) -> _Person:
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        def frame(sql: str, *params: Any) -> pl.DataFrame:
+            return query_frame(con, sql, list(params))
+
+        det = frame("SELECT * FROM determinations WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
+        recon = frame("SELECT * FROM reconciliation WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
+        run = con.execute("SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? "
+                          "ORDER BY finished_at DESC LIMIT 1", [coverage_year]).fetchall()
+        return _Person(
+            resident=frame("SELECT * FROM residents WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted),
+            payments=frame(
+                "SELECT id_number, name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, coverage_year,"
+                " ticket_no, channel, source_file, sheet, row_number FROM payments"
+                " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no", coverage_year, wanted),
+            list_rows=frame(
+                "SELECT id_number, identity_labels, identified_on, ended_on, department, source_file, sheet, row_number,"
+                " in_force FROM subsidy_list_rows WHERE coverage_year = ? AND id_number = ?"
+                " ORDER BY source_file, sheet, row_number", coverage_year, wanted),
+            determination=det.row(0, named=True) if det.height else {},
+            reconciliation=recon.row(0, named=True) if recon.height else {},
+            rejected=frame('SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
+                           ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"',
+                           coverage_year, wanted),
+            run=run[0] if run else None,
+        )
+    finally:
+        con.close()
+
+
+def _labels(text: pl.Expr) -> pl.Expr:
+    return text.fill_null("").str.split("、").list.eval(pl.element().filter(pl.element() != ""))
 
 
 def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
     if not db_path.exists():
         raise InputFileError(f"找不到数据库，请先运行 medins run / database not found, run `medins run` first: {db_path}")
-    import duckdb
-
     wanted = pl.select(normalise_id(pl.lit(id_number))).item()
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        resident = query_frame(
-            con,
-            "SELECT * FROM residents WHERE coverage_year = ? AND id_number = ?", [coverage_year, wanted]
-        )
-        payments = query_frame(
-            con,
-            "SELECT id_number, name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, coverage_year,"
-            " ticket_no, channel, source_file, sheet, row_number FROM payments"
-            " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no",
-            [coverage_year, wanted],
-        )
-        det = query_frame(
-            con,
-            "SELECT * FROM determinations WHERE coverage_year = ? AND id_number = ?", [coverage_year, wanted]
-        )
-        recon = query_frame(
-            con,
-            "SELECT * FROM reconciliation WHERE coverage_year = ? AND id_number = ?", [coverage_year, wanted]
-        )
-        rejected = query_frame(
-            con,
-            "SELECT source_file, sheet, row_number, \"column\", raw_value, reason FROM rejected_rows"
-            " WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, \"column\"",
-            [coverage_year, wanted]
-        )
-        run = query_frame(
-            con, "SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? ORDER BY finished_at DESC LIMIT 1",
-            [coverage_year],
-        ).rows()
-    finally:
-        con.close()
-
+    person = _read(db_path, coverage_year, wanted)
     masked = mask_id(wanted)
-    lines: list[str] = []
-    if resident.height == 0:
-        if rejected.height:
-            lines.append(f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:")
-            lines += [f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {r['reason']}"
-                      for r in rejected.to_dicts()]
-            return "\n".join(lines)
+    if person.resident.height == 0:
+        if person.rejected.height:
+            return "\n".join([f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:"] + [
+                f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {r['reason']}"
+                for r in person.rejected.to_dicts()])
         raise PersonNotFound(f"{coverage_year}年度花名册中没有此证件号码 / not on the {coverage_year} roster: {masked}")
-
-    region = run[0][1] if run else "jiangxi"
-    params = load_params(coverage_year, region)
-    person = resident.with_columns(
-        pl.col("identity_labels").fill_null("").str.split("、").list.eval(pl.element().filter(pl.element() != ""))
-    )
-    frame = with_enrolment(person.lazy(), payments.lazy(), params)
+    params = load_params(coverage_year, person.run[1] if person.run else "jiangxi")
+    in_force = person.list_rows.filter("in_force").with_columns(_labels(pl.col("identity_labels")))
+    frame = with_enrolment(person.resident.with_columns(_labels(pl.col("identity_labels"))).lazy(),
+                           person.payments.lazy(), params, in_force.drop("department", "in_force"))
     cands = candidates(params)
-    frame = frame.with_columns(
-        *[c.rule_id.alias(f"__rule_{i}") for i, c in enumerate(cands)],
-        *[c.start.alias(f"__start_{i}") for i, c in enumerate(cands)],
-        *[c.waiting_end.alias(f"__wait_{i}") for i, c in enumerate(cands)],
-    )
+    frame = frame.with_columns(*[e for i, c in enumerate(cands) for e in (
+        c.rule_id.alias(f"__rule_{i}"), c.start.alias(f"__start_{i}"), c.waiting_end.alias(f"__wait_{i}"))])
     p = frame.collect().row(0, named=True)
-    d = det.row(0, named=True) if det.height else {}
-    r = recon.row(0, named=True) if recon.height else {}
+    lines = _heading(p, masked, coverage_year, person)
+    lines += _label_lines(p, person, params)
+    lines += _amount_lines(p, person, params)
+    lines += _rule_lines(p, cands, params)
+    lines += _result_lines(person, params)
+    return "\n".join(lines)
 
-    lines += [
-        f"{p['name']} {masked}  {coverage_year}年度  ({p['county']} {p['township']} {_fmt(p['village'])})",
-        f"来源 / source: {p['source_file']} [{p['sheet']}] 第{p['row_number']}行; run {run[0][0] if run else '—'}",
+
+def _heading(p: dict, masked: str, year: int, person: _Person) -> list[str]:
+    run = person.run[0] if person.run else "—"
+    return [
+        f"{p['name']} {masked}  {year}年度  ({p['county']} {p['township']} {_fmt(p['village'])})",
+        f"来源 / source: {p['source_file']} [{p['sheet']}] 第{p['row_number']}行; run {run}",
         "",
         "输入 / inputs:",
-        f"  出生日期 {p['birth_date']} (1月1日年龄 {p['age']}); 人员身份 {p['identity_labels'] and '、'.join(p['identity_labels']) or '—'}",
+        f"  出生日期 {p['birth_date']} (1月1日年龄 {p['age']} {INTERP_AGE})",
         f"  上年度参保 {_fmt(p['prev_year_insured'])}; 参保登记日期 {_fmt(p['registered_on'])}; "
-        f"资助认定日期 {_fmt(p['subsidy_identified_on'])}; 特殊情形 {_fmt(p['special_event'])} {_fmt(p['special_event_date'])}",
-        f"  缴费 / payments for {coverage_year}:",
+        f"特殊情形 {_fmt(p['special_event'])} {_fmt(p['special_event_date'])}",
     ]
-    year_payments = payments.filter(pl.col("coverage_year") == coverage_year)
-    if year_payments.height == 0:
-        lines.append("    (无 / none)")
-    running = 0
-    for pay in year_payments.to_dicts():
-        running += pay["amount_fen"]
-        lines.append(f"    {pay['paid_on']}  {pay['amount_fen'] / 100:>9.2f}  累计 {running / 100:>9.2f}  票号 {pay['ticket_no']}")
-    lines += [
+
+
+def _label_lines(p: dict, person: _Person, params: Params) -> list[str]:
+    """Each label with where it came from, and the identification date used (docs/RULES.md §9)."""
+    roster = p["roster_labels"] or []
+    lines = ["", "人员身份 / labels:"]
+    where = f"{p['source_file']} [{p['sheet']}] 第{p['row_number']}行"
+    lines += [f"  {lab} — 花名册人员身份 ({where})" for lab in roster]
+    for r in person.list_rows.to_dicts():
+        state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp docs/RULES.md §9]"
+        lines.append(f"  {r['identity_labels']} — 名单 {r['source_file']} [{r['sheet']}] 第{r['row_number']}行"
+                     f" ({_fmt(r['department'])}), 纳入 {_fmt(r['identified_on'])}, 退出 {_fmt(r['ended_on'])}: {state}")
+    if not roster and not person.list_rows.height:
+        lines.append("  (无)")
+    assistance = [lab.name for lab in params.labels if lab.medical_assistance and lab.name in (p["identity_labels"] or [])]
+    if assistance:
+        lines.append(f"  医疗救助对象: {'、'.join(assistance)} {INTERP_ASSISTANCE if assistance != ['医疗救助对象'] else ''}".rstrip())
+    ce = params.collection_end.value
+    when = p["subsidy_identified_on"]
+    lines.append(f"资助认定日期 / identified on: {_fmt(when)}" + (
+        f" (晚于征缴期末 {ce})" if when and when > ce else " (征缴期内或未注明: 按期内认定)" if p["is_subsidized_object"] else ""))
+    return lines
+
+
+def _amount_lines(p: dict, person: _Person, params: Params) -> list[str]:
+    """Tier with its clause, the amount due with the clause of that amount, the payments adding up to d."""
+    due, subsidy = p["individual_due_fen"], p["subsidy_amount_fen"]
+    cite = {"full": params.full_subsidy_yuan.cite, "fixed": params.fixed_subsidy_yuan.cite}.get(
+        p["tier"], params.individual_standard_yuan.cite)
+    standard = params.fen("individual_standard_yuan")
+    lines = [
         "",
         f"资助类别 / tier: {TIER_NAMES[p['tier']]} ({p['tier']}) — {p['tier_basis']}",
-        f"个人应缴 {p['individual_due_fen'] / 100:.2f} 元, 财政资助 {p['subsidy_amount_fen'] / 100:.2f} 元 "
-        f"({params.individual_standard_yuan.cite})",
-        f"实缴净额 {p['net_paid_fen'] / 100:.2f} 元 → {'已参保' if p['enrolled'] else '未参保'}; "
-        f"参保日期 d = {_fmt(p['enrolled_on'])}",
-        "",
-        "待遇起始规则 / rules considered (earliest start wins; ties: no waiting first):",
+        f"个人应缴 {_yuan(due)} 元 = 缴费标准 {_yuan(standard)} − 资助 {_yuan(subsidy)}; 依据: {cite}",
     ]
+    running = 0
+    for r in person.payments.filter(pl.col("coverage_year") == params.coverage_year).to_dicts():
+        running += r["amount_fen"]
+        lines.append(f"  缴费 {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 {r['ticket_no']}) → 累计 {_yuan(running)} 元")
+    lines.append(f"实缴净额 {_yuan(p['net_paid_fen'])} 元 {'≥' if p['enrolled'] else '<'} 应缴 {_yuan(due)} 元 → "
+                 f"{'已参保' if p['enrolled'] else '未参保'}; 参保日期 d = {_fmt(p['enrolled_on'])}"
+                 + (" (应缴为0: 参保登记日期, 空则征缴期开始日)" if due == 0 else ""))
+    return lines
+
+
+def _arithmetic(rid: str, p: dict, start: dt.date | None, wait: dt.date | None, params: Params) -> str:
+    """How the rule's date comes out of the person's dates (the Civil Code's counting, docs/RULES.md §0)."""
+    d, birth, ys, ce = p["enrolled_on"], p["birth_date"], params.year_start, params.collection_end.value
+    reg = p["registered_on"] or d
+    months = params.waiting_months.value if params.waiting_months else None
+    days = params.waiting_days.value if params.waiting_days else None
+    gap = (reg - birth).days if reg and birth else None
+    texts = {
+        "in_collection_period": f"d = {d} ≤ 征缴期末 {ce} → {ys}",
+        "late_waiting": f"{d} + {months}个月 = {wait}" if months else f"{d} + {days}天 = {wait}",
+        "continuous_before_year": f"未断保, d = {d} < {ys} → {ys}",
+        "continuous_in_period": f"未断保, {ys} ≤ d = {d} ≤ {ce} → {d} + 1天 = {start}",
+        "lapsed_before_year": f"断保, d = {d} < {ys} → 等待期至 {wait}, {start} 起",
+        "lapsed_in_year": f"断保, {d} + {months}个月 = {wait}",
+        "continuous_after_period": f"未断保但 d = {d} > 征缴期末 {ce}: {d} + {months}个月 = {wait} [interp]",
+        "subsidized_no_waiting": f"资助参保对象 → {ys}",
+        "special_status": f"max({ys}, {d} + 1天) = {start}",
+        "special_event": f"特殊情形日期 {p['special_event_date']} ≤ d = {d}, 在期限内 → max({ys}, {d} + 1天) = {start}",
+        "newborn_from_birth": f"出生后第{gap}天登记 ≤ {params.newborn_window_days.value}天 → max(出生 {birth}, {ys}) = {start}",
+        "newborn_next_day": f"出生后第{gap}天登记 > {params.newborn_window_days.value}天 → 登记次日 {start}",
+    }
+    return texts.get(rid, "")
+
+
+def _rule_lines(p: dict, cands: list, params: Params) -> list[str]:
+    lines = ["", f"待遇起始规则 / rules considered (earliest start wins; ties: no waiting first) {INTERP_EARLIEST}:"]
     for i, _ in enumerate(cands):
         rid, start, wait = p[f"__rule_{i}"], p[f"__start_{i}"], p[f"__wait_{i}"]
         if not p["enrolled"]:
@@ -138,14 +208,19 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
             outcome = f"起始 {start}" + (f", 等待期至 {wait}" if wait else ", 无等待期")
         lines.append(f"  - {RULE_NAMES.get(rid, rid)} [{rid}]: {outcome}")
         if start is not None and p["enrolled"]:
+            lines.append(f"      计算: {_arithmetic(rid, p, start, wait, params)}")
             lines.append(f"      依据: {params.basis(rid) or '—'}")
-    lines += [
-        "",
-        f"结论 / result: 规则 {d.get('rule_id')}; 等待期满 {_fmt(d.get('waiting_end'))}; "
-        f"待遇享受期 {_fmt(d.get('benefit_start'))} 至 {_fmt(d.get('benefit_end'))}",
-        f"  {d.get('rule_basis')}",
-    ]
+    return lines
+
+
+def _result_lines(person: _Person, params: Params) -> list[str]:
+    d, r = person.determination, person.reconciliation
+    lines = ["", f"结论 / result: 规则 {d.get('rule_id')}; 等待期满 {_fmt(d.get('waiting_end'))}; "
+                 f"待遇享受期 {_fmt(d.get('benefit_start'))} 至 {_fmt(d.get('benefit_end'))}", f"  {d.get('rule_basis')}"]
     if r:
-        lines.append(f"对账 / reconciliation: {r['status']}, 差额 {r['amount_diff']} 元"
+        lines.append(f"对账 / reconciliation: {STATUS_NAMES.get(r['status'], r['status'])} ({r['status']}), "
+                     f"差额 {r['amount_diff']} 元; 资助参保实际支付 {r.get('subsidy_applied')} 元"
                      + (f" — {r['refund_basis']}" if r.get("refund_basis") else ""))
-    return "\n".join(lines)
+        if r.get("refund_basis") and "征缴期结束后" in r["refund_basis"]:
+            lines.append(f"  {INTERP_REFUND}")
+    return lines

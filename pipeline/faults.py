@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_read", "after_validate", "before_commit", "commit", "after_commit")
+POINTS = ("after_read", "after_validate", "before_commit", "commit", "after_commit", "publish", "after_publish")
 
 
 def checkpoint(name: str) -> None:

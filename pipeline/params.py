@@ -44,6 +44,16 @@ class Label:
     age_rule: str
     subsidized_object: bool
     cite: str
+    medical_assistance: bool = False
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    """Labels reported together in the progress of the subsidy lists (docs/RULES.md §9)."""
+
+    name: str
+    labels: tuple[str, ...]
+    cite: str
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,18 @@ class Params:
     elderly_age: int
     adult_age: int
     ages_cite: str
+    low_income_enrolment_target: Cited  # value None: the notice names no rate
     rule_basis: tuple[tuple[str, str], ...] = ()
     sources: tuple[str, ...] = field(default=())
+    groups: tuple[LabelGroup, ...] = ()
+    # label -> the clause of this year's own notice that names it (where the notice repeats the label)
+    label_cites: tuple[tuple[str, str], ...] = ()
+
+    def label_cite(self, name: str) -> str:
+        """The clause a tier-giving label is cited with: this year's notice where it repeats the
+        label, else labels.toml's (the notice that defined it)."""
+        own = dict(self.label_cites).get(name)
+        return own or next((lab.cite for lab in self.labels if lab.name == name), "")
 
     def basis(self, rule_id: str) -> str:
         return dict(self.rule_basis).get(rule_id, "")
@@ -132,7 +152,7 @@ class Params:
             "collection_start", "collection_end", "benefit_model", "waiting_days",
             "waiting_months", "lapsed_early_benefit_start", "subsidized_no_waiting",
             "newborn_model", "newborn_window_days", "newborn_grace_months",
-            "newborn_full_from", "newborn_full_years",
+            "newborn_full_from", "newborn_full_years", "low_income_enrolment_target",
         ):
             c = getattr(self, key)
             if c is None:
@@ -169,15 +189,16 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "waiting_months": (int,),
     "lapsed_early_benefit_start": (dt.date,),
     "newborn_grace_months": (int,),
+    "low_income_enrolment_target": (float,),
 }
-_OPTIONAL_VALUE = {"critical_illness_per_capita_yuan", "central_share"}
+_OPTIONAL_VALUE = {"critical_illness_per_capita_yuan", "central_share", "low_income_enrolment_target"}
 _MODEL_NEEDS = {
     "wait_days": ("waiting_days",),
     "wait_months": ("waiting_months",),
     "continuity": ("waiting_months", "lapsed_early_benefit_start"),
 }
 _NEWBORN_NEEDS = {"payment": ("newborn_grace_months",)}
-_TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status", "rule_basis"}
+_TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status", "rule_basis", "label_cites"}
 # rule_basis texts each benefit model must give (RULES.md §4), besides the shared ones.
 _BASIS_NEEDS = {
     "wait_days": ("in_collection_period", "late_waiting"),
@@ -218,18 +239,30 @@ def _cited(path: Path, key: str, raw: Any, shown_key: str | None = None) -> Cite
         raise ParamsError(f"{path}: key '{shown}' has bad value {value!r} (expected {types[0].__name__})")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ParamsError(f"{path}: key '{shown}' has negative value {value!r}")
-    if key == "central_share" and not 0 <= float(value) <= 1:
-        raise ParamsError(f"{path}: key 'central_share' must be between 0 and 1, got {value!r}")
+    if key in ("central_share", "low_income_enrolment_target") and not 0 <= float(value) <= 1:
+        raise ParamsError(f"{path}: key '{shown}' must be between 0 and 1, got {value!r}")
     if key == "central_share":
         value = Decimal(str(value))
     return Cited(value, str(raw["cite"]))
 
 
-def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str]:
+def _load_groups(path: Path, data: dict, names: set[str]) -> tuple[LabelGroup, ...]:
+    groups = []
+    for raw in data.get("group", []):
+        if set(raw) != {"name", "labels", "cite"} or not raw["cite"]:
+            raise ParamsError(f"{path}: a [[group]] needs exactly name, labels and a cite")
+        unknown = [lab for lab in raw["labels"] if lab not in names]
+        if unknown:
+            raise ParamsError(f"{path}: group '{raw['name']}' names unknown label(s) {unknown}")
+        groups.append(LabelGroup(raw["name"], tuple(raw["labels"]), raw["cite"]))
+    return tuple(groups)
+
+
+def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str, tuple[LabelGroup, ...]]:
     data = _read_toml(path)
     labels = []
     for i, raw in enumerate(data.get("label", [])):
-        unknown = set(raw) - {"name", "aliases", "tier", "age_rule", "subsidized_object", "cite"}
+        unknown = set(raw) - {"name", "aliases", "tier", "age_rule", "subsidized_object", "medical_assistance", "cite"}
         if unknown:
             raise ParamsError(f"{path}: label #{i + 1} has unknown key(s) {sorted(unknown)}")
         if raw.get("tier") not in TIERS:
@@ -243,6 +276,7 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str]:
             age_rule=raw.get("age_rule", ""),
             subsidized_object=bool(raw.get("subsidized_object", raw["tier"] != "none")),
             cite=raw["cite"],
+            medical_assistance=bool(raw.get("medical_assistance", False)),
         ))
     events = tuple((e["name"], tuple(e.get("aliases", []))) for e in data.get("event", []))
     ages = data.get("ages", {})
@@ -259,7 +293,17 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str]:
             if spelling in seen:
                 raise ParamsError(f"{path}: label spelling '{spelling}' is given twice")
             seen[spelling] = lab.name
-    return tuple(labels), events, elderly, adult, cite
+    return tuple(labels), events, elderly, adult, cite, _load_groups(path, data, set(seen.values()))
+
+
+def _label_cites(path: Path, data: dict, names: set[str]) -> tuple[tuple[str, str], ...]:
+    cites = data.get("label_cites", {})
+    unknown = sorted(set(cites) - names)
+    if unknown:
+        raise ParamsError(f"{path}: label_cites names unknown label(s) {unknown}")
+    if any(not str(v).strip() for v in cites.values()):
+        raise ParamsError(f"{path}: every label_cites entry needs a citation")
+    return tuple((str(k), str(v)) for k, v in cites.items())
 
 
 def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | None = None) -> Params:
@@ -319,7 +363,7 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
     if values["collection_end"].value > dt.date(coverage_year, 12, 31):
         raise ParamsError(f"{path}: collection_end is after the end of the coverage year")
 
-    labels, event_types, elderly, adult, ages_cite = _load_labels(base / "labels.toml")
+    labels, event_types, elderly, adult, ages_cite, groups = _load_labels(base / "labels.toml")
     known_events = {name for name, _ in event_types}
     events = []
     for name, raw in data.get("special_events", {}).items():
@@ -358,5 +402,7 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
         adult_age=adult,
         ages_cite=ages_cite,
         sources=(str(path.name), f"regions/{region_path.name}", "labels.toml"),
+        groups=groups,
+        label_cites=_label_cites(path, data, {lab.name for lab in labels}),
         **values,
     )

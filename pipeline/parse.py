@@ -21,7 +21,6 @@ _ID_CHECK = "10X98765432"
 
 # Excel's day 0 for serial dates (the 1900 system, after its 1900-02-29 bug).
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
-_SERIAL_MAX = 2958465  # 9999-12-31
 
 
 
@@ -81,14 +80,15 @@ def id_birth_date(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_date(expr: pl.Expr) -> pl.Expr:
-    """Normalised date text -> Date, or null.
+    """Normalised date text -> Date, or null (docs/RULES.md §6, docs/CONTRACT.md "Inputs").
 
-    Accepts the forms of CONTRACT.md (yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd,
-    yyyymmdd, yyyy年m月d日, with 1- or 2-digit month/day where separated),
-    what calamine renders for a real Excel date (`yyyy-mm-dd 00:00:00`) and a
-    bare Excel serial number (e.g. 36526 for 2000-01-01). Day-first forms such as 15/10/2025 are
-    ambiguous and stay null (rejected, never guessed). A handful of passes
-    over the column, whatever the mix of forms (this runs on every row).
+    Accepts yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyy年m月d日 (1- or 2-digit month
+    and day where separated), what calamine renders for a real Excel date
+    (`yyyy-mm-dd 00:00:00`), an 8-digit yyyymmdd and a 5-digit Excel serial
+    number (10000-99999, a fraction gives the day of its integer part). A
+    bare 4- or 6-digit number is a year or a year-month, never a date
+    (`is_partial_date`); day-first forms such as 15/10/2025 are ambiguous:
+    all of these stay null (rejected, never guessed).
     """
     separated = (
         expr.str.replace(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$", "")
@@ -96,15 +96,34 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
     )
     year_first = separated.str.contains(r"^\d{4}-\d{1,2}-\d{1,2}$").fill_null(False)
     compact = expr.str.contains(r"^\d{8}$").fill_null(False)
-    serial = expr.str.extract(r"^(\d{1,7})(?:\.0+)?$", 1).cast(pl.Int64, strict=False)
+    serial = expr.str.extract(r"^(\d{5})(?:\.\d+)?$", 1).cast(pl.Int64, strict=False)
     return (
         pl.when(year_first).then(separated.str.to_date("%Y-%m-%d", strict=False))
-        # an 8-digit run is yyyymmdd, never a serial (serials stay below 3,000,000)
         .when(compact).then(expr.str.to_date("%Y%m%d", strict=False))
-        .when(serial.is_between(1, _SERIAL_MAX)).then(_EXCEL_EPOCH + pl.duration(days=serial))
+        .when(serial.is_not_null()).then(_EXCEL_EPOCH + pl.duration(days=serial))
         .otherwise(pl.lit(None, dtype=pl.Date))
         .cast(pl.Date)
     )
+
+
+def is_partial_date(expr: pl.Expr) -> pl.Expr:
+    """A bare 4- or 6-digit number (`2025`, `202511`, as text or a number cell): a year or a
+    year-month, which a date column must not take for a date (read as an Excel serial, 2025 would be
+    1905-07-17)."""
+    return expr.str.contains(r"^(?:\d{4}|\d{6})(?:\.0+)?$").fill_null(False)
+
+
+def parse_month_start(expr: pl.Expr) -> pl.Expr:
+    """`yyyymm`, `yyyy-mm`, `yyyy年m月` (text or number) -> the first day of that month, or null.
+    Only where a month is enough (资助认定日期, the lists' 纳入资助时间 / 退出时间: docs/RULES.md §6)."""
+    parts = expr.str.extract_groups(r"^(\d{4})(?:(0[1-9]|1[0-2])(?:\.0+)?|-(0?[1-9]|1[0-2])|年(0?[1-9]|1[0-2])月)$")
+    month = pl.coalesce(parts.struct.field("2"), parts.struct.field("3"), parts.struct.field("4"))
+    return pl.date(parts.struct.field("1").cast(pl.Int32, strict=False), month.cast(pl.Int8, strict=False), 1)
+
+
+def parse_date_or_month(expr: pl.Expr) -> pl.Expr:
+    """A date, or a month meaning its first day (`parse_month_start`)."""
+    return pl.coalesce(parse_date(expr), parse_month_start(expr))
 
 
 def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
@@ -121,17 +140,52 @@ def parse_amount_fen(expr: pl.Expr) -> pl.Expr:
     return pl.when(exact).then(fen.cast(pl.Int64, strict=False)).otherwise(None)
 
 
-def parse_year(expr: pl.Expr) -> pl.Expr:
-    """费款所属期 (`yyyy`, `yyyy年`, `yyyy-01-01..yyyy-12-31`, an Excel date) -> Int32, or null.
+_YEAR = r"((?:19|20)\d{2})"
 
-    The first and the last four-digit year in the text must be the same: a
-    period that spans two years cannot be booked to one coverage year.
+
+def _single_period_year(expr: pl.Expr) -> pl.Expr:
+    """The year of one 费款所属期 form: yyyy, yyyy年, yyyy年度, yyyymm, yyyy-mm, yyyy.mm, yyyy年m月, or a
+    full date (any form of `parse_date`, an Excel date included); null otherwise."""
+    month = r"(?:0?[1-9]|1[0-2])"
+    year_only = expr.str.extract(r"^" + _YEAR + r"(?:年度?|\.0+)?$", 1)
+    year_month = expr.str.extract(r"^" + _YEAR + r"(?:(?:0[1-9]|1[0-2])|[-./]" + month + r"|年" + month + r"月)$", 1)
+    date_year = parse_date(expr).dt.year().cast(pl.Utf8)
+    year = pl.coalesce(year_only, year_month, date_year).cast(pl.Int32, strict=False)
+    return pl.when(year.is_between(1900, 2099)).then(year)
+
+
+_RANGE_WORDS = r"\s*(?:至|到|~|～|\.\.)\s*"  # `..` as well: what some exports write (not in the notices' list)
+
+
+def period_bounds(expr: pl.Expr) -> pl.Expr:
+    """费款所属期 text -> struct {first, last}: the years of its two ends (one form: both the same).
+
+    A whole-string form (`2026-01`) is tried before splitting; a range splits on 至 到 ~ ～, else on
+    its middle `-` (`202601-202612`, `2026-01-01-2026-12-31`). docs/RULES.md §6.
     """
-    year = r"((?:19|20)\d{2})"
-    first = expr.str.extract(r"^" + year + r"(?:[^\d]|$)", 1)
-    last = expr.str.extract(r".*(?:^|[^\d])" + year + r"(?:[^\d]|$)", 1)
-    looks = expr.str.contains(r"^[\d\s年月日./\-~～至到:]+$").fill_null(False)
-    return pl.when(looks & (first == last)).then(first.cast(pl.Int32, strict=False)).otherwise(None)
+    whole = _single_period_year(expr)
+    dashes = expr.str.count_matches("-")
+    marked = (
+        pl.when(expr.str.contains(_RANGE_WORDS)).then(expr.str.replace(_RANGE_WORDS, "\x1f"))
+        .when(dashes == 1).then(expr.str.replace(r"\s*-\s*", "\x1f"))
+        .when(dashes == 3).then(expr.str.replace(r"^([^-]*-[^-]*)-", "$1\x1f"))
+        .when(dashes == 5).then(expr.str.replace(r"^([^-]*-[^-]*-[^-]*)-", "$1\x1f"))
+    )
+    halves = marked.str.split_exact("\x1f", 1)
+    first = _single_period_year(halves.struct.field("field_0").str.strip_chars())
+    last = _single_period_year(halves.struct.field("field_1").str.strip_chars())
+    split = first.is_not_null() & last.is_not_null()
+    return pl.struct(
+        pl.coalesce(whole, pl.when(split).then(first)).alias("first"),
+        pl.coalesce(whole, pl.when(split).then(last)).alias("last"),
+    )
+
+
+def parse_year(expr: pl.Expr) -> pl.Expr:
+    """费款所属期 text -> the coverage year (both ends in one year), or null (`period_bounds`)."""
+    bounds = period_bounds(expr)
+    first, last = bounds.struct.field("first"), bounds.struct.field("last")
+    return pl.when(first == last).then(first)
 
 
 def parse_yes_no(expr: pl.Expr) -> pl.Expr:

@@ -14,6 +14,9 @@ piece; `tests/test_partitions.py` compares every table and workbook.
 from __future__ import annotations
 
 import math
+import re
+import zipfile
+from pathlib import Path
 
 import polars as pl
 
@@ -24,6 +27,30 @@ import polars as pl
 ONE_PIECE_ROWS = 1_500_000
 PARTITION_ROWS = 500_000
 _ID_SEED, _TICKET_SEED = 7, 11  # any fixed seeds: the hashes are used within one run only
+
+
+_DIMENSION = re.compile(rb'<dimension\s+ref="[A-Z]+\d+:?[A-Z]*(\d*)"')
+# bytes per row of a file that declares no dimension (a planning figure only)
+_BYTES_PER_ROW = 60
+
+
+def estimated_rows(path: Path) -> int:
+    """About how many rows a file holds: an .xlsx sheet's <dimension> (the first bytes of its XML),
+    else the file's size / 60 bytes (for a zipped sheet without one, its stored size). Only a planning
+    figure (how many partitions a night runs in), never a count of rows; 0 for an unreadable file."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return path.stat().st_size // _BYTES_PER_ROW
+        total = 0
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                    with z.open(info) as f:
+                        m = _DIMENSION.search(f.read(4096))
+                    total += int(m.group(1)) if m and m.group(1) else info.compress_size // _BYTES_PER_ROW
+        return total
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return 0
 
 
 def partition_count(roster_rows: int, one_piece_rows: int = ONE_PIECE_ROWS,

@@ -7,15 +7,11 @@ import polars as pl
 from pipeline.params import Params
 from pipeline.rules.dates import date_lit
 
-STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
-STATUS_NAMES = {
-    "subsidized": "资助参保", "unpaid": "未缴", "underpaid": "少缴", "overpaid": "多缴应退费",
-    "paid_in_full": "已足额缴费",
-}
 RECONCILIATION_COLUMNS = (
     "coverage_year", "id_number", "name", "county", "township", "village", "tier",
     "individual_due_fen", "net_paid_fen", "n_payments", "status", "amount_diff_fen",
-    "last_paid_on", "subsidy_identified_on", "refund_basis",
+    "last_paid_on", "subsidy_identified_on", "refund_basis", "subsidy_applied_fen", "enrolled",
+    "subsidy_amount_fen",
 )
 UNMATCHED_COLUMNS = (
     "coverage_year", "id_number", "name", "amount_fen", "paid_on", "ticket_no", "reason",
@@ -24,23 +20,41 @@ UNMATCHED_COLUMNS = (
 
 
 def identified_after_period(params: Params) -> pl.Expr:
-    """A subsidised person (full or fixed) identified after CE (CE itself is within)."""
+    """A 资助参保对象 (labels giving full or fixed, 在校大学生 aside; not a newborn's tier alone)
+    identified after CE (CE itself is within the period)."""
     return (
-        pl.col("tier").is_in(["full", "fixed"])
+        pl.col("is_subsidized_object")
         & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
     ).fill_null(False)
 
 
+def refund_limited(params: Params) -> pl.Expr:
+    """Identified after CE and already enrolled as an ordinary resident (net paid at least the full
+    standard): nothing of the standard is refunded (赣医保发〔2023〕9号 二(二) "已参保且进入待遇享受期的，
+    按规定不再办理退费手续"; "已参保" read as net paid >= standard, 已进入待遇享受期 not checked
+    [interp docs/RULES.md §5])."""
+    standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
+    return identified_after_period(params) & (pl.col("net_paid_fen") >= standard)
+
+
 def refundable_fen(params: Params) -> pl.Expr:
-    """net_paid - due; for one identified after CE only what exceeds the full standard
-    (赣医保发〔2023〕9号 二(二); 已进入待遇享受期 not checked [interp RULES.md §5])."""
+    """net_paid - due; where the refund is limited, only what exceeds the full standard."""
     standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
     late = pl.max_horizontal(pl.col("net_paid_fen") - standard, pl.lit(0, dtype=pl.Int64))
     return (
-        pl.when(identified_after_period(params)).then(late)
+        pl.when(refund_limited(params)).then(late)
         .otherwise(pl.col("net_paid_fen") - pl.col("individual_due_fen"))
         .alias("refundable_fen")
     )
+
+
+def subsidy_applied_fen(params: Params) -> pl.Expr:
+    """What the participation subsidy really pays for this person: nothing where the refund is
+    limited (the person paid the standard themselves), else the tier's subsidy [interp
+    docs/RULES.md §5: what the person keeps paid plus what the subsidy pays is never more than the
+    standard]."""
+    return (pl.when(refund_limited(params)).then(pl.lit(0, dtype=pl.Int64))
+            .otherwise(pl.col("subsidy_amount_fen")).alias("subsidy_applied_fen"))
 
 
 def status() -> pl.Expr:
@@ -70,14 +84,14 @@ def amount_diff_fen() -> pl.Expr:
 
 
 def refund_basis(params: Params) -> pl.Expr:
+    """Why a refund is what it is: limited (identified after CE, paid the standard), a 资助参保对象's
+    excess over the reduced due, or an ordinary overpayment."""
     s = pl.col("status")
-    subsidised = pl.col("tier").is_in(["full", "fixed"])
+    limited = refund_limited(params) & (pl.col("net_paid_fen") > pl.col("individual_due_fen"))
     return (
-        pl.when((s == "overpaid") & identified_after_period(params))
+        pl.when(((s == "overpaid") | (s == "paid_in_full")) & limited)
         .then(pl.lit(params.basis("refund_identified_after_period")))
-        .when((s == "paid_in_full") & identified_after_period(params) & (pl.col("net_paid_fen") > pl.col("individual_due_fen")))
-        .then(pl.lit(params.basis("refund_identified_after_period")))
-        .when((s == "overpaid") & subsidised)
+        .when((s == "overpaid") & pl.col("is_subsidized_object") & ~identified_after_period(params))
         .then(pl.lit(params.basis("refund_identified_in_period")))
         .when(s == "overpaid").then(pl.lit(params.basis("refund_overpaid")))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
@@ -86,12 +100,13 @@ def refund_basis(params: Params) -> pl.Expr:
 
 
 def reconcile(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """One row per roster person of Y with status and amount_diff (from determinations' payment totals)."""
+    """One row per roster person of Y with status, amount_diff and subsidy_applied (from determinations' payment
+    totals); `enrolled` and `subsidy_amount_fen` are carried for the totals (docs/RULES.md §8)."""
     return (
         determinations.lazy()
         .with_columns(refundable_fen(params))
         .with_columns(status())
-        .with_columns(amount_diff_fen(), refund_basis(params))
+        .with_columns(amount_diff_fen(), refund_basis(params), subsidy_applied_fen(params))
         .select(RECONCILIATION_COLUMNS)
         .collect()
     )

@@ -1,8 +1,8 @@
-"""Fiscal-subsidy totals, RULES.md §8, by county, township and tier, in integer fen.
+"""Fiscal-subsidy totals, docs/RULES.md §8, by county, township and tier, in integer fen.
 
 Counts and fiscal sums are over enrolled persons; individual_due_total and
 individual_collected_total are over every roster person, so that money due
-and money collected compare like with like [interp RULES.md §8: the section
+and money collected compare like with like [interp docs/RULES.md §8: the section
 heading says "enrolled persons", but collected money includes partial
 payments of persons not (yet) enrolled].
 """
@@ -50,18 +50,19 @@ def _aggregate(frame: pl.LazyFrame, keys: list[str], params: Params) -> pl.LazyF
         per_head(central).alias("central_share_total_fen"),
         (per_head(fiscal) - per_head(central)).alias("local_share_total_fen") if central is not None
         else pl.lit(None, dtype=pl.Int64).alias("local_share_total_fen"),
-        pl.col("subsidy_amount_fen").filter(enrolled).sum().alias("participation_subsidy_total_fen"),
+        pl.col("subsidy_applied_fen").filter(enrolled).sum().alias("participation_subsidy_total_fen"),
         per_head(critical).alias("critical_illness_total_fen"),
         pl.col("individual_due_fen").sum().alias("individual_due_total_fen"),
         pl.col("net_paid_fen").sum().alias("individual_collected_total_fen"),
     )
 
 
-def township_sums(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+def township_sums(reconciliation: pl.DataFrame, params: Params) -> pl.DataFrame:
     """The sums of SUM_COLUMNS by county, township and tier (and for all tiers): the township rows of
-    the totals. Every column is a sum over persons, so sums of parts of the roster (the partitions of
-    a big night) add up to the sums of the whole."""
-    base = determinations.lazy().select(*GROUP_KEYS, "enrolled", "subsidy_amount_fen",
+    the totals, from the reconciliation rows (enrolled, subsidy_applied_fen, dues, net paid). Every
+    column is a sum over persons, so sums of parts of the roster (the partitions of a big night) add
+    up to the sums of the whole."""
+    base = reconciliation.lazy().select(*GROUP_KEYS, "enrolled", "subsidy_applied_fen",
                                         "individual_due_fen", "net_paid_fen")
     both = pl.concat([base, base.with_columns(pl.lit(ALL_TIERS).alias("tier"))])
     return _aggregate(both, list(GROUP_KEYS), params).select(*GROUP_KEYS, *SUM_COLUMNS).collect()
@@ -72,9 +73,9 @@ def _sum_keeping_null(column: str) -> pl.Expr:
     return pl.when(pl.col(column).is_null().all()).then(None).otherwise(pl.col(column).sum()).alias(column)
 
 
-def subsidy_totals(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
+def subsidy_totals(reconciliation: pl.DataFrame, params: Params) -> pl.DataFrame:
     """Township, county (township '小计') and grand-total ('合计') rows, each per tier and for all tiers."""
-    return totals_from_township_sums([township_sums(determinations, params)], params)
+    return totals_from_township_sums([township_sums(reconciliation, params)], params)
 
 
 def totals_from_township_sums(parts: list[pl.DataFrame], params: Params) -> pl.DataFrame:

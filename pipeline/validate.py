@@ -1,15 +1,15 @@
-"""Parse and validate the rows read from the workbooks (RULES.md §6).
+"""Parse and validate the rows read from the input files (docs/RULES.md §6, §9).
 
 Each row ends in exactly one place: accepted, rejected (one `rejected_rows`
-line per failing cell, with file, sheet, Excel row, column, raw text and a
+line per failing cell, with file, sheet, row number, column, raw text and a
 reason in Chinese) or skipped as an exact duplicate.
 
 Two steps. `check_sheet` (run in each sheet's parser child, pipeline/io/
-isolate.py) parses one sheet and applies the pandera model of schemas/: every
-failing cell, found by its row position, becomes a line with its file / sheet /
-row (never `drop_invalid_rows`, which loses rows silently). `settle_roster` /
-`settle_payments` (in the parent) apply the one rule that needs every sheet at
-once: duplicates.
+isolate.py) parses one sheet and validates it with its pandera model
+(schemas/models.py, `lazy=True`): every failure case, found by its row
+position, becomes a line with its file / sheet / row (never
+`drop_invalid_rows`, which loses rows silently). `settle_*` (in the parent)
+apply the one rule that needs every sheet at once: duplicates.
 """
 
 from __future__ import annotations
@@ -17,26 +17,27 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import pandera.polars as pa
 import polars as pl
 
 from pipeline.params import Params
 from pipeline.parse import (
+    is_partial_date,
     normalise_id,
     parse_amount_fen,
     parse_date,
-    parse_year,
+    parse_date_or_month,
     parse_yes_no,
+    period_bounds,
     split_labels,
 )
 from schemas.headers import HeaderMap
-from schemas.models import REASONS, id_facts, id_trusted, payments_schema, roster_schema
+from schemas.models import REASONS, id_facts, id_trusted, payments_schema, roster_schema, subsidy_list_schema
 
 REJECTED_SCHEMA = {
     "kind": pl.Utf8, "source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
     "column": pl.Utf8, "raw_value": pl.Utf8, "reason": pl.Utf8, "id_number": pl.Utf8,
 }
-RESIDENCE_ALIASES = {"本地户籍": "本地户籍", "户籍": "本地户籍", "本地": "本地户籍", "本县户籍": "本地户籍",
-                     "居住证": "居住证", "持居住证": "居住证"}
 DEFAULT_ID_TYPE = "居民身份证"
 DEFAULT_RESIDENCE = "本地户籍"
 ROSTER_CONTENT = (
@@ -55,6 +56,15 @@ PAYMENT_OUT = (
     "source_file", "sheet", "row_number", "id_number", "name", "amount_fen", "paid_on",
     "coverage_year", "ticket_no", "channel", "extra_columns",
 )
+LIST_CONTENT = ("id_number", "name", "identity_labels", "identified_on", "ended_on", "department",
+                "county", "township", "village")
+LIST_OUT = ("source_file", "sheet", "row_number", *LIST_CONTENT, "extra_columns")
+# dates each kind compares with "today" (the run date): a cached sheet holds while none crosses it
+_TODAY_DATES = {
+    "roster": ["id_number__birth_date", "birth_date", "registered_on", "special_event_date", "subsidy_identified_on"],
+    "payments": ["id_number__birth_date", "paid_on"],
+    "subsidy_list": ["id_number__birth_date", "identified_on"],
+}
 
 
 @dataclass
@@ -63,6 +73,8 @@ class Validated:
     rejected: pl.DataFrame        # one line per failing cell
     duplicates: pl.DataFrame      # exact duplicates skipped (source_file, sheet, row_number, kept_at)
 
+
+# --- parsing ---------------------------------------------------------------------------
 
 def _with_raw(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
     """Keep each field's text as `<field>__raw`, and the row's position as `__i`."""
@@ -74,8 +86,7 @@ def _per_distinct(frame: pl.DataFrame, columns: list[tuple[str, list[pl.Expr]]])
 
     Dates, amounts, years and identity labels repeat: a 500,000-row sheet
     holds a few thousand distinct 缴费日期 and a few hundred 缴费金额, so the
-    parsers run over those and a hash join carries the result to every row
-    (measured: 3 to 10 times less than parsing every row).
+    parsers run over those and a hash join carries the result to every row.
     """
     for source, exprs in columns:
         table = frame.select(pl.col(source).unique()).with_columns(exprs)
@@ -84,123 +95,123 @@ def _per_distinct(frame: pl.DataFrame, columns: list[tuple[str, list[pl.Expr]]])
     return frame
 
 
-def parse_roster(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """Roster text -> typed columns; `<field>__raw` keeps the text for the checks."""
-    fields = [c for c in ROSTER_CONTENT + ("id_number",)]
-    frame = _with_raw(raw, fields)
-    label_aliases = params.label_aliases()
-    event_aliases = params.event_aliases()
+def _date_parsers(field: str, month_ok: bool = False) -> tuple[str, list[pl.Expr]]:
+    """A date field parsed (a month meaning its first day where `month_ok`), with `<field>__partial`
+    flagging a bare year or year-month."""
+    text = pl.col(f"{field}__raw")
+    return (f"{field}__raw", [(parse_date_or_month(text) if month_ok else parse_date(text)).alias(field),
+                              is_partial_date(text).alias(f"{field}__partial")])
+
+
+def _label_parsers(params: Params) -> tuple[str, list[pl.Expr]]:
+    """人员身份 text -> canonical labels, and the tokens no label of labels.toml spells."""
+    aliases = params.label_aliases()
     tokens = split_labels(pl.col("identity_labels__raw"))
-    frame = frame.with_columns(normalise_id(pl.col("id_number__raw")).alias("id_number"))
-    frame = frame.with_columns(id_facts(pl.col("id_number")))
-    frame = _per_distinct(frame, [
-        ("identity_labels__raw", [
-            tokens.list.eval(pl.element().replace_strict(label_aliases, default=None, return_dtype=pl.Utf8))
-            .list.drop_nulls().list.unique(maintain_order=True).alias("identity_labels"),
-            tokens.list.eval(pl.element().filter(~pl.element().is_in(list(label_aliases))))
-            .alias("identity_labels__unknown"),
-        ]),
-        *[(f"{field}__raw", [parse_date(pl.col(f"{field}__raw")).alias(f"{field}__parsed")])
-          for field in ("birth_date", "subsidy_identified_on", "special_event_date", "registered_on")],
+    return ("identity_labels__raw", [
+        tokens.list.eval(pl.element().replace_strict(aliases, default=None, return_dtype=pl.Utf8))
+        .list.drop_nulls().list.unique(maintain_order=True).alias("identity_labels"),
+        tokens.list.eval(pl.element().filter(~pl.element().is_in(list(aliases)))).alias("identity_labels__unknown"),
     ])
+
+
+def _with_id(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = frame.with_columns(normalise_id(pl.col("id_number__raw")).alias("id_number"))
+    return frame.with_columns(id_facts(pl.col("id_number")))
+
+
+def parse_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap) -> pl.DataFrame:
+    """Roster text -> typed columns; `<field>__raw` keeps the text for the checks."""
+    frame = _with_id(_with_raw(raw, [*ROSTER_CONTENT, "id_number"]))
+    frame = _per_distinct(frame, [
+        _label_parsers(params),
+        _date_parsers("birth_date"), _date_parsers("subsidy_identified_on", month_ok=True),
+        _date_parsers("special_event_date"), _date_parsers("registered_on"),
+    ])
+    residence = header_map.value_aliases("residence_basis")
     return frame.with_columns(
         pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
-        pl.col("id_type__raw").fill_null(DEFAULT_ID_TYPE).alias("id_type"),
-        pl.coalesce(pl.col("birth_date__parsed"), pl.col("id_number__birth_date")).alias("birth_date"),
-        pl.col("residence_basis__raw").replace_strict(RESIDENCE_ALIASES, default=None, return_dtype=pl.Utf8)
-        .alias("residence_basis"),
-        pl.col("subsidy_identified_on__parsed").alias("subsidy_identified_on"),
-        parse_yes_no(pl.col("prev_year_insured__raw")).alias("prev_year_insured"),
-        pl.col("special_event__raw").replace_strict(event_aliases, default=None, return_dtype=pl.Utf8)
-        .alias("special_event"),
-        pl.col("special_event_date__parsed").alias("special_event_date"),
-        pl.col("registered_on__parsed").alias("registered_on"),
-    ).with_columns(
-        # A missing 参保身份 means 本地户籍 (CONTRACT.md); an unknown one stays null and is rejected.
+        pl.col("id_type__raw").replace(header_map.value_aliases("id_type")).fill_null(DEFAULT_ID_TYPE).alias("id_type"),
+        pl.coalesce(pl.col("birth_date"), pl.col("id_number__birth_date")).alias("birth_date"),
+        # a missing 参保身份 means 本地户籍 (docs/CONTRACT.md); an unknown one stays null and is rejected
         pl.when(pl.col("residence_basis__raw").is_null()).then(pl.lit(DEFAULT_RESIDENCE))
-        .otherwise(pl.col("residence_basis")).alias("residence_basis"),
+        .otherwise(pl.col("residence_basis__raw").replace_strict(residence, default=None, return_dtype=pl.Utf8))
+        .alias("residence_basis"),
+        parse_yes_no(pl.col("prev_year_insured__raw")).alias("prev_year_insured"),
+        pl.col("special_event__raw").replace_strict(params.event_aliases(), default=None, return_dtype=pl.Utf8)
+        .alias("special_event"),
     )
 
 
 def parse_payments(raw: pl.DataFrame) -> pl.DataFrame:
-    frame = _with_raw(raw, ["id_number", "name", "amount", "paid_on", "coverage_year", "ticket_no", "channel"])
-    frame = frame.with_columns(normalise_id(pl.col("id_number__raw")).alias("id_number"))
+    """Payment text -> typed columns. 费款所属期 comes from one column or from 起 / 止 (both needed)."""
+    frame = _with_id(_with_raw(raw, ["id_number", "name", "amount", "paid_on", "coverage_year", "period_start",
+                                     "period_end", "ticket_no", "channel"]))
+    start, end = pl.col("period_start__raw"), pl.col("period_end__raw")
     frame = frame.with_columns(
-        *id_facts(pl.col("id_number")),
         pl.col("ticket_no__raw").str.replace_all(r"\s+", "").alias("ticket_no"),
+        pl.coalesce(pl.col("coverage_year__raw"),
+                    pl.when(start.is_not_null() & end.is_not_null()).then(pl.concat_str([start, pl.lit("至"), end])))
+        .alias("coverage_year__raw"),
     )
-    return _per_distinct(frame, [
+    frame = _per_distinct(frame, [
         ("amount__raw", [parse_amount_fen(pl.col("amount__raw")).alias("amount_fen")]),
-        ("paid_on__raw", [parse_date(pl.col("paid_on__raw")).alias("paid_on")]),
-        ("coverage_year__raw", [parse_year(pl.col("coverage_year__raw")).alias("coverage_year")]),
+        _date_parsers("paid_on"),
+        ("coverage_year__raw", [period_bounds(pl.col("coverage_year__raw")).alias("__bounds")]),
+    ])
+    first, last = pl.col("__bounds").struct.field("first"), pl.col("__bounds").struct.field("last")
+    return frame.with_columns(
+        pl.when(first == last).then(first).alias("coverage_year"),
+        (first != last).fill_null(False).alias("coverage_year__cross_year"),
+        pl.col("period_start__raw").alias("period_start"), pl.col("period_end__raw").alias("period_end"),
+    ).drop("__bounds")
+
+
+def parse_subsidy_list(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """A list row's text -> typed columns (纳入 / 退出时间 may be a month: its first day)."""
+    frame = _with_id(_with_raw(raw, list(LIST_CONTENT)))
+    return _per_distinct(frame, [
+        _label_parsers(params),
+        _date_parsers("identified_on", month_ok=True), _date_parsers("ended_on", month_ok=True),
     ])
 
 
-def _failures(schema, frame: pl.DataFrame) -> pl.DataFrame:
-    """(index, column, code) of every failing cell; empty when all pass.
+# --- failures -> rejected lines ------------------------------------------------------------
 
-    pandera validates the frame's structure (columns, dtypes: a mismatch is
-    a bug of the parse step and raises); the checks themselves, polars
-    expressions (schemas/models.py), are evaluated in one pass over the frame
-    instead of one pass per check (measured: 163 passes, 2.7 s for a
-    500,000-row roster sheet), and only the failing rows are unpivoted.
-    """
-    structure = schema.update_columns({name: {"checks": []} for name in schema.columns})
-    structure.validate(frame.head(0))
-    tests = [
-        (~check.passes(name)).alias(f"{name}\x1f{check.error}")
-        for name, column in schema.columns.items() for check in column.checks
-    ]
+def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """(index, column, code) of every failing cell, from pandera's failure cases (validated with
+    `lazy=True` on the collected frame, so every value check runs; docs/POLARS-PITFALLS 11)."""
     empty = pl.DataFrame(schema={"index": pl.UInt32, "column": pl.Utf8, "code": pl.Utf8})
-    if not tests or frame.height == 0:
-        return empty
-    failing = (
-        frame.lazy().select(*tests).with_row_index("index")
-        .filter(pl.any_horizontal(pl.exclude("index")))
-        .collect()
-    )
-    if failing.height == 0:
-        return empty
-    return (
-        failing.unpivot(index="index", variable_name="test", value_name="failed")
-        .filter("failed")
-        .select(
-            pl.col("index").cast(pl.UInt32),
-            pl.col("test").str.split_exact("\x1f", 1).struct.field("field_0").alias("column"),
-            pl.col("test").str.split_exact("\x1f", 1).struct.field("field_1").alias("code"),
-        )
-        .sort("index", "column")
-    )
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        cases = pl.DataFrame(e.failure_cases)
+        unknown = cases.filter(~pl.col("check").is_in(list(REASONS)) | pl.col("index").is_null())
+        if unknown.height:  # a column of the wrong type: a bug of the parse step, not bad input
+            raise RuntimeError(f"schema {schema.name}: {unknown.head(5).to_dicts()}") from None
+        return cases.select(pl.col("index").cast(pl.UInt32), pl.col("column"), pl.col("check").alias("code")) \
+            .unique().sort("index", "column")
+    return empty
 
 
-def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr) -> pl.Expr:
-    """REASONS[code] with {header} and {raw} filled in, as one vectorised expression."""
+def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr, today: dt.date) -> pl.Expr:
+    """REASONS[code] with {header}, {raw} and {today} filled in, as one vectorised expression."""
     template = pl.coalesce(code.replace_strict(REASONS, default=None, return_dtype=pl.Utf8), pl.lit("数据不合规"))
-    return template.str.replace_all("{header}", header, literal=True).str.replace_all(
-        "{raw}", raw.fill_null(""), literal=True
-    )
+    return (template.str.replace_all("{header}", header, literal=True)
+            .str.replace_all("{raw}", raw.fill_null(""), literal=True)
+            .str.replace_all("{today}", pl.lit(today.isoformat()), literal=True))
 
 
-def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
-                    headers_seen: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
-    """Failure cases -> rejected_rows lines with file, sheet, Excel row, column as written."""
-    if failures.height == 0:
+def _rejected_lines(frame: pl.DataFrame, failed: pl.DataFrame, kind: str, headers_seen: pl.DataFrame,
+                    header_map: HeaderMap, today: dt.date) -> pl.DataFrame:
+    """Failure cases -> rejected_rows lines with file, sheet, row number, column as written."""
+    if failed.height == 0:
         return pl.DataFrame(schema={"__i": pl.UInt32, **REJECTED_SCHEMA})
-    field_of = {"amount_fen": "amount"}
     raws = [c for c in frame.columns if c.endswith("__raw")]
-    located = failures.with_columns(
-        pl.col("column").replace(field_of).alias("field")
-    ).join(
-        frame.with_row_index("index").select(
-            "index", "source_file", "sheet", "row_number", "id_number", *raws
-        ),
-        on="index",
-        how="left",
-    )
-    raw_value = pl.coalesce(
-        *[pl.when(pl.col("field") == c.removesuffix("__raw")).then(pl.col(c)) for c in raws],
-        pl.lit(None, dtype=pl.Utf8),
-    )
+    located = failed.with_columns(pl.col("column").replace({"amount_fen": "amount"}).alias("field")).join(
+        frame.with_row_index("index").select("index", "source_file", "sheet", "row_number", "id_number", *raws),
+        on="index", how="left")
+    raw_value = pl.coalesce(*[pl.when(pl.col("field") == c.removesuffix("__raw")).then(pl.col(c)) for c in raws],
+                            pl.lit(None, dtype=pl.Utf8))
     canonical = {f.name: f.header for f in header_map.fields}
     located = located.join(headers_seen, on=["source_file", "sheet", "field"], how="left").with_columns(
         pl.coalesce(pl.col("header_as_written"),
@@ -208,60 +219,21 @@ def _rejected_lines(frame: pl.DataFrame, failures: pl.DataFrame, kind: str,
         raw_value.alias("raw_value"),
     )
     return located.select(
-        pl.col("index").alias("__i"),
-        pl.lit(kind).alias("kind"),
-        "source_file", "sheet", pl.col("row_number").cast(pl.Int32),
-        pl.col("column_header").alias("column"),
-        "raw_value",
-        _reason_expr(pl.col("column_header"), pl.col("raw_value"), pl.col("code")).alias("reason"),
+        pl.col("index").alias("__i"), pl.lit(kind).alias("kind"), "source_file", "sheet",
+        pl.col("row_number").cast(pl.Int32), pl.col("column_header").alias("column"), "raw_value",
+        _reason_expr(pl.col("column_header"), pl.col("raw_value"), pl.col("code"), today).alias("reason"),
         pl.col("id_number"),
-    )
-
-
-def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...]) -> pl.DataFrame:
-    """The rows sharing `key` with another row, flagged (RULES.md §6); all other rows are unique.
-
-    `__conflict`: the key appears with different content (every such row is
-    rejected, whatever else is wrong with it). `__dup_skip`: an exact copy of
-    an earlier accepted row (skipped, counted, warned). Only rows whose key
-    could be read (`__key_ok`) take part; rows already rejected (`__bad`) are
-    never skipped. The window work runs on the duplicated keys only (one hash
-    pass finds them).
-    """
-    order = ["source_file", "sheet", "row_number"]
-    keyed = pl.when(pl.col("__key_ok").fill_null(False)).then(pl.col(key))
-    # A 64-bit hash sieves the candidates (twice as fast as comparing the texts at 1M rows); a row that
-    # only shares a hash is alone under its key below (__n = 1) and stays unmarked.
-    shared = frame.filter(keyed.hash().is_duplicated() & keyed.is_not_null())
-    marked = (
-        shared.with_columns(
-            pl.col(key).alias("__key"),
-            pl.struct(list(content)).hash().alias("__content_hash"),
-        )
-        .with_columns(
-            pl.len().over("__key").alias("__n"),
-            pl.col("__content_hash").n_unique().over("__key").alias("__n_versions"),
-        )
-        .with_columns((pl.col("__n_versions") > 1).alias("__conflict"))
-        .with_columns((~pl.col("__bad") & ~pl.col("__conflict")).alias("__clean"))
-    )
-    first = pl.struct(order).rank("min").over(["__key", "__clean"]) == 1
-    kept = pl.struct(order).sort_by(order).first().over(["__key", "__clean"])
-    return marked.with_columns(
-        (pl.col("__clean") & ~first).alias("__dup_skip"),
-        pl.format("{} {} 第{}行", kept.struct.field("source_file"), kept.struct.field("sheet"),
-                  kept.struct.field("row_number")).alias("__kept_at"),
     )
 
 
 @dataclass
 class Checked:
-    """One sheet's rows after the row-level checks (run in the parser child, cached by sha256).
+    """One sheet's rows after the row-level checks (run in the parser child, cached per sheet).
 
     `parsed`: the typed output columns plus `__bad` (some cell failed),
     `__key_ok` (the duplicate key can be trusted) and the key's raw text.
     `today_from` / `today_until`: the same rows and reasons come out for any
-    "today" in [today_from, today_until) (the checks compare birth dates with
+    "today" in [today_from, today_until) (the checks compare dates with
     today); None is unbounded.
     """
 
@@ -274,60 +246,91 @@ class Checked:
 def _today_window(parsed: pl.DataFrame, dates: list[str], today: dt.date) -> tuple[dt.date | None, dt.date | None]:
     """The latest checked date on or before today and the earliest one after it."""
     row = parsed.select(
-        pl.min_horizontal(pl.col(d).filter(pl.col(d) <= today).max() for d in dates).alias("past"),
+        pl.max_horizontal(pl.col(d).filter(pl.col(d) <= today).max() for d in dates).alias("past"),
         pl.min_horizontal(pl.col(d).filter(pl.col(d) > today).min() for d in dates).alias("future"),
     ).row(0)
     return row[0], row[1]
 
 
-def _checked(parsed: pl.DataFrame, rejected: pl.DataFrame, out_cols: tuple[str, ...], extra: list[pl.Expr],
-             dates: list[str], today: dt.date) -> Checked:
+def headers_seen_of(sheets: list) -> pl.DataFrame:
+    """(source_file, sheet, field, header_as_written) of read sheets: rejected lines name the column
+    as that sheet writes it."""
+    rows = [{"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
+            for s in sheets for f, h in s.columns_seen.items()]
+    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "field": pl.Utf8, "header_as_written": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def check_sheet(sheet, params: Params, header_map: HeaderMap, today: dt.date) -> Checked:
+    """The row-level checks of one read sheet (pipeline.io.excel_in.SheetRead)."""
+    kind = sheet.kind
+    if kind == "roster":
+        parsed = parse_roster(sheet.data, params, header_map)
+        prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
+        schema = roster_schema(params.coverage_year, prev_required, today)
+        out, key_ok = ROSTER_OUT, [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
+    elif kind == "payments":
+        parsed, schema, out = parse_payments(sheet.data), payments_schema(today), PAYMENT_OUT
+        key_ok = [pl.col("ticket_no__raw"), pl.col("ticket_no").is_not_null().alias("__key_ok")]
+    else:
+        parsed, schema, out = parse_subsidy_list(sheet.data, params), subsidy_list_schema(today), LIST_OUT
+        key_ok = [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
+    rejected = _rejected_lines(parsed, failures(schema, parsed), kind, headers_seen_of([sheet]), header_map, today)
     bad = rejected["__i"].unique().implode()
-    frame = parsed.select(*out_cols, *extra, pl.col("__i").is_in(bad).alias("__bad"))
-    today_from, today_until = _today_window(parsed, dates, today)
+    frame = parsed.select(*out, *key_ok, pl.col("__i").is_in(bad).alias("__bad"))
+    today_from, today_until = _today_window(parsed, _TODAY_DATES[kind], today)
     return Checked(parsed=frame, rejected=rejected.drop("__i"), today_from=today_from, today_until=today_until)
 
 
-def check_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap, headers_seen: pl.DataFrame,
-                 today: dt.date) -> Checked:
-    """Parse and check every roster row of one sheet (no cross-row rules: see `settle_roster`)."""
-    parsed = parse_roster(raw, params)
-    prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
-    schema = roster_schema(params.coverage_year, prev_required, today)
-    rejected = _rejected_lines(parsed, _failures(schema, parsed), "roster", headers_seen, header_map)
-    return _checked(parsed, rejected, ROSTER_OUT, [pl.col("id_number__raw"), id_trusted().alias("__key_ok")],
-                    ["id_number__birth_date", "birth_date"], today)
+# --- across sheets: duplicates ---------------------------------------------------------------
 
+def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...]) -> pl.DataFrame:
+    """The rows sharing `key` with another row, flagged (docs/RULES.md §6); all other rows are unique.
 
-def check_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl.DataFrame,
-                   today: dt.date) -> Checked:
-    """Parse and check every payment row of one sheet (no cross-row rules: see `settle_payments`)."""
-    parsed = parse_payments(raw)
-    rejected = _rejected_lines(parsed, _failures(payments_schema(today), parsed), "payments",
-                               headers_seen, header_map)
-    return _checked(parsed, rejected, PAYMENT_OUT,
-                    [pl.col("ticket_no__raw"), pl.col("ticket_no").is_not_null().alias("__key_ok")],
-                    ["id_number__birth_date"], today)
+    `__conflict`: the key appears with different content (every such row is
+    rejected, whatever else is wrong with it). `__dup_skip`: an exact copy of
+    an earlier accepted row (skipped, counted, warned). Only rows whose key
+    could be read (`__key_ok`) take part; rows already rejected (`__bad`) are
+    never skipped. The window work runs on the duplicated keys only.
+    """
+    order = ["source_file", "sheet", "row_number"]
+    keyed = pl.when(pl.col("__key_ok").fill_null(False)).then(pl.col(key))
+    # a 64-bit hash sieves the candidates; a row that only shares a hash is alone under its key below
+    shared = frame.filter(keyed.hash().is_duplicated() & keyed.is_not_null())
+    marked = (
+        shared.with_columns(pl.col(key).alias("__key"), pl.struct(list(content)).hash().alias("__content_hash"))
+        .with_columns(pl.len().over("__key").alias("__n"),
+                      pl.col("__content_hash").n_unique().over("__key").alias("__n_versions"))
+        .with_columns((pl.col("__n_versions") > 1).alias("__conflict"))
+        .with_columns((~pl.col("__bad") & ~pl.col("__conflict")).alias("__clean"))
+    )
+    first = pl.struct(order).rank("min").over(["__key", "__clean"]) == 1
+    kept = pl.struct(order).sort_by(order).first().over(["__key", "__clean"])
+    return marked.with_columns(
+        (pl.col("__clean") & ~first).alias("__dup_skip"),
+        pl.format("{} {} 第{}行", kept.struct.field("source_file"), kept.struct.field("sheet"),
+                  kept.struct.field("row_number")).alias("__kept_at"),
+    )
 
 
 def _settle(checked: list[Checked], key: str, content: tuple[str, ...], out_cols: tuple[str, ...],
-            conflict_line: list[pl.Expr]) -> Validated:
-    """The cross-row rule over every sheet of a kind: duplicates and conflicts (RULES.md §6)."""
+            conflict_line: list[pl.Expr] | None) -> Validated:
+    """The cross-row rule over every sheet of a kind: duplicates and conflicts (docs/RULES.md §6)."""
     order = ["source_file", "sheet", "row_number"]
     frame = pl.concat([c.parsed for c in checked], how="vertical").with_row_index("__i")
-    rejected = pl.concat([c.rejected for c in checked], how="vertical") if checked else (
-        pl.DataFrame(schema=REJECTED_SCHEMA))
+    rejected = pl.concat([pl.DataFrame(schema=REJECTED_SCHEMA), *[c.rejected for c in checked]], how="vertical")
     marked = _mark_duplicates(frame, key, content)
+    if conflict_line is None:  # no conflicts of this kind: only exact copies are skipped
+        marked = marked.with_columns(pl.lit(False).alias("__conflict"))
     conflicts = marked.filter("__conflict").select(
-        *[pl.col(c) for c in ("source_file", "sheet")], pl.col("row_number").cast(pl.Int32), *conflict_line,
-        pl.col("id_number"),
-    )
+        "source_file", "sheet", pl.col("row_number").cast(pl.Int32), *(conflict_line or []), "id_number")
     not_accepted = marked.filter(pl.col("__conflict") | pl.col("__dup_skip"))["__i"].implode()
     accepted = frame.filter(~pl.col("__bad") & ~pl.col("__i").is_in(not_accepted)).select(out_cols)
-    rejected = pl.concat([rejected, conflicts.select(REJECTED_SCHEMA.keys())], how="vertical")
+    if conflict_line is not None:
+        rejected = pl.concat([rejected, conflicts.select(REJECTED_SCHEMA.keys())], how="vertical")
     skipped = marked.filter("__dup_skip")
     return Validated(accepted=accepted, rejected=rejected,
-                     duplicates=skipped.select(*order, key, pl.col("__kept_at").alias("kept_at")))
+                     duplicates=skipped.select(*order, pl.col("__kept_at").alias("kept_at")))
 
 
 def settle_roster(checked: list[Checked], header_map: HeaderMap) -> Validated:
@@ -350,30 +353,16 @@ def settle_payments(checked: list[Checked], header_map: HeaderMap) -> Validated:
     ])
 
 
-def validate_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap,
-                    headers_seen: pl.DataFrame, today: dt.date) -> Validated:
-    return settle_roster([check_roster(raw, params, header_map, headers_seen, today)], header_map)
+def settle_subsidy_list(checked: list[Checked]) -> Validated:
+    """List rows never reject each other (one ID may be on several lists, with several labels); an
+    exact copy of a row in the same sheet is skipped as a duplicate (docs/RULES.md §9)."""
+    keyed = [c for c in checked]
+    for c in keyed:
+        c.parsed = c.parsed.with_columns(
+            pl.concat_str([pl.col("source_file"), pl.col("sheet"), pl.col("id_number")], separator="\x1f",
+                          ignore_nulls=True).alias("__list_key"))
+    content = tuple(f for f in LIST_CONTENT if f != "id_number")
+    return _settle(keyed, "__list_key", content, LIST_OUT, None)
 
 
-def validate_payments(raw: pl.DataFrame, header_map: HeaderMap, headers_seen: pl.DataFrame,
-                      today: dt.date) -> Validated:
-    return settle_payments([check_payments(raw, header_map, headers_seen, today)], header_map)
-
-
-def headers_seen_of(sheets: list) -> pl.DataFrame:
-    """(source_file, sheet, field, header_as_written) of read sheets: rejected lines name the column
-    as that sheet writes it."""
-    rows = [
-        {"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
-        for s in sheets for f, h in s.columns_seen.items()
-    ]
-    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "field": pl.Utf8, "header_as_written": pl.Utf8}
-    return pl.DataFrame(rows, schema=schema)
-
-
-def check_sheet(sheet, params: Params, header_map: HeaderMap, today: dt.date) -> Checked:
-    """The row-level checks of one read sheet (pipeline.io.excel_in.SheetRead)."""
-    seen = headers_seen_of([sheet])
-    if sheet.kind == "roster":
-        return check_roster(sheet.data, params, header_map, seen, today)
-    return check_payments(sheet.data, header_map, seen, today)
+SETTLE = {"roster": settle_roster, "payments": settle_payments}

@@ -63,3 +63,11 @@ def write_workbook(path: Path, sheets: dict[str, list[list]], *, title_rows: int
                     ws.write_string(r, c, str(cell))
     wb.close()
     return path
+
+
+def run_night(*args, **kwargs):
+    """pipeline.run.run_night with its settings given as arguments (RunSettings' fields, in order)."""
+    from pipeline.run import run_night as run
+    from pipeline.settings import RunSettings
+
+    return run(RunSettings(*args, **kwargs))

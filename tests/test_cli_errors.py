@@ -55,9 +55,11 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     no_header = write_workbook(tmp_path / "noheader.xlsx", {"S": [["一些说明"], ["不是花名册"]]})
     return {
         "missing": (tmp_path / "nope.xlsx", f"错误 / error: 找不到输入文件 / input file not found: {tmp_path / 'nope.xlsx'}"),
-        "text": (text, "错误 / error: 文件是CSV/文本内容，只是扩展名为 .xlsx，请在 Excel 中另存为 .xlsx / text/CSV file "
-                       f"renamed to .xlsx, save it as .xlsx: {text}"),
-        "ole": (ole, f"错误 / error: 文件是旧版 .xls 格式，请用 Excel 或 WPS 另存为 .xlsx / old .xls workbook, save it as .xlsx: {ole}"),
+        # told apart by content: text named .xlsx is read as CSV, and this one has only two known headers
+        "text": (text, "错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any sheet: "
+                       f"{text}"),
+        # an OLE header with nothing behind it: no directory to find a workbook in
+        "ole": (ole, f"错误 / error: 文件已损坏或不完整 / file is truncated or damaged: {ole}"),
         "empty": (empty, f"错误 / error: 文件是空的 / file is empty: {empty}"),
         "truncated": (truncated, f"错误 / error: 文件已损坏或不完整 / workbook is truncated or damaged: {truncated}"),
         "no_header": (no_header, "错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any "
@@ -132,5 +134,5 @@ def test_zip_that_is_not_a_workbook(tmp_path, good):
         z.writestr("readme.txt", "hello")
     result = invoke(tmp_path, path, payments)
     assert result.exit_code == 2
-    assert error_line(result) == ("错误 / error: 压缩包中没有 Excel 工作簿 / zip holds no Excel workbook "
-                                  f"(xl/workbook.xml): {path}")
+    assert error_line(result) == ("错误 / error: 压缩包中没有 Excel 工作簿或 .ods 表格 / zip holds no Excel workbook "
+                                  f"(xl/workbook.xml, xl/workbook.bin) or OpenDocument spreadsheet: {path}")

@@ -349,86 +349,6 @@ def test_text_shaped_like_rich_text_xml_stays_plain_text(tmp_path):
     assert "<r>x</r>" in [c.value for c in recon["校验未通过"]["F"]]
 
 
-def test_a_list_written_from_polars_reads_back_as_xlsxwriter_writes_each_cell(tmp_path):
-    # The list sheets are XML made in polars (inline strings, money from integer fen); this pins
-    # what a reader sees to xlsxwriter's own write_string / write_number of the values the list
-    # shows: text shaped like formulas, rich-text XML or escapes, control characters, surrounding
-    # spaces, & < >, empty text, empty cells in the middle and at the end of rows, negative and
-    # odd amounts, masked IDs in IDs and in free text, a continuation sheet.
-    tricky = [FORMULA_NAME, "<r>x</r>", "a & b <c>", " 前后有空格 ", "_x0041_ 原样", "控制\x01字符",
-              "", "换行\n文本", "全角３６０２２２１９９００１０１１２３４"]
-    rows = []
-    for i in range(40):
-        rows.append((
-            tricky[i % len(tricky)] if i < 18 else f"居民{i}",
-            with_check_digit(f"360222199{i:02d}010101") if i != 7 else "36022219900101 ", "浮梁县", "鹅湖镇",
-            None if i % 7 == 0 else "桃岭村", ("full", "fixed", "none")[i % 3],
-            40000, None if i % 5 == 0 else 15050 - i * 7, -24950 + i, i % 3,
-            None if 16 <= i < 32 else 45945 + i,
-            None if 16 <= i < 32 else f"赣医保发〔2025〕12号 (五) {with_check_digit('36022219900101123')}",
-        ))
-    columns = excel_out._person_columns("差额")
-    frame = pl.DataFrame(rows, schema=[f"v{i}" for i in range(len(columns))], orient="row")
-
-    path = tmp_path / "list.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
-                                         "strings_to_numbers": False})
-    fmts = excel_out._make_formats(wb)
-    names = excel_out.write_list(wb, fmts, "少缴", columns, frame, unmask=False, max_rows_per_sheet=25,
-                                 stats=excel_out._Stats())
-    wb.close()
-    assert names == ["少缴", "少缴(2)"]
-
-    labels = {"tier": excel_out.TIER_LABELS}
-    ref_path = tmp_path / "reference.xlsx"
-    ref = xlsxwriter.Workbook(str(ref_path), {"strings_to_formulas": False, "strings_to_urls": False,
-                                              "strings_to_numbers": False})
-    ref_fmts = excel_out._make_formats(ref)
-    for name, part in (("少缴", rows[:25]), ("少缴(2)", rows[25:])):
-        ws = ref.add_worksheet(name)
-        for c, col in enumerate(columns):
-            ws.write_string(0, c, col.header)
-        for r, values in enumerate(part, 1):
-            for c, (col, v) in enumerate(zip(columns, values)):
-                if v is None or v == "":
-                    continue
-                if col.kind == "id":
-                    ws.write_string(r, c, mask_id(v))
-                elif col.kind == "free":
-                    ws.write_string(r, c, mask_ids_in_text(v))
-                elif col.kind in labels:
-                    ws.write_string(r, c, labels[col.kind][v])
-                elif v == "<r>x</r>":  # write_string would store it as raw rich-text XML
-                    ws.write_rich_string(r, c, ref_fmts.plain, "<r>", ref_fmts.plain, "x</r>")
-                elif col.kind == "text":
-                    ws.write_string(r, c, v)
-                else:
-                    ws.write_number(r, c, v / 100 if col.kind == "money" else v, ref_fmts.number[col.kind])
-    ref.close()
-
-    # every cell's text as calamine (the product's own reader) reads it ...
-    def texts(p):
-        reader = fastexcel.read_excel(str(p))
-        return {n: reader.load_sheet(n, header_row=None, dtypes="string").to_polars().rows()
-                for n in reader.sheet_names}
-
-    assert texts(path) == texts(ref_path)
-    # ... and its type, number, format and the sheet's extent as openpyxl reads them (openpyxl
-    # decodes the _xHHHH_ escapes of shared strings only, so text is compared above)
-    ours, theirs = openpyxl.load_workbook(path), openpyxl.load_workbook(ref_path)
-    assert ours.sheetnames == theirs.sheetnames == names
-    for name in names:
-        def cells(ws):
-            return [[(c.data_type, c.number_format, None if c.data_type == "s" else c.value) for c in row]
-                    for row in ws.iter_rows()]
-        assert cells(ours[name]) == cells(theirs[name])
-        assert ours[name].dimensions == theirs[name].dimensions
-    first = texts(path)["少缴"]
-    assert first[4][0] == " 前后有空格 " and first[5][0] == "_x0041_ 原样" and first[6][0] == "控制\x01字符"
-    assert ours["少缴"]["I2"].value == -249.5
-    assert ours["少缴"]["B2"].value == "360222********" + rows[0][1][-4:] and ours["少缴"]["B9"].value == "360*********01"
-
-
 def test_two_runs_give_byte_identical_files_and_leave_no_temporary_file(db_2026, tmp_path):
     params = load_params(2026, "jiangxi")
     first = [p.read_bytes() for p in write_reports(db_2026, RUN_ID, 2026, tmp_path / "a", params)]
@@ -447,7 +367,7 @@ def test_a_crash_while_writing_keeps_the_previous_reports(db_2026, tmp_path, mon
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(excel_out, "_write_fiscal_workbook", crash)
+    monkeypatch.setattr(excel_out, "_write_fiscal", crash)
     with pytest.raises(RuntimeError):
         write_reports(db_2026, RUN_ID, 2026, tmp_path, params, unmask=True)
     assert [p.read_bytes() for p in paths] == before
@@ -512,14 +432,3 @@ def test_the_parameters_sheet_lists_each_value_with_its_citation(reports_2026):
     assert by_code["critical_illness_per_capita_yuan"][1] == "未规定"
 
 
-def test_workbooks_are_zipped_at_the_fast_level_and_xlsxwriter_is_left_as_it_was(db_2026, tmp_path):
-    params = load_params(2026, "jiangxi")
-    path = write_reports(db_2026, RUN_ID, 2026, tmp_path, params)[0]
-    assert xlsxwriter.workbook.ZipFile is zipfile.ZipFile  # other writers keep xlsxwriter's default
-    with zipfile.ZipFile(path) as z:
-        sheet = "xl/worksheets/sheet1.xml"
-        data = z.read(sheet)
-        info = z.getinfo(sheet)
-    assert info.compress_type == zipfile.ZIP_DEFLATED
-    fast = zlib.compressobj(excel_out.ZIP_LEVEL, zlib.DEFLATED, -15)
-    assert info.compress_size == len(fast.compress(data) + fast.flush())

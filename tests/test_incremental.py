@@ -14,7 +14,7 @@ from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 import pipeline.io.store as store
 from pipeline.io.store import _apply, _diff, ensure_tables, query_frame, with_row_hash
 from pipeline.io.tables import DIFFED_TABLES
-from pipeline.run import run_night
+from builders import run_night
 
 TODAY = dt.date(2026, 11, 23)
 IDS = [make_id("360222", dt.date(1990, 5, 1), n) for n in range(1, 5)]

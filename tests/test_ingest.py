@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, write_workbook
-from pipeline.run import run_night
+from builders import run_night
 
 TODAY = dt.date(2026, 11, 23)
 A = make_id("360222", dt.date(1990, 5, 1), 1)
@@ -175,8 +175,9 @@ def test_coverage_year_forms(tmp_path):
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     result = run(tmp_path, roster, payments)
     assert result.determinations["net_paid_fen"].item() == 40000
-    assert reasons(result) == [(6, "费款所属期", "费款所属期“2025-10-01..2026-09-30”不是可识别的年度（可用 2026、2026年、"
-                                             "2026-01-01..2026-12-31）")]
+    # a period whose ends lie in two years (docs/RULES.md §6)
+    assert reasons(result) == [(6, "费款所属期", "费款所属期跨年度（“2025-10-01..2026-09-30”的起止不在同一年），"
+                                             "无法确定待遇年度；请按年度分开")]
 
 
 # --- ID numbers --------------------------------------------------------------------
@@ -355,16 +356,15 @@ def test_conservation_on_a_workbook_with_known_bad_rows(tmp_path):
 
 
 def test_conservation_is_asserted_by_the_pipeline(tmp_path):
+    from pipeline.conservation import conservation
     from pipeline.errors import ConservationError
     from pipeline.io.excel_in import SheetRead
-    from pipeline.run import conservation
-    from pipeline.validate import Validated
 
     sheet = SheetRead(kind="roster", source_file="r.xlsx", sha256="x", sheet="S", header_row=1, rows_read=3)
-    accepted = pl.DataFrame({"source_file": ["r.xlsx"], "sheet": ["S"], "row_number": [2]})
+    accepted = pl.DataFrame({"source_file": ["r.xlsx"], "sheet": ["S"], "accepted": [1]})
     empty = pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32})
     with pytest.raises(ConservationError, match="read 3, accepted 1 \\+ rejected 0 \\+ skipped 0"):
-        conservation([sheet], Validated(accepted=accepted, rejected=empty, duplicates=empty), "roster")
+        conservation([sheet], accepted, empty, empty)
 
 
 def test_a_second_run_replaces_its_year_and_leaves_other_years(tmp_path):
@@ -388,13 +388,14 @@ def test_a_second_run_replaces_its_year_and_leaves_other_years(tmp_path):
 def test_pandera_checks_values_on_the_collected_frame():
     # POLARS-PITFALLS 11: validating a LazyFrame checks only names and dtypes.
     from schemas.models import payments_schema
-    from pipeline.validate import _failures, parse_payments
+    from pipeline.validate import failures as failures_of, parse_payments
 
     raw = pl.DataFrame({"id_number": [A], "name": ["张三"], "amount": ["四百"], "paid_on": ["2025-11-01"],
-                        "coverage_year": ["2026"], "ticket_no": ["1"], "channel": [None],
+                        "coverage_year": ["2026"], "period_start": [None], "period_end": [None],
+                        "ticket_no": ["1"], "channel": [None],
                         "id_number__numeric_cell": [False], "ticket_no__numeric_cell": [False]},
-                       schema_overrides={"channel": pl.Utf8})
-    failures = _failures(payments_schema(TODAY), parse_payments(raw))
+                       schema_overrides={"channel": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8})
+    failures = failures_of(payments_schema(TODAY), parse_payments(raw))
     assert failures.select("index", "column", "code").rows() == [(0, "amount_fen", "amount")]
 
 

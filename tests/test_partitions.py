@@ -13,7 +13,7 @@ import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 from pipeline.io.tables import DDL
-from pipeline.run import run_night
+from builders import run_night
 
 TODAY = dt.date(2026, 11, 23)
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "2026"
@@ -166,7 +166,7 @@ def test_a_night_in_partitions_that_fails_leaves_the_database_as_it_was(tmp_path
     db = tmp_path / "db" / "medins.duckdb"
     before = _tables(db)
 
-    import pipeline.run as run_module
+    import pipeline.night as run_module
     calls = []
     real = run_module.determine
 

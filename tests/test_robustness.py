@@ -83,8 +83,8 @@ def test_sigkill_at_each_point_leaves_the_previous_outputs(night, point):
     changed = write_workbook(tmp_path / "roster2.xlsx", {"S": roster_rows("改")})
     killed = medins_run(tmp_path, changed, payments, env={"MEDINS_FAULT_AT": point})
     assert killed.returncode == -signal.SIGKILL
-    if point == "after_commit":
-        # the database committed the new night; the workbooks are still the previous complete ones
+    if point == "after_publish":
+        # the database published the new night; the workbooks are still the previous complete ones
         assert_readable(out, run_count=2)
         assert {k: v for k, v in snapshot(out).items() if k.endswith(".xlsx")} == \
                {k: v for k, v in before.items() if k.endswith(".xlsx")}
@@ -94,7 +94,7 @@ def test_sigkill_at_each_point_leaves_the_previous_outputs(night, point):
                {k: v for k, v in before.items() if k.endswith(".xlsx")}
     again = medins_run(tmp_path, changed, payments)
     assert again.returncode == 0, again.stderr
-    assert_readable(out, run_count=3 if point == "after_commit" else 2)
+    assert_readable(out, run_count=3 if point == "after_publish" else 2)
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".medins-cache"], \
         "temporary files left behind"
 
@@ -185,8 +185,9 @@ def hostile(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return {
         "encrypted": (encrypted, "错误 / error: 工作簿设置了打开密码，请取消密码后另存为 .xlsx / workbook is password-protected, "
                                  f"remove the password and save as .xlsx: {encrypted}"),
-        "html": (html, "错误 / error: 文件是HTML/XML内容，只是扩展名为 .xlsx，请在 Excel 中另存为 .xlsx / HTML file "
-                       f"renamed to .xlsx, save it as .xlsx: {html}"),
+        "html": (html, "错误 / error: 文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后"
+                       "另存为 .xlsx / HTML page, not a workbook (a web system's \"Excel export\"): open it in Excel or "
+                       f"WPS and save it as .xlsx: {html}"),
         "dimension": (dimension, "错误 / error: 工作表范围异常（A1:XFD1048576，1,048,576行×16,384列），请删除表格末尾的空行空列后另存 / "
                                  f"sheet dimensions absurd (xl/worksheets/sheet1.xml A1:XFD1048576): {dimension}"),
         "bomb": (bomb, "错误 / error: 工作簿解压后过大（xl/media/padding.bin 80 MB），疑似压缩炸弹 / too large when "
@@ -227,7 +228,7 @@ def test_skip_bad_files_goes_on_with_the_others(night):
     bad = hostile(tmp_path)["html"][0]
     result = medins_run(tmp_path, roster, payments, "--skip-bad-files", "--roster", str(bad))
     assert result.returncode == 0, result.stderr
-    assert "已跳过文件 / skipped file: 文件是HTML/XML内容" in result.stdout
+    assert "已跳过文件 / skipped file: 文件是网页(HTML)表格" in result.stdout
     con = duckdb.connect(str(tmp_path / "out" / "medins.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM determinations").fetchall() == [(len(PEOPLE),)]
     con.close()

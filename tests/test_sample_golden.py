@@ -26,14 +26,14 @@ YEARS = (2024, 2025, 2026)
 
 def figures(out: Path) -> dict:
     """What the bureau would notice if it changed: counts, statuses, money, the grand totals."""
-    from pipeline.run import run_night
+    from builders import run_night
 
     result = {}
     db = out / "medins.duckdb"
     for year in YEARS:
         base = ROOT / "sample_data" / str(year)
-        run_night(year, "jingdezhen", [str(base / "roster*.xlsx")], [str(base / "payments*.xlsx")], db, out,
-                  today=TODAY, write_workbooks=False)
+        run_night(year, "jingdezhen", [str(base / "roster*")], [str(base / "payments*")], db, out,
+                  subsidy_lists=[str(base / "subsidy_list*")], today=TODAY, write_workbooks=False)
     con = duckdb.connect(str(db), read_only=True)
     for year in YEARS:
         q = lambda sql: con.execute(sql, [year]).fetchall()  # noqa: E731
@@ -43,6 +43,12 @@ def figures(out: Path) -> dict:
             "rules": dict(q("SELECT rule_id, count(*) FROM determinations WHERE coverage_year = ? GROUP BY 1 ORDER BY 1")),
             "statuses": dict(q("SELECT status, count(*) FROM reconciliation WHERE coverage_year = ? GROUP BY 1 ORDER BY 1")),
             "rejected_reasons": len(q("SELECT DISTINCT reason FROM rejected_rows WHERE coverage_year = ?")),
+            "rejected_by_kind": dict(q("SELECT kind, count(*) FROM rejected_rows WHERE coverage_year = ? GROUP BY 1 ORDER BY 1")),
+            "subsidy_not_enrolled": dict(q("SELECT reason, count(*) FROM subsidy_not_enrolled WHERE coverage_year = ? "
+                                           "GROUP BY 1 ORDER BY 1")),
+            "subsidy_progress_total": [list(r) for r in q(
+                "SELECT label, listed, on_roster, enrolled FROM subsidy_progress WHERE coverage_year = ? AND level = 'total' "
+                "ORDER BY label")],
             "unmatched": q("SELECT count(*) FROM unmatched_payments WHERE coverage_year = ?")[0][0],
             "totals": [str(v) for v in q(
                 "SELECT roster_count, enrolled_count, fiscal_per_capita_total, central_share_total, "

@@ -11,7 +11,7 @@ import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 from pipeline.errors import TotalsError
-from pipeline.run import run_night
+from builders import run_night
 from pipeline.totals import check_totals_add_up
 
 TODAY = dt.date(2026, 11, 23)

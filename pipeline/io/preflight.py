@@ -1,17 +1,20 @@
-"""Look at an input file before any parser does, and refuse hostile or broken ones with a reason.
+"""Look at an input file before any parser does: name its format, refuse what cannot be read.
 
-What is checked, in order, reading only what is needed:
-- it exists, is readable and is not empty;
-- its first bytes: an OLE/CFB container is an old .xls or a password-protected
-  workbook (told apart by the EncryptionInfo stream); text, CSV or HTML renamed
-  to .xlsx is named as such; anything else that is not a zip is not an .xlsx;
-- the zip opens (a truncated download has no central directory) and holds a
-  workbook (`xl/workbook.xml`);
-- the unpacked size of every member and of the whole is capped (a 3 MB zip
-  bomb unpacks to 3 GB), as is the compression ratio of large members;
-- every sheet's declared dimension (`<dimension ref="A1:XFD1048576"/>`): one cell
-  at XFD1048576 makes calamine allocate the whole rectangle and the process
-  dies outright, so absurd rectangles are refused here.
+Formats are told apart by their first bytes and container, never by the file
+name (docs/CONTRACT.md "Inputs"):
+- a zip holding `xl/workbook.xml` is .xlsx/.xlsm, `xl/workbook.bin` .xlsb, an
+  OpenDocument `mimetype` .ods; the zip must open (a truncated download has no
+  central directory), and the unpacked size of every part and of the whole is
+  capped (a 3 MB zip bomb unpacks to 3 GB), as is every .xlsx sheet's declared
+  dimension (one cell at XFD1048576 makes calamine allocate the whole rectangle
+  and die);
+- an OLE compound file is an old .xls when it holds a `Workbook` (or BIFF5
+  `Book`) stream; one holding `EncryptionInfo` is a password-protected
+  workbook, a `Workbook` stream that opens with FILEPASS an encrypted .xls;
+  any other compound file (a WPS .et, a Word file) is refused;
+- an HTML page or an Excel 2003 XML file (what web systems call an "Excel
+  export") is refused with what to do;
+- other text that decodes as UTF-8 or GB18030 is delimited text (CSV).
 
 The parser then still runs in a child process with a memory limit and a
 timeout (pipeline/io/isolate.py) for whatever these checks cannot see.
@@ -19,7 +22,9 @@ timeout (pipeline/io/isolate.py) for whatever these checks cannot see.
 
 from __future__ import annotations
 
+import codecs
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +34,9 @@ from pipeline.errors import InputFileError
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+_BIFF_BOF, _BIFF_FILEPASS = 0x0809, 0x002F
+_OLE_END_OF_CHAIN = 0xFFFFFFFE
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,10 @@ class Limits:
     max_sheet_columns: int = 1_000
 
 
+def _refuse(what: str, english: str, path: Path) -> InputFileError:
+    return InputFileError(f"{what} / {english}: {path}")
+
+
 def _column_number(letters: str) -> int:
     n = 0
     for ch in letters:
@@ -52,25 +62,8 @@ def _column_number(letters: str) -> int:
     return n
 
 
-def _kind_of_text(head: bytes) -> str | None:
-    """'HTML', 'CSV/文本' or None for bytes that do not look like text."""
-    stripped = head.lstrip(b"\xef\xbb\xbf\xff\xfe\xfe\xff \t\r\n")
-    if stripped[:1] == b"<" and re.match(rb"<(!doctype|html|\?xml|table|meta)", stripped[:20].lower()):
-        return "HTML/XML"
-    try:
-        head.decode("utf-8")
-        return "CSV/文本"
-    except UnicodeDecodeError:
-        pass
-    try:
-        head.decode("gb18030")
-        return "CSV/文本"
-    except UnicodeDecodeError:
-        return None
-
-
-def check_file(path: Path, limits: Limits = Limits()) -> None:
-    """Raise InputFileError naming what is wrong with `path`; return quietly for a plausible .xlsx."""
+def check_file(path: Path, limits: Limits = Limits()) -> str:
+    """The file's format (xlsx, xlsb, ods, xls or csv); InputFileError naming what is wrong otherwise."""
     try:
         with path.open("rb") as f:
             head = f.read(4096)
@@ -81,42 +74,131 @@ def check_file(path: Path, limits: Limits = Limits()) -> None:
     if not head:
         raise InputFileError(f"文件是空的 / file is empty: {path}")
     if head.startswith(OLE_MAGIC):
-        with path.open("rb") as f:
-            body = f.read(8 * 1024**2)
-        if ENCRYPTION_INFO in body:
-            raise InputFileError(
-                f"工作簿设置了打开密码，请取消密码后另存为 .xlsx / workbook is password-protected, "
-                f"remove the password and save as .xlsx: {path}"
-            )
-        raise InputFileError(
-            f"文件是旧版 .xls 格式，请用 Excel 或 WPS 另存为 .xlsx / old .xls workbook, save it as .xlsx: {path}"
-        )
+        return _check_ole(path)
     if head.startswith(EMPTY_ZIP_MAGIC):
-        raise InputFileError(f"文件是空的压缩包，不是 .xlsx 工作簿 / empty zip, not an .xlsx workbook: {path}")
-    if not head.startswith(ZIP_MAGIC):
-        kind = _kind_of_text(head)
-        if kind:
-            raise InputFileError(
-                f"文件是{kind}内容，只是扩展名为 .xlsx，请在 Excel 中另存为 .xlsx / "
-                f"{'HTML' if kind.startswith('HTML') else 'text/CSV'} file renamed to .xlsx, save it as .xlsx: {path}"
-            )
-        raise InputFileError(f"文件不是 .xlsx 工作簿 / not an .xlsx workbook: {path}")
+        raise _refuse("文件是空的压缩包，不是表格", "empty zip, not a spreadsheet", path)
+    if head.startswith(ZIP_MAGIC):
+        return _check_zip(path, limits)
+    return _check_text(path, head)
+
+
+# --- text ------------------------------------------------------------------------------
+
+def _check_text(path: Path, head: bytes) -> str:
+    stripped = head.lstrip(b"\xef\xbb\xbf\xff\xfe\xfe\xff \t\r\n").lower()
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in head or (
+            stripped.startswith(b"<?xml") and b"<workbook" in stripped):
+        raise _refuse("文件是Excel 2003 XML表格，请用Excel或WPS打开后另存为 .xlsx",
+                      "Excel 2003 XML spreadsheet: open it in Excel or WPS and save it as .xlsx", path)
+    if re.match(rb"<(!doctype\s+html|html|table|meta|head|body|\?xml)", stripped[:40]):
+        raise _refuse("文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后另存为 .xlsx",
+                      "HTML page, not a workbook (a web system's \"Excel export\"): open it in Excel or WPS and "
+                      "save it as .xlsx", path)
+    for encoding in ("utf-8", "gb18030"):
+        try:  # incremental: a character cut at the 4096th byte is not an error
+            codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+            return "csv"
+        except UnicodeDecodeError:
+            pass
+    raise _refuse("文件不是表格（不是Excel/WPS工作簿，也不是CSV文本）", "not a spreadsheet (no workbook, no CSV text)", path)
+
+
+# --- OLE compound files (.xls) ---------------------------------------------------------
+
+def _ole_streams(data: bytes) -> dict[str, tuple[int, int]]:
+    """Stream name -> (first sector, size) from an OLE compound file's directory (MS-CFB)."""
+    sector = 1 << struct.unpack_from("<H", data, 30)[0]
+    n_fat, first_dir = struct.unpack_from("<I", data, 44)[0], struct.unpack_from("<I", data, 48)[0]
+    fat_sectors = [s for s in struct.unpack_from("<109I", data, 76)[:n_fat] if s < _OLE_END_OF_CHAIN]
+
+    def at(s: int) -> int:
+        return 512 + s * sector
+
+    fat: list[int] = []
+    for s in fat_sectors:
+        chunk = data[at(s): at(s) + sector]
+        if len(chunk) < sector:
+            raise ValueError("FAT beyond the end of the file")
+        fat.extend(struct.unpack(f"<{sector // 4}I", chunk))
+    streams: dict[str, tuple[int, int]] = {}
+    s, seen = first_dir, set()
+    while s < _OLE_END_OF_CHAIN and s not in seen:
+        seen.add(s)
+        block = data[at(s): at(s) + sector]
+        if len(block) < sector:
+            raise ValueError("directory beyond the end of the file")
+        for off in range(0, sector, 128):
+            name_len = struct.unpack_from("<H", block, off + 64)[0]
+            name = block[off: off + max(name_len - 2, 0)].decode("utf-16-le", "replace")
+            start, size = struct.unpack_from("<I", block, off + 116)[0], struct.unpack_from("<I", block, off + 120)[0]
+            if name:
+                streams[name] = (start, size)
+        s = fat[s] if s < len(fat) else _OLE_END_OF_CHAIN
+    return streams
+
+
+def _check_ole(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        streams = _ole_streams(data)
+    except (ValueError, struct.error):
+        streams = None
+    if streams is None and "EncryptionInfo".encode("utf-16-le") in data[:8 * 1024**2]:
+        streams = {"EncryptionInfo": (0, 0)}  # a directory we cannot walk, but the name is there
+    if streams is None:
+        raise _refuse("文件已损坏或不完整", "file is truncated or damaged", path)
+    if "EncryptionInfo" in streams or "EncryptedPackage" in streams:
+        raise _refuse("工作簿设置了打开密码，请取消密码后另存为 .xlsx",
+                      "workbook is password-protected, remove the password and save as .xlsx", path)
+    book = streams.get("Workbook") or streams.get("Book")
+    if book is None:
+        raise _refuse("文件不是Excel工作簿（可能是WPS表格的 .et 格式或其他Office文档），请用WPS或Excel另存为 .xlsx",
+                      "not an Excel workbook (perhaps a WPS .et spreadsheet or another Office file): save it as "
+                      ".xlsx in WPS or Excel", path)
+    sector = 1 << struct.unpack_from("<H", data, 30)[0]
+    start, size = book
+    if size >= 4096:  # in regular sectors: its first records are readable directly
+        begin = 512 + start * sector
+        if begin + size > len(data) + sector:
+            raise _refuse("文件已损坏或不完整", "file is truncated or damaged", path)
+        first_type, first_len = struct.unpack_from("<HH", data, begin) if begin + 4 <= len(data) else (0, 0)
+        if first_type == _BIFF_BOF and begin + 8 + first_len <= len(data):
+            if struct.unpack_from("<H", data, begin + 4 + first_len)[0] == _BIFF_FILEPASS:
+                raise _refuse("工作簿设置了打开密码，请取消密码后另存为 .xlsx",
+                              "workbook is password-protected, remove the password and save as .xlsx", path)
+    return "xls"
+
+
+# --- zip containers (.xlsx, .xlsb, .ods) -----------------------------------------------
+
+def _check_zip(path: Path, limits: Limits) -> str:
     try:
         with zipfile.ZipFile(path) as z:
-            _check_zip(path, z, limits)
+            names = set(z.namelist())
+            if "xl/workbook.xml" in names:
+                fmt = "xlsx"
+            elif "xl/workbook.bin" in names:
+                fmt = "xlsb"
+            elif "mimetype" in names and z.read("mimetype").startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+                fmt = "ods"
+            else:
+                raise _refuse("压缩包中没有 Excel 工作簿或 .ods 表格", "zip holds no Excel workbook (xl/workbook.xml, "
+                              "xl/workbook.bin) or OpenDocument spreadsheet", path)
+            _check_sizes(path, z, limits)
+            if fmt == "xlsx":
+                for info in z.infolist():
+                    if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                        _check_dimension(path, z, info.filename, limits)
+            return fmt
     except zipfile.BadZipFile:
-        raise InputFileError(f"文件已损坏或不完整 / workbook is truncated or damaged: {path}") from None
+        raise _refuse("文件已损坏或不完整", "workbook is truncated or damaged", path) from None
     except (OSError, EOFError, NotImplementedError, RuntimeError) as e:
         raise InputFileError(f"文件已损坏或不完整 / workbook is truncated or damaged: {path} ({type(e).__name__})") from None
 
 
-def _check_zip(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:
-    infos = z.infolist()
-    names = {i.filename for i in infos}
-    if "xl/workbook.xml" not in names:
-        raise InputFileError(f"压缩包中没有 Excel 工作簿 / zip holds no Excel workbook (xl/workbook.xml): {path}")
+def _check_sizes(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:
     total = 0
-    for info in infos:
+    for info in z.infolist():
         if info.flag_bits & 0x1:
             raise InputFileError(f"工作簿已加密 / workbook part is encrypted: {path}")
         total += info.file_size
@@ -128,12 +210,7 @@ def _check_zip(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:
                 f"too large when unpacked ({info.filename}): {path}"
             )
     if total > limits.max_total_bytes:
-        raise InputFileError(
-            f"工作簿解压后过大（{total / 1024**2:,.0f} MB）/ too large when unpacked: {path}"
-        )
-    for info in infos:
-        if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-            _check_dimension(path, z, info.filename, limits)
+        raise InputFileError(f"工作簿解压后过大（{total / 1024**2:,.0f} MB）/ too large when unpacked: {path}")
 
 
 def _check_dimension(path: Path, z: zipfile.ZipFile, member: str, limits: Limits) -> None:

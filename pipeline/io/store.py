@@ -1,18 +1,28 @@
-"""DuckDB: every table of a run written in one transaction.
+"""DuckDB: a night's tables written in one transaction into a private copy, then published at once.
 
-A run replaces the rows of its coverage year in the per-year tables and
-leaves other years alone; `runs` and `status_changes` keep every run.
-Money arrives as integer fen (`<column>_fen`) and is stored as exact
-DECIMAL(14,2) yuan.
+The published file (`out/medins.duckdb`) is never opened for writing. A night
+copies it to `.medins.duckdb.night.tmp` (while the inputs are read), writes
+there, commits, checkpoints (no `.wal` is left), and `publish_database` puts
+the copy in place with one rename, after keeping the old file as
+`.previous`. A session an analyst left open keeps reading the old file until
+it reconnects; nothing the analyst holds can lock the night out. The file is
+written in DuckDB's v1.1 storage format, which every client from DuckDB 1.1
+on reads (docs/CONTRACT.md "Outputs").
+
+A night's writer (`DiffedWriter` for a night in one piece, `StagedWriter` for
+a night in partitions) replaces the rows of its coverage year and leaves
+other years alone; `runs` and `status_changes` keep every run. Money arrives
+as integer fen (`<column>_fen`) and is stored as exact DECIMAL(14,2) yuan.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import struct
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -20,52 +30,208 @@ from typing import TypeVar
 import duckdb
 import polars as pl
 
+from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
 from pipeline.faults import checkpoint
-from pipeline.io.tables import DDL, DIFFED_TABLES, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, ROW_KEYS
+from pipeline.io.tables import (
+    DIFFED_TABLES, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, ROW_KEYS, STAGED_TABLES, TABLES, VIEWS,
+)
 
 T = TypeVar("T")
 
 INSERT_SLICE_ROWS = 500_000
+STORAGE_VERSION = "v1.1.0"   # the storage format DuckDB 1.1 and every later client reads
+_HEADER_VERSION_V1_1 = 64    # the version number such a file carries in its header
+_CATALOG = "night"
+STAGED_PREFIX = "__next_"
+# DuckDB's memory while a night in partitions writes (its own cache; the staged tables are on disk).
+WRITER_MEMORY_LIMIT = "1GB"
+ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
 
-def _column_defs(table: str) -> list[tuple[str, str]]:
-    """(column, its definition as written in tables.py), in order."""
-    out = []
-    for line in DDL[table].strip().splitlines():
-        line = line.split("--")[0].strip().rstrip(",")
-        if line:
-            out.append((line.split()[0].strip('"'), line))
-    return out
+# --- files -------------------------------------------------------------------------------
+
+def previous_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".previous")
 
 
-def _columns(table: str) -> list[str]:
-    return [name for name, _ in _column_defs(table)]
+def work_path(db_path: Path) -> Path:
+    """The night's private copy (a hidden name in the same folder, removed by clean_leftovers)."""
+    return db_path.with_name(f".{db_path.name}.night.tmp")
 
 
-def _money_columns(table: str) -> set[str]:
-    return {name for name, definition in _column_defs(table) if MONEY in definition}
+def _damaged(db_path: Path, what: str) -> DatabaseDamagedError:
+    previous = previous_path(db_path)
+    restore = (f"上一次完好的数据库是 {previous}，确认没有运行后执行 cp {previous} {db_path} 恢复 / the last good copy is "
+               f"{previous}: with no run going, `cp {previous} {db_path}` restores it" if previous.exists()
+               else f"没有可恢复的副本，移走该文件后重新运行将新建数据库 / no copy to restore: move the file away and "
+                    f"the next run builds a new database")
+    return DatabaseDamagedError(f"数据库文件{what} / database file {db_path} is damaged or not a DuckDB file; {restore}")
+
+
+def _write_error(e: OSError | duckdb.Error, db_path: Path) -> DatabaseWriteError:
+    text = str(e)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in text:
+        why = "磁盘空间不足 / no space left on the disk"
+    elif isinstance(e, PermissionError) or "Permission denied" in text or "Read-only" in text:
+        why = "没有写入权限 / no permission to write"
+    else:
+        why = f"写入失败 / write failed ({type(e).__name__})"
+    return DatabaseWriteError(f"{why}：本次结果未发布，已发布的数据库未改动 / the night was not published, "
+                              f"{db_path} is untouched: {db_path.parent}")
+
+
+@contextmanager
+def writing(db_path: Path) -> Iterator[None]:
+    """Disk full or no permission while writing the night's copy or publishing it: one clear line."""
+    try:
+        yield
+    except (OSError, duckdb.IOException, duckdb.PermissionException) as e:
+        raise _write_error(e, db_path) from None
+
+
+def prepare_work_copy(db_path: Path) -> Path:
+    """Copy the published database to the night's private file (none yet: the night starts empty).
+    A file that is not a DuckDB database is refused here, before anything is written."""
+    work = work_path(db_path)
+    work.unlink(missing_ok=True)
+    if not db_path.exists():
+        return work
+    with db_path.open("rb") as f:
+        head = f.read(4096)
+    if len(head) < 4096 or head[8:12] != b"DUCK":
+        raise _damaged(db_path, "已损坏或不是DuckDB数据库")
+    with writing(db_path):
+        shutil.copyfile(db_path, work)
+    return work
+
+
+def _header_version(path: Path) -> int:
+    with path.open("rb") as f:
+        head = f.read(20)
+    return struct.unpack("<Q", head[12:20])[0] if len(head) >= 20 else 0
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *, read_only: bool = False) -> None:
+    quoted = str(path).replace("'", "''")
+    option = "READ_ONLY" if read_only else f"STORAGE_VERSION '{STORAGE_VERSION}'"
+    con.execute(f"ATTACH '{quoted}' AS {alias} ({option})")
+
+
+def _lower_storage(work: Path) -> None:
+    """A database written by an earlier version in a newer storage format, copied table by table into
+    the v1.1 format (once: later nights keep it)."""
+    lowered = work.with_name(work.name + ".v1_1")
+    lowered.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        _attach(con, work, "old", read_only=True)
+        _attach(con, lowered, "new")
+        con.execute("COPY FROM DATABASE old TO new")
+    finally:
+        con.close()
+    os.replace(lowered, work)
+
+
+def connect_work(db_path: Path, work: Path) -> duckdb.DuckDBPyConnection:
+    """The night's copy, open for writing, with the tables, comments and views of tables.py."""
+    try:
+        if work.exists() and _header_version(work) != _HEADER_VERSION_V1_1:
+            _lower_storage(work)
+        con = duckdb.connect()
+        _attach(con, work, _CATALOG)
+        con.execute(f"USE {_CATALOG}")
+    except (duckdb.IOException, duckdb.PermissionException, OSError) as e:
+        if isinstance(e, OSError) or "No space" in str(e) or "Permission" in str(e):
+            raise _write_error(e, db_path) from None
+        raise _damaged(db_path, "已损坏（无法打开）") from None
+    except duckdb.Error:
+        raise _damaged(db_path, "已损坏（无法打开）") from None
+    try:
+        # Row order inside a table carries no meaning (every report and query orders explicitly);
+        # letting DuckDB write row groups in any order halves the insert at 1M rows.
+        con.execute("SET preserve_insertion_order = false")
+        ensure_tables(con)
+        drop_staged(con)  # of a night in partitions that was killed
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def close_work(con: duckdb.DuckDBPyConnection, work: Path) -> None:
+    """Checkpoint and close the night's copy: everything in the file, no `.wal` beside it."""
+    con.execute(f"CHECKPOINT {_CATALOG}")
+    con.execute("USE memory")
+    con.execute(f"DETACH {_CATALOG}")
+    con.close()
+    wal = work.with_name(work.name + ".wal")
+    if wal.exists():
+        raise DatabaseWriteError(f"数据库检查点未完成 / the night's copy still has a WAL: {wal}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_database(db_path: Path, work: Path) -> None:
+    """Put the night's copy in place of the published database in one step (written, synced, renamed);
+    the old file becomes `.previous` (a hard link: the same bytes, no copy)."""
+    with writing(db_path):
+        _fsync(work)
+        previous = previous_path(db_path)
+        if db_path.exists() and not (previous.exists() and os.path.samefile(db_path, previous)):
+            temp = previous.with_name(f".{previous.name}.tmp")
+            temp.unlink(missing_ok=True)
+            try:
+                os.link(db_path, temp)
+            except OSError:
+                shutil.copyfile(db_path, temp)
+            os.replace(temp, previous)
+            previous.with_name(previous.name + ".wal").unlink(missing_ok=True)
+        checkpoint("publish")
+        os.replace(work, db_path)
+        # a WAL beside the published name belongs to the file just replaced (a session that wrote into
+        # it): it must not be replayed onto the new one
+        db_path.with_name(db_path.name + ".wal").unlink(missing_ok=True)
+        _fsync(db_path.parent)
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables; add to a database made by an earlier version the columns added since
-    (tables are only ever extended, CONTRACT.md)."""
-    for name, ddl in DDL.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl})")
+    """Create the tables and views; add to a database made by an earlier version the columns added
+    since (tables are only ever extended); put every comment in place."""
+    for table in TABLES.values():
+        con.execute(table.ddl())
         have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
-            [name]).fetchall()}
-        for column, definition in _column_defs(name):
-            if column not in have:
-                con.execute(f"ALTER TABLE {name} ADD COLUMN {definition.replace(' PRIMARY KEY', '')}")
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
+            [table.name]).fetchall()}
+        for column in table.columns:
+            if column.name not in have:
+                con.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.definition.replace(' PRIMARY KEY', '')}")
+        con.execute(f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
+        for column in table.columns:
+            con.execute(f'COMMENT ON COLUMN {table.name}."{column.name}" IS {_quote(column.comment)}')
+    for view in VIEWS.values():
+        con.execute(f'CREATE OR REPLACE VIEW "{view.name}" AS {view.sql}')
+        con.execute(f'COMMENT ON VIEW "{view.name}" IS {_quote(view.comment)}')
 
 
 def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:
-    money = _money_columns(table)
+    money = TABLES[table].money_columns
     parts = []
-    for col in _columns(table):
+    for col in TABLES[table].column_names:
         q = f'"{col}"'
         if col == "run_id" and col not in frame_cols:
-            parts.append(f"'{run_id}' AS run_id")
+            parts.append(f"{_quote(run_id)} AS run_id")
         elif col in money and f"{col}_fen" in frame_cols:
             parts.append(f'CAST(CAST("{col}_fen" AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) AS {q}')
         elif col in frame_cols:
@@ -87,23 +253,20 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str,
                  into: str | None = None) -> None:
-    """Insert a polars frame into a table of tables.py (or `into`, a table made from its DDL),
-    converting fen to yuan."""
+    """Insert a polars frame into a table of tables.py (or `into`, a table made like it), converting
+    fen to yuan."""
     if frame.height == 0:
         return
     view = f"__new_{table}"
     coded = [c for c, t in frame.schema.items() if c in LOW_CARDINALITY and t == pl.Utf8]
     frame = frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame
-    columns = ", ".join(f'"{c}"' for c in _columns(table))
+    columns = ", ".join(f'"{c}"' for c in TABLES[table].column_names)
     sql = f"INSERT INTO {into or table} ({columns}) SELECT {_select_list(table, frame.columns, run_id)} FROM {view}"
-    # An Arrow table registers about twice as fast as the polars frame itself (measured at 1M rows);
-    # converting a slice at a time keeps the copy to one slice, not the whole table.
+    # one Arrow slice at a time: the copy is one slice, not the whole table
     for part in frame.iter_slices(INSERT_SLICE_ROWS):
         with _registered(con, view, part):
             con.execute(sql)
 
-
-ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
 def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """The frame with `row_hash` (64-bit hash of every column it holds; run_id is not among them)
@@ -111,6 +274,39 @@ def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     return frame.with_columns(frame.hash_rows(seed=0).alias(ROW_HASH),
                               frame.select(ROW_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH))
 
+
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    """A query's whole result as a polars frame (DECIMAL stays Decimal)."""
+    return con.sql(sql, params=params or None).pl()
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the staged tables a killed night in partitions left behind."""
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__next_%' "
+                               "AND database_name = current_database()").fetchall():
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _insert_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, incoming: str) -> None:
+    """status_changes lines for the persons whose status differs between the year's reconciliation
+    rows of the previous run and `incoming` (this run's: id_number, name, county, township, status,
+    amount_diff). Nothing to compare on a year's first run."""
+    con.execute(
+        f"""
+        INSERT INTO status_changes
+        SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
+               coalesce(n.county, o.county), coalesce(n.township, o.township),
+               o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
+        FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
+        FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
+        WHERE o.status IS DISTINCT FROM n.status
+          AND EXISTS (SELECT 1 FROM reconciliation WHERE coverage_year = ?)
+        """,
+        [run_id, coverage_year, coverage_year, coverage_year],
+    )
+
+
+# --- the night's writers ---------------------------------------------------------------------
 
 @dataclass
 class _Diff:
@@ -137,8 +333,7 @@ def _diff(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, cover
     if (hashed.height == 0 or hashed[ROW_HASH].n_unique() != hashed.height
             or frame[ROW_HASH].n_unique() != frame.height):
         return _Diff(table, frame, None, 0, old.height)
-    # row_hash is unique on both sides: join on it alone (one integer key is much faster), then
-    # require the key_hash to agree
+    # row_hash is unique on both sides: join on it alone, then require the key_hash to agree
     same = frame.select(ROW_HASH, KEY_HASH, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i")).join(
         hashed, on=ROW_HASH, how="inner", suffix="__old").filter(pl.col(KEY_HASH) == pl.col(f"{KEY_HASH}__old"))
     gone = old.select("__rowid").filter(~pl.col("__rowid").is_in(same["__rowid"].implode()))
@@ -160,275 +355,105 @@ def _apply(con: duckdb.DuckDBPyConnection, diff: _Diff, run_id: str, coverage_ye
     return diff.kept, diff.added.height, diff.before - diff.kept
 
 
-def _record_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int,
-                           diff: _Diff) -> None:
-    """Persons whose status differs from the previous run of this coverage year.
+class NightWriter:
+    """Writes one night of one coverage year into the night's copy of the database.
 
-    Runs inside the publishing transaction, before the old reconciliation is
-    replaced; nothing to compare on a year's first run. Only rows that changed
-    can change status: the rows going out are compared with the rows coming in.
-    """
-    if not diff.before:
-        return
-    if diff.gone is None:
-        outgoing, params, gone = "SELECT * FROM reconciliation WHERE coverage_year = ?", [coverage_year], None
-    else:
-        outgoing, params, gone = "SELECT * FROM reconciliation WHERE rowid IN (SELECT __rowid FROM __gone)", [], diff.gone
-    incoming = diff.added.select("id_number", "name", "county", "township", "status", "amount_diff_fen")
-    with _registered(con, "__recon_frame", incoming), \
-            (_registered(con, "__gone", gone) if gone is not None else nullcontext()):
-        _insert_status_changes(
-            con, run_id, coverage_year, outgoing, params,
-            "SELECT id_number, name, county, township, status, "
-            f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) AS amount_diff "
-            "FROM __recon_frame", [])
-
-
-def _insert_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int,
-                           outgoing: str, outgoing_params: list, incoming: str, incoming_params: list) -> None:
-    """status_changes lines for the persons whose status differs between `outgoing` (reconciliation
-    rows going out) and `incoming` (rows coming in: id_number, name, county, township, status,
-    amount_diff)."""
-    con.execute(
-        f"""
-        INSERT INTO status_changes
-        SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
-               coalesce(n.county, o.county), coalesce(n.township, o.township),
-               o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
-        FROM ({outgoing}) o
-        FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
-        WHERE o.status IS DISTINCT FROM n.status
-        """,
-        [run_id, coverage_year, *outgoing_params, *incoming_params],
-    )
-
-
-def _connect(db_path: Path, previous: Future | None) -> duckdb.DuckDBPyConnection:
-    """The database, once its `.previous` copy is in place (`previous`: a copy_previous already
-    running; None: made now), with the tables of tables.py and no staged table of a killed night."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    if previous is None:
-        keep_previous(db_path)
-    else:
-        previous.result()()
-    con = duckdb.connect(str(db_path))
-    try:
-        # Row order inside a table carries no meaning (every report and query orders explicitly);
-        # letting DuckDB write row groups in any order halves the insert at 1M rows (benchmarks/).
-        con.execute("SET preserve_insertion_order = false")
-        ensure_tables(con)
-        drop_staged(con)  # of a night in partitions that was killed
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-def publish(db_path: Path, run_row: dict, frames: dict[str, pl.DataFrame], coverage_year: int,
-            before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
-            written: dict[str, tuple[int, int, int]] | None = None,
-            previous: Future | None = None) -> T | None:
-    """Replace the coverage year's rows of every table and add the run, in one transaction.
-
-    The big tables (DIFFED_TABLES) are rewritten only where rows changed; `written` receives, per
-    such table, (rows kept, rows inserted, rows deleted). `frames` is emptied as the tables are
-    written, so that memory the caller no longer refers to is freed before the reports are built.
-    `previous`: the caller's copy_previous(db_path), already running (waited for here, and its
-    copy put in place); None: keep_previous runs here. `before_commit(con)` runs inside the transaction once every row is in
-    place (the reports are built from it); its result is returned after the
-    commit. Any failure rolls everything back.
-    """
-    written = {} if written is None else written
-    con = _connect(db_path, previous)
-    try:
-        run_id = run_row["run_id"]
-        con.execute("BEGIN TRANSACTION")
-        try:
-            diffs = {t: _diff(con, t, f, coverage_year) for t, f in frames.items() if t in DIFFED_TABLES}
-            if "reconciliation" in diffs:
-                _record_status_changes(con, run_id, coverage_year, diffs["reconciliation"])
-            for table in PER_YEAR_TABLES:
-                if table not in DIFFED_TABLES:
-                    con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [coverage_year])
-            for table in DIFFED_TABLES:
-                if table not in frames:
-                    con.execute(f"DELETE FROM {table} WHERE {DIFFED_TABLES[table]} = ?", [coverage_year])
-            for table in list(frames):
-                # each frame is let go once written (the caller hands them over), so the reports,
-                # built next, do not run beside every table's rows
-                frame = frames.pop(table)
-                if table in diffs:
-                    written[table] = _apply(con, diffs.pop(table), run_id, coverage_year)
-                else:
-                    insert_frame(con, table, frame, run_id)
-                del frame
-            runs = pl.DataFrame([run_row])
-            insert_frame(con, "runs", runs, run_id)
-            checkpoint("before_commit")
-            staged = before_commit(con) if before_commit else None
-            checkpoint("commit")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
-    return staged
-
-
-STAGED_PREFIX = "__next_"
-# The per-person tables a night in partitions builds beside the real ones (YearWriter).
-STAGED_TABLES = (*DIFFED_TABLES, "unmatched_payments")
-# DuckDB's buffer pool while a night in partitions writes: the committed blocks are evicted beyond it.
-WRITER_MEMORY_LIMIT = "1GB"
-
-
-def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    """Remove the staged tables of a night in partitions that was killed before it finished."""
-    for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, ?) "
-                               "AND table_schema = 'main'", [STAGED_PREFIX]).fetchall():
-        con.execute(f'DROP TABLE IF EXISTS "{name}"')
-
-
-class YearWriter:
-    """`publish` for a night run in partitions of residents (pipeline/run.py): the same tables, the
-    rows arriving a partition at a time, and still one commit that replaces the year.
-
-    DuckDB holds an open transaction's new rows in memory, so the partitions
-    cannot all go into one transaction. Each per-person table is instead built
-    beside the real one, as `__next_<table>`: a copy of the other years' rows,
-    then tonight's rows, one committed partition at a time. `finish` then, in
-    one transaction, records the status changes (the real table's year against
-    the staged one), puts each staged table in place of the real one (DROP,
-    RENAME), replaces the small per-year tables, records the run, builds the
-    reports and commits. Until that commit the real tables are untouched; a
-    failure drops the staged tables (and a killed run's are dropped by the
-    next). The big tables are written whole (no row is kept from the previous
-    run): `written` shows every row written and every old row deleted.
+    `add(table, frame)` hands over one partition's rows of a per-person table;
+    `finish` writes the rest (small tables, the run) and commits in one
+    transaction, with `before_commit(con)` (the workbooks) run inside it once
+    every row is in place. `written`: per big table, (rows kept, rows written,
+    rows deleted). A failure before the commit leaves the published file as it
+    was (the night's copy is simply not published).
     """
 
-    def __init__(self, db_path: Path, coverage_year: int, run_id: str, previous: Future | None = None) -> None:
-        self.coverage_year, self.run_id = coverage_year, run_id
-        self.con = _connect(db_path, previous)
-        self.added: dict[str, int] = {t: 0 for t in DIFFED_TABLES}
-        self.in_transaction = False
-
-    def __enter__(self) -> YearWriter:
-        con, year = self.con, self.coverage_year
-        try:
-            con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-            self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [year]).fetchone()[0]
-                           for t, column in DIFFED_TABLES.items()}
-            for table in STAGED_TABLES:
-                columns = ", ".join(f'"{c}"' for c in _columns(table))
-                con.execute(f"CREATE TABLE {STAGED_PREFIX}{table} ({DDL[table]})")
-                con.execute(f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
-                            f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?", [year])
-        except BaseException:
-            self._abandon()
-            raise
-        return self
+    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
+        self.con, self.coverage_year, self.run_id = con, coverage_year, run_id
+        self.written: dict[str, tuple[int, int, int]] = {}
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
-        """Insert (and commit) one partition's rows of a per-person table into its staged table."""
+        raise NotImplementedError
+
+    def _replace_per_person_tables(self) -> None:
+        raise NotImplementedError
+
+    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame],
+               before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None) -> T | None:
+        con, year = self.con, self.coverage_year
+        con.execute("BEGIN TRANSACTION")
+        self._replace_per_person_tables()
+        for table in PER_YEAR_TABLES:
+            if table not in STAGED_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
+        for table in list(frames):
+            insert_frame(con, table, frames.pop(table), self.run_id)
+        insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
+        checkpoint("before_commit")
+        staged = before_commit(con) if before_commit else None
+        checkpoint("commit")
+        con.execute("COMMIT")
+        return staged
+
+
+class DiffedWriter(NightWriter):
+    """A night in one piece: the big tables are rewritten only where rows changed since the year's
+    previous run (`_diff`); the others are replaced."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
+        super().__init__(con, coverage_year, run_id)
+        self.frames: dict[str, pl.DataFrame] = {}
+
+    def add(self, table: str, frame: pl.DataFrame) -> None:
+        self.frames[table] = pl.concat([self.frames[table], frame]) if table in self.frames else frame
+
+    def _replace_per_person_tables(self) -> None:
+        con, year = self.con, self.coverage_year
+        incoming = self.frames["reconciliation"].select(
+            "id_number", "name", "county", "township", "status", "amount_diff_fen")
+        with _registered(con, "__recon_frame", incoming):
+            _insert_status_changes(con, self.run_id, year, "SELECT id_number, name, county, township, status, "
+                                   f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) "
+                                   "AS amount_diff FROM __recon_frame")
+        for table in STAGED_TABLES:
+            frame = self.frames.pop(table)
+            if table in DIFFED_TABLES:
+                self.written[table] = _apply(con, _diff(con, table, frame, year), self.run_id, year)
+            else:
+                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
+                insert_frame(con, table, frame, self.run_id)
+            del frame  # let each table's rows go once written
+
+
+class StagedWriter(NightWriter):
+    """A night in partitions: each per-person table is built beside the real one as `__next_<table>`
+    (the other years' rows copied first), one committed partition at a time, with DuckDB's memory
+    capped (an open transaction keeps its new rows in memory). `finish` records the status changes,
+    puts each staged table in place of the real one (DROP, RENAME) and commits. These nights write
+    the big tables whole."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
+        super().__init__(con, coverage_year, run_id)
+        con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
+        self.added = {t: 0 for t in DIFFED_TABLES}
+        self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [coverage_year]).fetchone()[0]
+                       for t, column in DIFFED_TABLES.items()}
+        for table in STAGED_TABLES:
+            columns = ", ".join(f'"{c}"' for c in TABLES[table].column_names)
+            con.execute(TABLES[table].ddl(STAGED_PREFIX + table))
+            con.execute(f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
+                        f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?", [coverage_year])
+
+    def add(self, table: str, frame: pl.DataFrame) -> None:
         if table in DIFFED_TABLES:
             frame = with_row_hash(frame, table)
             self.added[table] += frame.height
         insert_frame(self.con, table, frame, self.run_id, into=STAGED_PREFIX + table)
 
-    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame],
-               before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
-               written: dict[str, tuple[int, int, int]] | None = None) -> T | None:
-        """Put the staged tables in place, add the small tables (`frames`) and the run, commit."""
-        con, year, run_id = self.con, self.coverage_year, self.run_id
-        con.execute("BEGIN TRANSACTION")
-        self.in_transaction = True
-        if self.before.get("reconciliation"):
-            _insert_status_changes(
-                con, run_id, year, "SELECT * FROM reconciliation WHERE coverage_year = ?", [year],
-                f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = ?", [year])
+    def _replace_per_person_tables(self) -> None:
+        con, year = self.con, self.coverage_year
+        _insert_status_changes(con, self.run_id, year, f"SELECT * FROM {STAGED_PREFIX}reconciliation "
+                                                       f"WHERE coverage_year = {int(year)}")
         for table in STAGED_TABLES:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")
-        for table in DIFFED_TABLES:
-            if written is not None:
-                written[table] = (0, self.added[table], self.before[table])
-        for table in PER_YEAR_TABLES:
-            if table not in STAGED_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
-        for table in list(frames):
-            insert_frame(con, table, frames.pop(table), run_id)
-        insert_frame(con, "runs", pl.DataFrame([run_row]), run_id)
-        checkpoint("before_commit")
-        staged = before_commit(con) if before_commit else None
-        checkpoint("commit")
-        con.execute("COMMIT")
-        self.in_transaction = False
-        return staged
-
-    def _abandon(self) -> None:
-        try:
-            if self.in_transaction:
-                self.con.execute("ROLLBACK")
-            drop_staged(self.con)
-        finally:
-            self.con.close()
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is not None:
-            self._abandon()
-        else:
-            self.con.close()
-
-
-def previous_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".previous")
-
-
-def keep_previous(db_path: Path) -> None:
-    """Copy the last committed database aside before changing it (restore: copy it back).
-
-    Runs under the run lock, when no writer has the file open; the copy is
-    made under a temporary name and renamed, so `.previous` is always whole.
-    """
-    copy_previous(db_path)()
-
-
-def _previous_temps(db_path: Path) -> tuple[Path, Path]:
-    """Where copy_previous copies the database and its WAL (names clean_leftovers removes)."""
-    target = previous_path(db_path)
-    return target.with_name(f".{target.name}.tmp"), db_path.with_name(f".{db_path.name}.wal.previous.tmp")
-
-
-def discard_previous_copy(db_path: Path) -> None:
-    """Remove a copy_previous copy that will not be put in place (its run failed)."""
-    for temp in _previous_temps(db_path):
-        temp.unlink(missing_ok=True)
-
-
-def copy_previous(db_path: Path) -> Callable[[], None]:
-    """keep_previous in two steps: copy now (under temporary names), rename into place when the
-    returned function is called, so that a run that fails before publishing leaves `.previous` as
-    it was (the temporary copies are removed by clean_leftovers)."""
-    if not db_path.exists():
-        return lambda: None
-    target = previous_path(db_path)
-    temp, temp_wal = _previous_temps(db_path)
-    shutil.copyfile(db_path, temp)
-    wal = db_path.with_name(db_path.name + ".wal")
-    target_wal = target.with_name(target.name + ".wal")
-    if wal.exists():  # an unclean stop left a WAL: keep it with the copy so DuckDB replays it on open
-        shutil.copyfile(wal, temp_wal)
-
-    def install() -> None:
-        if temp_wal.exists():
-            os.replace(temp_wal, target_wal)
-        else:
-            target_wal.unlink(missing_ok=True)
-        os.replace(temp, target)
-    return install
-
-
-def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    """A query's whole result as a polars frame (DECIMAL stays Decimal)."""
-    return con.sql(sql, params=params or None).pl()
+        self.written = {t: (0, self.added[t], self.before[t]) for t in DIFFED_TABLES}
+        ensure_tables(con)  # the comments and views of the tables just put in place

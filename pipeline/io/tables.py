@@ -1,205 +1,82 @@
-"""The DuckDB tables of CONTRACT.md ("Outputs"), with the extra columns we add.
+"""The DuckDB tables of docs/CONTRACT.md ("Outputs"), from schemas/tables.toml.
 
-Money is DECIMAL(14,2) yuan (exact); inside polars it is integer fen.
-Every result table carries run_id and coverage_year; a run replaces the rows
-of its coverage year only.
+Money is DECIMAL(14,2) yuan (exact); inside polars it is integer fen
+(`<column>_fen`). Every result table carries run_id and coverage_year; a run
+replaces the rows of its coverage year only. Every table and column carries
+a comment in Chinese and English (`COMMENT ON`, visible in duckdb_columns()).
 """
 
 from __future__ import annotations
 
-MONEY = "DECIMAL(14,2)"
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 
-# The last two columns of the tables a run rewrites only where rows changed (DIFFED_TABLES below):
-# row_hash is a hash of the row apart from run_id, key_hash of its key (the line, or the person);
-# the next run keeps a row whose two hashes come again (pipeline/io/store.py).
-HASHES = "row_hash UBIGINT,\n        key_hash UBIGINT"
+import schemas
+
+MONEY = "DECIMAL(14,2)"
+TABLES_PATH = Path(schemas.__file__).resolve().parent / "tables.toml"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    comment: str
+
+    @property
+    def definition(self) -> str:
+        return f'"{self.name}" {self.type}'
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def money_columns(self) -> set[str]:
+        return {c.name for c in self.columns if c.type == MONEY}
+
+    def ddl(self, name: str | None = None) -> str:
+        return f"CREATE TABLE IF NOT EXISTS {name or self.name} ({', '.join(c.definition for c in self.columns)})"
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    comment: str
+    sql: str
+
+
+def _load() -> tuple[dict[str, Table], dict[str, View]]:
+    with TABLES_PATH.open("rb") as f:
+        data = tomllib.load(f)
+    views = {name: View(name, v["comment"], v["sql"].strip()) for name, v in data.pop("views", {}).items()}
+    tables = {
+        name: Table(name, t["comment"], tuple(Column(c, typ.replace("MONEY", MONEY), comment)
+                                              for c, typ, comment in t["columns"]))
+        for name, t in data.items()
+    }
+    return tables, views
+
+
+TABLES, VIEWS = _load()
+# column definitions per table, as SQL (tests build bare tables from them)
+DDL = {name: ", ".join(c.definition for c in table.columns) for name, table in TABLES.items()}
 
 # Text columns holding few distinct values (file and sheet names, places, categories, rule texts).
 # They are handed to DuckDB dictionary-encoded: at 1M rows the write takes about a third less.
 LOW_CARDINALITY = frozenset({
     "source_file", "sheet", "kind", "county", "township", "village", "tier", "identity_labels", "rule_id",
     "rule_basis", "refund_basis", "status", "previous_status", "reason", "column", "channel", "id_type",
-    "residence_basis", "special_event", "level",
+    "residence_basis", "special_event", "level", "department", "label",
 })
-
-DDL: dict[str, str] = {
-    "runs": """
-        run_id VARCHAR PRIMARY KEY,
-        started_at TIMESTAMP,
-        finished_at TIMESTAMP,
-        coverage_year INTEGER,
-        region VARCHAR,
-        inputs VARCHAR,            -- JSON: [{kind, file, sha256, sheets: [{sheet, header_row, rows_read, accepted, rejected, skipped_blank, skipped_footer, skipped_duplicate}]}]
-        rows_read INTEGER,
-        rows_accepted INTEGER,
-        rows_rejected INTEGER,
-        rows_skipped INTEGER,
-        roster_accepted INTEGER,
-        payments_accepted INTEGER,
-        params_digest VARCHAR,
-        status VARCHAR,            -- completed / failed
-        message VARCHAR,
-        fingerprint VARCHAR,       -- sha256 of the inputs' sha256s, region, year and params digest
-        as_of_date DATE            -- the day the run judged "today" (future birth dates etc.)
-    """,
-    "run_sheets": """
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        kind VARCHAR,              -- roster / payments
-        source_file VARCHAR,
-        sha256 VARCHAR,
-        sheet VARCHAR,
-        header_row INTEGER,        -- as Excel shows it; NULL: no header found
-        rows_read INTEGER,
-        accepted INTEGER,
-        rejected INTEGER,
-        skipped_blank INTEGER,
-        skipped_footer INTEGER,
-        skipped_duplicate INTEGER,
-        note VARCHAR,
-        reused BOOLEAN,            -- rows reused from an earlier read of the same sheet (its parts byte for byte), not parsed again
-        rows_reused INTEGER        -- rows whose checks were reused: all when reused; else the first rows, the same XML bytes as an earlier version's
-    """,
-    "residents": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        source_file VARCHAR,
-        sheet VARCHAR,
-        row_number INTEGER,
-        name VARCHAR,
-        id_number VARCHAR,
-        id_type VARCHAR,
-        birth_date DATE,
-        county VARCHAR,
-        township VARCHAR,
-        village VARCHAR,
-        residence_basis VARCHAR,
-        identity_labels VARCHAR,   -- canonical labels joined by '、'
-        subsidy_identified_on DATE,
-        prev_year_insured BOOLEAN,
-        special_event VARCHAR,
-        special_event_date DATE,
-        registered_on DATE,
-        extra_columns VARCHAR,     -- JSON of unknown extra columns, kept as read
-        {HASHES}
-    """,
-    "payments": f"""
-        run_id VARCHAR,
-        run_coverage_year INTEGER, -- the coverage year of the run that read it
-        coverage_year INTEGER,     -- the payment's own 费款所属期
-        source_file VARCHAR,
-        sheet VARCHAR,
-        row_number INTEGER,
-        id_number VARCHAR,
-        name VARCHAR,
-        amount {MONEY},
-        paid_on DATE,
-        ticket_no VARCHAR,
-        channel VARCHAR,
-        extra_columns VARCHAR,
-        {HASHES}
-    """,
-    "rejected_rows": """
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        kind VARCHAR,              -- roster / payments
-        source_file VARCHAR,
-        sheet VARCHAR,
-        row_number INTEGER,        -- as Excel shows it
-        "column" VARCHAR,
-        raw_value VARCHAR,
-        reason VARCHAR,
-        id_number VARCHAR          -- normalised ID where one could be read
-    """,
-    "determinations": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        id_number VARCHAR,
-        name VARCHAR,
-        county VARCHAR,
-        township VARCHAR,
-        village VARCHAR,
-        tier VARCHAR,              -- full / fixed / none
-        identity_labels VARCHAR,
-        age INTEGER,               -- whole years on 1 January of the coverage year
-        individual_due {MONEY},
-        subsidy_amount {MONEY},
-        enrolled BOOLEAN,
-        enrolled_on DATE,
-        waiting_end DATE,
-        benefit_start DATE,
-        benefit_end DATE,
-        rule_id VARCHAR,
-        rule_basis VARCHAR,
-        source_file VARCHAR,
-        sheet VARCHAR,
-        row_number INTEGER,
-        {HASHES}
-    """,
-    "reconciliation": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        id_number VARCHAR,
-        name VARCHAR,
-        county VARCHAR,
-        township VARCHAR,
-        village VARCHAR,
-        tier VARCHAR,
-        individual_due {MONEY},
-        net_paid {MONEY},
-        n_payments INTEGER,
-        status VARCHAR,            -- subsidized / unpaid / underpaid / overpaid / paid_in_full
-        amount_diff {MONEY},
-        last_paid_on DATE,
-        subsidy_identified_on DATE,
-        refund_basis VARCHAR,
-        {HASHES}
-    """,
-    "unmatched_payments": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        id_number VARCHAR,
-        name VARCHAR,
-        amount {MONEY},
-        paid_on DATE,
-        ticket_no VARCHAR,
-        reason VARCHAR,
-        source_file VARCHAR,
-        sheet VARCHAR,
-        row_number INTEGER
-    """,
-    "subsidy_totals": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        level VARCHAR,             -- township / county / total
-        county VARCHAR,            -- '合计' on the grand-total rows
-        township VARCHAR,          -- '小计' on county rows, '合计' on total rows
-        tier VARCHAR,              -- full / fixed / none / all
-        roster_count INTEGER,
-        enrolled_count INTEGER,
-        enrolment_rate DOUBLE,
-        fiscal_per_capita_total {MONEY},
-        central_share_total {MONEY},
-        local_share_total {MONEY},
-        participation_subsidy_total {MONEY},
-        critical_illness_total {MONEY},
-        individual_due_total {MONEY},
-        individual_collected_total {MONEY}
-    """,
-    "status_changes": f"""
-        run_id VARCHAR,
-        coverage_year INTEGER,
-        id_number VARCHAR,
-        name VARCHAR,
-        county VARCHAR,
-        township VARCHAR,
-        previous_run_id VARCHAR,
-        previous_status VARCHAR,   -- NULL: not in the previous run
-        status VARCHAR,            -- NULL: no longer on the roster
-        previous_amount_diff {MONEY},
-        amount_diff {MONEY}
-    """,
-}
 
 # The big tables a run rewrites only where rows changed, each with the column naming the coverage
 # year its rows belong to. A night where only the payments changed keeps the unchanged rows.
@@ -215,9 +92,10 @@ ROW_KEYS = {
     "determinations": ("id_number",),
     "reconciliation": ("id_number",),
 }
-
 # Tables whose rows belong to one coverage year and are replaced by its next run.
 PER_YEAR_TABLES = (
-    "run_sheets", "residents", "rejected_rows", "determinations",
-    "reconciliation", "unmatched_payments", "subsidy_totals",
+    "run_sheets", "residents", "rejected_rows", "determinations", "reconciliation", "unmatched_payments",
+    "subsidy_totals", "subsidy_list_rows", "subsidy_not_enrolled", "subsidy_progress",
 )
+# Per-person tables a night in partitions builds beside the real ones (store.StagedWriter).
+STAGED_TABLES = ("residents", "payments", "determinations", "reconciliation", "unmatched_payments")

@@ -10,12 +10,14 @@ import polars as pl
 from pipeline.params import Params
 from pipeline.rules import amounts, enrolment, tier
 from pipeline.rules.benefit_start import with_benefit_columns
+from pipeline.rules.lists import no_list_rows, with_list_labels
 
 DETERMINATION_COLUMNS = (
     "coverage_year", "id_number", "name", "county", "township", "village", "tier", "identity_labels",
     "age", "individual_due_fen", "subsidy_amount_fen", "net_paid_fen", "n_payments", "last_paid_on",
     "enrolled", "enrolled_on", "waiting_end", "benefit_start", "benefit_end", "rule_id", "rule_basis",
     "tier_basis", "birth_date", "subsidy_identified_on", "source_file", "sheet", "row_number",
+    "is_subsidized_object", "roster_labels",
 )
 
 
@@ -56,12 +58,16 @@ def with_rule_basis(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     ).drop("__basis")
 
 
-def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Params) -> pl.LazyFrame:
-    """Tier, amounts, payment totals, enrolment and d (RULES.md §1-§3): what the benefit rules need.
+def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Params,
+                    list_rows: pl.DataFrame | None = None) -> pl.LazyFrame:
+    """Tier, amounts, payment totals, enrolment and d (docs/RULES.md §1-§3, §9): what the benefit
+    rules need. `list_rows`: the in-force rows of the subsidy lists (their labels join the roster's).
 
     Shared by `determine` and `medins explain`, so a clerk is shown exactly what the run decided.
     """
-    people = tier.with_label_tier(residents.with_columns(tier.age(params)), params).with_columns(
+    labelled = with_list_labels(residents.with_columns(tier.age(params)),
+                                no_list_rows() if list_rows is None else list_rows, params)
+    people = tier.with_label_tier(labelled, params).with_columns(
         tier.is_newborn(params),
     ).with_columns(
         tier.tier(),
@@ -83,12 +89,16 @@ def with_enrolment(residents: pl.LazyFrame, payments: pl.LazyFrame, params: Para
     )
 
 
-def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y."""
+def determine(residents: pl.DataFrame, payments: pl.DataFrame, params: Params,
+              list_rows: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Tier, amounts, enrolment and benefit dates for every accepted roster row of Y (`list_rows`:
+    the in-force rows of the subsidy lists)."""
     # Each stage is collected before the next: with_rule_basis reads its input twice, and a lazy
     # plan would be run again for the second read.
-    people = with_benefit_columns(with_enrolment(residents.lazy(), payments.lazy(), params), params).collect()
+    enrolled = with_enrolment(residents.lazy(), payments.lazy(), params, list_rows)
+    people = with_benefit_columns(enrolled, params).collect()
     people = with_rule_basis(people.lazy(), params).with_columns(
         pl.col("identity_labels").list.join("、").alias("identity_labels"),
+        pl.col("roster_labels").list.join("、").alias("roster_labels"),
     )
     return people.select(DETERMINATION_COLUMNS).collect()

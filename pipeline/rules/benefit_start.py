@@ -102,10 +102,15 @@ def subsidized_no_waiting(params: Params) -> Candidate:
 
 
 def special_status(params: Params) -> Candidate:
-    """医疗救助对象 / 宗教教职人员 (no time limit): start max(YS, d + 1 day), no waiting."""
-    holds = pl.any_horizontal(
-        pl.col("identity_labels").list.contains(lab) for lab in params.special_status_labels
-    ) if params.special_status_labels else pl.lit(False)
+    """医疗救助对象 / 宗教教职人员 (no time limit): start max(YS, d + 1 day), no waiting.
+
+    A 医疗救助对象 is a person holding that label or any label whose subsidy is medical assistance's
+    分类资助参保 (labels.toml `medical_assistance`) [interp docs/RULES.md §1], whatever its tier,
+    age condition or identification date (docs/RULES.md §4, §9).
+    """
+    names = list(dict.fromkeys([*params.special_status_labels,
+                                *(lab.name for lab in params.labels if lab.medical_assistance)]))
+    holds = pl.col("identity_labels").list.eval(pl.element().is_in(names)).list.any() if names else pl.lit(False)
     return Candidate(
         rule_id=_lit("special_status"),
         start=pl.when(holds.fill_null(False))

@@ -7,9 +7,6 @@ import polars as pl
 from pipeline.params import TIER_RANK, Params
 from pipeline.rules.dates import date_lit
 
-TIER_NAMES = {"full": "全额资助", "fixed": "定额资助", "none": "普通"}
-
-
 def age(params: Params) -> pl.Expr:
     """Whole years completed on 1 January of Y [interp RULES.md §0].
 
@@ -33,41 +30,66 @@ def _age_ok(rule: str, params: Params) -> pl.Expr:
     return pl.lit(True)
 
 
+def _ranked(params: Params) -> list:
+    """The labels that give a tier, highest tier first, then the order of labels.toml (就高原则)."""
+    return sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0), key=lambda lab: -TIER_RANK[lab.tier])
+
+
+def _bits(labels, bit: dict[str, int]) -> int:
+    return sum(bit[lab.name] for lab in labels)
+
+
+def held_bits(labels: pl.Expr, params: Params) -> pl.Expr:
+    """A list of labels as one integer: one bit per label that gives a tier, in rank order
+    (params.MAX_TIER_LABELS of them at most, checked when the labels are loaded)."""
+    bit = {lab.name: 1 << i for i, lab in enumerate(_ranked(params))}
+    return labels.list.unique().list.eval(
+        pl.element().replace_strict(bit, default=0, return_dtype=pl.Int64)).list.sum().fill_null(0)
+
+
+def allowed_bits(params: Params) -> pl.Expr:
+    """The labels whose age condition the person meets (needs `age`), as bits like `held_bits`."""
+    ranked = _ranked(params)
+    bit = {lab.name: 1 << i for i, lab in enumerate(ranked)}
+    if not ranked:
+        return pl.lit(0, dtype=pl.Int64)
+    return pl.sum_horizontal(
+        pl.when(_age_ok(rule, params)).then(pl.lit(_bits((lab for lab in ranked if lab.age_rule == rule), bit)))
+        .otherwise(pl.lit(0)).cast(pl.Int64)
+        for rule in sorted({lab.age_rule for lab in ranked})
+    )
+
+
+def gives_tier(labels: pl.Expr, params: Params) -> pl.Expr:
+    """Some label of the list gives full or fixed at the person's age (needs `age`)."""
+    return (held_bits(labels, params) & allowed_bits(params)) != 0
+
+
 def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     """Adds tier_label, label_tier and is_subsidized_object (needs identity_labels and age).
 
     tier_label: the label that gives the person's tier, highest tier first and
     then the order of labels.toml (就高原则, 赣医保发〔2023〕9号 二(一)); null: none
-    does. is_subsidized_object: 资助参保对象 of 赣医保发〔2023〕9号 三(二), i.e. a
-    label giving full or fixed — not a newborn's tier alone and not 在校大学生.
+    does. is_subsidized_object: 资助参保对象 of 赣医保发〔2023〕9号 三(二) and
+    docs/RULES.md §4-§5, i.e. a label giving full or fixed — not a newborn's
+    tier alone and not 在校大学生.
 
     Each label that gives a tier is one bit, in rank order: a person's labels
-    become one integer (`held`), the labels whose age condition the person
-    meets another (`allowed`), and the winning label is the lowest bit set in
-    both. A few integer operations per person, whatever the number of labels.
+    become one integer (`held_bits`), the labels whose age condition the person
+    meets another (`allowed_bits`), and the winning label is the lowest bit set
+    in both.
     """
-    ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0),
-                    key=lambda lab: -TIER_RANK[lab.tier])  # stable: labels.toml order within a tier
-    # one bit per label in an Int64: params.MAX_TIER_LABELS, checked when the labels are loaded
+    ranked = _ranked(params)
     bit = {lab.name: 1 << i for i, lab in enumerate(ranked)}
-
-    def bits(labels) -> int:
-        return sum(bit[lab.name] for lab in labels)
-
-    held = pl.col("identity_labels").list.unique().list.eval(
-        pl.element().replace_strict(bit, default=0, return_dtype=pl.Int64)).list.sum().fill_null(0)
-    allowed = pl.sum_horizontal(
-        pl.when(_age_ok(rule, params)).then(pl.lit(bits(lab for lab in ranked if lab.age_rule == rule)))
-        .otherwise(pl.lit(0)).cast(pl.Int64)
-        for rule in sorted({lab.age_rule for lab in ranked})
-    ) if ranked else pl.lit(0, dtype=pl.Int64)
     meets = pl.col("__meets")
     first = pl.when(meets != 0).then(meets.bitwise_trailing_zeros())
     tier_label = first.replace_strict({i: lab.name for i, lab in enumerate(ranked)}, default=None,
                                       return_dtype=pl.Utf8)
-    objects = bits(lab for lab in ranked if lab.subsidized_object)
+    objects = _bits((lab for lab in ranked if lab.subsidized_object), bit)
     tiers = {lab.name: lab.tier for lab in params.labels}
-    return people.with_columns((held & allowed).alias("__meets")).with_columns(
+    return people.with_columns(
+        (held_bits(pl.col("identity_labels"), params) & allowed_bits(params)).alias("__meets")
+    ).with_columns(
         tier_label.alias("tier_label"),
         ((meets & objects) != 0).alias("is_subsidized_object"),
     ).with_columns(
@@ -101,8 +123,9 @@ def tier() -> pl.Expr:
 def tier_basis(params: Params) -> pl.Expr:
     """Why the tier is what it is, for rule_basis and `medins explain`."""
     # one text per label, looked up (not formatted per person)
-    label_part = pl.col("tier_label").replace_strict({lab.name: f"{lab.name}: {lab.cite}" for lab in params.labels},
-                                                     default=None, return_dtype=pl.Utf8)
+    label_part = pl.col("tier_label").replace_strict(
+        {lab.name: f"{lab.name}: {params.label_cite(lab.name)}" for lab in params.labels},
+        default=None, return_dtype=pl.Utf8)
     newborn = pl.lit(f"新生儿(出生{params.newborn_full_years.value}个自然年度内)全额资助: {params.newborn_full_years.cite}")
     return (
         pl.when(pl.col("is_newborn") & (pl.col("label_tier") != "full")).then(newborn)

@@ -1,0 +1,1 @@
+"""Developer tools of the medins project: not part of the installed product."""
