@@ -6,9 +6,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -48,28 +49,58 @@ def _guarded(fn, log_dir: Path | None = None):
             where.parent.mkdir(parents=True, exist_ok=True)
             from pipeline.io.masking import mask_ids_in_text
 
-            where.write_text(mask_ids_in_text(traceback.format_exc()), encoding="utf-8")
+            where.write_text(mask_ids_in_text(traceback.format_exc()) or "", encoding="utf-8")
             os.chmod(where, 0o600)
             hint = f"详情见 / details in {where}"
         except OSError:
             hint = ""
         from pipeline.io.masking import mask_ids_in_text
 
-        _fail(mask_ids_in_text(f"内部错误 / internal error: {type(e).__name__}: {e}. {hint}"), INTERNAL_ERROR_EXIT)
+        _fail(
+            mask_ids_in_text(f"内部错误 / internal error: {type(e).__name__}: {e}. {hint}") or "", INTERNAL_ERROR_EXIT
+        )
+
+
+class _StageTimer:
+    """Seconds per stage, summed over a night's partitions; a spinner for the outermost stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.active: list[str] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        self.active.append(name)
+        try:
+            if len(self.active) == 1:
+                with console.status(f"{name} …", spinner="dots"):
+                    yield
+            else:
+                yield
+        finally:
+            self.active.pop()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 @app.command()
 def run(
     coverage_year: Annotated[int, typer.Option("--coverage-year", "-y", help="待遇年度, e.g. 2026")],
     region: Annotated[str, typer.Option(help="jiangxi (default), jingdezhen, yichun")] = "jiangxi",
-    roster: Annotated[Optional[list[str]], typer.Option(help="花名册: file, directory or glob; repeatable")] = None,
-    payments: Annotated[Optional[list[str]], typer.Option(help="缴费明细: file, directory or glob; repeatable")] = None,
-    subsidy_list: Annotated[Optional[list[str]], typer.Option(
-        "--subsidy-list", help="资助参保对象名单 of another department: file, directory or glob; repeatable")] = None,
+    roster: Annotated[list[str] | None, typer.Option(help="花名册: file, directory or glob; repeatable")] = None,
+    payments: Annotated[list[str] | None, typer.Option(help="缴费明细: file, directory or glob; repeatable")] = None,
+    subsidy_list: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--subsidy-list", help="资助参保对象名单 of another department: file, directory or glob; repeatable"
+        ),
+    ] = None,
     db: Annotated[Path, typer.Option(help="DuckDB output")] = Path("out/medins.duckdb"),
     out: Annotated[Path, typer.Option(help="directory for the Excel reports")] = Path("out"),
     unmask: Annotated[bool, typer.Option(help="show full ID numbers in the Excel reports")] = False,
-    skip_bad_files: Annotated[bool, typer.Option(help="go on without unreadable files (listed in the summary)")] = False,
+    skip_bad_files: Annotated[
+        bool, typer.Option(help="go on without unreadable files (listed in the summary)")
+    ] = False,
     parse_memory_gb: Annotated[float, typer.Option(help="memory limit of each workbook parser")] = 6.0,
     parse_timeout: Annotated[float, typer.Option(help="seconds one workbook may take to parse")] = 900.0,
     reparse: Annotated[bool, typer.Option(help="parse every file again even when its sha256 was seen before")] = False,
@@ -79,33 +110,23 @@ def run(
     from pipeline.run import run_night
     from pipeline.settings import RunSettings
 
-    timings: list[tuple[str, float]] = []
-
-    active: list[str] = []
-
-    @contextmanager
-    def step(name: str):
-        """Time a stage; show a spinner for the outermost one (steps may nest)."""
-        t0 = time.perf_counter()
-        active.append(name)
-        try:
-            if len(active) == 1:
-                with console.status(f"{name} …", spinner="dots"):
-                    yield
-            else:
-                yield
-        finally:
-            active.pop()
-        timings.append((name, time.perf_counter() - t0))
-
+    timer = _StageTimer()
     settings = RunSettings(
-        coverage_year, region, tuple(roster or ()), tuple(payments or ()), db, out,
-        subsidy_lists=tuple(subsidy_list or ()), unmask=unmask, step=step, skip_bad_files=skip_bad_files,
+        coverage_year,
+        region,
+        tuple(roster or ()),
+        tuple(payments or ()),
+        db,
+        out,
+        subsidy_lists=tuple(subsidy_list or ()),
+        unmask=unmask,
+        step=timer.step,
+        skip_bad_files=skip_bad_files,
         use_cache=not reparse,
         read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
     )
     result = _guarded(lambda: run_night(settings), out)
-    _print_summary(result, timings)
+    _print_summary(result, list(timer.seconds.items()))
 
 
 def _yuan(fen: int | None) -> str:
@@ -146,9 +167,15 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
     console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False, soft_wrap=True)
     console.print(f"数据库 / database: {result.db_path}", highlight=False)
     if any(kept for kept, _, _ in result.written.values()):
-        console.print("数据库增量写入 / rows changed since the last run of this year: " + "; ".join(
-            f"{table} 保留 kept {kept:,}, 写入 written {added:,}, 删除 deleted {gone:,}"
-            for table, (kept, added, gone) in result.written.items()), highlight=False, soft_wrap=True)
+        console.print(
+            "数据库增量写入 / rows changed since the last run of this year: "
+            + "; ".join(
+                f"{table} 保留 kept {kept:,}, 写入 written {added:,}, 删除 deleted {gone:,}"
+                for table, (kept, added, gone) in result.written.items()
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     for p in result.reports:
         console.print(f"报表 / report: {p}", highlight=False)
 
@@ -159,13 +186,15 @@ def sample(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same files)")] = 1,
     coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("sample_data/2026"),
-    payment_rows: Annotated[Optional[int], typer.Option(help="payment rows (default: about one per roster row)")] = None,
+    payment_rows: Annotated[int | None, typer.Option(help="payment rows (default: about one per roster row)")] = None,
     roster_files: Annotated[int, typer.Option(help="number of roster workbooks")] = 1,
 ) -> None:
     """Write deterministic, realistically messy sample workbooks."""
+
     def body():
-        return _sample_tool().main_sample(rows, seed, coverage_year, out, payment_rows=payment_rows,
-                                          roster_files=roster_files)
+        return _sample_tool().main_sample(
+            rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files
+        )
 
     console.print(_guarded(body, out), markup=False, highlight=False, soft_wrap=True)
 
@@ -178,8 +207,10 @@ def _sample_tool():
     except ImportError:
         root = Path(__file__).resolve().parents[1]
         if not (root / "tools" / "sample").is_dir():
-            raise SampleArgumentError("样例生成器是开发工具，请在源代码目录中运行 / the sample generator is a "
-                                      "development tool: run it from a checkout (python -m tools.sample)") from None
+            raise SampleArgumentError(
+                "样例生成器是开发工具，请在源代码目录中运行 / the sample generator is a "
+                "development tool: run it from a checkout (python -m tools.sample)"
+            ) from None
         sys.path.insert(0, str(root))
         import tools.sample as sample_tool
     return sample_tool

@@ -14,23 +14,51 @@ NO_LINES = pl.DataFrame(schema=REJECTED_SCHEMA)
 def sheet_table(sheets: list[SheetRead], kind: str | None = None) -> pl.DataFrame:
     """Per file and sheet as read: what run_sheets says besides the counts of validation."""
     return pl.DataFrame(
-        [{
-            "kind": kind or s.kind, "source_file": s.source_file, "sha256": s.sha256, "sheet": s.sheet,
-            "header_row": s.header_row, "rows_read": s.rows_read, "skipped_blank": s.skipped_blank,
-            "skipped_footer": s.skipped_footer,
-            "note": "; ".join(filter(None, [s.note, (
-                "缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
-                if s.missing_required else ""])),
-            "reused": s.reused, "rows_reused": s.rows_read if s.reused else 0,
-        } for s in sheets],
-        schema={"kind": pl.Utf8, "source_file": pl.Utf8, "sha256": pl.Utf8, "sheet": pl.Utf8,
-                "header_row": pl.Int32, "rows_read": pl.Int64, "skipped_blank": pl.Int64,
-                "skipped_footer": pl.Int64, "note": pl.Utf8, "reused": pl.Boolean, "rows_reused": pl.Int64},
+        [
+            {
+                "kind": kind or s.kind,
+                "source_file": s.source_file,
+                "sha256": s.sha256,
+                "sheet": s.sheet,
+                "header_row": s.header_row,
+                "rows_read": s.rows_read,
+                "skipped_blank": s.skipped_blank,
+                "skipped_footer": s.skipped_footer,
+                "note": "; ".join(
+                    filter(
+                        None,
+                        [
+                            s.note,
+                            ("缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
+                            if s.missing_required
+                            else "",
+                        ],
+                    )
+                ),
+                "reused": s.reused,
+                "rows_reused": s.rows_read if s.reused else 0,
+            }
+            for s in sheets
+        ],
+        schema={
+            "kind": pl.Utf8,
+            "source_file": pl.Utf8,
+            "sha256": pl.Utf8,
+            "sheet": pl.Utf8,
+            "header_row": pl.Int32,
+            "rows_read": pl.Int64,
+            "skipped_blank": pl.Int64,
+            "skipped_footer": pl.Int64,
+            "note": pl.Utf8,
+            "reused": pl.Boolean,
+            "rows_reused": pl.Int64,
+        },
     )
 
 
-def conservation(sheets: list[SheetRead], accepted: pl.DataFrame, rejected: pl.DataFrame,
-                 duplicates: pl.DataFrame) -> pl.DataFrame:
+def conservation(
+    sheets: list[SheetRead], accepted: pl.DataFrame, rejected: pl.DataFrame, duplicates: pl.DataFrame
+) -> pl.DataFrame:
     """Per file and sheet: rows read = accepted + rejected + skipped. Fails loudly if not.
     `accepted`: per (source_file, sheet) the accepted rows; `rejected`: the rejected lines (one or
     more per rejected row); `duplicates`: one row per exact duplicate skipped."""
@@ -38,13 +66,19 @@ def conservation(sheets: list[SheetRead], accepted: pl.DataFrame, rejected: pl.D
     rejected_rows = rejected.select(*keys, "row_number").unique().group_by(keys).agg(pl.len().alias("rejected"))
     skipped = duplicates.group_by(keys).agg(pl.len().alias("skipped_duplicate"))
     table = (
-        sheet_table(sheets).join(accepted.select(*keys, "accepted"), on=keys, how="left")
-        .join(rejected_rows, on=keys, how="left").join(skipped, on=keys, how="left")
+        sheet_table(sheets)
+        .join(accepted.select(*keys, "accepted"), on=keys, how="left")
+        .join(rejected_rows, on=keys, how="left")
+        .join(skipped, on=keys, how="left")
         .with_columns(pl.col("accepted", "rejected", "skipped_duplicate").fill_null(0).cast(pl.Int64))
     )
     broken = table.filter(
-        pl.col("rows_read") != pl.col("accepted") + pl.col("rejected") + pl.col("skipped_duplicate")
-        + pl.col("skipped_blank") + pl.col("skipped_footer")
+        pl.col("rows_read")
+        != pl.col("accepted")
+        + pl.col("rejected")
+        + pl.col("skipped_duplicate")
+        + pl.col("skipped_blank")
+        + pl.col("skipped_footer")
     )
     if broken.height:
         first = broken.row(0, named=True)

@@ -44,6 +44,7 @@ def _yuan(fen: int | None) -> str:
 @dataclass
 class _Person:
     """What the database holds of one person for one coverage year."""
+
     resident: pl.DataFrame
     payments: pl.DataFrame
     list_rows: pl.DataFrame
@@ -56,28 +57,40 @@ class _Person:
 def _read(db_path: Path, coverage_year: int, wanted: str) -> _Person:
     con = duckdb.connect(str(db_path), read_only=True)
     try:
+
         def frame(sql: str, *params: Any) -> pl.DataFrame:
             return query_frame(con, sql, list(params))
 
         det = frame("SELECT * FROM determinations WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
         recon = frame("SELECT * FROM reconciliation WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
-        run = con.execute("SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? "
-                          "ORDER BY finished_at DESC LIMIT 1", [coverage_year]).fetchall()
+        run = con.execute(
+            "SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? ORDER BY finished_at DESC LIMIT 1",
+            [coverage_year],
+        ).fetchall()
         return _Person(
             resident=frame("SELECT * FROM residents WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted),
             payments=frame(
                 "SELECT id_number, name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, coverage_year,"
                 " ticket_no, channel, source_file, sheet, row_number FROM payments"
-                " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no", coverage_year, wanted),
+                " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no",
+                coverage_year,
+                wanted,
+            ),
             list_rows=frame(
                 "SELECT id_number, identity_labels, identified_on, ended_on, department, source_file, sheet, row_number,"
                 " in_force FROM subsidy_list_rows WHERE coverage_year = ? AND id_number = ?"
-                " ORDER BY source_file, sheet, row_number", coverage_year, wanted),
+                " ORDER BY source_file, sheet, row_number",
+                coverage_year,
+                wanted,
+            ),
             determination=det.row(0, named=True) if det.height else {},
             reconciliation=recon.row(0, named=True) if recon.height else {},
-            rejected=frame('SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
-                           ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"',
-                           coverage_year, wanted),
+            rejected=frame(
+                'SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
+                ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"',
+                coverage_year,
+                wanted,
+            ),
             run=run[0] if run else None,
         )
     finally:
@@ -90,25 +103,40 @@ def _labels(text: pl.Expr) -> pl.Expr:
 
 def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
     if not db_path.exists():
-        raise InputFileError(f"找不到数据库，请先运行 medins run / database not found, run `medins run` first: {db_path}")
+        raise InputFileError(
+            f"找不到数据库，请先运行 medins run / database not found, run `medins run` first: {db_path}"
+        )
     wanted = pl.select(normalise_id(pl.lit(id_number))).item()
     person = _read(db_path, coverage_year, wanted)
     masked = mask_id(wanted)
     if person.resident.height == 0:
         if person.rejected.height:
-            return "\n".join([f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:"] + [
-                f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {r['reason']}"
-                for r in person.rejected.to_dicts()])
+            return "\n".join(
+                [f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:"]
+                + [
+                    f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {r['reason']}"
+                    for r in person.rejected.to_dicts()
+                ]
+            )
         raise PersonNotFound(f"{coverage_year}年度花名册中没有此证件号码 / not on the {coverage_year} roster: {masked}")
     params = load_params(coverage_year, person.run[1] if person.run else "jiangxi")
     in_force = person.list_rows.filter("in_force").with_columns(_labels(pl.col("identity_labels")))
-    frame = with_enrolment(person.resident.with_columns(_labels(pl.col("identity_labels"))).lazy(),
-                           person.payments.lazy(), params, in_force.drop("department", "in_force"))
+    frame = with_enrolment(
+        person.resident.with_columns(_labels(pl.col("identity_labels"))).lazy(),
+        person.payments.lazy(),
+        params,
+        in_force.drop("department", "in_force"),
+    )
     cands = candidates(params)
-    frame = frame.with_columns(*[e for i, c in enumerate(cands) for e in (
-        c.rule_id.alias(f"__rule_{i}"), c.start.alias(f"__start_{i}"), c.waiting_end.alias(f"__wait_{i}"))])
+    frame = frame.with_columns(
+        *[
+            e
+            for i, c in enumerate(cands)
+            for e in (c.rule_id.alias(f"__rule_{i}"), c.start.alias(f"__start_{i}"), c.waiting_end.alias(f"__wait_{i}"))
+        ]
+    )
     p = frame.collect().row(0, named=True)
-    lines = _heading(p, masked, coverage_year, person)
+    lines = _heading(p, masked or "", coverage_year, person)
     lines += _label_lines(p, person, params)
     lines += _amount_lines(p, person, params)
     lines += _rule_lines(p, cands, params)
@@ -137,17 +165,31 @@ def _label_lines(p: dict, person: _Person, params: Params) -> list[str]:
     lines += [f"  {lab} — 花名册人员身份 ({where})" for lab in roster]
     for r in person.list_rows.to_dicts():
         state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp docs/RULES.md §9]"
-        lines.append(f"  {r['identity_labels']} — 名单 {r['source_file']} [{r['sheet']}] 第{r['row_number']}行"
-                     f" ({_fmt(r['department'])}), 纳入 {_fmt(r['identified_on'])}, 退出 {_fmt(r['ended_on'])}: {state}")
+        lines.append(
+            f"  {r['identity_labels']} — 名单 {r['source_file']} [{r['sheet']}] 第{r['row_number']}行"
+            f" ({_fmt(r['department'])}), 纳入 {_fmt(r['identified_on'])}, 退出 {_fmt(r['ended_on'])}: {state}"
+        )
     if not roster and not person.list_rows.height:
         lines.append("  (无)")
-    assistance = [lab.name for lab in params.labels if lab.medical_assistance and lab.name in (p["identity_labels"] or [])]
+    assistance = [
+        lab.name for lab in params.labels if lab.medical_assistance and lab.name in (p["identity_labels"] or [])
+    ]
     if assistance:
-        lines.append(f"  医疗救助对象: {'、'.join(assistance)} {INTERP_ASSISTANCE if assistance != ['医疗救助对象'] else ''}".rstrip())
+        lines.append(
+            f"  医疗救助对象: {'、'.join(assistance)} {INTERP_ASSISTANCE if assistance != ['医疗救助对象'] else ''}".rstrip()
+        )
     ce = params.collection_end.value
     when = p["subsidy_identified_on"]
-    lines.append(f"资助认定日期 / identified on: {_fmt(when)}" + (
-        f" (晚于征缴期末 {ce})" if when and when > ce else " (征缴期内或未注明: 按期内认定)" if p["is_subsidized_object"] else ""))
+    lines.append(
+        f"资助认定日期 / identified on: {_fmt(when)}"
+        + (
+            f" (晚于征缴期末 {ce})"
+            if when and when > ce
+            else " (征缴期内或未注明: 按期内认定)"
+            if p["is_subsidized_object"]
+            else ""
+        )
+    )
     return lines
 
 
@@ -155,7 +197,8 @@ def _amount_lines(p: dict, person: _Person, params: Params) -> list[str]:
     """Tier with its clause, the amount due with the clause of that amount, the payments adding up to d."""
     due, subsidy = p["individual_due_fen"], p["subsidy_amount_fen"]
     cite = {"full": params.full_subsidy_yuan.cite, "fixed": params.fixed_subsidy_yuan.cite}.get(
-        p["tier"], params.individual_standard_yuan.cite)
+        p["tier"], params.individual_standard_yuan.cite
+    )
     standard = params.fen("individual_standard_yuan")
     lines = [
         "",
@@ -165,10 +208,14 @@ def _amount_lines(p: dict, person: _Person, params: Params) -> list[str]:
     running = 0
     for r in person.payments.filter(pl.col("coverage_year") == params.coverage_year).to_dicts():
         running += r["amount_fen"]
-        lines.append(f"  缴费 {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 {r['ticket_no']}) → 累计 {_yuan(running)} 元")
-    lines.append(f"实缴净额 {_yuan(p['net_paid_fen'])} 元 {'≥' if p['enrolled'] else '<'} 应缴 {_yuan(due)} 元 → "
-                 f"{'已参保' if p['enrolled'] else '未参保'}; 参保日期 d = {_fmt(p['enrolled_on'])}"
-                 + (" (应缴为0: 参保登记日期, 空则征缴期开始日)" if due == 0 else ""))
+        lines.append(
+            f"  缴费 {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 {r['ticket_no']}) → 累计 {_yuan(running)} 元"
+        )
+    lines.append(
+        f"实缴净额 {_yuan(p['net_paid_fen'])} 元 {'≥' if p['enrolled'] else '<'} 应缴 {_yuan(due)} 元 → "
+        f"{'已参保' if p['enrolled'] else '未参保'}; 参保日期 d = {_fmt(p['enrolled_on'])}"
+        + (" (应缴为0: 参保登记日期, 空则征缴期开始日)" if due == 0 else "")
+    )
     return lines
 
 
@@ -215,12 +262,18 @@ def _rule_lines(p: dict, cands: list, params: Params) -> list[str]:
 
 def _result_lines(person: _Person, params: Params) -> list[str]:
     d, r = person.determination, person.reconciliation
-    lines = ["", f"结论 / result: 规则 {d.get('rule_id')}; 等待期满 {_fmt(d.get('waiting_end'))}; "
-                 f"待遇享受期 {_fmt(d.get('benefit_start'))} 至 {_fmt(d.get('benefit_end'))}", f"  {d.get('rule_basis')}"]
+    lines = [
+        "",
+        f"结论 / result: 规则 {d.get('rule_id')}; 等待期满 {_fmt(d.get('waiting_end'))}; "
+        f"待遇享受期 {_fmt(d.get('benefit_start'))} 至 {_fmt(d.get('benefit_end'))}",
+        f"  {d.get('rule_basis')}",
+    ]
     if r:
-        lines.append(f"对账 / reconciliation: {STATUS_NAMES.get(r['status'], r['status'])} ({r['status']}), "
-                     f"差额 {r['amount_diff']} 元; 资助参保实际支付 {r.get('subsidy_applied')} 元"
-                     + (f" — {r['refund_basis']}" if r.get("refund_basis") else ""))
+        lines.append(
+            f"对账 / reconciliation: {STATUS_NAMES.get(r['status'], r['status'])} ({r['status']}), "
+            f"差额 {r['amount_diff']} 元; 资助参保实际支付 {r.get('subsidy_applied')} 元"
+            + (f" — {r['refund_basis']}" if r.get("refund_basis") else "")
+        )
         if r.get("refund_basis") and "征缴期结束后" in r["refund_basis"]:
             lines.append(f"  {INTERP_REFUND}")
     return lines

@@ -28,7 +28,7 @@ from pipeline.partition import payment_partition, roster_partition, shared_ticke
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
 from pipeline.settings import Stage
-from pipeline.totals import township_sums, totals_from_township_sums
+from pipeline.totals import totals_from_township_sums, township_sums
 from pipeline.validate import REJECTED_SCHEMA, Checked, Validated, check_sheet, settle_payments, settle_roster
 from pipeline.vocabulary import STATUSES
 from schemas.headers import load_header_map
@@ -40,6 +40,7 @@ LISTED_COLUMNS = ("id_number", "name", "county", "township", "village", "birth_d
 @dataclass
 class Sheets:
     """The sheets the night read, by kind."""
+
     roster: list[SheetRead]
     payments: list[SheetRead]
     subsidy_list: list[SheetRead] = field(default_factory=list)
@@ -64,8 +65,9 @@ def _checked(frames: list[pl.DataFrame], kind: str, params: Params) -> list[Chec
         return [Checked(parsed=f, rejected=NO_LINES) for f in frames]
     # no sheet of this kind read: the same columns, no rows
     empty = SheetRead(kind=kind, source_file="", sha256="", sheet="", data=empty_read(load_header_map(kind)))
-    return [Checked(parsed=check_sheet(empty, params, load_header_map(kind), params.year_start).parsed,
-                    rejected=NO_LINES)]
+    return [
+        Checked(parsed=check_sheet(empty, params, load_header_map(kind), params.year_start).parsed, rejected=NO_LINES)
+    ]
 
 
 def partitions(sheets: Sheets, n_parts: int, scratch: Path, params: Params) -> Iterator[Partition]:
@@ -73,15 +75,19 @@ def partitions(sheets: Sheets, n_parts: int, scratch: Path, params: Params) -> I
     per-partition IPC files in `scratch` (one sheet in memory at a time) and read back per partition."""
     roster, payments = _with_rows(sheets.roster), _with_rows(sheets.payments)
     if n_parts == 1:
-        yield Partition(_checked([sheet_scan(s).collect() for s in roster], "roster", params),
-                        _checked([sheet_scan(s).collect() for s in payments], "payments", params))
+        yield Partition(
+            _checked([sheet_scan(s).collect() for s in roster], "roster", params),
+            _checked([sheet_scan(s).collect() for s in payments], "payments", params),
+        )
         return
     shared = shared_tickets([sheet_scan(s) for s in payments])
     roster_files = _split(roster, roster_partition(n_parts), scratch / "partitions", "roster")
     payment_files = _split(payments, payment_partition(n_parts, shared), scratch / "partitions", "payments")
     for part in range(n_parts):
-        yield Partition(_checked([pl.read_ipc(f) for f in roster_files.get(part, [])], "roster", params),
-                        _checked([pl.read_ipc(f) for f in payment_files.get(part, [])], "payments", params))
+        yield Partition(
+            _checked([pl.read_ipc(f) for f in roster_files.get(part, [])], "roster", params),
+            _checked([pl.read_ipc(f) for f in payment_files.get(part, [])], "payments", params),
+        )
 
 
 def _split(sheets: list[SheetRead], part: pl.Expr, where: Path, kind: str) -> dict[int, list[Path]]:
@@ -109,14 +115,18 @@ def summary_figures(determinations: pl.DataFrame, reconciliation: pl.DataFrame) 
         pl.col("amount_diff_fen").filter(status == "overpaid").sum().alias("refund_fen"),
         pl.col("amount_diff_fen").filter(status.is_in(["underpaid", "unpaid"])).sum().alias("outstanding_fen"),
     ).row(0, named=True)
-    return {"persons": determinations.height, "enrolled": int(determinations["enrolled"].sum()),
-            **{k: int(v or 0) for k, v in row.items()}}
+    return {
+        "persons": determinations.height,
+        "enrolled": int(determinations["enrolled"].sum()),
+        **{k: int(v or 0) for k, v in row.items()},
+    }
 
 
 @dataclass
 class Night:
     """What the steps between reading and writing made of the night."""
-    sheets: pl.DataFrame          # per file and sheet: the counts of run_sheets
+
+    sheets: pl.DataFrame  # per file and sheet: the counts of run_sheets
     rejected: pl.DataFrame
     duplicates: pl.DataFrame
     unmatched: pl.DataFrame
@@ -134,6 +144,7 @@ class Night:
 @dataclass
 class _Sums:
     """What the partitions add up to."""
+
     accepted: list[pl.DataFrame] = field(default_factory=list)
     conflicts: list[pl.DataFrame] = field(default_factory=list)
     duplicates: list[pl.DataFrame] = field(default_factory=list)
@@ -153,10 +164,18 @@ class _Sums:
         self.figures = {k: self.figures.get(k, 0) + v for k, v in figures.items()}
 
 
-def run_partitions(sheets: Sheets, params: Params, writer: NightWriter, stage: Stage | None, n_parts: int,
-                   scratch: Path, list_rows: pl.DataFrame) -> Night:
+def run_partitions(
+    sheets: Sheets,
+    params: Params,
+    writer: NightWriter,
+    stage: Stage | None,
+    n_parts: int,
+    scratch: Path,
+    list_rows: pl.DataFrame,
+) -> Night:
     """Settle -> determine -> reconcile -> write, partition by partition (docs/INTERNALS.md).
     `list_rows`: the in-force rows of the subsidy lists (docs/RULES.md §9)."""
+
     def timed(name: str):
         return stage(name) if stage else nullcontext()
 
@@ -164,8 +183,9 @@ def run_partitions(sheets: Sheets, params: Params, writer: NightWriter, stage: S
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
     with timed("校验 validate"):
         sheet_lines = [sheet_rejected(s) for s in _with_rows(sheets.roster + sheets.payments)]
-        rejected_roster = pl.concat([NO_LINES, *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines]]) \
-            .filter(pl.col("kind") == "roster")
+        rejected_roster = pl.concat([NO_LINES, *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines]]).filter(
+            pl.col("kind") == "roster"
+        )
     sums, kept = _Sums(), {}
     for part in partitions(sheets, n_parts, scratch, params):
         with timed("校验 validate"):
@@ -181,8 +201,11 @@ def run_partitions(sheets: Sheets, params: Params, writer: NightWriter, stage: S
         sums.townships.append(township_sums(reconciliation, params))
         sums.add_figures(summary_figures(determinations, reconciliation))
         sums.unmatched.append(unmatched)
-        sums.listed.append(determinations.join(list_rows.select("id_number").unique(), on="id_number", how="semi")
-                           .select(LISTED_COLUMNS))
+        sums.listed.append(
+            determinations.join(list_rows.select("id_number").unique(), on="id_number", how="semi").select(
+                LISTED_COLUMNS
+            )
+        )
         with timed("写入数据库 DuckDB"):
             writer.add("residents", rv.accepted.with_columns(pl.col("identity_labels").list.join("、")))
             writer.add("payments", pv.accepted.with_columns(pl.lit(year, dtype=pl.Int32).alias("run_coverage_year")))
@@ -197,25 +220,48 @@ def run_partitions(sheets: Sheets, params: Params, writer: NightWriter, stage: S
 
 def _close(sheets: Sheets, sheet_lines: list[pl.DataFrame], sums: _Sums, params: Params, kept: dict) -> Night:
     """What the partitions add up to, conservation asserted."""
-    lines = pl.concat([NO_LINES, *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines],
-                       *[c.select(REJECTED_SCHEMA.keys()) for c in sums.conflicts]])
-    duplicates = pl.concat([pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
-                                                 "kept_at": pl.Utf8}), *sums.duplicates])
-    accepted = pl.concat([pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "accepted": pl.UInt32}),
-                          *sums.accepted]).group_by("source_file", "sheet").agg(pl.col("accepted").sum())
+    lines = pl.concat(
+        [
+            NO_LINES,
+            *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines],
+            *[c.select(REJECTED_SCHEMA.keys()) for c in sums.conflicts],
+        ]
+    )
+    duplicates = pl.concat(
+        [
+            pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32, "kept_at": pl.Utf8}),
+            *sums.duplicates,
+        ]
+    )
+    accepted = (
+        pl.concat(
+            [pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "accepted": pl.UInt32}), *sums.accepted]
+        )
+        .group_by("source_file", "sheet")
+        .agg(pl.col("accepted").sum())
+    )
     counts = conservation(sheets.roster + sheets.payments, accepted, lines, duplicates)
     unmatched = pl.concat(sums.unmatched).sort("source_file", "sheet", "row_number")
     return Night(
-        sheets=counts, rejected=lines.with_columns(pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year")),
-        duplicates=duplicates, unmatched=unmatched, totals=totals_from_township_sums(sums.townships, params),
-        other_years=sums.other_years, figures=sums.figures,
+        sheets=counts,
+        rejected=lines.with_columns(pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year")),
+        duplicates=duplicates,
+        unmatched=unmatched,
+        totals=totals_from_township_sums(sums.townships, params),
+        other_years=sums.other_years,
+        figures=sums.figures,
         roster_accepted=int(accepted.join(_kind_files(sheets.roster), on=["source_file", "sheet"])["accepted"].sum()),
-        payments_accepted=int(accepted.join(_kind_files(sheets.payments), on=["source_file", "sheet"])["accepted"].sum()),
-        determinations=kept.get("determinations"), reconciliation=kept.get("reconciliation"),
+        payments_accepted=int(
+            accepted.join(_kind_files(sheets.payments), on=["source_file", "sheet"])["accepted"].sum()
+        ),
+        determinations=kept.get("determinations"),
+        reconciliation=kept.get("reconciliation"),
         listed=pl.concat(sums.listed) if sums.listed else None,
     )
 
 
 def _kind_files(sheets: list[SheetRead]) -> pl.DataFrame:
-    return pl.DataFrame({"source_file": [s.source_file for s in sheets], "sheet": [s.sheet for s in sheets]},
-                        schema={"source_file": pl.Utf8, "sheet": pl.Utf8}).unique()
+    return pl.DataFrame(
+        {"source_file": [s.source_file for s in sheets], "sheet": [s.sheet for s in sheets]},
+        schema={"source_file": pl.Utf8, "sheet": pl.Utf8},
+    ).unique()

@@ -109,6 +109,13 @@ class Params:
         own = dict(self.label_cites).get(name)
         return own or next((lab.cite for lab in self.labels if lab.name == name), "")
 
+    def need(self, name: str) -> Any:
+        """The value of a parameter the year's models require (checked present when loading)."""
+        cited = getattr(self, name)
+        if cited is None or cited.value is None:
+            raise ParamsError(f"policy parameter '{name}' is not given for {self.coverage_year}")
+        return cited.value
+
     def basis(self, rule_id: str) -> str:
         return dict(self.rule_basis).get(rule_id, "")
 
@@ -147,12 +154,25 @@ class Params:
         """The parameters with their citations, for reports and `explain`."""
         rows = []
         for key in (
-            "individual_standard_yuan", "fiscal_per_capita_yuan", "full_subsidy_yuan",
-            "fixed_subsidy_yuan", "critical_illness_per_capita_yuan", "central_share",
-            "collection_start", "collection_end", "benefit_model", "waiting_days",
-            "waiting_months", "lapsed_early_benefit_start", "subsidized_no_waiting",
-            "newborn_model", "newborn_window_days", "newborn_grace_months",
-            "newborn_full_from", "newborn_full_years", "low_income_enrolment_target",
+            "individual_standard_yuan",
+            "fiscal_per_capita_yuan",
+            "full_subsidy_yuan",
+            "fixed_subsidy_yuan",
+            "critical_illness_per_capita_yuan",
+            "central_share",
+            "collection_start",
+            "collection_end",
+            "benefit_model",
+            "waiting_days",
+            "waiting_months",
+            "lapsed_early_benefit_start",
+            "subsidized_no_waiting",
+            "newborn_model",
+            "newborn_window_days",
+            "newborn_grace_months",
+            "newborn_full_from",
+            "newborn_full_years",
+            "low_income_enrolment_target",
         ):
             c = getattr(self, key)
             if c is None:
@@ -165,8 +185,12 @@ class Params:
 
     def digest(self) -> str:
         """sha256 of the parameter values, recorded in `runs` for audit."""
-        payload = json.dumps(self.as_rows() + [{"labels": [l.__dict__ for l in self.labels]}],
-                             ensure_ascii=False, sort_keys=True, default=str)
+        payload = json.dumps(
+            [*self.as_rows(), {"labels": [lab.__dict__ for lab in self.labels]}],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -203,11 +227,22 @@ _TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status"
 _BASIS_NEEDS = {
     "wait_days": ("in_collection_period", "late_waiting"),
     "wait_months": ("in_collection_period", "late_waiting"),
-    "continuity": ("continuous_before_year", "continuous_in_period", "lapsed_before_year",
-                   "lapsed_in_year", "continuous_after_period"),
+    "continuity": (
+        "continuous_before_year",
+        "continuous_in_period",
+        "lapsed_before_year",
+        "lapsed_in_year",
+        "continuous_after_period",
+    ),
 }
-_BASIS_SHARED = ("special_status", "special_event", "newborn_from_birth", "refund_overpaid",
-                 "refund_identified_in_period", "refund_identified_after_period")
+_BASIS_SHARED = (
+    "special_status",
+    "special_event",
+    "newborn_from_birth",
+    "refund_overpaid",
+    "refund_identified_in_period",
+    "refund_identified_after_period",
+)
 
 
 def _read_toml(path: Path) -> dict:
@@ -239,7 +274,7 @@ def _cited(path: Path, key: str, raw: Any, shown_key: str | None = None) -> Cite
         raise ParamsError(f"{path}: key '{shown}' has bad value {value!r} (expected {types[0].__name__})")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ParamsError(f"{path}: key '{shown}' has negative value {value!r}")
-    if key in ("central_share", "low_income_enrolment_target") and not 0 <= float(value) <= 1:
+    if key in ("central_share", "low_income_enrolment_target") and not 0 <= float(str(value)) <= 1:
         raise ParamsError(f"{path}: key '{shown}' must be between 0 and 1, got {value!r}")
     if key == "central_share":
         value = Decimal(str(value))
@@ -271,13 +306,17 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str, t
             raise ParamsError(f"{path}: label '{raw.get('name')}' has bad age_rule {raw.get('age_rule')!r}")
         if not raw.get("cite"):
             raise ParamsError(f"{path}: label '{raw.get('name')}' needs a 'cite'")
-        labels.append(Label(
-            name=raw["name"], aliases=tuple(raw.get("aliases", [])), tier=raw["tier"],
-            age_rule=raw.get("age_rule", ""),
-            subsidized_object=bool(raw.get("subsidized_object", raw["tier"] != "none")),
-            cite=raw["cite"],
-            medical_assistance=bool(raw.get("medical_assistance", False)),
-        ))
+        labels.append(
+            Label(
+                name=raw["name"],
+                aliases=tuple(raw.get("aliases", [])),
+                tier=raw["tier"],
+                age_rule=raw.get("age_rule", ""),
+                subsidized_object=bool(raw.get("subsidized_object", raw["tier"] != "none")),
+                cite=raw["cite"],
+                medical_assistance=bool(raw.get("medical_assistance", False)),
+            )
+        )
     events = tuple((e["name"], tuple(e.get("aliases", []))) for e in data.get("event", []))
     ages = data.get("ages", {})
     try:
@@ -285,8 +324,9 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str, t
     except KeyError as e:
         raise ParamsError(f"{path}: [ages] needs key {e}") from None
     if sum(TIER_RANK[lab.tier] > 0 for lab in labels) > MAX_TIER_LABELS:
-        raise ParamsError(f"{path}: at most {MAX_TIER_LABELS} labels may give a tier (one bit each, "
-                          "pipeline/rules/tier.py)")
+        raise ParamsError(
+            f"{path}: at most {MAX_TIER_LABELS} labels may give a tier (one bit each, pipeline/rules/tier.py)"
+        )
     seen: dict[str, str] = {}
     for lab in labels:
         for spelling in (lab.name, *lab.aliases):
@@ -306,9 +346,8 @@ def _label_cites(path: Path, data: dict, names: set[str]) -> tuple[tuple[str, st
     return tuple((str(k), str(v)) for k, v in cites.items())
 
 
-def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | None = None) -> Params:
-    """Read policy_params/<year>.toml with the region's overrides; check every key."""
-    base = params_dir or PARAMS_DIR
+def _year_files(coverage_year: int, region: str, base: Path) -> tuple[Path, Path]:
+    """policy_params/<year>.toml and regions/<region>.toml, or a message saying what exists."""
     path = base / f"{coverage_year}.toml"
     if not path.exists():
         have = sorted(p.stem for p in base.glob("[0-9][0-9][0-9][0-9].toml"))
@@ -320,50 +359,64 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
     if not region_path.exists():
         have = sorted(p.stem for p in (base / "regions").glob("*.toml"))
         raise ParamsError(f"未知地区 / unknown region '{region}' (have: {', '.join(have)})")
+    return path, region_path
 
-    data = _read_toml(path)
+
+_OPTIONAL_KEYS = {"waiting_days", "waiting_months", "lapsed_early_benefit_start", "newborn_grace_months"}
+
+
+def _scalar_values(coverage_year: int, path: Path, data: dict, region_path: Path) -> dict[str, Cited | None]:
+    """Every scalar of the year, the region's overrides first; the required ones checked present."""
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ParamsError(f"{path}: unknown key(s) {sorted(unknown)}")
     if data.get("coverage_year") != coverage_year:
         raise ParamsError(f"{path}: key 'coverage_year' is {data.get('coverage_year')!r}, expected {coverage_year}")
-
     overrides = _read_toml(region_path).get(str(coverage_year), {})
     for key in overrides:
         if key not in _SCALARS:
             raise ParamsError(f"{region_path}: unknown key '{coverage_year}.{key}'")
-
     values: dict[str, Cited | None] = {}
     for key in _SCALARS:
         if key in overrides:
             values[key] = _cited(region_path, key, overrides[key], f"{coverage_year}.{key}")
-        elif key in data:
-            values[key] = _cited(path, key, data[key])
         else:
-            values[key] = None
-
-    required = set(_SCALARS) - {"waiting_days", "waiting_months", "lapsed_early_benefit_start", "newborn_grace_months"}
-    for key in sorted(required):
+            values[key] = _cited(path, key, data[key]) if key in data else None
+    for key in sorted(set(_SCALARS) - _OPTIONAL_KEYS):
         if values[key] is None:
             raise ParamsError(f"{path}: missing key '{key}'")
-    model = values["benefit_model"].value
+    return values
+
+
+def _required(values: dict[str, Cited | None], key: str) -> Cited:
+    cited = values[key]
+    assert cited is not None, key  # _scalar_values checked every required key
+    return cited
+
+
+def _check_models(coverage_year: int, path: Path, values: dict[str, Cited | None]) -> tuple[str, str]:
+    """The year's benefit and newborn models, each with the keys it needs; the collection period."""
+    model = _required(values, "benefit_model").value
     if model not in BENEFIT_MODELS:
         raise ParamsError(f"{path}: key 'benefit_model' has bad value {model!r} (one of {BENEFIT_MODELS})")
     for need in _MODEL_NEEDS[model]:
         if values[need] is None:
             raise ParamsError(f"{path}: benefit_model '{model}' needs key '{need}'")
-    nmodel = values["newborn_model"].value
+    nmodel = _required(values, "newborn_model").value
     if nmodel not in NEWBORN_MODELS:
         raise ParamsError(f"{path}: key 'newborn_model' has bad value {nmodel!r} (one of {NEWBORN_MODELS})")
     for need in _NEWBORN_NEEDS.get(nmodel, ()):
         if values[need] is None:
             raise ParamsError(f"{path}: newborn_model '{nmodel}' needs key '{need}'")
-    if values["collection_start"].value > values["collection_end"].value:
+    start, end = _required(values, "collection_start").value, _required(values, "collection_end").value
+    if start > end:
         raise ParamsError(f"{path}: collection_start is after collection_end")
-    if values["collection_end"].value > dt.date(coverage_year, 12, 31):
+    if end > dt.date(coverage_year, 12, 31):
         raise ParamsError(f"{path}: collection_end is after the end of the coverage year")
+    return model, nmodel
 
-    labels, event_types, elderly, adult, ages_cite, groups = _load_labels(base / "labels.toml")
+
+def _special_events(path: Path, data: dict, event_types: tuple) -> tuple[SpecialEvent, ...]:
     known_events = {name for name, _ in event_types}
     events = []
     for name, raw in data.get("special_events", {}).items():
@@ -371,29 +424,46 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
             raise ParamsError(f"{path}: special_events.{name} is not an event type of labels.toml")
         unknown = set(raw) - {"window_months", "window_days", "cite"}
         if unknown or ("window_months" in raw) == ("window_days" in raw) or not raw.get("cite"):
-            raise ParamsError(f"{path}: special_events.{name} needs exactly one of window_months/window_days and a cite")
+            raise ParamsError(
+                f"{path}: special_events.{name} needs exactly one of window_months/window_days and a cite"
+            )
         events.append(SpecialEvent(name, raw.get("window_months"), raw.get("window_days"), raw["cite"]))
-    status = data.get("special_status", {})
-    label_names = {lab.name for lab in labels}
-    for lab in status.get("labels", []):
-        if lab not in label_names:
-            raise ParamsError(f"{path}: special_status label '{lab}' is not in labels.toml")
+    return tuple(events)
 
+
+def _rule_basis(path: Path, data: dict, model: str, nmodel: str, no_waiting: bool) -> tuple[tuple[str, str], ...]:
+    """What `rule_basis` says when each rule wins; every rule the year's models can pick needs one."""
     basis = data.get("rule_basis", {})
     needed = set(_BASIS_NEEDS[model]) | set(_BASIS_SHARED)
-    if values["subsidized_no_waiting"].value:
+    if no_waiting:
         needed.add("subsidized_no_waiting")
     if nmodel in ("payment", "registration"):
         needed.add("newborn_next_day")
     for key in sorted(needed):
         if not str(basis.get(key, "")).strip():
             raise ParamsError(f"{path}: missing key 'rule_basis.{key}'")
+    return tuple((str(k), str(v)) for k, v in basis.items())
 
+
+def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | None = None) -> Params:
+    """Read policy_params/<year>.toml with the region's overrides; check every key."""
+    base = params_dir or PARAMS_DIR
+    path, region_path = _year_files(coverage_year, region, base)
+    data = _read_toml(path)
+    values = _scalar_values(coverage_year, path, data, region_path)
+    model, nmodel = _check_models(coverage_year, path, values)
+    labels, event_types, elderly, adult, ages_cite, groups = _load_labels(base / "labels.toml")
+    status = data.get("special_status", {})
+    label_names = {lab.name for lab in labels}
+    for lab in status.get("labels", []):
+        if lab not in label_names:
+            raise ParamsError(f"{path}: special_status label '{lab}' is not in labels.toml")
+    required = {key: _required(values, key) for key in set(_SCALARS) - _OPTIONAL_KEYS}
     return Params(
         coverage_year=coverage_year,
-        rule_basis=tuple((str(k), str(v)) for k, v in basis.items()),
         region=region,
-        special_events=tuple(events),
+        rule_basis=_rule_basis(path, data, model, nmodel, bool(required["subsidized_no_waiting"].value)),
+        special_events=_special_events(path, data, event_types),
         special_status_labels=tuple(status.get("labels", [])),
         special_status_cite=str(status.get("cite", "")),
         labels=labels,
@@ -403,6 +473,10 @@ def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | 
         ages_cite=ages_cite,
         sources=(str(path.name), f"regions/{region_path.name}", "labels.toml"),
         groups=groups,
-        label_cites=_label_cites(path, data, {lab.name for lab in labels}),
-        **values,
+        label_cites=_label_cites(path, data, label_names),
+        waiting_days=values["waiting_days"],
+        waiting_months=values["waiting_months"],
+        lapsed_early_benefit_start=values["lapsed_early_benefit_start"],
+        newborn_grace_months=values["newborn_grace_months"],
+        **required,
     )

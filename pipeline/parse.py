@@ -23,7 +23,6 @@ _ID_CHECK = "10X98765432"
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
 
 
-
 # Invisible characters that Excel/WPS exports carry and that break matching.
 _INVISIBLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]"
 
@@ -90,17 +89,19 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
     (`is_partial_date`); day-first forms such as 15/10/2025 are ambiguous:
     all of these stay null (rejected, never guessed).
     """
-    separated = (
-        expr.str.replace(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$", "")
-        .str.replace_many(["/", ".", "年", "月", "日"], ["-", "-", "-", "-", ""])
+    separated = expr.str.replace(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$", "").str.replace_many(
+        ["/", ".", "年", "月", "日"], ["-", "-", "-", "-", ""]
     )
     year_first = separated.str.contains(r"^\d{4}-\d{1,2}-\d{1,2}$").fill_null(False)
     compact = expr.str.contains(r"^\d{8}$").fill_null(False)
     serial = expr.str.extract(r"^(\d{5})(?:\.\d+)?$", 1).cast(pl.Int64, strict=False)
     return (
-        pl.when(year_first).then(separated.str.to_date("%Y-%m-%d", strict=False))
-        .when(compact).then(expr.str.to_date("%Y%m%d", strict=False))
-        .when(serial.is_not_null()).then(_EXCEL_EPOCH + pl.duration(days=serial))
+        pl.when(year_first)
+        .then(separated.str.to_date("%Y-%m-%d", strict=False))
+        .when(compact)
+        .then(expr.str.to_date("%Y%m%d", strict=False))
+        .when(serial.is_not_null())
+        .then(_EXCEL_EPOCH + pl.duration(days=serial))
         .otherwise(pl.lit(None, dtype=pl.Date))
         .cast(pl.Date)
     )
@@ -166,10 +167,14 @@ def period_bounds(expr: pl.Expr) -> pl.Expr:
     whole = _single_period_year(expr)
     dashes = expr.str.count_matches("-")
     marked = (
-        pl.when(expr.str.contains(_RANGE_WORDS)).then(expr.str.replace(_RANGE_WORDS, "\x1f"))
-        .when(dashes == 1).then(expr.str.replace(r"\s*-\s*", "\x1f"))
-        .when(dashes == 3).then(expr.str.replace(r"^([^-]*-[^-]*)-", "$1\x1f"))
-        .when(dashes == 5).then(expr.str.replace(r"^([^-]*-[^-]*-[^-]*)-", "$1\x1f"))
+        pl.when(expr.str.contains(_RANGE_WORDS))
+        .then(expr.str.replace(_RANGE_WORDS, "\x1f"))
+        .when(dashes == 1)
+        .then(expr.str.replace(r"\s*-\s*", "\x1f"))
+        .when(dashes == 3)
+        .then(expr.str.replace(r"^([^-]*-[^-]*)-", "$1\x1f"))
+        .when(dashes == 5)
+        .then(expr.str.replace(r"^([^-]*-[^-]*-[^-]*)-", "$1\x1f"))
     )
     halves = marked.str.split_exact("\x1f", 1)
     first = _single_period_year(halves.struct.field("field_0").str.strip_chars())

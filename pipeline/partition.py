@@ -53,8 +53,9 @@ def estimated_rows(path: Path) -> int:
         return 0
 
 
-def partition_count(roster_rows: int, one_piece_rows: int = ONE_PIECE_ROWS,
-                    partition_rows: int = PARTITION_ROWS) -> int:
+def partition_count(
+    roster_rows: int, one_piece_rows: int = ONE_PIECE_ROWS, partition_rows: int = PARTITION_ROWS
+) -> int:
     """How many partitions a night of about `roster_rows` roster rows runs in (1: one piece)."""
     if roster_rows <= one_piece_rows:
         return 1
@@ -79,10 +80,18 @@ def shared_tickets(frames: list[pl.LazyFrame]) -> pl.Series:
     keyed = [f.filter(pl.col("__key_ok").fill_null(False)) for f in frames]
     hashed = pl.concat([f.select(pl.col("ticket_no").hash(seed=_TICKET_SEED).alias("t")) for f in keyed])
     repeated = hashed.filter(pl.col("t").is_duplicated()).unique().collect()["t"].implode()
-    rows = pl.concat([f.filter(pl.col("ticket_no").hash(seed=_TICKET_SEED).is_in(repeated))
-                      .select("ticket_no", "id_number") for f in keyed])
-    return (rows.group_by("ticket_no").agg(pl.col("id_number").n_unique().alias("n"))
-            .filter(pl.col("n") > 1).collect()["ticket_no"])
+    rows = pl.concat(
+        [
+            f.filter(pl.col("ticket_no").hash(seed=_TICKET_SEED).is_in(repeated)).select("ticket_no", "id_number")
+            for f in keyed
+        ]
+    )
+    return (
+        rows.group_by("ticket_no")
+        .agg(pl.col("id_number").n_unique().alias("n"))
+        .filter(pl.col("n") > 1)
+        .collect()["ticket_no"]
+    )
 
 
 def payment_partition(n_parts: int, shared: pl.Series) -> pl.Expr:

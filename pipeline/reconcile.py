@@ -8,14 +8,36 @@ from pipeline.params import Params
 from pipeline.rules.dates import date_lit
 
 RECONCILIATION_COLUMNS = (
-    "coverage_year", "id_number", "name", "county", "township", "village", "tier",
-    "individual_due_fen", "net_paid_fen", "n_payments", "status", "amount_diff_fen",
-    "last_paid_on", "subsidy_identified_on", "refund_basis", "subsidy_applied_fen", "enrolled",
+    "coverage_year",
+    "id_number",
+    "name",
+    "county",
+    "township",
+    "village",
+    "tier",
+    "individual_due_fen",
+    "net_paid_fen",
+    "n_payments",
+    "status",
+    "amount_diff_fen",
+    "last_paid_on",
+    "subsidy_identified_on",
+    "refund_basis",
+    "subsidy_applied_fen",
+    "enrolled",
     "subsidy_amount_fen",
 )
 UNMATCHED_COLUMNS = (
-    "coverage_year", "id_number", "name", "amount_fen", "paid_on", "ticket_no", "reason",
-    "source_file", "sheet", "row_number",
+    "coverage_year",
+    "id_number",
+    "name",
+    "amount_fen",
+    "paid_on",
+    "ticket_no",
+    "reason",
+    "source_file",
+    "sheet",
+    "row_number",
 )
 
 
@@ -23,8 +45,7 @@ def identified_after_period(params: Params) -> pl.Expr:
     """A 资助参保对象 (labels giving full or fixed, 在校大学生 aside; not a newborn's tier alone)
     identified after CE (CE itself is within the period)."""
     return (
-        pl.col("is_subsidized_object")
-        & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
+        pl.col("is_subsidized_object") & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
     ).fill_null(False)
 
 
@@ -42,7 +63,8 @@ def refundable_fen(params: Params) -> pl.Expr:
     standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
     late = pl.max_horizontal(pl.col("net_paid_fen") - standard, pl.lit(0, dtype=pl.Int64))
     return (
-        pl.when(refund_limited(params)).then(late)
+        pl.when(refund_limited(params))
+        .then(late)
         .otherwise(pl.col("net_paid_fen") - pl.col("individual_due_fen"))
         .alias("refundable_fen")
     )
@@ -53,18 +75,26 @@ def subsidy_applied_fen(params: Params) -> pl.Expr:
     limited (the person paid the standard themselves), else the tier's subsidy [interp
     docs/RULES.md §5: what the person keeps paid plus what the subsidy pays is never more than the
     standard]."""
-    return (pl.when(refund_limited(params)).then(pl.lit(0, dtype=pl.Int64))
-            .otherwise(pl.col("subsidy_amount_fen")).alias("subsidy_applied_fen"))
+    return (
+        pl.when(refund_limited(params))
+        .then(pl.lit(0, dtype=pl.Int64))
+        .otherwise(pl.col("subsidy_amount_fen"))
+        .alias("subsidy_applied_fen")
+    )
 
 
 def status() -> pl.Expr:
     """First that holds: subsidized, unpaid, underpaid, overpaid, paid_in_full (needs refundable_fen)."""
     due, net = pl.col("individual_due_fen"), pl.col("net_paid_fen")
     return (
-        pl.when((due == 0) & (net <= 0)).then(pl.lit("subsidized"))
-        .when((due > 0) & (net <= 0)).then(pl.lit("unpaid"))
-        .when((net > 0) & (net < due)).then(pl.lit("underpaid"))
-        .when(pl.col("refundable_fen") > 0).then(pl.lit("overpaid"))
+        pl.when((due == 0) & (net <= 0))
+        .then(pl.lit("subsidized"))
+        .when((due > 0) & (net <= 0))
+        .then(pl.lit("unpaid"))
+        .when((net > 0) & (net < due))
+        .then(pl.lit("underpaid"))
+        .when(pl.col("refundable_fen") > 0)
+        .then(pl.lit("overpaid"))
         .otherwise(pl.lit("paid_in_full"))
         .alias("status")
     )
@@ -75,9 +105,12 @@ def amount_diff_fen() -> pl.Expr:
     due, net = pl.col("individual_due_fen"), pl.col("net_paid_fen")
     s = pl.col("status")
     return (
-        pl.when(s == "unpaid").then(due)
-        .when(s == "underpaid").then(due - net)
-        .when(s == "overpaid").then(pl.col("refundable_fen"))
+        pl.when(s == "unpaid")
+        .then(due)
+        .when(s == "underpaid")
+        .then(due - net)
+        .when(s == "overpaid")
+        .then(pl.col("refundable_fen"))
         .otherwise(pl.lit(0, dtype=pl.Int64))
         .alias("amount_diff_fen")
     )
@@ -93,7 +126,8 @@ def refund_basis(params: Params) -> pl.Expr:
         .then(pl.lit(params.basis("refund_identified_after_period")))
         .when((s == "overpaid") & pl.col("is_subsidized_object") & ~identified_after_period(params))
         .then(pl.lit(params.basis("refund_identified_in_period")))
-        .when(s == "overpaid").then(pl.lit(params.basis("refund_overpaid")))
+        .when(s == "overpaid")
+        .then(pl.lit(params.basis("refund_overpaid")))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
         .alias("refund_basis")
     )
@@ -112,8 +146,9 @@ def reconcile(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
     )
 
 
-def unmatched_payments(payments: pl.DataFrame, residents: pl.DataFrame, rejected: pl.DataFrame,
-                       params: Params) -> pl.DataFrame:
+def unmatched_payments(
+    payments: pl.DataFrame, residents: pl.DataFrame, rejected: pl.DataFrame, params: Params
+) -> pl.DataFrame:
     """Payments for Y whose ID matches no accepted roster row, with the reason.
 
     Payments for other coverage years are kept in `payments` but not

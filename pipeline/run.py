@@ -15,21 +15,30 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
-from pipeline.io.excel_in import expand_inputs, sha256_of
+from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
 from pipeline.io.excel_out import build_reports, publish_reports
 from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
 from pipeline.io.store import (
-    DiffedWriter, StagedWriter, close_work, connect_work, prepare_work_copy, publish_database, work_path, writing,
+    DiffedWriter,
+    NightWriter,
+    StagedWriter,
+    close_work,
+    connect_work,
+    prepare_work_copy,
+    publish_database,
+    work_path,
+    writing,
 )
 from pipeline.night import Night, Sheets, run_partitions
 from pipeline.params import Params, load_params
-from pipeline.partition import partition_count, estimated_rows
+from pipeline.partition import estimated_rows, partition_count
 from pipeline.settings import RunSettings
 from pipeline.subsidy_lists import ListFacts, list_facts, list_tables
 
@@ -116,61 +125,112 @@ def _stage(settings: RunSettings, name: str) -> AbstractContextManager[object]:
     return settings.step(name) if settings.step else nullcontext()
 
 
+@dataclass(frozen=True)
+class _Context:
+    """One run: its settings, parameters, id and dates."""
+
+    settings: RunSettings
+    params: Params
+    run_id: str
+    started: dt.datetime
+    today: dt.date
+
+    @property
+    def scratch(self) -> Path:
+        return self.settings.out_dir / f"{TMP_PREFIX}{self.run_id}"
+
+
 def _night(settings: RunSettings, work: Future) -> RunResult:
     started = dt.datetime.now()
-    today = settings.today or started.date()
-    run_id = f"{started:%Y%m%dT%H%M%S}-{settings.coverage_year}-{uuid.uuid4().hex[:6]}"
-    params = load_params(settings.coverage_year, settings.region)
-    scratch = settings.out_dir / f"{TMP_PREFIX}{run_id}"
+    ctx = _Context(
+        settings=settings,
+        params=load_params(settings.coverage_year, settings.region),
+        run_id=f"{started:%Y%m%dT%H%M%S}-{settings.coverage_year}-{uuid.uuid4().hex[:6]}",
+        started=started,
+        today=settings.today or started.date(),
+    )
     with _stage(settings, "读取 read"):
         paths = _input_paths(settings)
         n_parts = _partitions(settings, paths)
-        sheets, skipped, reused = _read(settings, params, paths, today, scratch, lazy=n_parts > 1)
+        sheets, skipped, reused = _read(ctx, paths, lazy=n_parts > 1)
     checkpoint("after_read")
-    lists = list_facts(sheets.subsidy_list, params)
-    with writing(settings.db_path):
-        con = connect_work(settings.db_path, work.result())
-    try:
-        writer = (DiffedWriter if n_parts == 1 else StagedWriter)(con, settings.coverage_year, run_id)
-        night = run_partitions(sheets, params, writer, settings.step, n_parts, scratch, lists.in_force)
-        run_row = _run_row(settings, params, run_id, started, today, night, lists)
-        frames = {"run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
-                      pl.lit(settings.coverage_year, dtype=pl.Int32).alias("coverage_year")),
-                  "rejected_rows": pl.concat([night.rejected, lists.rejected]),
-                  "subsidy_totals": night.totals, **list_tables(lists, night, params)}
-
-        def build(connection) -> list:
-            if not settings.write_workbooks:
-                return []
-            with _stage(settings, "生成报表 Excel"):
-                return build_reports(connection, run_id, settings.coverage_year, settings.out_dir, params,
-                                     unmask=settings.unmask)
-
-        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
-            staged = writer.finish(run_row, frames, before_commit=build)
-            close_work(con, work.result())
-    except BaseException:
-        con.close()
-        raise
+    lists = list_facts(sheets.subsidy_list, ctx.params)
+    night, writer, staged = _write(ctx, work, sheets, lists, n_parts)
     checkpoint("after_commit")
     with _stage(settings, "发布 publish"):
         publish_database(settings.db_path, work.result())
     checkpoint("after_publish")
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(ctx.scratch, ignore_errors=True)
     return RunResult(
-        run_id=run_id, coverage_year=settings.coverage_year, region=settings.region, db_path=settings.db_path,
-        reports=publish_reports(staged), night=night, lists=lists, written=writer.written, partitions=n_parts,
-        warnings=_warnings(night, lists, skipped), notes=_notes(sheets, reused),
-        sheet_seconds=[{"kind": s.kind, "file": s.source_file, "sheet": s.sheet,
-                        "read_s": None if s.reused else s.read_seconds,
-                        "check_s": None if s.reused else s.check_seconds} for s in sheets.all()],
+        run_id=ctx.run_id,
+        coverage_year=settings.coverage_year,
+        region=settings.region,
+        db_path=settings.db_path,
+        reports=publish_reports(staged),
+        night=night,
+        lists=lists,
+        written=writer.written,
+        partitions=n_parts,
+        warnings=_warnings(night, lists, skipped),
+        notes=_notes(sheets, reused),
+        sheet_seconds=[_seconds(s) for s in sheets.all()],
     )
+
+
+def _write(
+    ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, n_parts: int
+) -> tuple[Night, NightWriter, list[tuple[Path, Path]]]:
+    """The partitions written into the night's copy of the database, then the night's small tables, the
+    run and the workbooks, in one commit; the copy checkpointed and closed, ready to publish."""
+    settings, params = ctx.settings, ctx.params
+    with writing(settings.db_path):
+        con = connect_work(settings.db_path, work.result())
+    try:
+        writer = (DiffedWriter if n_parts == 1 else StagedWriter)(con, settings.coverage_year, ctx.run_id)
+        night = run_partitions(sheets, params, writer, settings.step, n_parts, ctx.scratch, lists.in_force)
+        frames = {
+            "run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
+                pl.lit(settings.coverage_year, dtype=pl.Int32).alias("coverage_year")
+            ),
+            "rejected_rows": pl.concat([night.rejected, lists.rejected]),
+            "subsidy_totals": night.totals,
+            **list_tables(lists, night, params),
+        }
+
+        def build(connection: duckdb.DuckDBPyConnection) -> list[tuple[Path, Path]]:
+            if not settings.write_workbooks:
+                return []
+            with _stage(settings, "生成报表 Excel"):
+                return build_reports(
+                    connection, ctx.run_id, settings.coverage_year, settings.out_dir, params, unmask=settings.unmask
+                )
+
+        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
+            staged = writer.finish(_run_row(ctx, night, lists), frames, before_commit=build)
+            close_work(con, work.result())
+    except BaseException:
+        con.close()
+        raise
+    return night, writer, staged or []
+
+
+def _seconds(sheet: SheetRead) -> dict:
+    """Seconds reading and checking a sheet in its parser child (None: taken from the cache)."""
+    return {
+        "kind": sheet.kind,
+        "file": sheet.source_file,
+        "sheet": sheet.sheet,
+        "read_s": None if sheet.reused else sheet.read_seconds,
+        "check_s": None if sheet.reused else sheet.check_seconds,
+    }
 
 
 def _input_paths(settings: RunSettings) -> list[tuple[str, Path]]:
     specs = settings.input_specs()
     if not specs["roster"] or not specs["payments"]:
-        raise InputFileError("须同时提供花名册和缴费明细 / give both --roster and --payments (or neither, for sample_data/)")
+        raise InputFileError(
+            "须同时提供花名册和缴费明细 / give both --roster and --payments (or neither, for sample_data/)"
+        )
     return [(kind, p) for kind in ("roster", "payments", "subsidy_list") for p in expand_inputs(specs[kind])]
 
 
@@ -190,14 +250,16 @@ def _sha256_or_empty(path: Path) -> str:
         return ""
 
 
-def _read(settings: RunSettings, params: Params, paths: list[tuple[str, Path]], today: dt.date, scratch: Path,
-          lazy: bool) -> tuple[Sheets, list, list]:
+def _read(ctx: _Context, paths: list[tuple[str, Path]], lazy: bool) -> tuple[Sheets, list, list]:
     """Every sheet of every input, read and checked in the parser children (or from the cache)."""
+    settings, params, today, scratch = ctx.settings, ctx.params, ctx.today, ctx.scratch
     limits = settings.read_limits
     with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # hashlib releases the GIL
         shas = list(pool.map(_sha256_or_empty, [p for _, p in paths]))
-    jobs = [ReadJob(p, kind, settings.coverage_year, sha, settings.region, params.digest(), today)
-            for (kind, p), sha in zip(paths, shas)]
+    jobs = [
+        ReadJob(p, kind, settings.coverage_year, sha, settings.region, params.digest(), today)
+        for (kind, p), sha in zip(paths, shas)
+    ]
     cache_dir = settings.db_path.parent / cache.CACHE_DIR_NAME if settings.use_cache else None
     per_job, skipped, reused = read_isolated(jobs, scratch, limits, settings.skip_bad_files, cache_dir, lazy=lazy)
     if cache_dir is not None:
@@ -218,8 +280,14 @@ def _fingerprint(sheets: pl.DataFrame, params: Params) -> str:
 def _inputs_json(sheets: pl.DataFrame) -> str:
     files = []
     for (kind, source, sha), group in sheets.group_by(["kind", "source_file", "sha256"], maintain_order=True):
-        files.append({"kind": kind, "file": source, "sha256": sha,
-                      "sheets": group.drop("kind", "source_file", "sha256").to_dicts()})
+        files.append(
+            {
+                "kind": kind,
+                "file": source,
+                "sha256": sha,
+                "sheets": group.drop("kind", "source_file", "sha256").to_dicts(),
+            }
+        )
     return json.dumps(files, ensure_ascii=False, default=str)
 
 
@@ -227,28 +295,44 @@ def library_versions() -> str:
     return json.dumps({name: importlib.metadata.version(name) for name in LIBRARIES}, sort_keys=True)
 
 
-def _run_row(settings: RunSettings, params: Params, run_id: str, started: dt.datetime, today: dt.date,
-             night: Night, lists: ListFacts) -> dict:
+def _run_row(ctx: _Context, night: Night, lists: ListFacts) -> dict:
+    settings, params = ctx.settings, ctx.params
     sheets = pl.concat([night.sheets, lists.sheets])
     counts = sheets.select(
-        pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(),
+        pl.col("rows_read").sum(),
+        pl.col("accepted").sum(),
+        pl.col("rejected").sum(),
         (pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")).sum().alias("skipped"),
     ).row(0)
     return {
-        "run_id": run_id, "started_at": started, "finished_at": dt.datetime.now(),
-        "coverage_year": settings.coverage_year, "region": settings.region, "inputs": _inputs_json(sheets),
-        "rows_read": counts[0], "rows_accepted": counts[1], "rows_rejected": counts[2], "rows_skipped": counts[3],
-        "roster_accepted": night.roster_accepted, "payments_accepted": night.payments_accepted,
-        "subsidy_list_accepted": lists.rows.height, "params_digest": params.digest(), "status": "completed",
-        "message": "", "fingerprint": _fingerprint(sheets, params), "as_of_date": today,
+        "run_id": ctx.run_id,
+        "started_at": ctx.started,
+        "finished_at": dt.datetime.now(),
+        "coverage_year": settings.coverage_year,
+        "region": settings.region,
+        "inputs": _inputs_json(sheets),
+        "rows_read": counts[0],
+        "rows_accepted": counts[1],
+        "rows_rejected": counts[2],
+        "rows_skipped": counts[3],
+        "roster_accepted": night.roster_accepted,
+        "payments_accepted": night.payments_accepted,
+        "subsidy_list_accepted": lists.rows.height,
+        "params_digest": params.digest(),
+        "status": "completed",
+        "message": "",
+        "fingerprint": _fingerprint(sheets, params),
+        "as_of_date": ctx.today,
         "library_versions": library_versions(),
     }
 
 
 def _warnings(night: Night, lists: ListFacts, skipped: list) -> list[str]:
     duplicates = pl.concat([night.duplicates, lists.duplicates])
-    out = [f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
-           for r in duplicates.head(50).to_dicts()]
+    out = [
+        f"{r['source_file']} [{r['sheet']}] 第{r['row_number']}行与{r['kept_at']}完全相同，已合并 / exact duplicate merged"
+        for r in duplicates.head(50).to_dicts()
+    ]
     sheets = pl.concat([night.sheets, lists.sheets])
     out += [f"{r['source_file']} [{r['sheet']}]: {r['note']}" for r in sheets.filter(pl.col("note") != "").to_dicts()]
     out += [f"已跳过文件 / skipped file: {message}" for _, message in skipped]
@@ -258,6 +342,9 @@ def _warnings(night: Night, lists: ListFacts, skipped: list) -> list[str]:
 def _notes(sheets: Sheets, reused: list[ReadJob]) -> list[str]:
     whole = {str(job.path) for job in reused}
     notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
-    notes += [f"工作表未变，复用上次解析结果 / unchanged sheet reused: {s.source_file} [{s.sheet}]"
-              for s in sheets.all() if s.reused and s.source_file not in whole]
+    notes += [
+        f"工作表未变，复用上次解析结果 / unchanged sheet reused: {s.source_file} [{s.sheet}]"
+        for s in sheets.all()
+        if s.reused and s.source_file not in whole
+    ]
     return notes

@@ -40,7 +40,7 @@ class RunSettings:
     today: dt.date | None = None
     step: Stage | None = field(default=None, compare=False)
     write_workbooks: bool = True
-    read_limits: ReadLimits = ReadLimits()
+    read_limits: ReadLimits = field(default_factory=ReadLimits)
     skip_bad_files: bool = False
     use_cache: bool = True
     partition_rows: int | None = None
@@ -51,9 +51,13 @@ class RunSettings:
             base = SAMPLE_DIR / str(self.coverage_year)
             if not base.is_dir():
                 base = SAMPLE_DIR
-            found = {kind: sorted(str(p) for p in base.glob(pattern) if p.is_file() and not p.name.startswith((".", "~$")))
-                     for kind, pattern in SAMPLE_KINDS.items()}
-            return {"roster": found["roster"] or [str(base / "roster*")],
-                    "payments": found["payments"] or [str(base / "payments*")],
-                    "subsidy_list": list(self.subsidy_lists) or found["subsidy_list"]}
+            found = {
+                kind: sorted(str(p) for p in base.glob(pattern) if p.is_file() and not p.name.startswith((".", "~$")))
+                for kind, pattern in SAMPLE_KINDS.items()
+            }
+            return {
+                "roster": found["roster"] or [str(base / "roster*")],
+                "payments": found["payments"] or [str(base / "payments*")],
+                "subsidy_list": list(self.subsidy_lists) or found["subsidy_list"],
+            }
         return {"roster": list(self.roster), "payments": list(self.payments), "subsidy_list": list(self.subsidy_lists)}

@@ -18,9 +18,15 @@ from pipeline.params import Params
 
 GROUP_KEYS = ("county", "township", "tier")
 SUM_COLUMNS = (
-    "roster_count", "enrolled_count", "fiscal_per_capita_total_fen", "central_share_total_fen",
-    "local_share_total_fen", "participation_subsidy_total_fen", "critical_illness_total_fen",
-    "individual_due_total_fen", "individual_collected_total_fen",
+    "roster_count",
+    "enrolled_count",
+    "fiscal_per_capita_total_fen",
+    "central_share_total_fen",
+    "local_share_total_fen",
+    "participation_subsidy_total_fen",
+    "critical_illness_total_fen",
+    "individual_due_total_fen",
+    "individual_collected_total_fen",
 )
 TOTAL_LABEL = "合计"
 SUBTOTAL_LABEL = "小计"
@@ -30,6 +36,7 @@ ALL_TIERS = "all"
 def _per_head_fen(params: Params) -> tuple[int, int | None, int | None]:
     """Fiscal, central and critical-illness amounts per enrolled person, in fen (None: not given)."""
     fiscal = params.fen("fiscal_per_capita_yuan")
+    assert fiscal is not None  # a required parameter (pipeline/params.py)
     share = params.central_share.value
     central = None if share is None else int((Decimal(fiscal) * share).quantize(Decimal(1), ROUND_HALF_UP))
     return fiscal, central, params.fen("critical_illness_per_capita_yuan")
@@ -48,7 +55,8 @@ def _aggregate(frame: pl.LazyFrame, keys: list[str], params: Params) -> pl.LazyF
         n_enrolled.alias("enrolled_count"),
         per_head(fiscal).alias("fiscal_per_capita_total_fen"),
         per_head(central).alias("central_share_total_fen"),
-        (per_head(fiscal) - per_head(central)).alias("local_share_total_fen") if central is not None
+        (per_head(fiscal) - per_head(central)).alias("local_share_total_fen")
+        if central is not None
         else pl.lit(None, dtype=pl.Int64).alias("local_share_total_fen"),
         pl.col("subsidy_applied_fen").filter(enrolled).sum().alias("participation_subsidy_total_fen"),
         per_head(critical).alias("critical_illness_total_fen"),
@@ -62,8 +70,9 @@ def township_sums(reconciliation: pl.DataFrame, params: Params) -> pl.DataFrame:
     the totals, from the reconciliation rows (enrolled, subsidy_applied_fen, dues, net paid). Every
     column is a sum over persons, so sums of parts of the roster (the partitions of a big night) add
     up to the sums of the whole."""
-    base = reconciliation.lazy().select(*GROUP_KEYS, "enrolled", "subsidy_applied_fen",
-                                        "individual_due_fen", "net_paid_fen")
+    base = reconciliation.lazy().select(
+        *GROUP_KEYS, "enrolled", "subsidy_applied_fen", "individual_due_fen", "net_paid_fen"
+    )
     both = pl.concat([base, base.with_columns(pl.lit(ALL_TIERS).alias("tier"))])
     return _aggregate(both, list(GROUP_KEYS), params).select(*GROUP_KEYS, *SUM_COLUMNS).collect()
 
@@ -81,21 +90,37 @@ def subsidy_totals(reconciliation: pl.DataFrame, params: Params) -> pl.DataFrame
 def totals_from_township_sums(parts: list[pl.DataFrame], params: Params) -> pl.DataFrame:
     """`subsidy_totals` from the township sums of one or more parts of the roster."""
     sums = [_sum_keeping_null(c) for c in SUM_COLUMNS]
-    township = pl.concat(parts).lazy().group_by(list(GROUP_KEYS)).agg(sums).with_columns(
-        pl.lit("township").alias("level"))
-    county = township.group_by("county", "tier").agg(sums).with_columns(
-        pl.lit("county").alias("level"), pl.lit(SUBTOTAL_LABEL).alias("township"))
-    total = township.group_by("tier").agg(sums).with_columns(
-        pl.lit("total").alias("level"), pl.lit(TOTAL_LABEL).alias("county"), pl.lit(TOTAL_LABEL).alias("township"))
+    township = (
+        pl.concat(parts).lazy().group_by(list(GROUP_KEYS)).agg(sums).with_columns(pl.lit("township").alias("level"))
+    )
+    county = (
+        township.group_by("county", "tier")
+        .agg(sums)
+        .with_columns(pl.lit("county").alias("level"), pl.lit(SUBTOTAL_LABEL).alias("township"))
+    )
+    total = (
+        township.group_by("tier")
+        .agg(sums)
+        .with_columns(
+            pl.lit("total").alias("level"), pl.lit(TOTAL_LABEL).alias("county"), pl.lit(TOTAL_LABEL).alias("township")
+        )
+    )
     cols = ["level", *GROUP_KEYS, *SUM_COLUMNS]
-    out = pl.concat([township.select(cols), county.select(cols), total.select(cols)]).with_columns(
-        pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
-        (pl.col("enrolled_count") / pl.col("roster_count")).alias("enrolment_rate"),
-    ).collect()
+    out = (
+        pl.concat([township.select(cols), county.select(cols), total.select(cols)])
+        .with_columns(
+            pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
+            (pl.col("enrolled_count") / pl.col("roster_count")).alias("enrolment_rate"),
+        )
+        .collect()
+    )
     level_order = {"township": 0, "county": 1, "total": 2}
     out = out.sort(
-        pl.col("county") == TOTAL_LABEL, "county", pl.col("level").replace_strict(level_order, return_dtype=pl.Int8),
-        "township", "tier",
+        pl.col("county") == TOTAL_LABEL,
+        "county",
+        pl.col("level").replace_strict(level_order, return_dtype=pl.Int8),
+        "township",
+        "tier",
     )
     check_totals_add_up(out)
     return out
@@ -110,13 +135,19 @@ def check_totals_add_up(totals: pl.DataFrame) -> None:
         for c in SUM_COLUMNS:
             bad = joined.filter(pl.col(c).fill_null(0) != pl.col(f"{c}__r").fill_null(0))
             if bad.height:
-                raise TotalsError(f"财政补助合计不平 / subsidy totals do not add up ({what}, {c}): {bad.head(3).to_dicts()}")
+                raise TotalsError(
+                    f"财政补助合计不平 / subsidy totals do not add up ({what}, {c}): {bad.head(3).to_dicts()}"
+                )
 
     township = totals.filter(pl.col("level") == "township")
     county = totals.filter(pl.col("level") == "county")
     total = totals.filter(pl.col("level") == "total")
-    compare(township.group_by("county", "tier").agg(sums), county.select("county", "tier", *SUM_COLUMNS),
-            ["county", "tier"], "乡镇→县")
+    compare(
+        township.group_by("county", "tier").agg(sums),
+        county.select("county", "tier", *SUM_COLUMNS),
+        ["county", "tier"],
+        "乡镇→县",
+    )
     compare(county.group_by("tier").agg(sums), total.select("tier", *SUM_COLUMNS), ["tier"], "县→合计")
     for level, keys in ((township, ["county", "township"]), (county, ["county"]), (total, ["county"])):
         tiers = level.filter(pl.col("tier") != ALL_TIERS).group_by(keys).agg(sums)

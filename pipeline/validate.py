@@ -35,29 +35,78 @@ from schemas.headers import HeaderMap
 from schemas.models import REASONS, id_facts, id_trusted, payments_schema, roster_schema, subsidy_list_schema
 
 REJECTED_SCHEMA = {
-    "kind": pl.Utf8, "source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
-    "column": pl.Utf8, "raw_value": pl.Utf8, "reason": pl.Utf8, "id_number": pl.Utf8,
+    "kind": pl.Utf8,
+    "source_file": pl.Utf8,
+    "sheet": pl.Utf8,
+    "row_number": pl.Int32,
+    "column": pl.Utf8,
+    "raw_value": pl.Utf8,
+    "reason": pl.Utf8,
+    "id_number": pl.Utf8,
 }
 DEFAULT_ID_TYPE = "居民身份证"
 DEFAULT_RESIDENCE = "本地户籍"
 ROSTER_CONTENT = (
-    "name", "id_type", "birth_date", "county", "township", "village", "residence_basis",
-    "identity_labels", "subsidy_identified_on", "prev_year_insured", "special_event",
-    "special_event_date", "registered_on",
+    "name",
+    "id_type",
+    "birth_date",
+    "county",
+    "township",
+    "village",
+    "residence_basis",
+    "identity_labels",
+    "subsidy_identified_on",
+    "prev_year_insured",
+    "special_event",
+    "special_event_date",
+    "registered_on",
 )
 PAYMENT_CONTENT = ("id_number", "name", "amount_fen", "paid_on", "coverage_year", "channel")
 ROSTER_OUT = (
-    "coverage_year", "source_file", "sheet", "row_number", "name", "id_number", "id_type",
-    "birth_date", "county", "township", "village", "residence_basis", "identity_labels",
-    "subsidy_identified_on", "prev_year_insured", "special_event", "special_event_date",
-    "registered_on", "extra_columns",
+    "coverage_year",
+    "source_file",
+    "sheet",
+    "row_number",
+    "name",
+    "id_number",
+    "id_type",
+    "birth_date",
+    "county",
+    "township",
+    "village",
+    "residence_basis",
+    "identity_labels",
+    "subsidy_identified_on",
+    "prev_year_insured",
+    "special_event",
+    "special_event_date",
+    "registered_on",
+    "extra_columns",
 )
 PAYMENT_OUT = (
-    "source_file", "sheet", "row_number", "id_number", "name", "amount_fen", "paid_on",
-    "coverage_year", "ticket_no", "channel", "extra_columns",
+    "source_file",
+    "sheet",
+    "row_number",
+    "id_number",
+    "name",
+    "amount_fen",
+    "paid_on",
+    "coverage_year",
+    "ticket_no",
+    "channel",
+    "extra_columns",
 )
-LIST_CONTENT = ("id_number", "name", "identity_labels", "identified_on", "ended_on", "department",
-                "county", "township", "village")
+LIST_CONTENT = (
+    "id_number",
+    "name",
+    "identity_labels",
+    "identified_on",
+    "ended_on",
+    "department",
+    "county",
+    "township",
+    "village",
+)
 LIST_OUT = ("source_file", "sheet", "row_number", *LIST_CONTENT, "extra_columns")
 # dates each kind compares with "today" (the run date): a cached sheet holds while none crosses it
 _TODAY_DATES = {
@@ -70,11 +119,12 @@ _TODAY_DATES = {
 @dataclass
 class Validated:
     accepted: pl.DataFrame
-    rejected: pl.DataFrame        # one line per failing cell
-    duplicates: pl.DataFrame      # exact duplicates skipped (source_file, sheet, row_number, kept_at)
+    rejected: pl.DataFrame  # one line per failing cell
+    duplicates: pl.DataFrame  # exact duplicates skipped (source_file, sheet, row_number, kept_at)
 
 
 # --- parsing ---------------------------------------------------------------------------
+
 
 def _with_raw(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
     """Keep each field's text as `<field>__raw`, and the row's position as `__i`."""
@@ -99,19 +149,29 @@ def _date_parsers(field: str, month_ok: bool = False) -> tuple[str, list[pl.Expr
     """A date field parsed (a month meaning its first day where `month_ok`), with `<field>__partial`
     flagging a bare year or year-month."""
     text = pl.col(f"{field}__raw")
-    return (f"{field}__raw", [(parse_date_or_month(text) if month_ok else parse_date(text)).alias(field),
-                              is_partial_date(text).alias(f"{field}__partial")])
+    return (
+        f"{field}__raw",
+        [
+            (parse_date_or_month(text) if month_ok else parse_date(text)).alias(field),
+            is_partial_date(text).alias(f"{field}__partial"),
+        ],
+    )
 
 
 def _label_parsers(params: Params) -> tuple[str, list[pl.Expr]]:
     """人员身份 text -> canonical labels, and the tokens no label of labels.toml spells."""
     aliases = params.label_aliases()
     tokens = split_labels(pl.col("identity_labels__raw"))
-    return ("identity_labels__raw", [
-        tokens.list.eval(pl.element().replace_strict(aliases, default=None, return_dtype=pl.Utf8))
-        .list.drop_nulls().list.unique(maintain_order=True).alias("identity_labels"),
-        tokens.list.eval(pl.element().filter(~pl.element().is_in(list(aliases)))).alias("identity_labels__unknown"),
-    ])
+    return (
+        "identity_labels__raw",
+        [
+            tokens.list.eval(pl.element().replace_strict(aliases, default=None, return_dtype=pl.Utf8))
+            .list.drop_nulls()
+            .list.unique(maintain_order=True)
+            .alias("identity_labels"),
+            tokens.list.eval(pl.element().filter(~pl.element().is_in(list(aliases)))).alias("identity_labels__unknown"),
+        ],
+    )
 
 
 def _with_id(frame: pl.DataFrame) -> pl.DataFrame:
@@ -122,60 +182,91 @@ def _with_id(frame: pl.DataFrame) -> pl.DataFrame:
 def parse_roster(raw: pl.DataFrame, params: Params, header_map: HeaderMap) -> pl.DataFrame:
     """Roster text -> typed columns; `<field>__raw` keeps the text for the checks."""
     frame = _with_id(_with_raw(raw, [*ROSTER_CONTENT, "id_number"]))
-    frame = _per_distinct(frame, [
-        _label_parsers(params),
-        _date_parsers("birth_date"), _date_parsers("subsidy_identified_on", month_ok=True),
-        _date_parsers("special_event_date"), _date_parsers("registered_on"),
-    ])
+    frame = _per_distinct(
+        frame,
+        [
+            _label_parsers(params),
+            _date_parsers("birth_date"),
+            _date_parsers("subsidy_identified_on", month_ok=True),
+            _date_parsers("special_event_date"),
+            _date_parsers("registered_on"),
+        ],
+    )
     residence = header_map.value_aliases("residence_basis")
     return frame.with_columns(
         pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year"),
         pl.col("id_type__raw").replace(header_map.value_aliases("id_type")).fill_null(DEFAULT_ID_TYPE).alias("id_type"),
         pl.coalesce(pl.col("birth_date"), pl.col("id_number__birth_date")).alias("birth_date"),
         # a missing 参保身份 means 本地户籍 (docs/CONTRACT.md); an unknown one stays null and is rejected
-        pl.when(pl.col("residence_basis__raw").is_null()).then(pl.lit(DEFAULT_RESIDENCE))
+        pl.when(pl.col("residence_basis__raw").is_null())
+        .then(pl.lit(DEFAULT_RESIDENCE))
         .otherwise(pl.col("residence_basis__raw").replace_strict(residence, default=None, return_dtype=pl.Utf8))
         .alias("residence_basis"),
         parse_yes_no(pl.col("prev_year_insured__raw")).alias("prev_year_insured"),
-        pl.col("special_event__raw").replace_strict(params.event_aliases(), default=None, return_dtype=pl.Utf8)
+        pl.col("special_event__raw")
+        .replace_strict(params.event_aliases(), default=None, return_dtype=pl.Utf8)
         .alias("special_event"),
     )
 
 
 def parse_payments(raw: pl.DataFrame) -> pl.DataFrame:
     """Payment text -> typed columns. 费款所属期 comes from one column or from 起 / 止 (both needed)."""
-    frame = _with_id(_with_raw(raw, ["id_number", "name", "amount", "paid_on", "coverage_year", "period_start",
-                                     "period_end", "ticket_no", "channel"]))
+    frame = _with_id(
+        _with_raw(
+            raw,
+            [
+                "id_number",
+                "name",
+                "amount",
+                "paid_on",
+                "coverage_year",
+                "period_start",
+                "period_end",
+                "ticket_no",
+                "channel",
+            ],
+        )
+    )
     start, end = pl.col("period_start__raw"), pl.col("period_end__raw")
     frame = frame.with_columns(
         pl.col("ticket_no__raw").str.replace_all(r"\s+", "").alias("ticket_no"),
-        pl.coalesce(pl.col("coverage_year__raw"),
-                    pl.when(start.is_not_null() & end.is_not_null()).then(pl.concat_str([start, pl.lit("至"), end])))
-        .alias("coverage_year__raw"),
+        pl.coalesce(
+            pl.col("coverage_year__raw"),
+            pl.when(start.is_not_null() & end.is_not_null()).then(pl.concat_str([start, pl.lit("至"), end])),
+        ).alias("coverage_year__raw"),
     )
-    frame = _per_distinct(frame, [
-        ("amount__raw", [parse_amount_fen(pl.col("amount__raw")).alias("amount_fen")]),
-        _date_parsers("paid_on"),
-        ("coverage_year__raw", [period_bounds(pl.col("coverage_year__raw")).alias("__bounds")]),
-    ])
+    frame = _per_distinct(
+        frame,
+        [
+            ("amount__raw", [parse_amount_fen(pl.col("amount__raw")).alias("amount_fen")]),
+            _date_parsers("paid_on"),
+            ("coverage_year__raw", [period_bounds(pl.col("coverage_year__raw")).alias("__bounds")]),
+        ],
+    )
     first, last = pl.col("__bounds").struct.field("first"), pl.col("__bounds").struct.field("last")
     return frame.with_columns(
         pl.when(first == last).then(first).alias("coverage_year"),
         (first != last).fill_null(False).alias("coverage_year__cross_year"),
-        pl.col("period_start__raw").alias("period_start"), pl.col("period_end__raw").alias("period_end"),
+        pl.col("period_start__raw").alias("period_start"),
+        pl.col("period_end__raw").alias("period_end"),
     ).drop("__bounds")
 
 
 def parse_subsidy_list(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
     """A list row's text -> typed columns (纳入 / 退出时间 may be a month: its first day)."""
     frame = _with_id(_with_raw(raw, list(LIST_CONTENT)))
-    return _per_distinct(frame, [
-        _label_parsers(params),
-        _date_parsers("identified_on", month_ok=True), _date_parsers("ended_on", month_ok=True),
-    ])
+    return _per_distinct(
+        frame,
+        [
+            _label_parsers(params),
+            _date_parsers("identified_on", month_ok=True),
+            _date_parsers("ended_on", month_ok=True),
+        ],
+    )
 
 
 # --- failures -> rejected lines ------------------------------------------------------------
+
 
 def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
     """(index, column, code) of every failing cell, from pandera's failure cases (validated with
@@ -188,39 +279,60 @@ def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
         unknown = cases.filter(~pl.col("check").is_in(list(REASONS)) | pl.col("index").is_null())
         if unknown.height:  # a column of the wrong type: a bug of the parse step, not bad input
             raise RuntimeError(f"schema {schema.name}: {unknown.head(5).to_dicts()}") from None
-        return cases.select(pl.col("index").cast(pl.UInt32), pl.col("column"), pl.col("check").alias("code")) \
-            .unique().sort("index", "column")
+        return (
+            cases.select(pl.col("index").cast(pl.UInt32), pl.col("column"), pl.col("check").alias("code"))
+            .unique()
+            .sort("index", "column")
+        )
     return empty
 
 
 def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr, today: dt.date) -> pl.Expr:
     """REASONS[code] with {header}, {raw} and {today} filled in, as one vectorised expression."""
     template = pl.coalesce(code.replace_strict(REASONS, default=None, return_dtype=pl.Utf8), pl.lit("数据不合规"))
-    return (template.str.replace_all("{header}", header, literal=True)
-            .str.replace_all("{raw}", raw.fill_null(""), literal=True)
-            .str.replace_all("{today}", pl.lit(today.isoformat()), literal=True))
+    return (
+        template.str.replace_all("{header}", header, literal=True)
+        .str.replace_all("{raw}", raw.fill_null(""), literal=True)
+        .str.replace_all("{today}", pl.lit(today.isoformat()), literal=True)
+    )
 
 
-def _rejected_lines(frame: pl.DataFrame, failed: pl.DataFrame, kind: str, headers_seen: pl.DataFrame,
-                    header_map: HeaderMap, today: dt.date) -> pl.DataFrame:
+def _rejected_lines(
+    frame: pl.DataFrame,
+    failed: pl.DataFrame,
+    kind: str,
+    headers_seen: pl.DataFrame,
+    header_map: HeaderMap,
+    today: dt.date,
+) -> pl.DataFrame:
     """Failure cases -> rejected_rows lines with file, sheet, row number, column as written."""
     if failed.height == 0:
         return pl.DataFrame(schema={"__i": pl.UInt32, **REJECTED_SCHEMA})
     raws = [c for c in frame.columns if c.endswith("__raw")]
     located = failed.with_columns(pl.col("column").replace({"amount_fen": "amount"}).alias("field")).join(
         frame.with_row_index("index").select("index", "source_file", "sheet", "row_number", "id_number", *raws),
-        on="index", how="left")
-    raw_value = pl.coalesce(*[pl.when(pl.col("field") == c.removesuffix("__raw")).then(pl.col(c)) for c in raws],
-                            pl.lit(None, dtype=pl.Utf8))
+        on="index",
+        how="left",
+    )
+    raw_value = pl.coalesce(
+        *[pl.when(pl.col("field") == c.removesuffix("__raw")).then(pl.col(c)) for c in raws],
+        pl.lit(None, dtype=pl.Utf8),
+    )
     canonical = {f.name: f.header for f in header_map.fields}
     located = located.join(headers_seen, on=["source_file", "sheet", "field"], how="left").with_columns(
-        pl.coalesce(pl.col("header_as_written"),
-                    pl.col("field").replace_strict(canonical, default=pl.col("field"))).alias("column_header"),
+        pl.coalesce(
+            pl.col("header_as_written"), pl.col("field").replace_strict(canonical, default=pl.col("field"))
+        ).alias("column_header"),
         raw_value.alias("raw_value"),
     )
     return located.select(
-        pl.col("index").alias("__i"), pl.lit(kind).alias("kind"), "source_file", "sheet",
-        pl.col("row_number").cast(pl.Int32), pl.col("column_header").alias("column"), "raw_value",
+        pl.col("index").alias("__i"),
+        pl.lit(kind).alias("kind"),
+        "source_file",
+        "sheet",
+        pl.col("row_number").cast(pl.Int32),
+        pl.col("column_header").alias("column"),
+        "raw_value",
         _reason_expr(pl.col("column_header"), pl.col("raw_value"), pl.col("code"), today).alias("reason"),
         pl.col("id_number"),
     )
@@ -255,8 +367,11 @@ def _today_window(parsed: pl.DataFrame, dates: list[str], today: dt.date) -> tup
 def headers_seen_of(sheets: list) -> pl.DataFrame:
     """(source_file, sheet, field, header_as_written) of read sheets: rejected lines name the column
     as that sheet writes it."""
-    rows = [{"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
-            for s in sheets for f, h in s.columns_seen.items()]
+    rows = [
+        {"source_file": s.source_file, "sheet": s.sheet, "field": f, "header_as_written": h}
+        for s in sheets
+        for f, h in s.columns_seen.items()
+    ]
     schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "field": pl.Utf8, "header_as_written": pl.Utf8}
     return pl.DataFrame(rows, schema=schema)
 
@@ -264,6 +379,7 @@ def headers_seen_of(sheets: list) -> pl.DataFrame:
 def check_sheet(sheet, params: Params, header_map: HeaderMap, today: dt.date) -> Checked:
     """The row-level checks of one read sheet (pipeline.io.excel_in.SheetRead)."""
     kind = sheet.kind
+    out: tuple[str, ...]
     if kind == "roster":
         parsed = parse_roster(sheet.data, params, header_map)
         prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
@@ -284,6 +400,7 @@ def check_sheet(sheet, params: Params, header_map: HeaderMap, today: dt.date) ->
 
 # --- across sheets: duplicates ---------------------------------------------------------------
 
+
 def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...]) -> pl.DataFrame:
     """The rows sharing `key` with another row, flagged (docs/RULES.md §6); all other rows are unique.
 
@@ -299,8 +416,9 @@ def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...]) ->
     shared = frame.filter(keyed.hash().is_duplicated() & keyed.is_not_null())
     marked = (
         shared.with_columns(pl.col(key).alias("__key"), pl.struct(list(content)).hash().alias("__content_hash"))
-        .with_columns(pl.len().over("__key").alias("__n"),
-                      pl.col("__content_hash").n_unique().over("__key").alias("__n_versions"))
+        .with_columns(
+            pl.len().over("__key").alias("__n"), pl.col("__content_hash").n_unique().over("__key").alias("__n_versions")
+        )
         .with_columns((pl.col("__n_versions") > 1).alias("__conflict"))
         .with_columns((~pl.col("__bad") & ~pl.col("__conflict")).alias("__clean"))
     )
@@ -308,13 +426,22 @@ def _mark_duplicates(frame: pl.DataFrame, key: str, content: tuple[str, ...]) ->
     kept = pl.struct(order).sort_by(order).first().over(["__key", "__clean"])
     return marked.with_columns(
         (pl.col("__clean") & ~first).alias("__dup_skip"),
-        pl.format("{} {} 第{}行", kept.struct.field("source_file"), kept.struct.field("sheet"),
-                  kept.struct.field("row_number")).alias("__kept_at"),
+        pl.format(
+            "{} {} 第{}行",
+            kept.struct.field("source_file"),
+            kept.struct.field("sheet"),
+            kept.struct.field("row_number"),
+        ).alias("__kept_at"),
     )
 
 
-def _settle(checked: list[Checked], key: str, content: tuple[str, ...], out_cols: tuple[str, ...],
-            conflict_line: list[pl.Expr] | None) -> Validated:
+def _settle(
+    checked: list[Checked],
+    key: str,
+    content: tuple[str, ...],
+    out_cols: tuple[str, ...],
+    conflict_line: list[pl.Expr] | None,
+) -> Validated:
     """The cross-row rule over every sheet of a kind: duplicates and conflicts (docs/RULES.md §6)."""
     order = ["source_file", "sheet", "row_number"]
     frame = pl.concat([c.parsed for c in checked], how="vertical").with_row_index("__i")
@@ -323,34 +450,49 @@ def _settle(checked: list[Checked], key: str, content: tuple[str, ...], out_cols
     if conflict_line is None:  # no conflicts of this kind: only exact copies are skipped
         marked = marked.with_columns(pl.lit(False).alias("__conflict"))
     conflicts = marked.filter("__conflict").select(
-        "source_file", "sheet", pl.col("row_number").cast(pl.Int32), *(conflict_line or []), "id_number")
+        "source_file", "sheet", pl.col("row_number").cast(pl.Int32), *(conflict_line or []), "id_number"
+    )
     not_accepted = marked.filter(pl.col("__conflict") | pl.col("__dup_skip"))["__i"].implode()
     accepted = frame.filter(~pl.col("__bad") & ~pl.col("__i").is_in(not_accepted)).select(out_cols)
     if conflict_line is not None:
         rejected = pl.concat([rejected, conflicts.select(REJECTED_SCHEMA.keys())], how="vertical")
     skipped = marked.filter("__dup_skip")
-    return Validated(accepted=accepted, rejected=rejected,
-                     duplicates=skipped.select(*order, pl.col("__kept_at").alias("kept_at")))
+    return Validated(
+        accepted=accepted, rejected=rejected, duplicates=skipped.select(*order, pl.col("__kept_at").alias("kept_at"))
+    )
 
 
 def settle_roster(checked: list[Checked], header_map: HeaderMap) -> Validated:
     id_header = header_map.header_of("id_number")
-    return _settle(checked, "id_number", ROSTER_CONTENT, ROSTER_OUT, [
-        pl.lit("roster").alias("kind"),
-        pl.lit(id_header).alias("column"),
-        pl.col("id_number__raw").alias("raw_value"),
-        pl.format(REASONS["duplicate_conflict"].replace("{header}", id_header).replace("{raw}", "{}"),
-                  pl.col("__n")).alias("reason"),
-    ])
+    return _settle(
+        checked,
+        "id_number",
+        ROSTER_CONTENT,
+        ROSTER_OUT,
+        [
+            pl.lit("roster").alias("kind"),
+            pl.lit(id_header).alias("column"),
+            pl.col("id_number__raw").alias("raw_value"),
+            pl.format(
+                REASONS["duplicate_conflict"].replace("{header}", id_header).replace("{raw}", "{}"), pl.col("__n")
+            ).alias("reason"),
+        ],
+    )
 
 
 def settle_payments(checked: list[Checked], header_map: HeaderMap) -> Validated:
-    return _settle(checked, "ticket_no", PAYMENT_CONTENT, PAYMENT_OUT, [
-        pl.lit("payments").alias("kind"),
-        pl.lit(header_map.header_of("ticket_no")).alias("column"),
-        pl.col("ticket_no__raw").alias("raw_value"),
-        pl.lit(REASONS["ticket_conflict"]).alias("reason"),
-    ])
+    return _settle(
+        checked,
+        "ticket_no",
+        PAYMENT_CONTENT,
+        PAYMENT_OUT,
+        [
+            pl.lit("payments").alias("kind"),
+            pl.lit(header_map.header_of("ticket_no")).alias("column"),
+            pl.col("ticket_no__raw").alias("raw_value"),
+            pl.lit(REASONS["ticket_conflict"]).alias("reason"),
+        ],
+    )
 
 
 def settle_subsidy_list(checked: list[Checked]) -> Validated:
@@ -359,8 +501,10 @@ def settle_subsidy_list(checked: list[Checked]) -> Validated:
     keyed = [c for c in checked]
     for c in keyed:
         c.parsed = c.parsed.with_columns(
-            pl.concat_str([pl.col("source_file"), pl.col("sheet"), pl.col("id_number")], separator="\x1f",
-                          ignore_nulls=True).alias("__list_key"))
+            pl.concat_str(
+                [pl.col("source_file"), pl.col("sheet"), pl.col("id_number")], separator="\x1f", ignore_nulls=True
+            ).alias("__list_key")
+        )
     content = tuple(f for f in LIST_CONTENT if f != "id_number")
     return _settle(keyed, "__list_key", content, LIST_OUT, None)
 

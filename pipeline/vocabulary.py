@@ -37,4 +37,6 @@ def region_name(region: str) -> str:
             return str(tomllib.load(f).get("name", region))
     except OSError:
         return region
+
+
 PARAMETER_NAMES: dict[str, str] = _words()["parameters"]

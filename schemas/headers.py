@@ -6,7 +6,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 HEADERS_PATH = Path(__file__).resolve().parent / "headers.toml"
@@ -54,7 +54,7 @@ class HeaderMap:
     def alias_to_field(self) -> dict[str, str]:
         return dict(self._aliases())
 
-    @lru_cache(maxsize=None)  # noqa: B019 - the map is frozen and loaded once per kind
+    @cache  # noqa: B019 - the map is frozen and loaded once per kind
     def _aliases(self) -> tuple[tuple[str, str], ...]:
         out: dict[str, str] = {}
         for f in self.fields:
@@ -62,7 +62,7 @@ class HeaderMap:
                 out.setdefault(normalise_header(a), f.name)
         return tuple(out.items())
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def _ranks(self) -> dict[str, int]:
         return {normalise_header(a): i for f in self.fields for i, a in enumerate(f.aliases)}
 
@@ -99,8 +99,11 @@ class HeaderMap:
 
     def missing_required(self, seen: set[str], coverage_year: int) -> tuple[str, ...]:
         """Required fields without a column (a field standing in through its `or_fields` is present)."""
-        return tuple(f.name for f in self.fields if f.is_required(coverage_year) and f.name not in seen
-                     and not (f.or_fields and set(f.or_fields) <= seen))
+        return tuple(
+            f.name
+            for f in self.fields
+            if f.is_required(coverage_year) and f.name not in seen and not (f.or_fields and set(f.or_fields) <= seen)
+        )
 
     def value_aliases(self, name: str) -> dict[str, str]:
         """Spelling -> value kept, for a coded column (证件类型 `01` -> 居民身份证; 户籍 -> 本地户籍)."""
@@ -112,7 +115,7 @@ def match_header(cell: object, header_map: HeaderMap) -> str | None:
     return None if cell is None else header_map.field_of(cell)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_header_map(kind: str) -> HeaderMap:
     with HEADERS_PATH.open("rb") as f:
         data = tomllib.load(f)

@@ -68,6 +68,7 @@ def check(rule: Rule, code: str) -> pa.Check:
 
 # --- rules, each a function of the column it checks ----------------------------------------
 
+
 def required(key: str) -> pl.Expr:
     return raw(key).is_not_null()
 
@@ -92,8 +93,9 @@ def id_facts(id_expr: pl.Expr, key: str = "id_number") -> list[pl.Expr]:
         id_birth_date(id_expr).alias(f"{key}__birth_date"),
         id_expr.str.contains(r"^\d{15}$").fill_null(False).alias(f"{key}__old_15"),
         # a number cell, or the text Excel writes for one (3.60222E+17): the ID is already lost
-        (pl.col(f"{key}__numeric_cell") | raw(key).str.contains(r"^\d(?:\.\d+)?[eE]\+?\d+$").fill_null(False))
-        .alias(f"{key}__as_number"),
+        (pl.col(f"{key}__numeric_cell") | raw(key).str.contains(r"^\d(?:\.\d+)?[eE]\+?\d+$").fill_null(False)).alias(
+            f"{key}__as_number"
+        ),
     ]
 
 
@@ -104,9 +106,16 @@ def id_trusted(key: str = "id_number") -> pl.Expr:
 
 def _id_checks(today: dt.date) -> list[pa.Check]:
     """In order of what to fix first; each excludes the cells an earlier one failed."""
+
     def facts(key: str) -> tuple[pl.Expr, ...]:
-        return (raw(key).is_not_null(), pl.col(f"{key}__old_15"), pl.col(f"{key}__as_number"),
-                pl.col(f"{key}__format_ok"), pl.col(f"{key}__checksum_ok"), pl.col(f"{key}__birth_date"))
+        return (
+            raw(key).is_not_null(),
+            pl.col(f"{key}__old_15"),
+            pl.col(f"{key}__as_number"),
+            pl.col(f"{key}__format_ok"),
+            pl.col(f"{key}__checksum_ok"),
+            pl.col(f"{key}__birth_date"),
+        )
 
     def old(k: str) -> pl.Expr:
         present, old15, *_ = facts(k)
@@ -129,8 +138,14 @@ def _id_checks(today: dt.date) -> list[pa.Check]:
         plausible = born.is_not_null() & (born <= pl.lit(today)) & (born >= pl.date(1880, 1, 1))
         return ~present | old15 | as_number | ~ok | ~sum_ok | plausible
 
-    return [check(required, "required"), check(old, "id_old_15"), check(number, "id_numeric_cell"),
-            check(fmt, "id_format"), check(checksum, "id_checksum"), check(birth, "id_birth_date")]
+    return [
+        check(required, "required"),
+        check(old, "id_old_15"),
+        check(number, "id_numeric_cell"),
+        check(fmt, "id_format"),
+        check(checksum, "id_checksum"),
+        check(birth, "id_birth_date"),
+    ]
 
 
 def _date_column(today: dt.date | None = None, *, is_required: bool = False, partial_ok: bool = False) -> pa.Column:
@@ -150,8 +165,11 @@ def _text_column(is_required: bool) -> pa.Column:
 
 
 def _labels_column() -> pa.Column:
-    return pa.Column(pl.List(pl.Utf8), nullable=True, checks=[
-        check(lambda k: pl.col(f"{k}__unknown").list.len() == 0, "label_unknown")])
+    return pa.Column(
+        pl.List(pl.Utf8),
+        nullable=True,
+        checks=[check(lambda k: pl.col(f"{k}__unknown").list.len() == 0, "label_unknown")],
+    )
 
 
 def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) -> pa.DataFrameSchema:
@@ -164,25 +182,42 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
             "name": _text_column(True),
             "id_number": pa.Column(pl.Utf8, nullable=True, checks=_id_checks(today)),
             "id_type": _text_column(False),
-            "birth_date": pa.Column(pl.Date, nullable=True, checks=[
-                *_date_column().checks,
-                check(lambda k: raw(k).is_null() | (pl.col(k) <= pl.lit(today)), "birth_date_future"),
-                # only against an ID that can be trusted: a numeric cell has lost its digits
-                check(lambda k: raw(k).is_null() | pl.col("id_number__birth_date").is_null() | ~id_trusted()
-                      | (pl.col(k) == pl.col("id_number__birth_date")), "birth_date_mismatch"),
-            ]),
+            "birth_date": pa.Column(
+                pl.Date,
+                nullable=True,
+                checks=[
+                    *_date_column().checks,
+                    check(lambda k: raw(k).is_null() | (pl.col(k) <= pl.lit(today)), "birth_date_future"),
+                    # only against an ID that can be trusted: a numeric cell has lost its digits
+                    check(
+                        lambda k: (
+                            raw(k).is_null()
+                            | pl.col("id_number__birth_date").is_null()
+                            | ~id_trusted()
+                            | (pl.col(k) == pl.col("id_number__birth_date"))
+                        ),
+                        "birth_date_mismatch",
+                    ),
+                ],
+            ),
             "county": _text_column(True),
             "township": _text_column(True),
             "village": _text_column(False),
-            "residence_basis": pa.Column(pl.Utf8, nullable=True, checks=[check(parsed_if_present, "residence_unknown")]),
+            "residence_basis": pa.Column(
+                pl.Utf8, nullable=True, checks=[check(parsed_if_present, "residence_unknown")]
+            ),
             "identity_labels": _labels_column(),
             "subsidy_identified_on": _date_column(today, partial_ok=True),
             "prev_year_insured": pa.Column(pl.Boolean, nullable=True, checks=prev_checks),
             "special_event": pa.Column(pl.Utf8, nullable=True, checks=[check(parsed_if_present, "event_unknown")]),
-            "special_event_date": pa.Column(pl.Date, nullable=True, checks=[
-                check(lambda k: raw("special_event").is_null() | raw(k).is_not_null(), "event_date_missing"),
-                *_date_column(today).checks,
-            ]),
+            "special_event_date": pa.Column(
+                pl.Date,
+                nullable=True,
+                checks=[
+                    check(lambda k: raw("special_event").is_null() | raw(k).is_not_null(), "event_date_missing"),
+                    *_date_column(today).checks,
+                ],
+            ),
             "registered_on": _date_column(today),
         },
         strict=False,
@@ -204,12 +239,16 @@ def _paid_on_column(today: dt.date) -> pa.Column:
         return ~((pl.col(k) <= pl.lit(today)) & ~before_birth.fill_null(False) & (pl.col(k) < earliest))
 
     column = _date_column(today, is_required=True)
-    return pa.Column(pl.Date, nullable=True, checks=[*column.checks, check(not_before_birth, "paid_before_birth"),
-                                                     check(not_too_early, "paid_too_early")])
+    return pa.Column(
+        pl.Date,
+        nullable=True,
+        checks=[*column.checks, check(not_before_birth, "paid_before_birth"), check(not_too_early, "paid_too_early")],
+    )
 
 
 def _period_columns() -> dict[str, pa.Column]:
     """费款所属期 as one column, or as two (起 / 止, both required): docs/RULES.md §6."""
+
     def neither(k: str) -> pl.Expr:
         return required(k) | required("period_start") | required("period_end")
 
@@ -217,11 +256,15 @@ def _period_columns() -> dict[str, pa.Column]:
         return required(k) | required("coverage_year") | (raw("period_start").is_null() & raw("period_end").is_null())
 
     return {
-        "coverage_year": pa.Column(pl.Int32, nullable=True, checks=[
-            check(neither, "required"),
-            check(lambda k: raw(k).is_null() | pl.col(k).is_not_null() | pl.col(f"{k}__cross_year"), "year"),
-            check(lambda k: ~pl.col(f"{k}__cross_year"), "period_cross_year"),
-        ]),
+        "coverage_year": pa.Column(
+            pl.Int32,
+            nullable=True,
+            checks=[
+                check(neither, "required"),
+                check(lambda k: raw(k).is_null() | pl.col(k).is_not_null() | pl.col(f"{k}__cross_year"), "year"),
+                check(lambda k: ~pl.col(f"{k}__cross_year"), "period_cross_year"),
+            ],
+        ),
         "period_start": pa.Column(pl.Utf8, nullable=True, checks=[check(one_end, "required")]),
         "period_end": pa.Column(pl.Utf8, nullable=True, checks=[check(one_end, "required")]),
     }
@@ -233,18 +276,28 @@ def payments_schema(today: dt.date) -> pa.DataFrameSchema:
         {
             "id_number": pa.Column(pl.Utf8, nullable=True, checks=_id_checks(today)),
             "name": _text_column(True),
-            "amount_fen": pa.Column(pl.Int64, nullable=True, checks=[
-                check(lambda k: required("amount"), "required"),
-                check(lambda k: raw("amount").is_null() | pl.col(k).is_not_null(), "amount"),
-                check(lambda k: pl.col(k) != 0, "amount_zero"),
-            ]),
+            "amount_fen": pa.Column(
+                pl.Int64,
+                nullable=True,
+                checks=[
+                    check(lambda k: required("amount"), "required"),
+                    check(lambda k: raw("amount").is_null() | pl.col(k).is_not_null(), "amount"),
+                    check(lambda k: pl.col(k) != 0, "amount_zero"),
+                ],
+            ),
             "paid_on": _paid_on_column(today),
             **_period_columns(),
-            "ticket_no": pa.Column(pl.Utf8, nullable=True, checks=[
-                check(required, "required"),
-                check(lambda k: ~(pl.col(f"{k}__numeric_cell") & (pl.col(k).str.len_chars() >= 16)),
-                      "ticket_numeric_cell"),
-            ]),
+            "ticket_no": pa.Column(
+                pl.Utf8,
+                nullable=True,
+                checks=[
+                    check(required, "required"),
+                    check(
+                        lambda k: ~(pl.col(f"{k}__numeric_cell") & (pl.col(k).str.len_chars() >= 16)),
+                        "ticket_numeric_cell",
+                    ),
+                ],
+            ),
             "channel": _text_column(False),
         },
         strict=False,
@@ -260,15 +313,23 @@ def subsidy_list_schema(today: dt.date) -> pa.DataFrameSchema:
         {
             "id_number": pa.Column(pl.Utf8, nullable=True, checks=_id_checks(today)),
             "name": _text_column(True),
-            "identity_labels": pa.Column(pl.List(pl.Utf8), nullable=True, checks=[
-                check(lambda k: raw(k).is_not_null(), "required"),
-                check(lambda k: raw(k).is_null() | (pl.col(f"{k}__unknown").list.len() == 0), "label_unknown"),
-            ]),
+            "identity_labels": pa.Column(
+                pl.List(pl.Utf8),
+                nullable=True,
+                checks=[
+                    check(lambda k: raw(k).is_not_null(), "required"),
+                    check(lambda k: raw(k).is_null() | (pl.col(f"{k}__unknown").list.len() == 0), "label_unknown"),
+                ],
+            ),
             "identified_on": _date_column(today, partial_ok=True),
-            "ended_on": pa.Column(pl.Date, nullable=True, checks=[
-                *ended.checks,
-                check(lambda k: pl.col(k) >= pl.col("identified_on"), "list_end_before_start"),
-            ]),
+            "ended_on": pa.Column(
+                pl.Date,
+                nullable=True,
+                checks=[
+                    *ended.checks,
+                    check(lambda k: pl.col(k) >= pl.col("identified_on"), "list_end_before_start"),
+                ],
+            ),
             "department": _text_column(False),
         },
         strict=False,

@@ -78,8 +78,10 @@ def xlsx_sheet_digests(path: Path) -> list[str]:
             if info.filename in sheet_parts:
                 own[info.filename] = h.hexdigest()
     base = common.hexdigest()
-    return [hashlib.sha256(f"{base}\0{name}\0{own.get(member or '', 'none')}".encode()).hexdigest()[:32]
-            for name, member in members.items()]
+    return [
+        hashlib.sha256(f"{base}\0{name}\0{own.get(member or '', 'none')}".encode()).hexdigest()[:32]
+        for name, member in members.items()
+    ]
 
 
 def sheet_digests(path: Path, fmt: str, sha256: str, n_sheets: int) -> list[str] | None:

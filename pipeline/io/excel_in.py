@@ -104,6 +104,7 @@ def sha256_of(path: Path) -> str:
 
 # --- the header ----------------------------------------------------------------------
 
+
 def _find_header(head: pl.DataFrame, header_map: HeaderMap) -> int | None:
     """Index of the first row (of the first `header_scan_rows`) holding enough known header names."""
     for i, row in enumerate(head.iter_rows()):  # a few dozen rows at most
@@ -135,12 +136,16 @@ def _sub_header(header: list[str | None], below: list[str | None], header_map: H
     that is no alias gives way to the lower name alone when that one is (缴费信息 over 缴费金额)."""
     owner = _groups(header)
     filled = [i for i, v in enumerate(below) if v is not None]
-    if not filled or any(header[i] is not None and owner[i] is None for i in filled) \
-            or not any(owner[i] is not None for i in filled):
+    if (
+        not filled
+        or any(header[i] is not None and owner[i] is None for i in filled)
+        or not any(owner[i] is not None for i in filled)
+    ):
         return None
     names: list[str | None] = []
     for i, lower in enumerate(below):
-        upper = header[owner[i]] if owner[i] is not None else header[i]
+        group = owner[i]
+        upper = header[group] if group is not None else header[i]
         if lower is None:
             names.append(header[i])
             continue
@@ -150,7 +155,9 @@ def _sub_header(header: list[str | None], below: list[str | None], header_map: H
     return names
 
 
-def _column_plan(header: list[str | None], header_map: HeaderMap) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+def _column_plan(
+    header: list[str | None], header_map: HeaderMap
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """Column -> field, column -> extra name, field -> header as written. Two columns for one field:
     the one whose alias is listed first wins, the other is an extra column (缴款日期 beats 入库日期)."""
     best: dict[str, tuple[int, str, str]] = {}  # field -> (alias rank, column, header)
@@ -182,6 +189,7 @@ def _column_plan(header: list[str | None], header_map: HeaderMap) -> tuple[dict[
 
 # --- rows ------------------------------------------------------------------------------
 
+
 def _marks(body: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
     """Adds __blank and __footer (合计 / 制表人 ... in the first filled cell, or the header repeated)."""
     cols = [c for c in body.columns if c.startswith("__c")]
@@ -189,9 +197,12 @@ def _marks(body: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
     prefixes = "|".join(re.escape(p) for p in header_map.footer_prefixes)
     first_cell = pl.coalesce(*[pl.col(c) for c in cols])
     aliases = list(header_map.alias_to_field())
-    repeated = pl.sum_horizontal(
-        pl.col(c).str.replace_all(r"\s+", "").is_in(aliases).fill_null(False).cast(pl.Int32) for c in cols
-    ) >= header_map.min_header_matches
+    repeated = (
+        pl.sum_horizontal(
+            pl.col(c).str.replace_all(r"\s+", "").is_in(aliases).fill_null(False).cast(pl.Int32) for c in cols
+        )
+        >= header_map.min_header_matches
+    )
     footer = (first_cell.str.contains(f"^(?:{prefixes})").fill_null(False) | repeated) & ~blank
     return body.with_columns(__blank=blank, __footer=footer)
 
@@ -201,18 +212,22 @@ def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], grid: Grid
     Only rows whose text is exactly what a number renders as can be one; the format settles those."""
     for flag, col in text_cols.items():
         value = pl.col(col)
-        exact = (value.cast(pl.Float64, strict=False).cast(pl.Int128, strict=False)
-                 == value.str.to_integer(dtype=pl.Int128, strict=False)).fill_null(False)
+        exact = (
+            value.cast(pl.Float64, strict=False).cast(pl.Int128, strict=False)
+            == value.str.to_integer(dtype=pl.Int128, strict=False)
+        ).fill_null(False)
         cand = body.filter(exact).select("__pos", value.cast(pl.Float64).alias("v"))
-        found = grid.number_cells(int(col[3:]), cand["__pos"].cast(pl.Int64) + offset, cand["v"]) \
-            if cand.height else None
+        found = (
+            grid.number_cells(int(col[3:]), cand["__pos"].cast(pl.Int64) + offset, cand["v"]) if cand.height else None
+        )
         hits = pl.Series([], dtype=pl.Int64) if found is None else found - offset
         body = body.with_columns(pl.col("__pos").cast(pl.Int64).is_in(hits.implode()).alias(flag))
     return body
 
 
-def _body(grid: Grid, start: int, header: list[str | None], header_map: HeaderMap, result: SheetRead,
-          coverage_year: int) -> pl.DataFrame:
+def _body(
+    grid: Grid, start: int, header: list[str | None], header_map: HeaderMap, result: SheetRead, coverage_year: int
+) -> pl.DataFrame:
     """The rows under the header, trimmed, with source_file / sheet / row_number and the fields."""
     to_field, extras, seen = _column_plan(header, header_map)
     result.columns_seen = seen
@@ -220,8 +235,9 @@ def _body(grid: Grid, start: int, header: list[str | None], header_map: HeaderMa
     body = grid.cells.slice(start).with_row_index("__pos")
     result.rows_read = body.height
     body = _marks(normalise_columns(body, [c for c in body.columns if c.startswith("__c")]), header_map)
-    result.skipped_blank, result.skipped_footer = (int(n) for n in body.select(
-        pl.col("__blank").sum(), pl.col("__footer").sum()).row(0))
+    result.skipped_blank, result.skipped_footer = (
+        int(n) for n in body.select(pl.col("__blank").sum(), pl.col("__footer").sum()).row(0)
+    )
     body = body.filter(~pl.col("__blank") & ~pl.col("__footer"))
     flags = [numeric_flag(f) for f in TEXT_ONLY_FIELDS if header_map.has_field(f)]
     text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
@@ -235,8 +251,11 @@ def _body(grid: Grid, start: int, header: list[str | None], header_map: HeaderMa
     for f in header_map.fields:
         col = next((c for c, name in to_field.items() if name == f.name), None)
         selects.append((pl.col(col) if col else pl.lit(None, dtype=pl.Utf8)).alias(f.name))
-    extra = pl.struct([pl.col(c).alias(n) for c, n in extras.items()]).struct.json_encode() if extras \
+    extra = (
+        pl.struct([pl.col(c).alias(n) for c, n in extras.items()]).struct.json_encode()
+        if extras
         else pl.lit(None, dtype=pl.Utf8)
+    )
     return body.select(*selects, extra.alias("extra_columns"))
 
 
@@ -248,7 +267,9 @@ def read_sheet(grid: Grid, header_map: HeaderMap, source_file: str, sha256: str,
         return result
     header_idx = _find_header(grid.cells.head(header_map.header_scan_rows), header_map)
     if header_idx is None:
-        result.note = f"未找到{header_map.title}表头，整张工作表未读取 / no {header_map.kind} header row, sheet not read"
+        result.note = (
+            f"未找到{header_map.title}表头，整张工作表未读取 / no {header_map.kind} header row, sheet not read"
+        )
         return result
     header = list(grid.cells.row(header_idx))
     start = header_idx + 1
@@ -264,25 +285,38 @@ def read_sheet(grid: Grid, header_map: HeaderMap, source_file: str, sha256: str,
 def empty_read(header_map: HeaderMap) -> pl.DataFrame:
     """The columns `read_sheet` returns, with no rows (a kind with no sheet left to read)."""
     flags = [numeric_flag(f.name) for f in header_map.fields if f.name in TEXT_ONLY_FIELDS]
-    schema = {"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32,
-              **{f: pl.Boolean for f in flags}, **{f.name: pl.Utf8 for f in header_map.fields},
-              "extra_columns": pl.Utf8}
+    schema = {
+        "source_file": pl.Utf8,
+        "sheet": pl.Utf8,
+        "row_number": pl.Int32,
+        **{f: pl.Boolean for f in flags},
+        **{f.name: pl.Utf8 for f in header_map.fields},
+        "extra_columns": pl.Utf8,
+    }
     return pl.DataFrame(schema=schema)
 
 
-def read_file(path: Path, header_map: HeaderMap, coverage_year: int, sha256: str | None = None,
-              only_sheet: int | None = None, fmt: str | None = None) -> list[SheetRead]:
+def read_file(
+    path: Path,
+    header_map: HeaderMap,
+    coverage_year: int,
+    sha256: str | None = None,
+    only_sheet: int | None = None,
+    fmt: str | None = None,
+) -> list[SheetRead]:
     """Every sheet of one input file (or only sheet `only_sheet`). `fmt`: the caller already ran the
     preflight (pipeline/io/preflight.py), which names the format."""
     fmt = fmt or check_file(path)
     sha = sha256 or sha256_of(path)
     try:
-        return [read_sheet(grid, header_map, str(path), sha, coverage_year)
-                for grid in read_grids(path, fmt, only_sheet)]
+        return [
+            read_sheet(grid, header_map, str(path), sha, coverage_year) for grid in read_grids(path, fmt, only_sheet)
+        ]
     except (fastexcel.FastExcelError, zipfile.BadZipFile, OSError, KeyError, SyntaxError) as e:
         # calamine's errors for a damaged file; the preflight refuses what it can name before this
-        raise InputFileError(f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {path} "
-                             f"({_first_line(e)})") from None
+        raise InputFileError(
+            f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {path} ({_first_line(e)})"
+        ) from None
 
 
 def _first_line(e: BaseException) -> str:

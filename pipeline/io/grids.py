@@ -67,8 +67,9 @@ class _TypedRead(SheetSource):
 
     def number_cells(self, grid: Grid, column: int, rows: pl.Series, values: pl.Series) -> pl.Series:
         name = f"__UNNAMED__{column}"  # calamine's name of the column (indexes count from the first used one)
-        typed = self.reader.load_sheet(self.index, header_row=None, skip_rows=0, use_columns=[name],
-                                       dtypes={name: "boolean"}).to_polars()
+        typed = self.reader.load_sheet(
+            self.index, header_row=None, skip_rows=0, use_columns=[name], dtypes={name: "boolean"}
+        ).to_polars()
         is_number = typed.to_series(0).is_not_null()
         return rows.filter(is_number.gather(rows))
 
@@ -195,8 +196,9 @@ def read_grids(path: Path, fmt: str, only_sheet: int | None = None) -> Iterator[
         for i, name in enumerate(reader.sheet_names):
             if only_sheet is not None and i != only_sheet:
                 continue
-            source: SheetSource = (_XlsxSource(reader, i, path=path, member=members.get(name)) if fmt == "xlsx"
-                                   else _TypedRead(reader, i))
+            source: SheetSource = (
+                _XlsxSource(reader, i, path=path, member=members.get(name)) if fmt == "xlsx" else _TypedRead(reader, i)
+            )
             cells = _text_frame(reader, i)
             yield Grid(sheet=name, cells=cells, first_row=1 if cells.height else 0, source=source)
 
@@ -217,8 +219,10 @@ def decode_text(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise InputFileError("文本文件的编码无法识别（不是UTF-8也不是GB18030/GBK），请另存为UTF-8或Excel工作簿"
-                             " / text file is neither UTF-8 nor GB18030/GBK: save it as UTF-8 CSV or .xlsx") from None
+        raise InputFileError(
+            "文本文件的编码无法识别（不是UTF-8也不是GB18030/GBK），请另存为UTF-8或Excel工作簿"
+            " / text file is neither UTF-8 nor GB18030/GBK: save it as UTF-8 CSV or .xlsx"
+        ) from None
 
 
 def _separator(text: str) -> str:
@@ -237,10 +241,18 @@ def read_text_grid(path: Path) -> Grid:
     text = decode_text(path.read_bytes())
     sep = _separator(text)
     # the widest line bounds the number of fields (a quoted separator only adds an empty column)
-    width = int(pl.Series(text.splitlines() or [""]).str.count_matches(sep, literal=True).max() or 0) + 1
-    cells = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, separator=sep, infer_schema=False,
-                        schema={f"__c{i}": pl.Utf8 for i in range(width)}, missing_columns="insert",
-                        truncate_ragged_lines=True, quote_char='"')
+    most = pl.Series(text.splitlines() or [""]).str.count_matches(sep, literal=True).max()
+    width = (most if isinstance(most, int) else 0) + 1
+    cells = pl.read_csv(
+        io.BytesIO(text.encode("utf-8")),
+        has_header=False,
+        separator=sep,
+        infer_schema=False,
+        schema={f"__c{i}": pl.Utf8 for i in range(width)},
+        missing_columns="insert",
+        truncate_ragged_lines=True,
+        quote_char='"',
+    )
     used = [c for c, n in zip(cells.columns, cells.null_count().row(0)) if n < cells.height]
     cells = cells.select(cells.columns[: cells.columns.index(used[-1]) + 1] if used else [])
     return Grid(sheet=path.stem, cells=cells, first_row=1 if cells.height else 0, source=_NoTypes())

@@ -75,24 +75,28 @@ def _ctx():
 
 # --- in the child ----------------------------------------------------------------------
 
+
 def _read_and_check(job: ReadJob, fmt: str, sheet_index: int, out_base: str) -> list[dict]:
     """Read one sheet, check its rows, write both as IPC; the manifest entries of what was written."""
     header_map = load_header_map(job.kind)
     params = load_params(job.coverage_year, job.region)
     started = time.perf_counter()
     manifest = []
-    for i, sheet in enumerate(read_file(job.path, header_map, job.coverage_year, job.sha256 or None,
-                                        only_sheet=sheet_index, fmt=fmt)):
+    for i, sheet in enumerate(
+        read_file(job.path, header_map, job.coverage_year, job.sha256 or None, only_sheet=sheet_index, fmt=fmt)
+    ):
         sheet.read_seconds = round(time.perf_counter() - started, 3)
         meta = {}
         if sheet.data is not None:
             checked_at = time.perf_counter()
             checked = check_sheet(sheet, params, header_map, job.today)
             sheet.check_seconds = round(time.perf_counter() - checked_at, 3)
-            sheet.today_from = checked.today_from and checked.today_from.isoformat()
-            sheet.today_until = checked.today_until and checked.today_until.isoformat()
-            meta = {"data_file": f"{Path(out_base).name}.{i}.arrow",
-                    "rejected_file": f"{Path(out_base).name}.{i}.rejected.arrow"}
+            sheet.today_from = checked.today_from.isoformat() if checked.today_from else None
+            sheet.today_until = checked.today_until.isoformat() if checked.today_until else None
+            meta = {
+                "data_file": f"{Path(out_base).name}.{i}.arrow",
+                "rejected_file": f"{Path(out_base).name}.{i}.rejected.arrow",
+            }
             checked.parsed.write_ipc(f"{out_base}.{i}.arrow")
             checked.rejected.write_ipc(f"{out_base}.{i}.rejected.arrow")
         fields = asdict(sheet)
@@ -122,16 +126,22 @@ def _child(job: ReadJob, fmt: str, sheet_index: int, out_base: str, memory_bytes
 
 # --- in the parent ---------------------------------------------------------------------
 
-def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False,
-                 lazy: bool = False) -> list[SheetRead]:
+
+def _sheets_from(
+    manifest: list[dict], base: Path, job: ReadJob, reused: bool = False, lazy: bool = False
+) -> list[SheetRead]:
     """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file.
     `lazy`: the frames stay in the files (`data_path`, `rejected_path`; see `sheet_scan`)."""
     out = []
     for meta in manifest:
         meta = dict(meta)
         data_file, rejected_file = meta.pop("data_file", None), meta.pop("rejected_file", None)
-        meta.update(missing_required=tuple(meta["missing_required"]), source_file=str(job.path),
-                    sha256=job.sha256, reused=reused)
+        meta.update(
+            missing_required=tuple(meta["missing_required"]),
+            source_file=str(job.path),
+            sha256=job.sha256,
+            reused=reused,
+        )
         sheet = SheetRead(**meta)
         if data_file and rejected_file:
             sheet.data_path, sheet.rejected_path = str(base / data_file), str(base / rejected_file)
@@ -163,13 +173,19 @@ def sheet_rejected(sheet: SheetRead) -> pl.DataFrame:
 
 def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: bool, memory: bool) -> str:
     if timed_out:
-        return (f"解析超时（超过{limits.timeout_seconds:.0f}秒）/ parsing took longer than "
-                f"{limits.timeout_seconds:.0f} s: {job.path}")
+        return (
+            f"解析超时（超过{limits.timeout_seconds:.0f}秒）/ parsing took longer than "
+            f"{limits.timeout_seconds:.0f} s: {job.path}"
+        )
     if memory:
-        return (f"解析时内存超过上限（{limits.memory_bytes / 1024**3:.0f} GB），工作表可能异常 / "
-                f"parser ran out of memory ({limits.memory_bytes / 1024**3:.0f} GB limit): {job.path}")
-    return (f"解析程序崩溃（退出码 {exitcode}），文件可能损坏或内存超限 / parser crashed "
-            f"(exit {exitcode}), damaged file or memory limit: {job.path}")
+        return (
+            f"解析时内存超过上限（{limits.memory_bytes / 1024**3:.0f} GB），工作表可能异常 / "
+            f"parser ran out of memory ({limits.memory_bytes / 1024**3:.0f} GB limit): {job.path}"
+        )
+    return (
+        f"解析程序崩溃（退出码 {exitcode}），文件可能损坏或内存超限 / parser crashed "
+        f"(exit {exitcode}), damaged file or memory limit: {job.path}"
+    )
 
 
 @dataclass
@@ -191,11 +207,15 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
     except InputFileError:
         raise
     except Exception as e:  # a container that looked right but cannot be listed
-        raise InputFileError(f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {job.path} "
-                             f"({type(e).__name__})") from None
+        raise InputFileError(
+            f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {job.path} ({type(e).__name__})"
+        ) from None
     digests = cache.sheet_digests(job.path, fmt, job.sha256, n_sheets) if use_cache and job.sha256 else None
-    keys = [None if digests is None else cache.entry_key(d, job.kind, job.coverage_year, job.region,
-                                                         job.params_digest) for d in (digests or [None] * n_sheets)]
+    keys: list[str | None] = (
+        [cache.entry_key(d, job.kind, job.coverage_year, job.region, job.params_digest) for d in digests]
+        if digests is not None
+        else [None] * n_sheets
+    )
     return _Plan(fmt=fmt, n_sheets=n_sheets, keys=keys)
 
 
@@ -213,9 +233,14 @@ def _from_cache(cache_dir: Path, plan: _Plan, k: int, job: ReadJob, lazy: bool) 
     return sheets
 
 
-def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadLimits(),
-                  skip_bad_files: bool = False, cache_dir: Path | None = None, lazy: bool = False,
-                  ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
+def read_isolated(
+    jobs: list[ReadJob],
+    tmp_dir: Path,
+    limits: ReadLimits = ReadLimits(),
+    skip_bad_files: bool = False,
+    cache_dir: Path | None = None,
+    lazy: bool = False,
+) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
     """Read every sheet of every job's file in children, or from the cache when the same sheet was read
     before; sheets are the unit of work, so one big file does not hold up the other core.
 
@@ -250,8 +275,11 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     to_parse = [jk for jk in pending if jk not in from_cache]
     if to_parse:
         _run_children(jobs, plans, to_parse, tmp_dir, limits, cache_dir, fail, lazy)
-    reused = [job for j, job in enumerate(jobs) if j not in skipped and plans[j].n_sheets
-              and all((j, k) in from_cache for k in range(plans[j].n_sheets))]
+    reused = [
+        job
+        for j, job in enumerate(jobs)
+        if j not in skipped and plans[j].n_sheets and all((j, k) in from_cache for k in range(plans[j].n_sheets))
+    ]
     out: list[list[SheetRead]] = []
     for j, job in enumerate(jobs):
         sheets = [] if j in skipped else [s for k in range(plans[j].n_sheets) for s in plans[j].sheets.get(k, [])]
@@ -265,14 +293,16 @@ def read_isolated(jobs: list[ReadJob], tmp_dir: Path, limits: ReadLimits = ReadL
     return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
 
 
-def _collect(job: ReadJob, plan: _Plan, k: int, out_base: str, tmp_dir: Path, cache_dir: Path | None,
-             lazy: bool) -> list[SheetRead] | str:
+def _collect(
+    job: ReadJob, plan: _Plan, k: int, out_base: str, tmp_dir: Path, cache_dir: Path | None, lazy: bool
+) -> list[SheetRead] | str:
     """A finished child's sheets (moved into the cache when there is one), or why there are none."""
     result = _load(out_base)
     if not result or not result.get("ok"):
         if result and result.get("internal"):
-            raise RuntimeError(f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n"
-                               f"{result['internal']}")
+            raise RuntimeError(
+                f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n{result['internal']}"
+            )
         return (result or {}).get("message") or ("memory" if result and result.get("memory") else "")
     key = plan.keys[k] if plan.keys else None
     if cache_dir is not None and key is not None:
@@ -289,8 +319,16 @@ def _load(out_base: str) -> dict | None:
         return None
 
 
-def _run_children(jobs: list[ReadJob], plans: list[_Plan], pending: list[tuple[int, int]], tmp_dir: Path,
-                  limits: ReadLimits, cache_dir: Path | None, fail: Callable[[int, str], None], lazy: bool) -> None:
+def _run_children(
+    jobs: list[ReadJob],
+    plans: list[_Plan],
+    pending: list[tuple[int, int]],
+    tmp_dir: Path,
+    limits: ReadLimits,
+    cache_dir: Path | None,
+    fail: Callable[[int, str], None],
+    lazy: bool,
+) -> None:
     """Parse the `pending` (job, sheet) pairs in children, `limits.workers` at a time. The scratch
     directory is removed at the end unless the sheets stay in it (`lazy`)."""
     ctx = _ctx()
@@ -304,8 +342,9 @@ def _run_children(jobs: list[ReadJob], plans: list[_Plan], pending: list[tuple[i
                 if j in failed:
                     continue
                 out_base = str(tmp_dir / f"job{j}-s{k}")
-                proc = ctx.Process(target=_child, args=(jobs[j], plans[j].fmt, k, out_base, limits.memory_bytes),
-                                   daemon=True)
+                proc = ctx.Process(
+                    target=_child, args=(jobs[j], plans[j].fmt, k, out_base, limits.memory_bytes), daemon=True
+                )
                 proc.start()
                 running[(j, k)] = (proc, time.monotonic(), out_base)
             if running:
@@ -323,8 +362,12 @@ def _run_children(jobs: list[ReadJob], plans: list[_Plan], pending: list[tuple[i
                     plans[j].sheets[k] = got
                     continue
                 failed.add(j)
-                fail(j, got if got not in ("", "memory") else
-                     _failure(jobs[j], proc.exitcode, limits, timed_out, got == "memory"))
+                fail(
+                    j,
+                    got
+                    if got not in ("", "memory")
+                    else _failure(jobs[j], proc.exitcode, limits, timed_out, got == "memory"),
+                )
     finally:
         for proc, _, _ in running.values():
             proc.kill()

@@ -29,14 +29,14 @@ def mask_id(id_number: str | None) -> str | None:
         return f"{value[:6]}{'*' * 8}{value[-4:]}"
     head = min(3, n // 3)
     tail = min(2, n // 4)
-    return value[:head] + "*" * (n - head - tail) + (value[n - tail:] if tail else "")
+    return value[:head] + "*" * (n - head - tail) + (value[n - tail :] if tail else "")
 
 
 def mask_ids_in_text(text: str | None) -> str | None:
     """Mask every ID-like run of digits inside free text (a raw cell value, a reason)."""
     if text is None or not _ID_LIKE.search(text):
         return text
-    return _ID_LIKE.sub(lambda m: mask_id(m.group()), text)
+    return _ID_LIKE.sub(lambda m: mask_id(m.group()) or "", text)
 
 
 # --- the same masking on a whole polars column (the exception lists) ----------------
@@ -51,8 +51,8 @@ def _distinct_in_python(expr: pl.Expr, needs: pl.Expr, function) -> pl.Expr:
     """`function` applied once per distinct value among the (few) rows where `needs` holds; the other
     rows as they are."""
     return pl.struct(expr.alias("value"), needs.alias("needs")).map_batches(
-        lambda s: _map_distinct(s.struct.field("value"), s.struct.field("needs"), function),
-        return_dtype=pl.Utf8)
+        lambda s: _map_distinct(s.struct.field("value"), s.struct.field("needs"), function), return_dtype=pl.Utf8
+    )
 
 
 def _map_distinct(values: pl.Series, needs: pl.Series, function) -> pl.Series:
@@ -68,8 +68,10 @@ def mask_id_expr(expr: pl.Expr) -> pl.Expr:
     a rejected raw value under an ID header) through mask_id itself, once per distinct value."""
     plain = expr.str.contains(_PLAIN_ID).fill_null(False)
     return (
-        pl.when(expr.is_null()).then(None)
-        .when(plain).then(pl.concat_str([expr.str.slice(0, 6), pl.lit("*" * 8), expr.str.slice(14, 4)]))
+        pl.when(expr.is_null())
+        .then(None)
+        .when(plain)
+        .then(pl.concat_str([expr.str.slice(0, 6), pl.lit("*" * 8), expr.str.slice(14, 4)]))
         .otherwise(_distinct_in_python(expr, ~plain, mask_id))
     )
 

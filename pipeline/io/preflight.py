@@ -43,11 +43,11 @@ _OLE_END_OF_CHAIN = 0xFFFFFFFE
 class Limits:
     """Caps for one input file; generous for a province's real exports."""
 
-    max_member_bytes: int = 2 * 1024**3        # one unpacked XML part
-    max_total_bytes: int = 4 * 1024**3         # the whole unpacked workbook
-    max_ratio: int = 200                       # unpacked / packed, for members over `ratio_floor_bytes`
+    max_member_bytes: int = 2 * 1024**3  # one unpacked XML part
+    max_total_bytes: int = 4 * 1024**3  # the whole unpacked workbook
+    max_ratio: int = 200  # unpacked / packed, for members over `ratio_floor_bytes`
     ratio_floor_bytes: int = 64 * 1024**2
-    max_sheet_cells: int = 60_000_000          # declared rows x columns of one sheet
+    max_sheet_cells: int = 60_000_000  # declared rows x columns of one sheet
     max_sheet_columns: int = 1_000
 
 
@@ -84,26 +84,36 @@ def check_file(path: Path, limits: Limits = Limits()) -> str:
 
 # --- text ------------------------------------------------------------------------------
 
+
 def _check_text(path: Path, head: bytes) -> str:
     stripped = head.lstrip(b"\xef\xbb\xbf\xff\xfe\xfe\xff \t\r\n").lower()
     if b"urn:schemas-microsoft-com:office:spreadsheet" in head or (
-            stripped.startswith(b"<?xml") and b"<workbook" in stripped):
-        raise _refuse("文件是Excel 2003 XML表格，请用Excel或WPS打开后另存为 .xlsx",
-                      "Excel 2003 XML spreadsheet: open it in Excel or WPS and save it as .xlsx", path)
+        stripped.startswith(b"<?xml") and b"<workbook" in stripped
+    ):
+        raise _refuse(
+            "文件是Excel 2003 XML表格，请用Excel或WPS打开后另存为 .xlsx",
+            "Excel 2003 XML spreadsheet: open it in Excel or WPS and save it as .xlsx",
+            path,
+        )
     if re.match(rb"<(!doctype\s+html|html|table|meta|head|body|\?xml)", stripped[:40]):
-        raise _refuse("文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后另存为 .xlsx",
-                      "HTML page, not a workbook (a web system's \"Excel export\"): open it in Excel or WPS and "
-                      "save it as .xlsx", path)
+        raise _refuse(
+            "文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后另存为 .xlsx",
+            'HTML page, not a workbook (a web system\'s "Excel export"): open it in Excel or WPS and save it as .xlsx',
+            path,
+        )
     for encoding in ("utf-8", "gb18030"):
         try:  # incremental: a character cut at the 4096th byte is not an error
             codecs.getincrementaldecoder(encoding)().decode(head, final=False)
             return "csv"
         except UnicodeDecodeError:
             pass
-    raise _refuse("文件不是表格（不是Excel/WPS工作簿，也不是CSV文本）", "not a spreadsheet (no workbook, no CSV text)", path)
+    raise _refuse(
+        "文件不是表格（不是Excel/WPS工作簿，也不是CSV文本）", "not a spreadsheet (no workbook, no CSV text)", path
+    )
 
 
 # --- OLE compound files (.xls) ---------------------------------------------------------
+
 
 def _ole_streams(data: bytes) -> dict[str, tuple[int, int]]:
     """Stream name -> (first sector, size) from an OLE compound file's directory (MS-CFB)."""
@@ -116,7 +126,7 @@ def _ole_streams(data: bytes) -> dict[str, tuple[int, int]]:
 
     fat: list[int] = []
     for s in fat_sectors:
-        chunk = data[at(s): at(s) + sector]
+        chunk = data[at(s) : at(s) + sector]
         if len(chunk) < sector:
             raise ValueError("FAT beyond the end of the file")
         fat.extend(struct.unpack(f"<{sector // 4}I", chunk))
@@ -124,12 +134,12 @@ def _ole_streams(data: bytes) -> dict[str, tuple[int, int]]:
     s, seen = first_dir, set()
     while s < _OLE_END_OF_CHAIN and s not in seen:
         seen.add(s)
-        block = data[at(s): at(s) + sector]
+        block = data[at(s) : at(s) + sector]
         if len(block) < sector:
             raise ValueError("directory beyond the end of the file")
         for off in range(0, sector, 128):
             name_len = struct.unpack_from("<H", block, off + 64)[0]
-            name = block[off: off + max(name_len - 2, 0)].decode("utf-16-le", "replace")
+            name = block[off : off + max(name_len - 2, 0)].decode("utf-16-le", "replace")
             start, size = struct.unpack_from("<I", block, off + 116)[0], struct.unpack_from("<I", block, off + 120)[0]
             if name:
                 streams[name] = (start, size)
@@ -143,18 +153,24 @@ def _check_ole(path: Path) -> str:
         streams = _ole_streams(data)
     except (ValueError, struct.error):
         streams = None
-    if streams is None and "EncryptionInfo".encode("utf-16-le") in data[:8 * 1024**2]:
+    if streams is None and "EncryptionInfo".encode("utf-16-le") in data[: 8 * 1024**2]:
         streams = {"EncryptionInfo": (0, 0)}  # a directory we cannot walk, but the name is there
     if streams is None:
         raise _refuse("文件已损坏或不完整", "file is truncated or damaged", path)
     if "EncryptionInfo" in streams or "EncryptedPackage" in streams:
-        raise _refuse("工作簿设置了打开密码，请取消密码后另存为 .xlsx",
-                      "workbook is password-protected, remove the password and save as .xlsx", path)
+        raise _refuse(
+            "工作簿设置了打开密码，请取消密码后另存为 .xlsx",
+            "workbook is password-protected, remove the password and save as .xlsx",
+            path,
+        )
     book = streams.get("Workbook") or streams.get("Book")
     if book is None:
-        raise _refuse("文件不是Excel工作簿（可能是WPS表格的 .et 格式或其他Office文档），请用WPS或Excel另存为 .xlsx",
-                      "not an Excel workbook (perhaps a WPS .et spreadsheet or another Office file): save it as "
-                      ".xlsx in WPS or Excel", path)
+        raise _refuse(
+            "文件不是Excel工作簿（可能是WPS表格的 .et 格式或其他Office文档），请用WPS或Excel另存为 .xlsx",
+            "not an Excel workbook (perhaps a WPS .et spreadsheet or another Office file): save it as "
+            ".xlsx in WPS or Excel",
+            path,
+        )
     sector = 1 << struct.unpack_from("<H", data, 30)[0]
     start, size = book
     if size >= 4096:  # in regular sectors: its first records are readable directly
@@ -164,12 +180,16 @@ def _check_ole(path: Path) -> str:
         first_type, first_len = struct.unpack_from("<HH", data, begin) if begin + 4 <= len(data) else (0, 0)
         if first_type == _BIFF_BOF and begin + 8 + first_len <= len(data):
             if struct.unpack_from("<H", data, begin + 4 + first_len)[0] == _BIFF_FILEPASS:
-                raise _refuse("工作簿设置了打开密码，请取消密码后另存为 .xlsx",
-                              "workbook is password-protected, remove the password and save as .xlsx", path)
+                raise _refuse(
+                    "工作簿设置了打开密码，请取消密码后另存为 .xlsx",
+                    "workbook is password-protected, remove the password and save as .xlsx",
+                    path,
+                )
     return "xls"
 
 
 # --- zip containers (.xlsx, .xlsb, .ods) -----------------------------------------------
+
 
 def _check_zip(path: Path, limits: Limits) -> str:
     try:
@@ -179,11 +199,16 @@ def _check_zip(path: Path, limits: Limits) -> str:
                 fmt = "xlsx"
             elif "xl/workbook.bin" in names:
                 fmt = "xlsb"
-            elif "mimetype" in names and z.read("mimetype").startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+            elif "mimetype" in names and z.read("mimetype").startswith(
+                b"application/vnd.oasis.opendocument.spreadsheet"
+            ):
                 fmt = "ods"
             else:
-                raise _refuse("压缩包中没有 Excel 工作簿或 .ods 表格", "zip holds no Excel workbook (xl/workbook.xml, "
-                              "xl/workbook.bin) or OpenDocument spreadsheet", path)
+                raise _refuse(
+                    "压缩包中没有 Excel 工作簿或 .ods 表格",
+                    "zip holds no Excel workbook (xl/workbook.xml, xl/workbook.bin) or OpenDocument spreadsheet",
+                    path,
+                )
             _check_sizes(path, z, limits)
             if fmt == "xlsx":
                 for info in z.infolist():
@@ -193,7 +218,9 @@ def _check_zip(path: Path, limits: Limits) -> str:
     except zipfile.BadZipFile:
         raise _refuse("文件已损坏或不完整", "workbook is truncated or damaged", path) from None
     except (OSError, EOFError, NotImplementedError, RuntimeError) as e:
-        raise InputFileError(f"文件已损坏或不完整 / workbook is truncated or damaged: {path} ({type(e).__name__})") from None
+        raise InputFileError(
+            f"文件已损坏或不完整 / workbook is truncated or damaged: {path} ({type(e).__name__})"
+        ) from None
 
 
 def _check_sizes(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:
@@ -203,8 +230,9 @@ def _check_sizes(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:
             raise InputFileError(f"工作簿已加密 / workbook part is encrypted: {path}")
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
-        if (info.file_size > limits.max_member_bytes
-                or (info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio)):
+        if info.file_size > limits.max_member_bytes or (
+            info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio
+        ):
             raise InputFileError(
                 f"工作簿解压后过大（{info.filename} {info.file_size / 1024**2:,.0f} MB），疑似压缩炸弹 / "
                 f"too large when unpacked ({info.filename}): {path}"

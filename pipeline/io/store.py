@@ -33,14 +33,21 @@ import polars as pl
 from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
 from pipeline.faults import checkpoint
 from pipeline.io.tables import (
-    DIFFED_TABLES, LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, ROW_KEYS, STAGED_TABLES, TABLES, VIEWS,
+    DIFFED_TABLES,
+    LOW_CARDINALITY,
+    MONEY,
+    PER_YEAR_TABLES,
+    ROW_KEYS,
+    STAGED_TABLES,
+    TABLES,
+    VIEWS,
 )
 
 T = TypeVar("T")
 
 INSERT_SLICE_ROWS = 500_000
-STORAGE_VERSION = "v1.1.0"   # the storage format DuckDB 1.1 and every later client reads
-_HEADER_VERSION_V1_1 = 64    # the version number such a file carries in its header
+STORAGE_VERSION = "v1.1.0"  # the storage format DuckDB 1.1 and every later client reads
+_HEADER_VERSION_V1_1 = 64  # the version number such a file carries in its header
 _CATALOG = "night"
 STAGED_PREFIX = "__next_"
 # DuckDB's memory while a night in partitions writes (its own cache; the staged tables are on disk).
@@ -49,6 +56,7 @@ ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
 
 # --- files -------------------------------------------------------------------------------
+
 
 def previous_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".previous")
@@ -61,23 +69,30 @@ def work_path(db_path: Path) -> Path:
 
 def _damaged(db_path: Path, what: str) -> DatabaseDamagedError:
     previous = previous_path(db_path)
-    restore = (f"上一次完好的数据库是 {previous}，确认没有运行后执行 cp {previous} {db_path} 恢复 / the last good copy is "
-               f"{previous}: with no run going, `cp {previous} {db_path}` restores it" if previous.exists()
-               else f"没有可恢复的副本，移走该文件后重新运行将新建数据库 / no copy to restore: move the file away and "
-                    f"the next run builds a new database")
-    return DatabaseDamagedError(f"数据库文件{what} / database file {db_path} is damaged or not a DuckDB file; {restore}")
+    restore = (
+        f"上一次完好的数据库是 {previous}，确认没有运行后执行 cp {previous} {db_path} 恢复 / the last good copy is "
+        f"{previous}: with no run going, `cp {previous} {db_path}` restores it"
+        if previous.exists()
+        else "没有可恢复的副本，移走该文件后重新运行将新建数据库 / no copy to restore: move the file away and "
+        "the next run builds a new database"
+    )
+    return DatabaseDamagedError(
+        f"数据库文件{what} / database file {db_path} is damaged or not a DuckDB file; {restore}"
+    )
 
 
 def _write_error(e: OSError | duckdb.Error, db_path: Path) -> DatabaseWriteError:
     text = str(e)
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in text:
+    if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in text:
         why = "磁盘空间不足 / no space left on the disk"
     elif isinstance(e, PermissionError) or "Permission denied" in text or "Read-only" in text:
         why = "没有写入权限 / no permission to write"
     else:
         why = f"写入失败 / write failed ({type(e).__name__})"
-    return DatabaseWriteError(f"{why}：本次结果未发布，已发布的数据库未改动 / the night was not published, "
-                              f"{db_path} is untouched: {db_path.parent}")
+    return DatabaseWriteError(
+        f"{why}：本次结果未发布，已发布的数据库未改动 / the night was not published, "
+        f"{db_path} is untouched: {db_path.parent}"
+    )
 
 
 @contextmanager
@@ -202,6 +217,7 @@ def publish_database(db_path: Path, work: Path) -> None:
 
 # --- tables --------------------------------------------------------------------------------
 
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -211,9 +227,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     since (tables are only ever extended); put every comment in place."""
     for table in TABLES.values():
         con.execute(table.ddl())
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
-            [table.name]).fetchall()}
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
+                [table.name],
+            ).fetchall()
+        }
         for column in table.columns:
             if column.name not in have:
                 con.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.definition.replace(' PRIMARY KEY', '')}")
@@ -251,8 +271,9 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
         con.unregister(name)
 
 
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str,
-                 into: str | None = None) -> None:
+def insert_frame(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str, into: str | None = None
+) -> None:
     """Insert a polars frame into a table of tables.py (or `into`, a table made like it), converting
     fen to yuan."""
     if frame.height == 0:
@@ -271,8 +292,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """The frame with `row_hash` (64-bit hash of every column it holds; run_id is not among them)
     and `key_hash` (of the columns naming the row, tables.ROW_KEYS)."""
-    return frame.with_columns(frame.hash_rows(seed=0).alias(ROW_HASH),
-                              frame.select(ROW_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH))
+    return frame.with_columns(
+        frame.hash_rows(seed=0).alias(ROW_HASH), frame.select(ROW_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH)
+    )
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
@@ -282,8 +304,9 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = 
 
 def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the staged tables a killed night in partitions left behind."""
-    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__next_%' "
-                               "AND database_name = current_database()").fetchall():
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__next_%' AND database_name = current_database()"
+    ).fetchall():
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -308,14 +331,16 @@ def _insert_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage
 
 # --- the night's writers ---------------------------------------------------------------------
 
+
 @dataclass
 class _Diff:
     """What a run changes in one diffed table for its coverage year."""
+
     table: str
-    added: pl.DataFrame          # rows to insert (with row_hash and key_hash)
-    gone: pl.DataFrame | None    # __rowid of the rows to delete; None: delete the whole year
-    kept: int                    # rows left in place (re-stamped with the run)
-    before: int                  # rows of the year before the run
+    added: pl.DataFrame  # rows to insert (with row_hash and key_hash)
+    gone: pl.DataFrame | None  # __rowid of the rows to delete; None: delete the whole year
+    kept: int  # rows left in place (re-stamped with the run)
+    before: int  # rows of the year before the run
 
 
 def _diff(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, coverage_year: int) -> _Diff:
@@ -327,15 +352,20 @@ def _diff(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, cover
     table or the frame (identical rows), the year is rewritten whole.
     """
     frame = with_row_hash(frame, table)
-    old = query_frame(con, f"SELECT rowid AS __rowid, {ROW_HASH}, {KEY_HASH} FROM {table} "
-                      f"WHERE {DIFFED_TABLES[table]} = ?", [coverage_year])
+    old = query_frame(
+        con,
+        f"SELECT rowid AS __rowid, {ROW_HASH}, {KEY_HASH} FROM {table} WHERE {DIFFED_TABLES[table]} = ?",
+        [coverage_year],
+    )
     hashed = old.filter(pl.col(ROW_HASH).is_not_null() & pl.col(KEY_HASH).is_not_null())
-    if (hashed.height == 0 or hashed[ROW_HASH].n_unique() != hashed.height
-            or frame[ROW_HASH].n_unique() != frame.height):
+    if hashed.height == 0 or hashed[ROW_HASH].n_unique() != hashed.height or frame[ROW_HASH].n_unique() != frame.height:
         return _Diff(table, frame, None, 0, old.height)
     # row_hash is unique on both sides: join on it alone, then require the key_hash to agree
-    same = frame.select(ROW_HASH, KEY_HASH, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i")).join(
-        hashed, on=ROW_HASH, how="inner", suffix="__old").filter(pl.col(KEY_HASH) == pl.col(f"{KEY_HASH}__old"))
+    same = (
+        frame.select(ROW_HASH, KEY_HASH, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"))
+        .join(hashed, on=ROW_HASH, how="inner", suffix="__old")
+        .filter(pl.col(KEY_HASH) == pl.col(f"{KEY_HASH}__old"))
+    )
     gone = old.select("__rowid").filter(~pl.col("__rowid").is_in(same["__rowid"].implode()))
     added = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(same["__i"].implode()))
     return _Diff(table, added, gone, same.height, old.height)
@@ -376,8 +406,12 @@ class NightWriter:
     def _replace_per_person_tables(self) -> None:
         raise NotImplementedError
 
-    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame],
-               before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None) -> T | None:
+    def finish(
+        self,
+        run_row: dict,
+        frames: dict[str, pl.DataFrame],
+        before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
+    ) -> T | None:
         con, year = self.con, self.coverage_year
         con.execute("BEGIN TRANSACTION")
         self._replace_per_person_tables()
@@ -408,11 +442,17 @@ class DiffedWriter(NightWriter):
     def _replace_per_person_tables(self) -> None:
         con, year = self.con, self.coverage_year
         incoming = self.frames["reconciliation"].select(
-            "id_number", "name", "county", "township", "status", "amount_diff_fen")
+            "id_number", "name", "county", "township", "status", "amount_diff_fen"
+        )
         with _registered(con, "__recon_frame", incoming):
-            _insert_status_changes(con, self.run_id, year, "SELECT id_number, name, county, township, status, "
-                                   f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) "
-                                   "AS amount_diff FROM __recon_frame")
+            _insert_status_changes(
+                con,
+                self.run_id,
+                year,
+                "SELECT id_number, name, county, township, status, "
+                f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) "
+                "AS amount_diff FROM __recon_frame",
+            )
         for table in STAGED_TABLES:
             frame = self.frames.pop(table)
             if table in DIFFED_TABLES:
@@ -421,6 +461,11 @@ class DiffedWriter(NightWriter):
                 con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
                 insert_frame(con, table, frame, self.run_id)
             del frame  # let each table's rows go once written
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, *params: object) -> int:
+    row = con.execute(sql, list(params)).fetchone()
+    return int(row[0]) if row else 0
 
 
 class StagedWriter(NightWriter):
@@ -434,13 +479,18 @@ class StagedWriter(NightWriter):
         super().__init__(con, coverage_year, run_id)
         con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
         self.added = {t: 0 for t in DIFFED_TABLES}
-        self.before = {t: con.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [coverage_year]).fetchone()[0]
-                       for t, column in DIFFED_TABLES.items()}
+        self.before = {
+            t: _count(con, f"SELECT count(*) FROM {t} WHERE {column} = ?", coverage_year)
+            for t, column in DIFFED_TABLES.items()
+        }
         for table in STAGED_TABLES:
             columns = ", ".join(f'"{c}"' for c in TABLES[table].column_names)
             con.execute(TABLES[table].ddl(STAGED_PREFIX + table))
-            con.execute(f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
-                        f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?", [coverage_year])
+            con.execute(
+                f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
+                f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?",
+                [coverage_year],
+            )
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
         if table in DIFFED_TABLES:
@@ -450,8 +500,9 @@ class StagedWriter(NightWriter):
 
     def _replace_per_person_tables(self) -> None:
         con, year = self.con, self.coverage_year
-        _insert_status_changes(con, self.run_id, year, f"SELECT * FROM {STAGED_PREFIX}reconciliation "
-                                                       f"WHERE coverage_year = {int(year)}")
+        _insert_status_changes(
+            con, self.run_id, year, f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = {int(year)}"
+        )
         for table in STAGED_TABLES:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")

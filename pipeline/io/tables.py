@@ -59,8 +59,11 @@ def _load() -> tuple[dict[str, Table], dict[str, View]]:
         data = tomllib.load(f)
     views = {name: View(name, v["comment"], v["sql"].strip()) for name, v in data.pop("views", {}).items()}
     tables = {
-        name: Table(name, t["comment"], tuple(Column(c, typ.replace("MONEY", MONEY), comment)
-                                              for c, typ, comment in t["columns"]))
+        name: Table(
+            name,
+            t["comment"],
+            tuple(Column(c, typ.replace("MONEY", MONEY), comment) for c, typ, comment in t["columns"]),
+        )
         for name, t in data.items()
     }
     return tables, views
@@ -72,17 +75,40 @@ DDL = {name: ", ".join(c.definition for c in table.columns) for name, table in T
 
 # Text columns holding few distinct values (file and sheet names, places, categories, rule texts).
 # They are handed to DuckDB dictionary-encoded: at 1M rows the write takes about a third less.
-LOW_CARDINALITY = frozenset({
-    "source_file", "sheet", "kind", "county", "township", "village", "tier", "identity_labels", "rule_id",
-    "rule_basis", "refund_basis", "status", "previous_status", "reason", "column", "channel", "id_type",
-    "residence_basis", "special_event", "level", "department", "label",
-})
+LOW_CARDINALITY = frozenset(
+    {
+        "source_file",
+        "sheet",
+        "kind",
+        "county",
+        "township",
+        "village",
+        "tier",
+        "identity_labels",
+        "rule_id",
+        "rule_basis",
+        "refund_basis",
+        "status",
+        "previous_status",
+        "reason",
+        "column",
+        "channel",
+        "id_type",
+        "residence_basis",
+        "special_event",
+        "level",
+        "department",
+        "label",
+    }
+)
 
 # The big tables a run rewrites only where rows changed, each with the column naming the coverage
 # year its rows belong to. A night where only the payments changed keeps the unchanged rows.
 DIFFED_TABLES = {
-    "residents": "coverage_year", "payments": "run_coverage_year",
-    "determinations": "coverage_year", "reconciliation": "coverage_year",
+    "residents": "coverage_year",
+    "payments": "run_coverage_year",
+    "determinations": "coverage_year",
+    "reconciliation": "coverage_year",
 }
 # The columns that name one row of each of them (hashed into key_hash): the line of the input file,
 # or the person.
@@ -94,8 +120,16 @@ ROW_KEYS = {
 }
 # Tables whose rows belong to one coverage year and are replaced by its next run.
 PER_YEAR_TABLES = (
-    "run_sheets", "residents", "rejected_rows", "determinations", "reconciliation", "unmatched_payments",
-    "subsidy_totals", "subsidy_list_rows", "subsidy_not_enrolled", "subsidy_progress",
+    "run_sheets",
+    "residents",
+    "rejected_rows",
+    "determinations",
+    "reconciliation",
+    "unmatched_payments",
+    "subsidy_totals",
+    "subsidy_list_rows",
+    "subsidy_not_enrolled",
+    "subsidy_progress",
 )
 # Per-person tables a night in partitions builds beside the real ones (store.StagedWriter).
 STAGED_TABLES = ("residents", "payments", "determinations", "reconciliation", "unmatched_payments")

@@ -14,8 +14,10 @@ def subsidy_amount_fen(params: Params) -> pl.Expr:
     residence-permit holders (持居住证, (六)).
     """
     return (
-        pl.when(pl.col("tier") == "full").then(pl.lit(params.fen("full_subsidy_yuan"), dtype=pl.Int64))
-        .when(pl.col("tier") == "fixed").then(pl.lit(params.fen("fixed_subsidy_yuan"), dtype=pl.Int64))
+        pl.when(pl.col("tier") == "full")
+        .then(pl.lit(params.fen("full_subsidy_yuan"), dtype=pl.Int64))
+        .when(pl.col("tier") == "fixed")
+        .then(pl.lit(params.fen("fixed_subsidy_yuan"), dtype=pl.Int64))
         .otherwise(pl.lit(0, dtype=pl.Int64))
         .alias("subsidy_amount_fen")
     )

@@ -22,8 +22,8 @@ BIRTH = pl.col("birth_date")
 
 @dataclass(frozen=True)
 class Candidate:
-    rule_id: pl.Expr   # Utf8
-    start: pl.Expr     # Date, null where the rule does not apply
+    rule_id: pl.Expr  # Utf8
+    start: pl.Expr  # Date, null where the rule does not apply
     waiting_end: pl.Expr  # Date, null where the rule has no waiting period
 
 
@@ -32,6 +32,7 @@ def _lit(rule_id: str) -> pl.Expr:
 
 
 # --- ordinary residents, one model per year -------------------------------
+
 
 def _in_period_or_waiting(params: Params, waiting: pl.Expr) -> Candidate:
     """d <= CE -> YS with no waiting; else the given waiting end, benefits from the day after."""
@@ -46,12 +47,12 @@ def _in_period_or_waiting(params: Params, waiting: pl.Expr) -> Candidate:
 
 def ordinary_wait_days(params: Params) -> Candidate:
     """赣医保发〔2023〕9号 三(一): d <= CE -> YS; else a waiting period of N days from d."""
-    return _in_period_or_waiting(params, add_days(D, params.waiting_days.value))
+    return _in_period_or_waiting(params, add_days(D, params.need("waiting_days")))
 
 
 def ordinary_wait_months(params: Params) -> Candidate:
     """赣医保发〔2024〕7号 (四): d <= CE -> YS; else a waiting period of N months from d."""
-    return _in_period_or_waiting(params, add_months(D, params.waiting_months.value))
+    return _in_period_or_waiting(params, add_months(D, params.need("waiting_months")))
 
 
 def ordinary_continuity(params: Params) -> Candidate:
@@ -63,22 +64,31 @@ def ordinary_continuity(params: Params) -> Candidate:
     5 continuous, d > CE -> as case 4.
     """
     ys, ce = date_lit(params.year_start), date_lit(params.collection_end.value)
-    lapsed_start = date_lit(params.lapsed_early_benefit_start.value)
-    waiting = add_months(D, params.waiting_months.value)
+    lapsed_start = date_lit(params.need("lapsed_early_benefit_start"))
+    waiting = add_months(D, params.need("waiting_months"))
     continuous = pl.col("prev_year_insured").fill_null(False)
     before_year = D < ys
     return Candidate(
-        rule_id=pl.when(continuous & before_year).then(_lit("continuous_before_year"))
-        .when(continuous & (D <= ce)).then(_lit("continuous_in_period"))
-        .when(continuous).then(_lit("continuous_after_period"))
-        .when(before_year).then(_lit("lapsed_before_year"))
+        rule_id=pl.when(continuous & before_year)
+        .then(_lit("continuous_before_year"))
+        .when(continuous & (D <= ce))
+        .then(_lit("continuous_in_period"))
+        .when(continuous)
+        .then(_lit("continuous_after_period"))
+        .when(before_year)
+        .then(_lit("lapsed_before_year"))
         .otherwise(_lit("lapsed_in_year")),
-        start=pl.when(continuous & before_year).then(ys)
-        .when(continuous & (D <= ce)).then(next_day(D))
-        .when(~continuous & before_year).then(lapsed_start)
+        start=pl.when(continuous & before_year)
+        .then(ys)
+        .when(continuous & (D <= ce))
+        .then(next_day(D))
+        .when(~continuous & before_year)
+        .then(lapsed_start)
         .otherwise(next_day(waiting)),
-        waiting_end=pl.when(continuous & (D <= ce)).then(NULL_DATE)
-        .when(before_year).then(add_days(lapsed_start, -1))
+        waiting_end=pl.when(continuous & (D <= ce))
+        .then(NULL_DATE)
+        .when(before_year)
+        .then(add_days(lapsed_start, -1))
         .otherwise(waiting),
     )
 
@@ -91,6 +101,7 @@ ORDINARY_MODELS = {
 
 
 # --- subsidised persons, special groups -----------------------------------
+
 
 def subsidized_no_waiting(params: Params) -> Candidate:
     """赣医保发〔2023〕9号 三(二): 资助参保对象 start YS whatever d (2024 switch)."""
@@ -108,13 +119,15 @@ def special_status(params: Params) -> Candidate:
     分类资助参保 (labels.toml `medical_assistance`) [interp docs/RULES.md §1], whatever its tier,
     age condition or identification date (docs/RULES.md §4, §9).
     """
-    names = list(dict.fromkeys([*params.special_status_labels,
-                                *(lab.name for lab in params.labels if lab.medical_assistance)]))
+    names = list(
+        dict.fromkeys([*params.special_status_labels, *(lab.name for lab in params.labels if lab.medical_assistance)])
+    )
     holds = pl.col("identity_labels").list.eval(pl.element().is_in(names)).list.any() if names else pl.lit(False)
     return Candidate(
         rule_id=_lit("special_status"),
         start=pl.when(holds.fill_null(False))
-        .then(pl.max_horizontal(date_lit(params.year_start), next_day(D))).otherwise(NULL_DATE),
+        .then(pl.max_horizontal(date_lit(params.year_start), next_day(D)))
+        .otherwise(NULL_DATE),
         waiting_end=NULL_DATE,
     )
 
@@ -124,7 +137,7 @@ def special_event_window_end(params: Params) -> pl.Expr:
     event_date = pl.col("special_event_date")
     ends = [
         pl.when(pl.col("special_event") == ev.name).then(
-            add_months(event_date, ev.window_months) if ev.window_months else add_days(event_date, ev.window_days)
+            add_months(event_date, ev.window_months) if ev.window_months else add_days(event_date, ev.window_days or 0)
         )
         for ev in params.special_events
     ]
@@ -143,6 +156,7 @@ def special_event(params: Params) -> Candidate:
 
 
 # --- newborns, one model per year ------------------------------------------
+
 
 def _registration() -> pl.Expr:
     """r = 参保登记日期, or d when empty."""
@@ -170,11 +184,13 @@ def newborn_payment(params: Params) -> Candidate:
     else d <= add_months(birth, 12) -> max(YS, d + 1 day)."""
     ys = date_lit(params.year_start)
     within = _within(days_between(D, BIRTH), params.newborn_window_days.value)
-    within_grace = (D <= add_months(BIRTH, params.newborn_grace_months.value)).fill_null(False)
+    within_grace = (D <= add_months(BIRTH, params.need("newborn_grace_months"))).fill_null(False)
     return Candidate(
         rule_id=pl.when(within).then(_lit("newborn_from_birth")).otherwise(_lit("newborn_next_day")),
-        start=pl.when(within).then(pl.max_horizontal(BIRTH, ys))
-        .when(within_grace).then(pl.max_horizontal(ys, next_day(D)))
+        start=pl.when(within)
+        .then(pl.max_horizontal(BIRTH, ys))
+        .when(within_grace)
+        .then(pl.max_horizontal(ys, next_day(D)))
         .otherwise(NULL_DATE),
         waiting_end=NULL_DATE,
     )
@@ -189,8 +205,10 @@ def newborn_registration(params: Params) -> Candidate:
     within = _within(days_between(r, BIRTH), params.newborn_window_days.value)
     return Candidate(
         rule_id=pl.when(within).then(_lit("newborn_from_birth")).otherwise(_lit("newborn_next_day")),
-        start=pl.when(newborn & within).then(pl.max_horizontal(BIRTH, ys))
-        .when(newborn).then(pl.max_horizontal(ys, next_day(r)))
+        start=pl.when(newborn & within)
+        .then(pl.max_horizontal(BIRTH, ys))
+        .when(newborn)
+        .then(pl.max_horizontal(ys, next_day(r)))
         .otherwise(NULL_DATE),
         waiting_end=NULL_DATE,
     )
@@ -232,7 +250,8 @@ def benefit_columns(params: Params) -> list[list[pl.Expr]]:
     waits = [pl.col(f"__wait_{i}") for i in range(n)]
     rules = [pl.col(f"__rule_{i}") for i in range(n)]
     stage_candidates = [
-        e for i, c in enumerate(cands)
+        e
+        for i, c in enumerate(cands)
         for e in (c.rule_id.alias(f"__rule_{i}"), c.start.alias(f"__start_{i}"), c.waiting_end.alias(f"__wait_{i}"))
     ]
     best = pl.col("__best")

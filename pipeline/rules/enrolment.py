@@ -40,12 +40,18 @@ def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -
         .sort("__p", "paid_on", "ticket_no")
         .with_columns(pl.col("amount_fen").cum_sum().over("__p").alias("__running"))
         .group_by("__p")
-        .agg(pl.col("paid_on").filter(pl.col("__running") >= pl.col("individual_due_fen")).min()
-             .alias("__reached_several"))
+        .agg(
+            pl.col("paid_on")
+            .filter(pl.col("__running") >= pl.col("individual_due_fen"))
+            .min()
+            .alias("__reached_several")
+        )
     )
     once = pl.when((pl.col("__n_rows") == 1) & (pl.col("net_paid_fen") >= pl.col("individual_due_fen")))
     return per_person.join(several, on="__p", how="left").select(
-        "__p", "net_paid_fen", "n_payments",
+        "__p",
+        "net_paid_fen",
+        "n_payments",
         pl.coalesce(once.then(pl.col("__first_on")), pl.col("__reached_several")).alias("reached_on"),
         "last_paid_on",
     )
@@ -54,8 +60,10 @@ def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -
 def is_enrolled() -> pl.Expr:
     """Due 0: enrolled by registration. Due > 0: net paid for Y at least the due."""
     return (
-        (pl.col("individual_due_fen") == 0) | (pl.col("net_paid_fen") >= pl.col("individual_due_fen"))
-    ).fill_null(False).alias("enrolled")
+        ((pl.col("individual_due_fen") == 0) | (pl.col("net_paid_fen") >= pl.col("individual_due_fen")))
+        .fill_null(False)
+        .alias("enrolled")
+    )
 
 
 def enrolled_on(params: Params) -> pl.Expr:

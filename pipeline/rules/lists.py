@@ -24,14 +24,25 @@ def in_force(params: Params) -> pl.Expr:
     """Identified on or before YE (or undated) and not ended before YS [interp docs/RULES.md §9:
     赣州 letter 三(二)2 "致贫风险消除后不再享受资助参保政策"; a person still identified on 1 January keeps
     the subsidy for the year]."""
-    return ((pl.col("identified_on").is_null() | (pl.col("identified_on") <= date_lit(params.year_end)))
-            & (pl.col("ended_on").is_null() | (pl.col("ended_on") >= date_lit(params.year_start)))).alias("in_force")
+    return (
+        (pl.col("identified_on").is_null() | (pl.col("identified_on") <= date_lit(params.year_end)))
+        & (pl.col("ended_on").is_null() | (pl.col("ended_on") >= date_lit(params.year_start)))
+    ).alias("in_force")
 
 
 def no_list_rows() -> pl.DataFrame:
     """The in-force list rows of a night without lists."""
-    return pl.DataFrame(schema={"id_number": pl.Utf8, "identity_labels": pl.List(pl.Utf8), "identified_on": pl.Date,
-                                "ended_on": pl.Date, "source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32})
+    return pl.DataFrame(
+        schema={
+            "id_number": pl.Utf8,
+            "identity_labels": pl.List(pl.Utf8),
+            "identified_on": pl.Date,
+            "ended_on": pl.Date,
+            "source_file": pl.Utf8,
+            "sheet": pl.Utf8,
+            "row_number": pl.Int32,
+        }
+    )
 
 
 def list_labels(people: pl.LazyFrame, rows: pl.DataFrame, params: Params) -> pl.LazyFrame:
@@ -40,9 +51,13 @@ def list_labels(people: pl.LazyFrame, rows: pl.DataFrame, params: Params) -> pl.
     rows whose labels give this person full or fixed) and `list_undated` (such a row has none)."""
     ordered = rows.lazy().sort("source_file", "sheet", "row_number")
     matched = ordered.join(people.select("id_number", "age"), on="id_number", how="inner").with_columns(
-        gives_tier(pl.col("identity_labels"), params).alias("__gives"))
+        gives_tier(pl.col("identity_labels"), params).alias("__gives")
+    )
     return matched.group_by("id_number", maintain_order=True).agg(
-        pl.col("identity_labels").list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True).alias("list_labels"),
+        pl.col("identity_labels")
+        .list.explode(keep_nulls=False, empty_as_null=False)
+        .unique(maintain_order=True)
+        .alias("list_labels"),
         pl.col("identified_on").filter(pl.col("__gives")).min().alias("list_identified_on"),
         (pl.col("__gives") & pl.col("identified_on").is_null()).any().alias("list_undated"),
     )
@@ -63,9 +78,12 @@ def with_list_labels(people: pl.LazyFrame, rows: pl.DataFrame, params: Params) -
         .join(found, on="id_number", how="left", maintain_order="left")
         .with_columns(
             pl.concat_list(pl.col("roster_labels"), pl.col("list_labels").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))))
-            .list.unique(maintain_order=True).alias("identity_labels"),
-            pl.when(in_time).then(pl.lit(None, dtype=pl.Date))
-            .otherwise(pl.min_horizontal(roster_date, pl.col("list_identified_on"))).alias("subsidy_identified_on"),
+            .list.unique(maintain_order=True)
+            .alias("identity_labels"),
+            pl.when(in_time)
+            .then(pl.lit(None, dtype=pl.Date))
+            .otherwise(pl.min_horizontal(roster_date, pl.col("list_identified_on")))
+            .alias("subsidy_identified_on"),
         )
         .drop("list_identified_on", "list_undated")
     )

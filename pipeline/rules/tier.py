@@ -7,6 +7,7 @@ import polars as pl
 from pipeline.params import TIER_RANK, Params
 from pipeline.rules.dates import date_lit
 
+
 def age(params: Params) -> pl.Expr:
     """Whole years completed on 1 January of Y [interp RULES.md §0].
 
@@ -43,8 +44,12 @@ def held_bits(labels: pl.Expr, params: Params) -> pl.Expr:
     """A list of labels as one integer: one bit per label that gives a tier, in rank order
     (params.MAX_TIER_LABELS of them at most, checked when the labels are loaded)."""
     bit = {lab.name: 1 << i for i, lab in enumerate(_ranked(params))}
-    return labels.list.unique().list.eval(
-        pl.element().replace_strict(bit, default=0, return_dtype=pl.Int64)).list.sum().fill_null(0)
+    return (
+        labels.list.unique()
+        .list.eval(pl.element().replace_strict(bit, default=0, return_dtype=pl.Int64))
+        .list.sum()
+        .fill_null(0)
+    )
 
 
 def allowed_bits(params: Params) -> pl.Expr:
@@ -54,8 +59,10 @@ def allowed_bits(params: Params) -> pl.Expr:
     if not ranked:
         return pl.lit(0, dtype=pl.Int64)
     return pl.sum_horizontal(
-        pl.when(_age_ok(rule, params)).then(pl.lit(_bits((lab for lab in ranked if lab.age_rule == rule), bit)))
-        .otherwise(pl.lit(0)).cast(pl.Int64)
+        pl.when(_age_ok(rule, params))
+        .then(pl.lit(_bits((lab for lab in ranked if lab.age_rule == rule), bit)))
+        .otherwise(pl.lit(0))
+        .cast(pl.Int64)
         for rule in sorted({lab.age_rule for lab in ranked})
     )
 
@@ -83,18 +90,20 @@ def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
     bit = {lab.name: 1 << i for i, lab in enumerate(ranked)}
     meets = pl.col("__meets")
     first = pl.when(meets != 0).then(meets.bitwise_trailing_zeros())
-    tier_label = first.replace_strict({i: lab.name for i, lab in enumerate(ranked)}, default=None,
-                                      return_dtype=pl.Utf8)
+    tier_label = first.replace_strict({i: lab.name for i, lab in enumerate(ranked)}, default=None, return_dtype=pl.Utf8)
     objects = _bits((lab for lab in ranked if lab.subsidized_object), bit)
     tiers = {lab.name: lab.tier for lab in params.labels}
-    return people.with_columns(
-        (held_bits(pl.col("identity_labels"), params) & allowed_bits(params)).alias("__meets")
-    ).with_columns(
-        tier_label.alias("tier_label"),
-        ((meets & objects) != 0).alias("is_subsidized_object"),
-    ).with_columns(
-        pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
-    ).drop("__meets")
+    return (
+        people.with_columns((held_bits(pl.col("identity_labels"), params) & allowed_bits(params)).alias("__meets"))
+        .with_columns(
+            tier_label.alias("tier_label"),
+            ((meets & objects) != 0).alias("is_subsidized_object"),
+        )
+        .with_columns(
+            pl.col("tier_label").replace_strict(tiers, default="none", return_dtype=pl.Utf8).alias("label_tier"),
+        )
+        .drop("__meets")
+    )
 
 
 def is_newborn(params: Params) -> pl.Expr:
@@ -105,16 +114,21 @@ def is_newborn(params: Params) -> pl.Expr:
     birth = pl.col("birth_date")
     years_since_birth = pl.lit(params.coverage_year, dtype=pl.Int32) - birth.dt.year().cast(pl.Int32)
     return (
-        (birth >= date_lit(params.newborn_full_from.value))
-        & (years_since_birth <= params.newborn_full_years.value - 1)
-        & (birth <= date_lit(params.year_end))
-    ).fill_null(False).alias("is_newborn")
+        (
+            (birth >= date_lit(params.newborn_full_from.value))
+            & (years_since_birth <= params.newborn_full_years.value - 1)
+            & (birth <= date_lit(params.year_end))
+        )
+        .fill_null(False)
+        .alias("is_newborn")
+    )
 
 
 def tier() -> pl.Expr:
     """The highest of the labels' tier and the newborn tier (needs label_tier, is_newborn)."""
     return (
-        pl.when(pl.col("is_newborn") | (pl.col("label_tier") == "full")).then(pl.lit("full"))
+        pl.when(pl.col("is_newborn") | (pl.col("label_tier") == "full"))
+        .then(pl.lit("full"))
         .otherwise(pl.col("label_tier"))
         .alias("tier")
     )
@@ -125,11 +139,17 @@ def tier_basis(params: Params) -> pl.Expr:
     # one text per label, looked up (not formatted per person)
     label_part = pl.col("tier_label").replace_strict(
         {lab.name: f"{lab.name}: {params.label_cite(lab.name)}" for lab in params.labels},
-        default=None, return_dtype=pl.Utf8)
-    newborn = pl.lit(f"新生儿(出生{params.newborn_full_years.value}个自然年度内)全额资助: {params.newborn_full_years.cite}")
+        default=None,
+        return_dtype=pl.Utf8,
+    )
+    newborn = pl.lit(
+        f"新生儿(出生{params.newborn_full_years.value}个自然年度内)全额资助: {params.newborn_full_years.cite}"
+    )
     return (
-        pl.when(pl.col("is_newborn") & (pl.col("label_tier") != "full")).then(newborn)
-        .when(pl.col("tier_label").is_not_null()).then(label_part)
+        pl.when(pl.col("is_newborn") & (pl.col("label_tier") != "full"))
+        .then(newborn)
+        .when(pl.col("tier_label").is_not_null())
+        .then(label_part)
         .otherwise(pl.lit("无资助类别, 按普通居民缴费"))
         .alias("tier_basis")
     )

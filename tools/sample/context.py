@@ -40,8 +40,10 @@ class County:
 
 @cache
 def counties() -> tuple[County, ...]:
-    return tuple(County(c["name"], c["code"], c["slug"], c["weight"], c["tax_prefix"], tuple(c["townships"]))
-                 for c in read_toml("vocabulary.toml")["county"])
+    return tuple(
+        County(c["name"], c["code"], c["slug"], c["weight"], c["tax_prefix"], tuple(c["townships"]))
+        for c in read_toml("vocabulary.toml")["county"]
+    )
 
 
 @dataclass
@@ -77,7 +79,8 @@ class Sample:
         self.vocab = read_toml("vocabulary.toml")
         self.p = load_params(a.year, self.vocab["region"])
         self.header_maps: dict[str, HeaderMap] = {
-            kind: load_header_map(kind) for kind in ("roster", "payments", "subsidy_list")}
+            kind: load_header_map(kind) for kind in ("roster", "payments", "subsidy_list")
+        }
         # Separate streams: a change in how payments look leaves the roster alone.
         self.rng = random.Random(f"medins-sample:{a.seed}:residents")
         self.rrng = random.Random(f"medins-sample:{a.seed}:render")

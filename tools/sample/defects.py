@@ -47,10 +47,19 @@ def load_defects() -> dict[str, dict[str, Defect]]:
             unknown = set(raw) - {"rate", "reason", "outcome", "description", "values"}
             outcome = raw.get("outcome", "rejected")
             if unknown or outcome not in ("rejected", "skipped") or ("reason" in raw) != (outcome == "rejected"):
-                raise ParamsError(f"{path}: [{what}.{kind}] needs rate, description and a reason exactly when "
-                                  f"rejected (unknown keys: {sorted(unknown)})")
-            out[what][kind] = Defect(what, kind, float(raw["rate"]), raw.get("reason"), outcome,
-                                     raw["description"], tuple((a, b) for a, b in raw.get("values", ())))
+                raise ParamsError(
+                    f"{path}: [{what}.{kind}] needs rate, description and a reason exactly when "
+                    f"rejected (unknown keys: {sorted(unknown)})"
+                )
+            out[what][kind] = Defect(
+                what,
+                kind,
+                float(raw["rate"]),
+                raw.get("reason"),
+                outcome,
+                raw["description"],
+                tuple((a, b) for a, b in raw.get("values", ())),
+            )
     return out
 
 
@@ -88,8 +97,10 @@ def misspellings(what: str, kind: str, accepted: dict[str, str]) -> list[tuple[s
     """The wrong spellings of defects.toml the product does not accept (it may learn some)."""
     left = [(typo, meant) for typo, meant in load_defects()[what][kind].values if typo not in accepted]
     if not left:
-        raise ParamsError(f"policy_params/labels.toml now accepts every spelling of [{what}.{kind}] in "
-                          "tools/sample/defects.toml; add new ones there")
+        raise ParamsError(
+            f"policy_params/labels.toml now accepts every spelling of [{what}.{kind}] in "
+            "tools/sample/defects.toml; add new ones there"
+        )
     return left
 
 
@@ -234,8 +245,15 @@ class Spoiler:
         cells["paid_on"] = ("s", text)
         return ("paid_before_birth", "paid_on", text)
 
-    def list_row(self, kind: str, cells: dict[str, Cell], id_number: str, labels: tuple[str, ...],
-                 identified: dt.date, date_cell: Callable[[str, dt.date], Cell]) -> tuple[str, str, str]:
+    def list_row(
+        self,
+        kind: str,
+        cells: dict[str, Cell],
+        id_number: str,
+        labels: tuple[str, ...],
+        identified: dt.date,
+        date_cell: Callable[[str, dt.date], Cell],
+    ) -> tuple[str, str, str]:
         """A subsidy-list row spoilt (RULES.md §9): check digit, label, dates, name."""
         if kind == "id_check_digit":
             text = self.people.wrong_check(id_number, self.r)
@@ -255,4 +273,3 @@ class Spoiler:
             cells["name"] = None
             return (kind, "name", "")
         raise ValueError(f"unknown subsidy-list defect {kind!r}")
-

@@ -31,16 +31,20 @@ class XlsBook:
         self.s, self.path = s, path
         self.tmp = path.with_name(f".{path.name}.part")
         self.wb = xlwt.Workbook(encoding="utf-8")
-        self.styles = {"title": xlwt.easyxf("font: bold on, height 280; align: horiz center"),
-                       "header": xlwt.easyxf("font: bold on; align: horiz center, vert center; "
-                                             "borders: left thin, right thin, top thin, bottom thin")}
+        self.styles = {
+            "title": xlwt.easyxf("font: bold on, height 280; align: horiz center"),
+            "header": xlwt.easyxf(
+                "font: bold on; align: horiz center, vert center; borders: left thin, right thin, top thin, bottom thin"
+            ),
+        }
         for style, num_format in EXCEL_DATE_FORMATS.items():
             xf = xlwt.XFStyle()
             xf.num_format_str = num_format
             self.styles[style] = xf
 
-    def add_sheet(self, name: str, kind: str, keys: list[str], headers: list[str],
-                  groups: dict[int, str] | None = None) -> XlsSheet:
+    def add_sheet(
+        self, name: str, kind: str, keys: list[str], headers: list[str], groups: dict[int, str] | None = None
+    ) -> XlsSheet:
         return XlsSheet(self, name, kind, keys, headers, groups)
 
     def close(self) -> Path:
@@ -50,8 +54,9 @@ class XlsBook:
 
 
 class XlsSheet(Sheet):
-    def __init__(self, book: XlsBook, name: str, kind: str, keys: list[str], headers: list[str],
-                 groups: dict[int, str] | None) -> None:
+    def __init__(
+        self, book: XlsBook, name: str, kind: str, keys: list[str], headers: list[str], groups: dict[int, str] | None
+    ) -> None:
         super().__init__(book.s, book.path.name, name, kind, keys, headers, groups)
         self.styles = book.styles
         self.ws = book.wb.add_sheet(name)
@@ -128,8 +133,14 @@ def fixed_layout(s: Sample, name: str) -> Layout:
     data = read_toml("layouts.toml")
     spec = data["lists"][name.split(".", 1)[1]] if name.startswith("lists.") else data[name]
     columns = spec["columns"]
-    out = Layout(name, spec["kind"], [c["key"] for c in columns], [c["header"] for c in columns],
-                 {i: c["group"] for i, c in enumerate(columns) if "group" in c}, spec)
+    out = Layout(
+        name,
+        spec["kind"],
+        [c["key"] for c in columns],
+        [c["header"] for c in columns],
+        {i: c["group"] for i, c in enumerate(columns) if "group" in c},
+        spec,
+    )
     _check(s, out)
     return out
 
@@ -139,11 +150,15 @@ def fixed_style(s: Sample, layout: Layout) -> dict[str, Any]:
     r, spec = s.rrng, layout.spec
     forms = spec.get("date_forms", ["excel_iso"])
     usual = r.choice(forms) if s.messy and r.random() < 0.3 else forms[0]
-    return {"date": {k: usual for k in layout.keys}, "date_choices": tuple(forms),
-            "amount": spec.get("amount", "number"), "yes_no": "是否",
-            "coverage": r.choice(spec.get("coverage_forms", ["text"])),
-            "period": r.choice(spec.get("period_forms", ["dates"])),
-            "id_type_codes": spec.get("id_type_codes", {})}
+    return {
+        "date": {k: usual for k in layout.keys},
+        "date_choices": tuple(forms),
+        "amount": spec.get("amount", "number"),
+        "yes_no": "是否",
+        "coverage": r.choice(spec.get("coverage_forms", ["text"])),
+        "period": r.choice(spec.get("period_forms", ["dates"])),
+        "id_type_codes": spec.get("id_type_codes", {}),
+    }
 
 
 def _normalise(text: str) -> str:
@@ -167,5 +182,7 @@ def _check(s: Sample, layout: Layout) -> None:
             ok = field == key
             held.add(key)
         if not ok:
-            raise ParamsError(f"tools/sample/layouts.toml [{layout.name}]: header '{header}' does not read as "
-                              f"'{key}' in schemas/headers.toml [{layout.kind}] (it reads as {field!r})")
+            raise ParamsError(
+                f"tools/sample/layouts.toml [{layout.name}]: header '{header}' does not read as "
+                f"'{key}' in schemas/headers.toml [{layout.kind}] (it reads as {field!r})"
+            )

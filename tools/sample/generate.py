@@ -24,10 +24,19 @@ CONSTANT_MEMORY_ROWS = 50_000
 EXCEL_MAX_ROWS = 1_048_576
 
 
-def generate_sample(rows: int, seed: int, coverage_year: int, out_dir: Path, *,
-                    payment_rows: int | None = None, roster_files: int = 1, messy: bool = True,
-                    sheets_per_file: int = 2, numeric_id_rows: list[int] | None = None,
-                    extra_formats: bool = True) -> dict[str, Any]:
+def generate_sample(
+    rows: int,
+    seed: int,
+    coverage_year: int,
+    out_dir: Path,
+    *,
+    payment_rows: int | None = None,
+    roster_files: int = 1,
+    messy: bool = True,
+    sheets_per_file: int = 2,
+    numeric_id_rows: list[int] | None = None,
+    extra_formats: bool = True,
+) -> dict[str, Any]:
     """Write the rosters, payment files and subsidy lists for coverage year Y into out_dir; say what
     was planted.
 
@@ -49,8 +58,18 @@ def generate_sample(rows: int, seed: int, coverage_year: int, out_dir: Path, *,
     Excel shows it (a CSV: the record number), column header as written (a two-row header: the
     joined name, 费款所属期起), raw value, what, reason_code).
     """
-    args = _checked(rows, seed, coverage_year, Path(out_dir), payment_rows, roster_files, messy,
-                    sheets_per_file, numeric_id_rows, extra_formats)
+    args = _checked(
+        rows,
+        seed,
+        coverage_year,
+        Path(out_dir),
+        payment_rows,
+        roster_files,
+        messy,
+        sheets_per_file,
+        numeric_id_rows,
+        extra_formats,
+    )
     n_township = township_residents(rows) if extra_formats else 0
     total = rows + n_township
     pay_basis = total if payment_rows is None else payment_rows
@@ -82,26 +101,54 @@ def generate_sample(rows: int, seed: int, coverage_year: int, out_dir: Path, *,
     return _summary(s, roster_paths, payment_paths, list_paths, sheets, lists)
 
 
-def _checked(rows: int, seed: int, year: int, out_dir: Path, payment_rows: int | None, roster_files: int,
-             messy: bool, sheets_per_file: int, numeric_id_rows: list[int] | None,
-             extra_formats: bool) -> Args:
+def _checked(
+    rows: int,
+    seed: int,
+    year: int,
+    out_dir: Path,
+    payment_rows: int | None,
+    roster_files: int,
+    messy: bool,
+    sheets_per_file: int,
+    numeric_id_rows: list[int] | None,
+    extra_formats: bool,
+) -> Args:
     if rows < 1 or roster_files < 1 or sheets_per_file < 1:
-        raise SampleArgumentError("行数、文件数、工作表数至少为1 / rows, roster_files and sheets_per_file "
-                                  "must be at least 1")
+        raise SampleArgumentError(
+            "行数、文件数、工作表数至少为1 / rows, roster_files and sheets_per_file must be at least 1"
+        )
     if payment_rows is not None and payment_rows < 0:
         raise SampleArgumentError("缴费行数不能为负 / payment_rows must not be negative")
     residents = rows + (township_residents(rows) if extra_formats else 0)
     per_file = max(-(-rows // roster_files), residents if payment_rows is None else payment_rows)
     if per_file / sheets_per_file * 1.05 + 50 > EXCEL_MAX_ROWS:
-        raise SampleArgumentError(f"每张工作表约{int(per_file / sheets_per_file)}行, 超出Excel上限 / "
-                                  f"{int(per_file / sheets_per_file)} rows per sheet do not fit in Excel; "
-                                  "raise sheets_per_file or roster_files")
-    return Args(rows, seed, year, out_dir, payment_rows, roster_files, messy, sheets_per_file,
-                sorted(set(numeric_id_rows or ())), extra_formats)
+        raise SampleArgumentError(
+            f"每张工作表约{int(per_file / sheets_per_file)}行, 超出Excel上限 / "
+            f"{int(per_file / sheets_per_file)} rows per sheet do not fit in Excel; "
+            "raise sheets_per_file or roster_files"
+        )
+    return Args(
+        rows,
+        seed,
+        year,
+        out_dir,
+        payment_rows,
+        roster_files,
+        messy,
+        sheets_per_file,
+        sorted(set(numeric_id_rows or ())),
+        extra_formats,
+    )
 
 
-def _summary(s: Sample, roster_paths: list[Path], payment_paths: list[Path], list_paths: list[Path],
-             sheets: list[Sheet], lists: SubsidyLists | None) -> dict[str, Any]:
+def _summary(
+    s: Sample,
+    roster_paths: list[Path],
+    payment_paths: list[Path],
+    list_paths: list[Path],
+    sheets: list[Sheet],
+    lists: SubsidyLists | None,
+) -> dict[str, Any]:
     bad: dict[str, Counter[str]] = {what: Counter() for what in WHATS}
     for item in s.planted:
         bad[item["what"]][item["kind"]] += 1
@@ -111,12 +158,18 @@ def _summary(s: Sample, roster_paths: list[Path], payment_paths: list[Path], lis
     info = [sh.info() for sh in sheets]
     data_rows = {what: sum(i["data_rows"] for i in info if i["kind"] == what) for what in WHATS}
     return {
-        "coverage_year": s.year, "seed": s.seed, "region": s.vocab["region"], "messy": s.messy,
+        "coverage_year": s.year,
+        "seed": s.seed,
+        "region": s.vocab["region"],
+        "messy": s.messy,
         "extra_formats": s.args.extra_formats,
-        "roster_files": roster_paths, "payment_files": payment_paths, "subsidy_list_files": list_paths,
+        "roster_files": roster_paths,
+        "payment_files": payment_paths,
+        "subsidy_list_files": list_paths,
         "files": roster_paths + payment_paths + list_paths,
         "residents": s.residents_total,
-        "roster_rows": data_rows["roster"], "payment_rows": data_rows["payments"],
+        "roster_rows": data_rows["roster"],
+        "payment_rows": data_rows["payments"],
         "subsidy_list_rows": data_rows["subsidy_list"],
         "bad_rows": {what: {kind: n for kind, n in sorted(c.items()) if n} for what, c in bad.items()},
         "expected": {
@@ -138,15 +191,34 @@ def _summary(s: Sample, roster_paths: list[Path], payment_paths: list[Path], lis
     }
 
 
-def main_sample(rows: int, seed: int, coverage_year: int, out: Path | str, *,
-                payment_rows: int | None = None, roster_files: int = 1, messy: bool = True,
-                sheets_per_file: int = 2, extra_formats: bool = True) -> str:
+def main_sample(
+    rows: int,
+    seed: int,
+    coverage_year: int,
+    out: Path | str,
+    *,
+    payment_rows: int | None = None,
+    roster_files: int = 1,
+    messy: bool = True,
+    sheets_per_file: int = 2,
+    extra_formats: bool = True,
+) -> str:
     """Generate a sample and return a one-line summary for the terminal (`medins sample`)."""
-    res = generate_sample(rows, seed, coverage_year, Path(out), payment_rows=payment_rows,
-                          roster_files=roster_files, messy=messy, sheets_per_file=sheets_per_file,
-                          extra_formats=extra_formats)
+    res = generate_sample(
+        rows,
+        seed,
+        coverage_year,
+        Path(out),
+        payment_rows=payment_rows,
+        roster_files=roster_files,
+        messy=messy,
+        sheets_per_file=sheets_per_file,
+        extra_formats=extra_formats,
+    )
     bad = sum(sum(kinds.values()) for kinds in res["bad_rows"].values())
     names = ", ".join(p.name for p in res["files"])
-    return (f"已生成样例数据 / sample written: {out} ({names}); 花名册 {res['roster_rows']} 行 roster rows, "
-            f"缴费 {res['payment_rows']} 行 payment rows, 资助名单 {res['subsidy_list_rows']} 行 "
-            f"subsidy-list rows, 预置错误行 {bad} planted bad rows")
+    return (
+        f"已生成样例数据 / sample written: {out} ({names}); 花名册 {res['roster_rows']} 行 roster rows, "
+        f"缴费 {res['payment_rows']} 行 payment rows, 资助名单 {res['subsidy_list_rows']} 行 "
+        f"subsidy-list rows, 预置错误行 {bad} planted bad rows"
+    )

@@ -68,8 +68,10 @@ def label_tier(labels: dict[str, Label], canonical: tuple[str, ...], age: int, p
 
 def is_full_newborn(birth: dt.date, coverage_year: int, params: Params) -> bool:
     """Born on or after newborn_full_from and Y - birth year within newborn_full_years - 1 (§1)."""
-    return (birth >= params.newborn_full_from.value
-            and 0 <= coverage_year - birth.year <= params.newborn_full_years.value - 1)
+    return (
+        birth >= params.newborn_full_from.value
+        and 0 <= coverage_year - birth.year <= params.newborn_full_years.value - 1
+    )
 
 
 def individual_due_fen(tier_from_labels: str, birth: dt.date, coverage_year: int, params: Params) -> int:

@@ -26,8 +26,14 @@ from tools.sample.render import Cell, Renderer
 from tools.sample.workbook import Sheet, XlsxBook, titles, write_footers
 
 # Chance that a resident of each case is put on a list.
-PICK = {"on_roster_with_label": 0.35, "not_enrolled": 0.9, "roster_rejected": 0.5, "roster_id_spoilt": 0.3,
-        "added_in_period": 0.003, "added_after_collection_end": 0.003}
+PICK = {
+    "on_roster_with_label": 0.35,
+    "not_enrolled": 0.9,
+    "roster_rejected": 0.5,
+    "roster_id_spoilt": 0.3,
+    "added_in_period": 0.003,
+    "added_after_collection_end": 0.003,
+}
 ROSTER_REJECTING = {"required_empty", "bad_date", "unknown_label", "unknown_event", "conflicting_duplicate"}
 STRANGER_SHARE = 0.003  # people on a list and on no roster, per resident
 ENDED_SHARE = {"民政": 0.05, "乡村振兴": 0.15}  # rows with an 退出时间, by department
@@ -57,7 +63,8 @@ class SubsidyLists:
         self.s, self.people, self.renderer, self.spoiler = s, people, renderer, spoiler
         self.rng = random.Random(f"medins-sample:{s.seed}:lists")
         self.layouts: dict[str, Layout] = {
-            dept: fixed_layout(s, f"lists.{dept}") for dept in read_toml("layouts.toml")["lists"]}
+            dept: fixed_layout(s, f"lists.{dept}") for dept in read_toml("layouts.toml")["lists"]
+        }
         self.dept_of = {label: dept for dept, lay in self.layouts.items() for label in lay.spec["labels"]}
         self.entries: list[Entry] = []
         self.cases: Counter[str] = Counter()
@@ -80,8 +87,12 @@ class SubsidyLists:
 
     def _case(self, p: Person, roster_defect: str | None, net: int) -> tuple[str | None, tuple[str, ...]]:
         own = tuple(label for label in p.labels if label in self.dept_of)
-        if roster_defect in ROSTER_REJECTING or roster_defect in ("id_numeric", "id_check_digit",
-                                                                  "id_birth_date", "id_15_digits"):
+        if roster_defect in ROSTER_REJECTING or roster_defect in (
+            "id_numeric",
+            "id_check_digit",
+            "id_birth_date",
+            "id_15_digits",
+        ):
             case = "roster_rejected" if roster_defect in ROSTER_REJECTING else "roster_id_spoilt"
             return case, own or (self._added_label(p),)
         if own:
@@ -107,9 +118,21 @@ class SubsidyLists:
             else:
                 identified = p.subsidy_identified_on or s.day(s.CS - dt.timedelta(days=365), s.CE, self.rng)
             dept = self.dept_of[label]
-            self.entries.append(Entry(dept, p.id_number, p.name, label, self.people.spelling(label, self.rng),
-                                      identified, self._ended(dept, identified), p.township, p.village,
-                                      p.relation, case))
+            self.entries.append(
+                Entry(
+                    dept,
+                    p.id_number,
+                    p.name,
+                    label,
+                    self.people.spelling(label, self.rng),
+                    identified,
+                    self._ended(dept, identified),
+                    p.township,
+                    p.village,
+                    p.relation,
+                    case,
+                )
+            )
         self.cases[case] += 1
 
     def _ended(self, dept: str, identified: dt.date) -> dt.date | None:
@@ -131,11 +154,22 @@ class SubsidyLists:
         male = r.random() < 0.5
         birth = self.people.birth_for_age(r.randint(*ages.get(label, ages["other"])), r)
         identified = s.day(s.CS - dt.timedelta(days=365), s.CE, r)
-        self.entries.insert(r.randint(0, len(self.entries)), Entry(
-            dept, self.people.new_id(county.code, birth, male, r), s.name(male, r), label,
-            self.people.spelling(label, r), identified, self._ended(dept, identified), township,
-            r.choice(village_names(s, county, township)), r.choice(s.vocab["names"]["relations"]),
-            "not_on_roster"))
+        self.entries.insert(
+            r.randint(0, len(self.entries)),
+            Entry(
+                dept,
+                self.people.new_id(county.code, birth, male, r),
+                s.name(male, r),
+                label,
+                self.people.spelling(label, r),
+                identified,
+                self._ended(dept, identified),
+                township,
+                r.choice(village_names(s, county, township)),
+                r.choice(s.vocab["names"]["relations"]),
+                "not_on_roster",
+            ),
+        )
         self.cases["not_on_roster"] += 1
 
     # ------------------------------------------------------------ finish
@@ -179,8 +213,7 @@ class SubsidyLists:
         chosen: dict[int, str] = {}
         for kind, d in load_defects()["subsidy_list"].items():
             column = SPOILS.get(kind, "id_number")
-            pool = [i for i, e in enumerate(self.entries)
-                    if i not in chosen and column in self.layouts[e.dept].keys]
+            pool = [i for i, e in enumerate(self.entries) if i not in chosen and column in self.layouts[e.dept].keys]
             for i in self.rng.sample(pool, min(len(pool), max(1, round(d.rate * len(self.entries))))):
                 chosen[i] = kind
         for idx, kind in sorted(chosen.items(), reverse=True):
@@ -191,10 +224,18 @@ class SubsidyLists:
         s, lay = self.s, self.layouts[dept]
         path = s.args.out_dir / lay.spec["file"]
         title = lay.spec["title"].format(city=s.vocab["city"], year=s.year)
-        book = (CsvBook(s, path) if path.suffix == ".csv" else XlsBook(s, path) if path.suffix == ".xls"
-                else XlsxBook(s, path, title or lay.spec["file"]))
-        sh = book.add_sheet(lay.kind, lay.keys, lay.headers) if isinstance(book, CsvBook) \
+        book = (
+            CsvBook(s, path)
+            if path.suffix == ".csv"
+            else XlsBook(s, path)
+            if path.suffix == ".xls"
+            else XlsxBook(s, path, title or lay.spec["file"])
+        )
+        sh = (
+            book.add_sheet(lay.kind, lay.keys, lay.headers)
+            if isinstance(book, CsvBook)
             else book.add_sheet("名单", lay.kind, lay.keys, lay.headers)
+        )
         sh.style = fixed_style(s, lay)
         sh.start(titles(s, title, f"认定部门：{lay.spec['department']}") if title else [])
         rows = [e for e in self.entries if e.dept == dept]
@@ -205,8 +246,14 @@ class SubsidyLists:
             cells = self._cells(sh, lay, e)
             defect = None
             if e.defect:
-                defect = self.spoiler.list_row(e.defect, cells, e.id_number, (e.label,), e.identified_on,
-                                               lambda key, d: self.renderer.date_cell(sh, key, d))
+                defect = self.spoiler.list_row(
+                    e.defect,
+                    cells,
+                    e.id_number,
+                    (e.label,),
+                    e.identified_on,
+                    lambda key, d: self.renderer.date_cell(sh, key, d),
+                )
             sh.emit(cells, defect)
         if not isinstance(book, CsvBook):
             write_footers(s, sh, "人", f"备注：名单以{lay.spec['department']}认定信息为准。")

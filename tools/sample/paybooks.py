@@ -35,8 +35,9 @@ class PaymentFile:
 
 
 class PaymentFiles:
-    def __init__(self, s: Sample, payments: Payments, renderer: Renderer, spoiler: Spoiler,
-                 plan: dict[int, str]) -> None:
+    def __init__(
+        self, s: Sample, payments: Payments, renderer: Renderer, spoiler: Spoiler, plan: dict[int, str]
+    ) -> None:
         self.s, self.payments, self.renderer, self.spoiler, self.plan = s, payments, renderer, spoiler, plan
         self.pending_defects = len(plan)
         self.files = [self._plain()]
@@ -57,8 +58,11 @@ class PaymentFiles:
         for j in range(s.args.sheets_per_file):
             keys, headers = self.renderer.plain_layout("payments", read_toml("layouts.toml")["plain_payments"])
             exported = cn_date(s.CE + dt.timedelta(days=20))
-            rows_above = titles(s, f"{city}{s.year}年度城乡居民基本医疗保险费缴费明细（税务）",
-                                f"数据来源：国家税务总局{city}税务局　导出日期：{exported}")
+            rows_above = titles(
+                s,
+                f"{city}{s.year}年度城乡居民基本医疗保险费缴费明细（税务）",
+                f"数据来源：国家税务总局{city}税务局　导出日期：{exported}",
+            )
             sh = book.add_sheet(sheet_name("缴费明细", j, s.args.sheets_per_file), "payments", keys, headers)
             self.renderer.plain_style(sh)
             sh.start(rows_above)
@@ -71,14 +75,20 @@ class PaymentFiles:
         book = XlsxBook(s, s.args.out_dir / "payments_电子税务局.xlsx", "缴费信息查询")
         sheets: list[Sheet] = []
         for j in range(s.args.sheets_per_file):
-            sh = book.add_sheet(sheet_name("缴费信息查询", j, s.args.sheets_per_file), "payments",
-                                lay.keys, lay.headers, lay.groups)
+            sh = book.add_sheet(
+                sheet_name("缴费信息查询", j, s.args.sheets_per_file), "payments", lay.keys, lay.headers, lay.groups
+            )
             sh.style = fixed_style(s, lay)
             # constant_memory writes row by row: no cell merged down into the next row there
             vertical = not s.big and s.rrng.random() < 0.5
-            sh.start(titles(s, f"国家税务总局{city}税务局 城乡居民基本医疗保险费缴费信息",
-                            f"查询条件：缴款日期 {s.CS.isoformat()} 至 {(s.CE + dt.timedelta(days=150)).isoformat()}"),
-                     vertical)
+            sh.start(
+                titles(
+                    s,
+                    f"国家税务总局{city}税务局 城乡居民基本医疗保险费缴费信息",
+                    f"查询条件：缴款日期 {s.CS.isoformat()} 至 {(s.CE + dt.timedelta(days=150)).isoformat()}",
+                ),
+                vertical,
+            )
             sheets.append(sh)
         return PaymentFile(book, sheets, 1.0)
 
@@ -88,8 +98,13 @@ class PaymentFiles:
         book = CsvBook(s, s.args.out_dir / "payments_税务大厅.csv")
         sh = book.add_sheet("payments", lay.keys, lay.headers)
         sh.style = fixed_style(s, lay)
-        sh.start(titles(s, f"城乡居民基本医疗保险费缴费明细（{s.vocab['city']}办税服务厅导出）",
-                        f"导出日期：{cn_date(s.CE + dt.timedelta(days=20))}"))
+        sh.start(
+            titles(
+                s,
+                f"城乡居民基本医疗保险费缴费明细（{s.vocab['city']}办税服务厅导出）",
+                f"导出日期：{cn_date(s.CE + dt.timedelta(days=20))}",
+            )
+        )
         return PaymentFile(book, [sh], 1.0)
 
     def _place_blank_rows(self) -> None:

@@ -46,8 +46,17 @@ class Payments:
     def pay(self, person: Person, paid_on: dt.date, fen: int, year: int | None = None) -> Payment:
         """One payment row; never dated before the payer's birth (RULES.md §6 would reject it)."""
         paid_on = max(paid_on, person.birth)
-        return Payment(paid_on, self.ticket(person.county, paid_on), person.id_number, person.name,
-                       fen, year or self.s.year, self.channel(), person.county, person.birth)
+        return Payment(
+            paid_on,
+            self.ticket(person.county, paid_on),
+            person.id_number,
+            person.name,
+            fen,
+            year or self.s.year,
+            self.channel(),
+            person.county,
+            person.birth,
+        )
 
     def plan(self, person: Person) -> list[Payment]:
         """The person's payments for Y, with the registration date adjusted to them."""
@@ -108,10 +117,12 @@ class Payments:
         s.cases["duplicate_refund"] += 1
         if r.random() < 0.5:
             d2 = d1 + dt.timedelta(days=r.randint(0, 3))
-            return [self.pay(person, d1, due), self.pay(person, d2, due),
-                    self.pay(person, d2 + dt.timedelta(days=r.randint(10, 60)), -due)]
-        return [self.pay(person, d1, 3 * due),
-                self.pay(person, d1 + dt.timedelta(days=r.randint(10, 60)), -2 * due)]
+            return [
+                self.pay(person, d1, due),
+                self.pay(person, d2, due),
+                self.pay(person, d2 + dt.timedelta(days=r.randint(10, 60)), -due),
+            ]
+        return [self.pay(person, d1, 3 * due), self.pay(person, d1 + dt.timedelta(days=r.randint(10, 60)), -2 * due)]
 
     def _boundary(self) -> dt.date:
         s, one = self.s, dt.timedelta(days=1)
@@ -131,9 +142,16 @@ class Payments:
             return anchor - dt.timedelta(days=r.randint(0, 120))
         if ev.window_months:
             k = ev.window_months
-            return r.choice((add_months(anchor, -k), add_months(anchor, -k) - dt.timedelta(days=1),
-                             anchor - dt.timedelta(days=r.randint(0, 60)), anchor,
-                             anchor + dt.timedelta(days=r.randint(1, 20)), add_months(anchor, -k - 1)))
+            return r.choice(
+                (
+                    add_months(anchor, -k),
+                    add_months(anchor, -k) - dt.timedelta(days=1),
+                    anchor - dt.timedelta(days=r.randint(0, 60)),
+                    anchor,
+                    anchor + dt.timedelta(days=r.randint(1, 20)),
+                    add_months(anchor, -k - 1),
+                )
+            )
         n = ev.window_days or 0
         return anchor - dt.timedelta(days=r.choice((0, 1, 30, n - 1, n, n + 1, n + 30, -5)))
 
@@ -144,8 +162,17 @@ class Payments:
         birth = s.day(s.YS.replace(year=s.year - 70), s.YS.replace(year=s.year - 18), r)
         paid = s.in_period(r)
         s.cases["not_on_roster_payments"] += 1
-        return Payment(paid, self.ticket(county, paid), self.people.new_id(county.code, birth, male, r),
-                       s.name(male, r), s.standard_fen, s.year, self.channel(), county, birth)
+        return Payment(
+            paid,
+            self.ticket(county, paid),
+            self.people.new_id(county.code, birth, male, r),
+            s.name(male, r),
+            s.standard_fen,
+            s.year,
+            self.channel(),
+            county,
+            birth,
+        )
 
     def extra(self, person: Person) -> list[Payment]:
         """Rows the tax export holds beside this person's: strangers, other coverage years."""
@@ -166,14 +193,24 @@ class Payments:
         out = []
         for i, amount in enumerate([step] * (k - 1) + [whole.amount_fen - step * (k - 1)]):
             day = min(whole.paid_on + dt.timedelta(days=3 * i), self.s.latest)
-            out.append(Payment(day, self.ticket(whole.county, day), whole.id_number, whole.name, amount,
-                               whole.coverage_year, whole.channel, whole.county, whole.birth))
+            out.append(
+                Payment(
+                    day,
+                    self.ticket(whole.county, day),
+                    whole.id_number,
+                    whole.name,
+                    amount,
+                    whole.coverage_year,
+                    whole.channel,
+                    whole.county,
+                    whole.birth,
+                )
+            )
         self.s.cases["split_for_target"] += 1
         return out
 
 
-def fit_to_target(s: Sample, payments: Payments, g: int, pays: list[Payment],
-                  pending_defects: int) -> list[Payment]:
+def fit_to_target(s: Sample, payments: Payments, g: int, pays: list[Payment], pending_defects: int) -> list[Payment]:
     """Keep the running payment count on course for payment_rows: drop or split payments.
 
     Rows carrying a planted defect are always kept (slots are reserved for them).

@@ -86,8 +86,12 @@ class People:
 
     def _birth(self, band: str) -> dt.date:
         r, p = self.s.rng, self.s.p
-        bands = {"child": (0, p.adult_age - 1), "student": (p.adult_age, p.adult_age + 6),
-                 "adult": (p.adult_age, p.elderly_age + 10), "old": (p.elderly_age, 95)}
+        bands = {
+            "child": (0, p.adult_age - 1),
+            "student": (p.adult_age, p.adult_age + 6),
+            "adult": (p.adult_age, p.elderly_age + 10),
+            "old": (p.elderly_age, 95),
+        }
         if band in bands:
             return self.birth_for_age(r.randint(*bands[band]))
         if band in ("edge_elderly", "edge_both"):
@@ -99,8 +103,14 @@ class People:
                 return self.s.YS.replace(year=self.s.year - edge) + dt.timedelta(days=1)
             return self.birth_for_age(r.randint(edge - 2, edge + 1))
         u = r.random()
-        for upper, lo, hi in ((0.07, 0, 5), (0.22, 6, 17), (0.47, 18, 39), (0.77, 40, 59),
-                              (0.96, 60, 79), (1.0, 80, 95)):
+        for upper, lo, hi in (
+            (0.07, 0, 5),
+            (0.22, 6, 17),
+            (0.47, 18, 39),
+            (0.77, 40, 59),
+            (0.96, 60, 79),
+            (1.0, 80, 95),
+        ):
             if u < upper:
                 return self.birth_for_age(r.randint(lo, hi))
         raise AssertionError("unreachable")
@@ -175,12 +185,28 @@ class People:
         phone = f"1{r.choice('3578')}{r.randrange(10**9):09d}" if r.random() < 0.8 else ""
         relation, remark = r.choice(names["relations"]), r.choice(names["remarks"])
         return Person(
-            name=s.name(male), id_number=id_number, birth=birth, male=male, county=county,
-            township=township, village=village, residence_basis=basis, id_type=id_type,
-            labels=canonical, labels_shown=tuple(self.spelling(n) for n in canonical), label_tier=ltier,
-            due_fen=self.due_fen(ltier, birth), subsidy_identified_on=subsidy_on, prev_year_insured=prev,
-            special_event=event, special_event_date=None, registered_on=registered, phone=phone,
-            relation=relation, remark=remark)
+            name=s.name(male),
+            id_number=id_number,
+            birth=birth,
+            male=male,
+            county=county,
+            township=township,
+            village=village,
+            residence_basis=basis,
+            id_type=id_type,
+            labels=canonical,
+            labels_shown=tuple(self.spelling(n) for n in canonical),
+            label_tier=ltier,
+            due_fen=self.due_fen(ltier, birth),
+            subsidy_identified_on=subsidy_on,
+            prev_year_insured=prev,
+            special_event=event,
+            special_event_date=None,
+            registered_on=registered,
+            phone=phone,
+            relation=relation,
+            remark=remark,
+        )
 
     def _labels_and_birth(self) -> tuple[tuple[str, ...], dt.date, bool]:
         u = self.s.rng.random()
@@ -206,8 +232,9 @@ class People:
     def _registered_on(self, newborn: bool, birth: dt.date) -> dt.date | None:
         s, r = self.s, self.s.rng
         if newborn and birth >= s.CS - dt.timedelta(days=120):
-            gaps = [g for g in (0, 3, 10, 20, 35, 60, 89, 90, 91, 120, 200)
-                    if birth + dt.timedelta(days=g + 5) <= s.latest]  # room for the parents' payment
+            gaps = [
+                g for g in (0, 3, 10, 20, 35, 60, 89, 90, 91, 120, 200) if birth + dt.timedelta(days=g + 5) <= s.latest
+            ]  # room for the parents' payment
             return max(s.CS, birth + dt.timedelta(days=r.choice(gaps)))
         w = r.random()
         return s.in_period() if w < 0.85 else None if w < 0.95 else s.late()
@@ -244,8 +271,9 @@ def positions(s: Sample, county_list: list[County], n: int) -> Iterator[tuple[Co
             yield from township_positions(s, county, township, tn, r)
 
 
-def township_positions(s: Sample, county: County, township: str, n: int,
-                       r: random.Random) -> Iterator[tuple[County, str, str]]:
+def township_positions(
+    s: Sample, county: County, township: str, n: int, r: random.Random
+) -> Iterator[tuple[County, str, str]]:
     villages = village_names(s, county, township)
     for village, vn in zip(villages, split_evenly(n, [r.uniform(0.5, 2.0) for _ in villages])):
         for _ in range(vn):

@@ -28,8 +28,13 @@ FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 def text_date(d: dt.date, style: str) -> str:
     """A date as text in one of the forms of CONTRACT.md ("slash_short": 2025/11/3)."""
     y, m, day = f"{d.year:04d}", f"{d.month:02d}", f"{d.day:02d}"
-    forms = {"iso": f"{y}-{m}-{day}", "slash": f"{y}/{m}/{day}", "dot": f"{y}.{m}.{day}",
-             "compact": f"{y}{m}{day}", "slash_short": f"{d.year}/{d.month}/{d.day}"}
+    forms = {
+        "iso": f"{y}-{m}-{day}",
+        "slash": f"{y}/{m}/{day}",
+        "dot": f"{y}.{m}.{day}",
+        "compact": f"{y}{m}{day}",
+        "slash_short": f"{d.year}/{d.month}/{d.day}",
+    }
     return forms.get(style, f"{y}年{m}月{day}日")
 
 
@@ -79,8 +84,10 @@ class Renderer:
             keys.insert(r.randint(1, len(keys)), "extra:" + r.choice(spec["extras"]))
             keys.insert(0, SEQ)
         seq_headers = sorted(self.s.header_maps[kind].ignore)
-        headers = [r.choice(seq_headers) if k == SEQ else k[6:] if k.startswith("extra:")
-                   else self._header(kind, k) for k in keys]
+        headers = [
+            r.choice(seq_headers) if k == SEQ else k[6:] if k.startswith("extra:") else self._header(kind, k)
+            for k in keys
+        ]
         return keys, headers
 
     def plain_style(self, sh: Sheet) -> None:
@@ -90,8 +97,7 @@ class Renderer:
             "date": {k: (r.choice(DATE_STYLES) if messy else "excel_iso") for k in sh.keys},
             "amount": r.choice(("number", "number", "text_yuan", "text")) if messy else "number",
             "amount_varies": True,
-            "yes_no": r.choices(("是否", "YN", "10t", "10n"), cum_weights=(80, 88, 94, 100))[0]
-            if messy else "是否",
+            "yes_no": r.choices(("是否", "YN", "10t", "10n"), cum_weights=(80, 88, 94, 100))[0] if messy else "是否",
             "coverage": r.choice(("number", "text", "nian", "range")) if messy else "number",
         }
 

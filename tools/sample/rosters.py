@@ -44,16 +44,32 @@ def roster_file_plan(s: Sample) -> list[tuple[str, str, list[County], int]]:
 
 
 class Rosters:
-    def __init__(self, s: Sample, people: People, payments: Payments, renderer: Renderer,
-                 spoiler: Spoiler, paybook: PaymentFiles, lists: SubsidyLists | None) -> None:
+    def __init__(
+        self,
+        s: Sample,
+        people: People,
+        payments: Payments,
+        renderer: Renderer,
+        spoiler: Spoiler,
+        paybook: PaymentFiles,
+        lists: SubsidyLists | None,
+    ) -> None:
         self.s, self.people, self.payments, self.renderer = s, people, payments, renderer
         self.spoiler, self.paybook, self.lists = spoiler, paybook, lists
         self.label_typos = misspellings("roster", "unknown_label", s.label_alias_of)
         self.event_typos = misspellings("roster", "unknown_event", s.event_alias_of)
         self.sheets: list[Sheet] = []
 
-    def write_xlsx(self, slug: str, place: str, county_list: list[County], n_file: int, g: int,
-                   plan: dict[int, str], first_file: bool) -> tuple[Path, int]:
+    def write_xlsx(
+        self,
+        slug: str,
+        place: str,
+        county_list: list[County],
+        n_file: int,
+        g: int,
+        plan: dict[int, str],
+        first_file: bool,
+    ) -> tuple[Path, int]:
         """One roster workbook; residents g, g+1, ... with their payments queued on the way."""
         s, n_sheets = self.s, self.s.args.sheets_per_file
         title = f"{place}{s.year}年度城乡居民医保参保登记花名册"
@@ -106,7 +122,8 @@ class Rosters:
         if outside:
             raise SampleArgumentError(
                 f"numeric_id_rows {outside} 不在第一张花名册表的数据行 / are outside the data rows "
-                f"{first}..{last} of the first roster sheet")
+                f"{first}..{last} of the first roster sheet"
+            )
         sheet.numeric_rows = set(rows)
 
     def _fill(self, sheets: list[Sheet], sizes: list[int], places, g: int, plan: dict[int, str]) -> int:
@@ -126,8 +143,18 @@ class Rosters:
         self.sheets += sheets
         return g
 
-    def _resident(self, sheets: list[Sheet], sizes: list[int], j: int, local: int, g: int,
-                  kind: str | None, county: County, township: str, village: str) -> None:
+    def _resident(
+        self,
+        sheets: list[Sheet],
+        sizes: list[int],
+        j: int,
+        local: int,
+        g: int,
+        kind: str | None,
+        county: County,
+        township: str,
+        village: str,
+    ) -> None:
         """One resident's roster row (spoilt as `kind` says), payments and list lines."""
         s, sh, person = self.s, sheets[j], self.people.make_person(county, township, village)
         typo = None
@@ -168,4 +195,3 @@ class Rosters:
                 others = [t for t in payload.county.townships if t != payload.township]
                 cells = self.renderer.roster_cells(sh, payload, township=self.s.rrng.choice(others))
                 sh.emit(cells, ("conflicting_duplicate", "id_number", cell_text(cells["id_number"])))
-

@@ -29,8 +29,16 @@ class Sheet:
 
     typed = True  # cells keep their type (False for CSV: everything is text)
 
-    def __init__(self, s: Sample, file_name: str, name: str, kind: str, keys: list[str],
-                 headers: list[str], groups: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        s: Sample,
+        file_name: str,
+        name: str,
+        kind: str,
+        keys: list[str],
+        headers: list[str],
+        groups: dict[int, str] | None = None,
+    ) -> None:
         self.s, self.file_name, self.name, self.kind = s, file_name, name, kind
         self.keys, self.headers = keys, headers
         self.groups = groups or {}  # column -> the header cell above it (a two-row header)
@@ -82,10 +90,18 @@ class Sheet:
         self._put_row(self.row, out)
         if defect is not None:
             kind, key, raw = defect
-            self.s.planted.append({
-                "kind": kind, "file": self.file_name, "sheet": self.name, "row": self.row + 1,
-                "column": self.header_of.get(key, key), "raw": raw, "what": self.kind,
-                "reason_code": reason_of(self.kind, kind)})
+            self.s.planted.append(
+                {
+                    "kind": kind,
+                    "file": self.file_name,
+                    "sheet": self.name,
+                    "row": self.row + 1,
+                    "column": self.header_of.get(key, key),
+                    "raw": raw,
+                    "what": self.kind,
+                    "reason_code": reason_of(self.kind, kind),
+                }
+            )
         self.row += 1
         self.data_rows += 1
 
@@ -100,11 +116,17 @@ class Sheet:
         self.footer_rows += 1
 
     def info(self) -> dict[str, Any]:
-        return {"file": self.file_name, "kind": self.kind, "sheet": self.name,
-                "header_row": self.header_row, "header_rows": 2 if self.groups else 1,
-                "data_rows": self.data_rows, "blank_rows": self.blank_rows,
-                "footer_rows": self.footer_rows,
-                "rows_after_header": self.data_rows + self.blank_rows + self.footer_rows}
+        return {
+            "file": self.file_name,
+            "kind": self.kind,
+            "sheet": self.name,
+            "header_row": self.header_row,
+            "header_rows": 2 if self.groups else 1,
+            "data_rows": self.data_rows,
+            "blank_rows": self.blank_rows,
+            "footer_rows": self.footer_rows,
+            "rows_after_header": self.data_rows + self.blank_rows + self.footer_rows,
+        }
 
 
 class XlsxBook:
@@ -115,17 +137,25 @@ class XlsxBook:
         self.tmp = path.with_name(f".{path.name}.part")
         options: dict[str, Any] = {"constant_memory": True} if s.big else {"in_memory": True}
         self.wb = xlsxwriter.Workbook(str(self.tmp), options)
-        self.wb.set_properties({
-            "title": title, "author": "medins sample", "company": f"{s.vocab['city']}医疗保障局",
-            "comments": f"tools.sample seed={s.seed} coverage_year={s.year}", "created": DOC_CREATED})
-        self.fmt = {"title": self.wb.add_format({"bold": True, "align": "center", "font_size": 14}),
-                    "header": self.wb.add_format({"bold": True, "border": 1, "align": "center",
-                                                  "valign": "vcenter"})}
+        self.wb.set_properties(
+            {
+                "title": title,
+                "author": "medins sample",
+                "company": f"{s.vocab['city']}医疗保障局",
+                "comments": f"tools.sample seed={s.seed} coverage_year={s.year}",
+                "created": DOC_CREATED,
+            }
+        )
+        self.fmt = {
+            "title": self.wb.add_format({"bold": True, "align": "center", "font_size": 14}),
+            "header": self.wb.add_format({"bold": True, "border": 1, "align": "center", "valign": "vcenter"}),
+        }
         for style, num_format in EXCEL_DATE_FORMATS.items():
             self.fmt[style] = self.wb.add_format({"num_format": num_format})
 
-    def add_sheet(self, name: str, kind: str, keys: list[str], headers: list[str],
-                  groups: dict[int, str] | None = None) -> XlsxSheet:
+    def add_sheet(
+        self, name: str, kind: str, keys: list[str], headers: list[str], groups: dict[int, str] | None = None
+    ) -> XlsxSheet:
         return XlsxSheet(self, name, kind, keys, headers, groups)
 
     def close(self) -> Path:
@@ -135,8 +165,9 @@ class XlsxBook:
 
 
 class XlsxSheet(Sheet):
-    def __init__(self, book: XlsxBook, name: str, kind: str, keys: list[str], headers: list[str],
-                 groups: dict[int, str] | None) -> None:
+    def __init__(
+        self, book: XlsxBook, name: str, kind: str, keys: list[str], headers: list[str], groups: dict[int, str] | None
+    ) -> None:
         super().__init__(book.s, book.path.name, name, kind, keys, headers, groups)
         self.fmt = book.fmt
         self.ws = book.wb.add_worksheet(name)

@@ -23,8 +23,14 @@ _FIRST_TRUE_EXCEL_DATE = dt.date(1900, 3, 1)  # before it Excel counts a 1900-02
 # kinds of list columns: text, id (masked ID), free (text that may quote an ID), tier, status,
 # status_change, kind (roster/payments/...), reason (not enrolled), money, count, date, rate
 TEXT_KINDS = frozenset({"text", "id", "free", "tier", "status", "status_change", "kind", "reason"})
-NUMBER_FORMATS = {"money": "#,##0.00", "count": "#,##0", "date": "yyyy-mm-dd",
-                  "datetime": "yyyy-mm-dd hh:mm:ss", "rate": "0.00%", "year": "0"}
+NUMBER_FORMATS = {
+    "money": "#,##0.00",
+    "count": "#,##0",
+    "date": "yyyy-mm-dd",
+    "datetime": "yyyy-mm-dd hh:mm:ss",
+    "rate": "0.00%",
+    "year": "0",
+}
 _NUMBER_ALIGNMENT = {"date": {"align": "center"}, "datetime": {"align": "center"}}
 _RIGHT_INDENTED = {"align": "right", "indent": 1}  # keeps a number off the next column's text
 
@@ -60,16 +66,29 @@ class Formats:
 
 def make_formats(wb: Workbook) -> Formats:
     def numbers(extra: dict) -> dict[str, Any]:
-        return {k: wb.add_format({"num_format": f, **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
-                for k, f in NUMBER_FORMATS.items()}
+        return {
+            k: wb.add_format({"num_format": f, **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
+            for k, f in NUMBER_FORMATS.items()
+        }
 
     def row_style(extra: dict) -> tuple[Any, dict[str, Any], Any]:
-        return (wb.add_format(extra) if extra else None, numbers(extra),
-                wb.add_format({**extra, "align": "center", "font_color": "#7F7F7F"}))
+        return (
+            wb.add_format(extra) if extra else None,
+            numbers(extra),
+            wb.add_format({**extra, "align": "center", "font_color": "#7F7F7F"}),
+        )
 
     return Formats(
-        header=wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1,
-                              "align": "center", "valign": "vcenter", "text_wrap": True}),
+        header=wb.add_format(
+            {
+                "bold": True,
+                "bg_color": "#D9E1F2",
+                "border": 1,
+                "align": "center",
+                "valign": "vcenter",
+                "text_wrap": True,
+            }
+        ),
         title=wb.add_format({"bold": True, "font_size": 14}),
         note=wb.add_format({"font_color": "#595959", "indent": 1}),
         value_text=wb.add_format({"align": "right", "indent": 1}),
@@ -125,8 +144,10 @@ def excel_serial(value: dt.date | dt.datetime) -> float:
 
 def excel_date_sql(expr: str) -> str:
     """A DATE as Excel's serial day number, computed by DuckDB."""
-    return (f"(date_diff('day', DATE '{_EXCEL_EPOCH}', {expr})"
-            f" - CASE WHEN {expr} < DATE '{_FIRST_TRUE_EXCEL_DATE}' THEN 1 ELSE 0 END)")
+    return (
+        f"(date_diff('day', DATE '{_EXCEL_EPOCH}', {expr})"
+        f" - CASE WHEN {expr} < DATE '{_FIRST_TRUE_EXCEL_DATE}' THEN 1 ELSE 0 END)"
+    )
 
 
 def content_width(values: Sequence[Any], kind: str) -> int:

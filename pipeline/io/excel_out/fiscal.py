@@ -10,8 +10,18 @@ from xlsxwriter.workbook import Workbook
 
 from pipeline.io.excel_out import queries
 from pipeline.io.excel_out.cells import (
-    CITATION_COLUMN_WIDTH, MAX_COLUMN_WIDTH, NOT_GIVEN, TEXT_KINDS, Column, Formats, Stats, column_width,
-    content_width, display_width, fit_cell_text, write_text,
+    CITATION_COLUMN_WIDTH,
+    MAX_COLUMN_WIDTH,
+    NOT_GIVEN,
+    TEXT_KINDS,
+    Column,
+    Formats,
+    Stats,
+    column_width,
+    content_width,
+    display_width,
+    fit_cell_text,
+    write_text,
 )
 from pipeline.io.excel_out.lists import set_up_list_sheet
 from pipeline.io.excel_out.queries import Run
@@ -20,10 +30,18 @@ from pipeline.vocabulary import PARAMETER_NAMES, TIER_NAMES
 
 TIER_ORDER = ("full", "fixed", "none", "all")
 FISCAL_COLUMNS = (
-    Column("县(市、区)", "text"), Column("乡镇(街道)", "text"), Column("资助类别", "tier"),
-    Column("参保登记人数", "count"), Column("参保人数", "count"), Column("参保率", "rate"),
-    Column("财政补助总额", "money"), Column("中央财政", "money"), Column("地方财政", "money"),
-    Column("资助参保金额", "money"), Column("大病保险", "money"), Column("个人应缴", "money"),
+    Column("县(市、区)", "text"),
+    Column("乡镇(街道)", "text"),
+    Column("资助类别", "tier"),
+    Column("参保登记人数", "count"),
+    Column("参保人数", "count"),
+    Column("参保率", "rate"),
+    Column("财政补助总额", "money"),
+    Column("中央财政", "money"),
+    Column("地方财政", "money"),
+    Column("资助参保金额", "money"),
+    Column("大病保险", "money"),
+    Column("个人应缴", "money"),
     Column("个人实缴", "money"),
 )
 _CENTRAL_COLUMNS = (7, 8)
@@ -33,7 +51,7 @@ _BOOL_NAMES = {"True": "是", "False": "否"}
 
 def _cells(rows: list[tuple], params: Params, stats: Stats) -> list[tuple[str, list[Any]]]:
     """Per row its style and its values as written (tier names, cut text, 未规定 where not given)."""
-    not_given = set()
+    not_given: set[int] = set()
     if params.central_share.value is None:
         not_given.update(_CENTRAL_COLUMNS)
     if params.critical_illness_per_capita_yuan.value is None:
@@ -55,13 +73,25 @@ def _cells(rows: list[tuple], params: Params, stats: Stats) -> list[tuple[str, l
     return out
 
 
-def _write_fiscal_sheet(wb: Workbook, fmts: Formats, rows: list[tuple], params: Params, run: Run, stats: Stats,
-                        title: str) -> None:
+def _write_fiscal_sheet(
+    wb: Workbook, fmts: Formats, rows: list[tuple], params: Params, run: Run, stats: Stats, title: str
+) -> None:
     ws = wb.add_worksheet("财政补助测算")
     cells = _cells(rows, params, stats)
-    widths = [min(MAX_COLUMN_WIDTH, max([display_width(col.header) + 4] + [
-        content_width([v], "text" if isinstance(v, str) else col.kind) + 2 for _, shown in cells
-        if (v := shown[c]) is not None])) for c, col in enumerate(FISCAL_COLUMNS)]
+    widths = [
+        min(
+            MAX_COLUMN_WIDTH,
+            max(
+                [display_width(col.header) + 4]
+                + [
+                    content_width([v], "text" if isinstance(v, str) else col.kind) + 2
+                    for _, shown in cells
+                    if (v := shown[c]) is not None
+                ]
+            ),
+        )
+        for c, col in enumerate(FISCAL_COLUMNS)
+    ]
     set_up_list_sheet(ws, FISCAL_COLUMNS, widths, len(rows), fmts, title)
     for r, (style, shown) in enumerate(cells, 1):
         text_fmt, number_fmts, not_given_fmt = fmts.row_styles.get(style, fmts.row_styles["township"])
@@ -83,10 +113,16 @@ def _notes(params: Params, run: Run) -> list[str]:
     return [
         "金额单位：元。财政补助总额 = 参保人数 × 人均财政补助标准"
         f"（{params.fiscal_per_capita_yuan.value}元，{params.fiscal_per_capita_yuan.cite}）。",
-        (f"中央财政补助比例：{float(share.value):.0%}（{share.cite}）；地方财政 = 财政补助总额 − 中央财政。"
-         if share.value is not None else f"中央财政补助比例：{NOT_GIVEN}（{share.cite}），本年度不拆分中央与地方。"),
-        (f"大病保险人均筹资：{critical.value}元（{critical.cite}）。" if critical.value is not None
-         else f"大病保险人均筹资：{NOT_GIVEN}（{critical.cite}）。"),
+        (
+            f"中央财政补助比例：{float(share.value):.0%}（{share.cite}）；地方财政 = 财政补助总额 − 中央财政。"
+            if share.value is not None
+            else f"中央财政补助比例：{NOT_GIVEN}（{share.cite}），本年度不拆分中央与地方。"
+        ),
+        (
+            f"大病保险人均筹资：{critical.value}元（{critical.cite}）。"
+            if critical.value is not None
+            else f"大病保险人均筹资：{NOT_GIVEN}（{critical.cite}）。"
+        ),
         "资助参保金额为实际支付的资助（征缴期结束后认定、已自缴全额的人员不再计入）。",
         "小计行为该县(市、区)合计，合计行为全部县(市、区)合计；参保率 = 参保人数 ÷ 参保登记人数。",
         f"数据批次 {run.fingerprint}（数据日期 {run.created:%Y-%m-%d}），参数文件 {'、'.join(params.sources)}。",
@@ -99,15 +135,19 @@ def _write_parameters_sheet(wb: Workbook, fmts: Formats, params: Params, stats: 
     rows = []
     for item in params.as_rows():
         key = item["parameter"]
-        label = (f"特殊情形「{key.split(':', 1)[1]}」参保期限" if key.startswith("special_event:")
-                 else PARAMETER_NAMES.get(key, key))
+        label = (
+            f"特殊情形「{key.split(':', 1)[1]}」参保期限"
+            if key.startswith("special_event:")
+            else PARAMETER_NAMES.get(key, key)
+        )
         rows.append([label, _BOOL_NAMES.get(item["value"], item["value"]), item["citation"], key])
     for row in rows:
         for c, v in enumerate(row):
             row[c], cut = fit_cell_text(v)
             stats.truncated_cells += cut
-    widths = [column_width(col.header, max((display_width(r[c]) for r in rows), default=0))
-              for c, col in enumerate(columns)]
+    widths = [
+        column_width(col.header, max((display_width(r[c]) for r in rows), default=0)) for c, col in enumerate(columns)
+    ]
     widths[2] = CITATION_COLUMN_WIDTH
     set_up_list_sheet(ws, columns, widths, len(rows), fmts, title)
     for r, row in enumerate(rows, 1):
@@ -120,10 +160,19 @@ def _write_parameters_sheet(wb: Workbook, fmts: Formats, params: Params, stats: 
             ws.write_string(r, c, v, fmts.wrap if c == 2 else fmts.top)
 
 
-def write_fiscal_workbook(wb: Workbook, fmts: Formats, con: duckdb.DuckDBPyConnection, run: Run, coverage_year: int,
-                          params: Params, place: str) -> None:
+def write_fiscal_workbook(
+    wb: Workbook,
+    fmts: Formats,
+    con: duckdb.DuckDBPyConnection,
+    run: Run,
+    coverage_year: int,
+    params: Params,
+    place: str,
+) -> None:
     stats = Stats()
     rows = queries.subsidy_rows(con, coverage_year, TIER_ORDER)
     date = f"{run.as_of_date}" if run.as_of_date else ""
-    _write_fiscal_sheet(wb, fmts, rows, params, run, stats, f"{place}{coverage_year}年度财政补助资金测算 数据日期{date}")
+    _write_fiscal_sheet(
+        wb, fmts, rows, params, run, stats, f"{place}{coverage_year}年度财政补助资金测算 数据日期{date}"
+    )
     _write_parameters_sheet(wb, fmts, params, stats, f"{coverage_year}年度政策参数及依据")

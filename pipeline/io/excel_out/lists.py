@@ -12,17 +12,31 @@ page, and a page break before each township where the list has one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import Worksheet
 
 from pipeline.io.excel_out.cells import (
-    EXCEL_CELL_MAX_CHARS, EXCEL_MAX_PAGE_BREAKS, MAX_COLUMN_WIDTH, TEXT_KINDS, Column, Formats, Stats,
-    column_width, content_width, display_width, fit_cell_text, looks_rich, page_title, write_text,
+    EXCEL_CELL_MAX_CHARS,
+    EXCEL_MAX_PAGE_BREAKS,
+    MAX_COLUMN_WIDTH,
+    TEXT_KINDS,
+    Column,
+    Formats,
+    Stats,
+    column_width,
+    content_width,
+    display_width,
+    fit_cell_text,
+    looks_rich,
+    page_title,
+    write_text,
 )
 from pipeline.io.masking import mask_id_expr, mask_ids_in_text_expr
 from pipeline.vocabulary import KIND_NAMES, NOT_ENROLLED_REASON_NAMES, STATUS_NAMES, TIER_NAMES
+
+Worksheet = Any  # an xlsxwriter worksheet (its public methods only)
 
 _LABELS = {"tier": TIER_NAMES, "status": STATUS_NAMES, "kind": KIND_NAMES, "reason": NOT_ENROLLED_REASON_NAMES}
 
@@ -88,8 +102,9 @@ def _page_breaks(part: pl.DataFrame, columns: Sequence[Column]) -> list[int]:
     return [int(r) + 1 for r in starts.head(EXCEL_MAX_PAGE_BREAKS)]
 
 
-def set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequence[int], n_rows: int, fmts: Formats,
-                      title: str) -> None:
+def set_up_list_sheet(
+    ws: Worksheet, columns: Sequence[Column], widths: Sequence[int], n_rows: int, fmts: Formats, title: str
+) -> None:
     """Header row, widths and number formats per column, filter, frozen header, print layout."""
     for c, (column, width) in enumerate(zip(columns, widths)):
         ws.set_column(c, c, width, fmts.number.get(column.kind))
@@ -104,8 +119,18 @@ def set_up_list_sheet(ws: Worksheet, columns: Sequence[Column], widths: Sequence
     ws.set_footer("&C第 &P 页 / 共 &N 页")
 
 
-def write_list(wb: Workbook, fmts: Formats, base_name: str, columns: Sequence[Column], rows: pl.DataFrame, *,
-               unmask: bool, max_rows_per_sheet: int, stats: Stats, title: str) -> list[str]:
+def write_list(
+    wb: Workbook,
+    fmts: Formats,
+    base_name: str,
+    columns: Sequence[Column],
+    rows: pl.DataFrame,
+    *,
+    unmask: bool,
+    max_rows_per_sheet: int,
+    stats: Stats,
+    title: str,
+) -> list[str]:
     """Write one list (a frame whose columns are `columns`, in order); returns the sheet names used."""
     prepared = prepare_list(rows, columns, unmask, stats)
     widths = [column_width(col.header, _width(prepared[f"c{i}"], col)) for i, col in enumerate(columns)]
@@ -119,9 +144,19 @@ def write_list(wb: Workbook, fmts: Formats, base_name: str, columns: Sequence[Co
         if breaks:
             ws.set_h_pagebreaks(breaks)
         texts = [i for i, col in enumerate(columns) if col.kind in TEXT_KINDS]
-        rich = set(part.with_row_index("__r").filter(pl.any_horizontal(
-            pl.col(f"c{i}").str.starts_with("<r>") & pl.col(f"c{i}").str.ends_with("</r>") for i in texts
-        ).fill_null(False))["__r"].to_list()) if texts else set()
+        rich = (
+            set(
+                part.with_row_index("__r")
+                .filter(
+                    pl.any_horizontal(
+                        pl.col(f"c{i}").str.starts_with("<r>") & pl.col(f"c{i}").str.ends_with("</r>") for i in texts
+                    ).fill_null(False)
+                )["__r"]
+                .to_list()
+            )
+            if texts
+            else set()
+        )
         for r, values in enumerate(part.iter_rows(), 1):
             ws.write_row(r, 0, values)
             if r - 1 in rich:  # rare: text xlsxwriter would take for rich-text XML

@@ -7,16 +7,27 @@ import polars as pl
 from xlsxwriter.workbook import Workbook
 
 from pipeline.io.excel_out.cells import (
-    NOT_GIVEN, Column, Formats, column_width, content_width, page_title, write_text,
+    NOT_GIVEN,
+    Column,
+    Formats,
+    column_width,
+    content_width,
+    page_title,
+    write_text,
 )
 from pipeline.io.excel_out.summary import FONT, GRIDLINES
 from pipeline.params import Params
 
 SHEET = "资助对象参保进展"
 COLUMNS = (
-    Column("县(市、区)", "text"), Column("乡镇(街道)", "text"), Column("身份类别", "text"),
-    Column("名单人数", "count"), Column("在花名册", "count"), Column("已参保", "count"),
-    Column("参保率", "rate"), Column("目标参保率", "rate"),
+    Column("县(市、区)", "text"),
+    Column("乡镇(街道)", "text"),
+    Column("身份类别", "text"),
+    Column("名单人数", "count"),
+    Column("在花名册", "count"),
+    Column("已参保", "count"),
+    Column("参保率", "rate"),
+    Column("目标参保率", "rate"),
 )
 
 
@@ -31,7 +42,9 @@ def write_progress(wb: Workbook, fmts: Formats, rows: pl.DataFrame, params: Para
     ws.write_row(0, 0, [c.header for c in COLUMNS], fmts.header)
     chart_rows: list[tuple[str, float]] = []
     several = rows.filter(pl.col("level") == "county").height > 1
-    for r, (level, county, township, label, listed, on_roster, enrolled, rate, target) in enumerate(rows.iter_rows(), 1):
+    for r, (level, county, township, label, listed, on_roster, enrolled, rate, target) in enumerate(
+        rows.iter_rows(), 1
+    ):
         style = fmts.row_styles["township" if level == "township" else level]
         text_fmt, numbers = style[0], style[1]
         for c, text in enumerate((county, township, label)):
@@ -40,8 +53,9 @@ def write_progress(wb: Workbook, fmts: Formats, rows: pl.DataFrame, params: Para
         below = target is not None and rate < target
         ws.write_number(r, 6, rate, fmts.warn if below else numbers["rate"])
         if label == group:
-            ws.write(r, 7, target if target is not None else NOT_GIVEN, numbers["rate"] if target is not None
-                     else style[2])
+            ws.write(
+                r, 7, target if target is not None else NOT_GIVEN, numbers["rate"] if target is not None else style[2]
+            )
             if level == "township":
                 chart_rows.append((f"{county} {township}" if several else township, rate))
     ws.freeze_panes(1, 0)
@@ -58,8 +72,11 @@ def write_progress(wb: Workbook, fmts: Formats, rows: pl.DataFrame, params: Para
         f"已参保：{params.coverage_year}年度已参保。参保率 = 已参保 ÷ 名单人数。",
         f"“{group}”：持有 {'、'.join(params.groups[0].labels) if params.groups else ''} 之一的名单人员，每人计一次"
         f"（{params.groups[0].cite if params.groups else ''}）。",
-        (f"目标参保率 {float(target.value):.0%}（{target.cite}），低于目标的参保率以红色标出。" if target.value is not None
-         else f"目标参保率：{NOT_GIVEN}（{target.cite}）。"),
+        (
+            f"目标参保率 {float(target.value):.0%}（{target.cite}），低于目标的参保率以红色标出。"
+            if target.value is not None
+            else f"目标参保率：{NOT_GIVEN}（{target.cite}）。"
+        ),
     ]
     for i, note in enumerate(notes, rows.height + 2):
         ws.write_string(i, 0, note, fmts.note)
@@ -75,12 +92,21 @@ def _chart(wb: Workbook, ws, chart_rows: list[tuple[str, float]], at_row: int, f
         ws.write_number(r, 1, rate, fmts.number["rate"])
     first, last = at_row + 1, at_row + len(chart_rows)
     chart = wb.add_chart({"type": "bar"})
-    chart.add_series({
-        "name": "参保率", "categories": [SHEET, first, 0, last, 0], "values": [SHEET, first, 1, last, 1],
-        "fill": {"color": "#4472C4"}, "gap": 50,
-        "data_labels": {"value": True, "num_format": "0.0%", "font": {**FONT, "color": "#FFFFFF", "bold": True},
-                        "position": "inside_end"},
-    })
+    chart.add_series(
+        {
+            "name": "参保率",
+            "categories": [SHEET, first, 0, last, 0],
+            "values": [SHEET, first, 1, last, 1],
+            "fill": {"color": "#4472C4"},
+            "gap": 50,
+            "data_labels": {
+                "value": True,
+                "num_format": "0.0%",
+                "font": {**FONT, "color": "#FFFFFF", "bold": True},
+                "position": "inside_end",
+            },
+        }
+    )
     chart.set_title({"name": "农村低收入人口和脱贫人口参保率(按乡镇)", "name_font": {**FONT, "size": 12}})
     chart.set_x_axis({"num_format": "0%", "min": 0, "max": 1, "num_font": FONT, "major_gridlines": GRIDLINES})
     chart.set_y_axis({"reverse": True, "crossing": "max", "num_font": FONT})

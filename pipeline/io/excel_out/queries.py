@@ -69,47 +69,69 @@ class Run:
 
 
 def read_run(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int) -> Run:
-    rows = fetch(con, """
+    rows = fetch(
+        con,
+        """
         SELECT run_id, started_at, finished_at, coverage_year, region,
                rows_read, rows_accepted, rows_rejected, rows_skipped, status, fingerprint, as_of_date
-        FROM runs WHERE run_id = ?""", [run_id])
+        FROM runs WHERE run_id = ?""",
+        [run_id],
+    )
     if not rows:
         raise ReportError(f"找不到运行记录 {run_id} / no run '{run_id}' in table runs; run `medins run` first")
     run = Run(*rows[0])
     if run.coverage_year is not None and run.coverage_year != coverage_year:
-        raise ReportError(f"运行 {run_id} 属于{run.coverage_year}年度，不是{coverage_year}年度 / run "
-                          f"'{run_id}' is for coverage year {run.coverage_year}, not {coverage_year}")
+        raise ReportError(
+            f"运行 {run_id} 属于{run.coverage_year}年度，不是{coverage_year}年度 / run "
+            f"'{run_id}' is for coverage year {run.coverage_year}, not {coverage_year}"
+        )
     for table in REPORTED_TABLES:
-        other = fetch(con, f"SELECT count(*) FROM {table} WHERE coverage_year = ? "
-                           "AND run_id IS DISTINCT FROM ?", [coverage_year, run_id])[0][0]
+        other = fetch(
+            con,
+            f"SELECT count(*) FROM {table} WHERE coverage_year = ? AND run_id IS DISTINCT FROM ?",
+            [coverage_year, run_id],
+        )[0][0]
         if other:
             raise ReportError(
                 f"{table} 中{coverage_year}年度有{other}行属于其他运行 / table {table} holds {other} "
                 f"row(s) of another run for coverage year {coverage_year}, not of '{run_id}'; "
-                f"rerun `medins run --coverage-year {coverage_year}`")
+                f"rerun `medins run --coverage-year {coverage_year}`"
+            )
     return run
 
 
 def person_list(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str, params: Params) -> pl.DataFrame:
     """Persons of one status, with where their amount due comes from (docs/RULES.md §2)."""
     basis = "CASE r.tier WHEN 'full' THEN ? WHEN 'fixed' THEN ? ELSE ? END"
-    return fetch_frame(con, f"""
+    return fetch_frame(
+        con,
+        f"""
         SELECT r.name, r.id_number, r.county, r.township, r.village, r.tier,
-               {fen('r.individual_due')}, {fen('r.net_paid')}, {fen('r.amount_diff')},
-               r.n_payments, {excel_date_sql('r.last_paid_on')}, COALESCE(r.refund_basis, {basis})
+               {fen("r.individual_due")}, {fen("r.net_paid")}, {fen("r.amount_diff")},
+               r.n_payments, {excel_date_sql("r.last_paid_on")}, COALESCE(r.refund_basis, {basis})
         FROM reconciliation r
         WHERE r.coverage_year = ? AND r.status = ?
         ORDER BY r.county, r.township, r.village, r.name, r.id_number""",
-        [params.full_subsidy_yuan.cite, params.fixed_subsidy_yuan.cite, params.individual_standard_yuan.cite,
-         coverage_year, status])
+        [
+            params.full_subsidy_yuan.cite,
+            params.fixed_subsidy_yuan.cite,
+            params.individual_standard_yuan.cite,
+            coverage_year,
+            status,
+        ],
+    )
 
 
 def unmatched(con: duckdb.DuckDBPyConnection, coverage_year: int) -> pl.DataFrame:
-    return fetch_frame(con, f"""
-        SELECT name, id_number, {fen('amount')}, {excel_date_sql('paid_on')}, ticket_no, reason,
+    return fetch_frame(
+        con,
+        f"""
+        SELECT name, id_number, {fen("amount")}, {excel_date_sql("paid_on")}, ticket_no, reason,
                source_file, sheet, row_number
         FROM unmatched_payments WHERE coverage_year = ?
-        ORDER BY source_file, sheet, row_number, ticket_no""", [coverage_year])
+        ORDER BY source_file, sheet, row_number, ticket_no""",
+        [coverage_year],
+    )
 
 
 def _id_column_names() -> frozenset[str]:
@@ -131,10 +153,14 @@ def _is_id_column(column: str | None, id_columns: frozenset[str]) -> bool:
 
 
 def rejected_rows(con: duckdb.DuckDBPyConnection, coverage_year: int, unmask: bool) -> pl.DataFrame:
-    rows = fetch_frame(con, """
+    rows = fetch_frame(
+        con,
+        """
         SELECT kind, source_file, sheet, row_number, "column", raw_value, reason, id_number
         FROM rejected_rows WHERE coverage_year = ?
-        ORDER BY source_file, sheet, row_number, "column", raw_value""", [coverage_year])
+        ORDER BY source_file, sheet, row_number, "column", raw_value""",
+        [coverage_year],
+    )
     if unmask:
         return rows
     # A raw value under an ID header is masked whole (it may be a mangled ID the free-text pattern
@@ -143,91 +169,148 @@ def rejected_rows(con: duckdb.DuckDBPyConnection, coverage_year: int, unmask: bo
     id_columns = _id_column_names()
     under_id = [h for h in rows["column"].drop_nulls().unique().to_list() if _is_id_column(h, id_columns)]
     return rows.with_columns(
-        pl.when(pl.col("column").is_in(under_id)).then(mask_id_expr(pl.col("raw_value")))
-        .otherwise(pl.col("raw_value")).alias("raw_value"))
+        pl.when(pl.col("column").is_in(under_id))
+        .then(mask_id_expr(pl.col("raw_value")))
+        .otherwise(pl.col("raw_value"))
+        .alias("raw_value")
+    )
 
 
 def status_changes(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    rows = fetch_frame(con, f"""
+    rows = fetch_frame(
+        con,
+        f"""
         SELECT name, id_number, county, township, previous_status, status,
-               {fen('previous_amount_diff')}, {fen('amount_diff')}, previous_run_id
+               {fen("previous_amount_diff")}, {fen("amount_diff")}, previous_run_id
         FROM status_changes WHERE run_id = ?
-        ORDER BY county, township, name, id_number""", [run_id])
+        ORDER BY county, township, name, id_number""",
+        [run_id],
+    )
     return rows.with_columns(
         pl.col(column).replace(STATUS_NAMES).fill_null(STATUS_CHANGE_MISSING[which])
-        for column, which in (("previous_status", "previous"), ("status", "current")))
+        for column, which in (("previous_status", "previous"), ("status", "current"))
+    )
 
 
 def summary_figures(con: duckdb.DuckDBPyConnection, coverage_year: int) -> dict[str, Any]:
-    roster, enrolled = fetch(con, """
+    roster, enrolled = fetch(
+        con,
+        """
         SELECT count(*), count(*) FILTER (WHERE enrolled)
-        FROM determinations WHERE coverage_year = ?""", [coverage_year])[0]
-    by_status = dict(fetch(con, "SELECT status, count(*) FROM reconciliation WHERE coverage_year = ? GROUP BY status",
-                           [coverage_year]))
-    due, collected, refund, outstanding = fetch(con, f"""
-        SELECT {money('coalesce(sum(individual_due), 0)')}, {money('coalesce(sum(net_paid), 0)')},
+        FROM determinations WHERE coverage_year = ?""",
+        [coverage_year],
+    )[0]
+    by_status = dict(
+        fetch(
+            con, "SELECT status, count(*) FROM reconciliation WHERE coverage_year = ? GROUP BY status", [coverage_year]
+        )
+    )
+    due, collected, refund, outstanding = fetch(
+        con,
+        f"""
+        SELECT {money("coalesce(sum(individual_due), 0)")}, {money("coalesce(sum(net_paid), 0)")},
                {money("coalesce(sum(amount_diff) FILTER (WHERE status = 'overpaid'), 0)")},
                {money("coalesce(sum(amount_diff) FILTER (WHERE status IN ('underpaid', 'unpaid')), 0)")}
-        FROM reconciliation WHERE coverage_year = ?""", [coverage_year])[0]
-    n_unmatched, unmatched_amount = fetch(con, f"""
-        SELECT count(*), {money('coalesce(sum(amount), 0)')}
-        FROM unmatched_payments WHERE coverage_year = ?""", [coverage_year])[0]
-    return {"roster": roster, "enrolled": enrolled, "by_status": by_status, "due": due, "collected": collected,
-            "refund": refund, "outstanding": outstanding, "n_unmatched": n_unmatched,
-            "unmatched_amount": unmatched_amount}
+        FROM reconciliation WHERE coverage_year = ?""",
+        [coverage_year],
+    )[0]
+    n_unmatched, unmatched_amount = fetch(
+        con,
+        f"""
+        SELECT count(*), {money("coalesce(sum(amount), 0)")}
+        FROM unmatched_payments WHERE coverage_year = ?""",
+        [coverage_year],
+    )[0]
+    return {
+        "roster": roster,
+        "enrolled": enrolled,
+        "by_status": by_status,
+        "due": due,
+        "collected": collected,
+        "refund": refund,
+        "outstanding": outstanding,
+        "n_unmatched": n_unmatched,
+        "unmatched_amount": unmatched_amount,
+    }
 
 
 def township_enrolment(con: duckdb.DuckDBPyConnection, coverage_year: int) -> list[tuple]:
-    return fetch(con, """
+    return fetch(
+        con,
+        """
         SELECT county, township, count(*), count(*) FILTER (WHERE enrolled)
         FROM determinations WHERE coverage_year = ?
-        GROUP BY county, township ORDER BY county, township""", [coverage_year])
+        GROUP BY county, township ORDER BY county, township""",
+        [coverage_year],
+    )
 
 
 def county_money(con: duckdb.DuckDBPyConnection, coverage_year: int) -> list[tuple]:
-    return fetch(con, f"""
-        SELECT county, {money('sum(individual_due)')}, {money('sum(net_paid)')},
+    return fetch(
+        con,
+        f"""
+        SELECT county, {money("sum(individual_due)")}, {money("sum(net_paid)")},
                {money("coalesce(sum(amount_diff) FILTER (WHERE status = 'overpaid'), 0)")},
                {money("coalesce(sum(amount_diff) FILTER (WHERE status IN ('underpaid', 'unpaid')), 0)")}
         FROM reconciliation WHERE coverage_year = ?
-        GROUP BY county ORDER BY county""", [coverage_year])
+        GROUP BY county ORDER BY county""",
+        [coverage_year],
+    )
 
 
 def subsidy_rows(con: duckdb.DuckDBPyConnection, coverage_year: int, tier_order: Sequence[str]) -> list[tuple]:
     tier_rank = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(tier_order))
-    return fetch(con, f"""
+    return fetch(
+        con,
+        f"""
         SELECT level, county, township, tier, roster_count, enrolled_count,
                coalesce(enrolment_rate, enrolled_count / nullif(roster_count, 0)),
-               {money('fiscal_per_capita_total')}, {money('central_share_total')},
-               {money('local_share_total')}, {money('participation_subsidy_total')},
-               {money('critical_illness_total')}, {money('individual_due_total')},
-               {money('individual_collected_total')}
+               {money("fiscal_per_capita_total")}, {money("central_share_total")},
+               {money("local_share_total")}, {money("participation_subsidy_total")},
+               {money("critical_illness_total")}, {money("individual_due_total")},
+               {money("individual_collected_total")}
         FROM subsidy_totals WHERE coverage_year = ?
         ORDER BY CASE level WHEN 'total' THEN 1 ELSE 0 END, county,
                  CASE level WHEN 'township' THEN 0 ELSE 1 END, township,
-                 CASE tier {tier_rank} ELSE 9 END, tier""", [coverage_year])
+                 CASE tier {tier_rank} ELSE 9 END, tier""",
+        [coverage_year],
+    )
 
 
 def has_lists(con: duckdb.DuckDBPyConnection, coverage_year: int) -> bool:
     """The night was given subsidy lists (a row of them, accepted or rejected)."""
-    return fetch(con, "SELECT (SELECT count(*) FROM subsidy_list_rows WHERE coverage_year = ?) + "
-                      "(SELECT count(*) FROM rejected_rows WHERE coverage_year = ? AND kind = 'subsidy_list')",
-                 [coverage_year, coverage_year])[0][0] > 0
+    return (
+        fetch(
+            con,
+            "SELECT (SELECT count(*) FROM subsidy_list_rows WHERE coverage_year = ?) + "
+            "(SELECT count(*) FROM rejected_rows WHERE coverage_year = ? AND kind = 'subsidy_list')",
+            [coverage_year, coverage_year],
+        )[0][0]
+        > 0
+    )
 
 
 def subsidy_progress(con: duckdb.DuckDBPyConnection, coverage_year: int, group: str) -> pl.DataFrame:
     """Progress rows, township by township with its county subtotal, then the total; in each place the
     group 农村低收入人口和脱贫人口 first, then the labels."""
-    return fetch_frame(con, """
+    return fetch_frame(
+        con,
+        """
         SELECT level, coalesce(county, '合计'), coalesce(township, CASE level WHEN 'county' THEN '小计' ELSE '合计' END),
                label, listed, on_roster, enrolled, enrolment_rate, target_rate
         FROM subsidy_progress WHERE coverage_year = ?
         ORDER BY CASE level WHEN 'total' THEN 1 ELSE 0 END, county, CASE level WHEN 'township' THEN 0 ELSE 1 END,
-                 township, CASE WHEN label = ? THEN 0 ELSE 1 END, label""", [coverage_year, group])
+                 township, CASE WHEN label = ? THEN 0 ELSE 1 END, label""",
+        [coverage_year, group],
+    )
 
 
 def subsidy_not_enrolled(con: duckdb.DuckDBPyConnection, coverage_year: int) -> pl.DataFrame:
-    return fetch_frame(con, """
+    return fetch_frame(
+        con,
+        """
         SELECT name, id_number, county, township, village, identity_labels, department, reason
         FROM subsidy_not_enrolled WHERE coverage_year = ?
-        ORDER BY county, township, village, reason, name, id_number""", [coverage_year])
+        ORDER BY county, township, village, reason, name, id_number""",
+        [coverage_year],
+    )

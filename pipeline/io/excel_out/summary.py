@@ -7,23 +7,31 @@ from typing import Any
 
 import duckdb
 from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import Worksheet
 
 from pipeline.io.excel_out import queries
 from pipeline.io.excel_out.cells import (
-    EXCEL_CELL_MAX_CHARS, MAX_COLUMN_WIDTH, TRUNCATION_MARKER, Formats, Stats, content_width, display_width,
-    excel_serial, write_text,
+    EXCEL_CELL_MAX_CHARS,
+    MAX_COLUMN_WIDTH,
+    TRUNCATION_MARKER,
+    Formats,
+    Stats,
+    content_width,
+    display_width,
+    excel_serial,
+    write_text,
 )
 from pipeline.io.excel_out.queries import Run
 from pipeline.params import Params
 from pipeline.vocabulary import RUN_STATUS_NAMES, STATUS_NAMES, STATUSES, region_name
 
+Worksheet = Any  # an xlsxwriter worksheet (its public methods only)
 FONT = {"name": "宋体"}
 GRIDLINES = {"visible": True, "line": {"color": "#D9D9D9"}}
 
 
-def _items(run: Run, coverage_year: int, params: Params, figures: dict[str, Any], stats: Stats,
-           unmask: bool) -> list[tuple[str, Any, str, str]]:
+def _items(
+    run: Run, coverage_year: int, params: Params, figures: dict[str, Any], stats: Stats, unmask: bool
+) -> list[tuple[str, Any, str, str]]:
     region = run.region or params.region
     roster, enrolled = figures["roster"], figures["enrolled"]
     items: list[tuple[str, Any, str, str]] = [
@@ -41,22 +49,35 @@ def _items(run: Run, coverage_year: int, params: Params, figures: dict[str, Any]
         ("参保率", enrolled / roster if roster else None, "rate", "参保人数 ÷ 花名册人数"),
     ]
     items += [(f"{STATUS_NAMES[s]}人数", figures["by_status"].get(s, 0), "count", "") for s in STATUSES]
-    return items + [
+    items += [
         ("个人应缴总额(元)", figures["due"], "money", ""),
         ("个人实缴总额(元)", figures["collected"], "money", "缴费减退费后的净额"),
         ("应退费总额(元)", figures["refund"], "money", "多缴应退费人员的应退金额合计"),
         ("欠缴总额(元)", figures["outstanding"], "money", "少缴与未缴人员的差额合计"),
         ("无登记缴费笔数", figures["n_unmatched"], "count", "证件号码不在花名册或花名册行未通过校验"),
         ("无登记缴费金额(元)", figures["unmatched_amount"], "money", ""),
-        ("被截断的单元格数", stats.truncated_cells, "count",
-         f"超过{EXCEL_CELL_MAX_CHARS:,}字符的单元格已截断，以「{TRUNCATION_MARKER}」结尾"),
+        (
+            "被截断的单元格数",
+            stats.truncated_cells,
+            "count",
+            f"超过{EXCEL_CELL_MAX_CHARS:,}字符的单元格已截断，以「{TRUNCATION_MARKER}」结尾",
+        ),
         ("证件号码", "未脱敏(--unmask)" if unmask else "已脱敏", "text", "" if unmask else "仅显示前6位和后4位"),
     ]
+    return items
 
 
-def write_summary(summary: Worksheet, fmts: Formats, run: Run, coverage_year: int, params: Params,
-                  figures: dict[str, Any], lists: list[tuple[str, list[str], int]], stats: Stats,
-                  unmask: bool) -> int:
+def write_summary(
+    summary: Worksheet,
+    fmts: Formats,
+    run: Run,
+    coverage_year: int,
+    params: Params,
+    figures: dict[str, Any],
+    lists: list[tuple[str, list[str], int]],
+    stats: Stats,
+    unmask: bool,
+) -> int:
     """Key figures and the list of lists, in row order; returns the first free row below them."""
     items = _items(run, coverage_year, params, figures, stats, unmask)
     summary.write_string(0, 0, f"{coverage_year}年度城乡居民基本医疗保险缴费对账报告", fmts.title)
@@ -98,8 +119,9 @@ class _ChartData:
         self.widths = [0] * 6
         self.ranges: dict[str, tuple[int, int]] = {}
 
-    def table(self, key: str, title: str, headers: Sequence[str], kinds: Sequence[str],
-              rows: Sequence[Sequence[Any]]) -> None:
+    def table(
+        self, key: str, title: str, headers: Sequence[str], kinds: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         ws, fmts = self.ws, self.fmts
         ws.write_string(self.row, 0, title, fmts.title)
         ws.write_row(self.row + 1, 0, headers, fmts.header)
@@ -117,8 +139,9 @@ class _ChartData:
         self.row += len(rows) + 4
 
 
-def write_chart_data(wb: Workbook, fmts: Formats, con: duckdb.DuckDBPyConnection, coverage_year: int,
-                     figures: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], int]:
+def write_chart_data(
+    wb: Workbook, fmts: Formats, con: duckdb.DuckDBPyConnection, coverage_year: int, figures: dict[str, Any]
+) -> tuple[dict[str, tuple[int, int]], int]:
     """The chart tables; returns each table's first and last data row, and the column holding the
     township bars' labels."""
     data = _ChartData(wb.add_worksheet("图表数据"), fmts)
@@ -126,14 +149,27 @@ def write_chart_data(wb: Workbook, fmts: Formats, con: duckdb.DuckDBPyConnection
     # With several counties the chart labels a bar "county township" (a two-level axis prints the
     # county names sideways and unreadable).
     several = len({c for c, *_ in townships}) > 1
-    data.table("township", "按乡镇(街道)参保情况",
-               ("县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数", "参保率") + (("图表标签",) if several else ()),
-               ("text", "text", "count", "count", "rate", "text"),
-               [(c, t, n, e, e / n if n else None) + ((f"{c} {t}",) if several else ()) for c, t, n, e in townships])
-    data.table("status", "按对账状态人数", ("对账状态", "人数"), ("text", "count"),
-               [(STATUS_NAMES[s], figures["by_status"].get(s, 0)) for s in STATUSES])
-    data.table("county", "按县(市、区)缴费情况(元)", ("县(市、区)", "个人应缴", "个人实缴", "应退费", "欠缴"),
-               ("text", "money", "money", "money", "money"), queries.county_money(con, coverage_year))
+    data.table(
+        "township",
+        "按乡镇(街道)参保情况",
+        ("县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数", "参保率") + (("图表标签",) if several else ()),
+        ("text", "text", "count", "count", "rate", "text"),
+        [(c, t, n, e, e / n if n else None) + ((f"{c} {t}",) if several else ()) for c, t, n, e in townships],
+    )
+    data.table(
+        "status",
+        "按对账状态人数",
+        ("对账状态", "人数"),
+        ("text", "count"),
+        [(STATUS_NAMES[s], figures["by_status"].get(s, 0)) for s in STATUSES],
+    )
+    data.table(
+        "county",
+        "按县(市、区)缴费情况(元)",
+        ("县(市、区)", "个人应缴", "个人实缴", "应退费", "欠缴"),
+        ("text", "money", "money", "money", "money"),
+        queries.county_money(con, coverage_year),
+    )
     for c, w in enumerate(data.widths):
         data.ws.set_column(c, c, min(MAX_COLUMN_WIDTH, w))
     data.ws.set_paper(9)
@@ -153,35 +189,67 @@ def _column_chart(wb: Workbook, title: str, series: list[dict], legend: dict) ->
     return chart
 
 
-def add_charts(wb: Workbook, summary: Worksheet, ranges: dict[str, tuple[int, int]], label_col: int,
-               township_row: int) -> None:
+def _township_chart(wb: Workbook, first: int, last: int, label_col: int) -> Any:
+    """Each township's enrolment rate, a bar each, as tall as the townships need."""
+    data = "'图表数据'"
+    chart = wb.add_chart({"type": "bar"})
+    chart.add_series(
+        {
+            "name": "参保率",
+            "categories": [data, first, label_col, last, label_col],
+            "values": [data, first, 4, last, 4],
+            "fill": {"color": "#4472C4"},
+            "gap": 50,
+            "data_labels": {
+                "value": True,
+                "num_format": "0.0%",
+                "position": "inside_end",
+                "font": {**FONT, "color": "#FFFFFF", "bold": True},
+            },
+        }
+    )
+    chart.set_title({"name": "各乡镇(街道)参保率", "name_font": {**FONT, "size": 12}})
+    chart.set_x_axis({"num_format": "0%", "min": 0, "max": 1, "num_font": FONT, "major_gridlines": GRIDLINES})
+    chart.set_y_axis({"reverse": True, "crossing": "max", "num_font": FONT})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 1000, "height": max(300, 80 + 22 * (last - first + 1))})
+    return chart
+
+
+def add_charts(
+    wb: Workbook, summary: Worksheet, ranges: dict[str, tuple[int, int]], label_col: int, township_row: int
+) -> None:
     """Status counts and money by county beside the key figures; the township rates below them, full
     width, as tall as the townships need."""
     data = "'图表数据'"
     first, last = ranges["township"]
     if last >= first:
-        chart = wb.add_chart({"type": "bar"})
-        chart.add_series({
-            "name": "参保率", "categories": [data, first, label_col, last, label_col],
-            "values": [data, first, 4, last, 4], "fill": {"color": "#4472C4"}, "gap": 50,
-            "data_labels": {"value": True, "num_format": "0.0%", "position": "inside_end",
-                            "font": {**FONT, "color": "#FFFFFF", "bold": True}},
-        })
-        chart.set_title({"name": "各乡镇(街道)参保率", "name_font": {**FONT, "size": 12}})
-        chart.set_x_axis({"num_format": "0%", "min": 0, "max": 1, "num_font": FONT, "major_gridlines": GRIDLINES})
-        chart.set_y_axis({"reverse": True, "crossing": "max", "num_font": FONT})
-        chart.set_legend({"none": True})
-        chart.set_size({"width": 1000, "height": max(300, 80 + 22 * (last - first + 1))})
-        summary.insert_chart(township_row, 0, chart)
+        summary.insert_chart(township_row, 0, _township_chart(wb, first, last, label_col))
     first, last = ranges["status"]
-    summary.insert_chart(2, 4, _column_chart(wb, "对账状态人数", [{
-        "name": "人数", "categories": [data, first, 0, last, 0], "values": [data, first, 1, last, 1],
-        "fill": {"color": "#ED7D31"}, "gap": 80, "data_labels": {"value": True, "font": FONT}}], {"none": True}))
+    status = {
+        "name": "人数",
+        "categories": [data, first, 0, last, 0],
+        "values": [data, first, 1, last, 1],
+        "fill": {"color": "#ED7D31"},
+        "gap": 80,
+        "data_labels": {"value": True, "font": FONT},
+    }
+    summary.insert_chart(2, 4, _column_chart(wb, "对账状态人数", [status], {"none": True}))
     first, last = ranges["county"]
     if last >= first:
-        series = [{"name": name, "categories": [data, first, 0, last, 0], "values": [data, first, col, last, col],
-                   "fill": {"color": color}, "gap": 80,
-                   "data_labels": {"value": True, "num_format": "#,##0", "font": FONT}}
-                  for col, name, color in ((1, "个人应缴", "#A5A5A5"), (2, "个人实缴", "#70AD47"))]
-        summary.insert_chart(18, 4, _column_chart(wb, "各县(市、区)个人缴费: 应缴与实缴(元)", series,
-                                                  {"position": "bottom", "font": FONT}))
+        series = [
+            {
+                "name": name,
+                "categories": [data, first, 0, last, 0],
+                "values": [data, first, col, last, col],
+                "fill": {"color": color},
+                "gap": 80,
+                "data_labels": {"value": True, "num_format": "#,##0", "font": FONT},
+            }
+            for col, name, color in ((1, "个人应缴", "#A5A5A5"), (2, "个人实缴", "#70AD47"))
+        ]
+        summary.insert_chart(
+            18,
+            4,
+            _column_chart(wb, "各县(市、区)个人缴费: 应缴与实缴(元)", series, {"position": "bottom", "font": FONT}),
+        )
