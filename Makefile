@@ -1,5 +1,6 @@
 # The product's two front doors: `make run` and `make test`.
-# Both create their own virtualenv and install everything from pyproject.toml.
+# Both create their own virtualenv and install the exact versions of requirements.lock (with hashes),
+# then the project itself (pyproject.toml). Upgrading a library: README "Upgrading the libraries".
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,12 +8,13 @@ STAMP  := $(VENV)/.installed-stamp
 YEARS  := 2024 2025 2026
 REGION ?= jingdezhen
 
-.PHONY: run test clean sample
+.PHONY: run test lint clean sample lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -20,13 +22,25 @@ run: $(STAMP)
 	  $(BIN)/medins run --coverage-year $$y --region $(REGION) --out out/ || exit $$?; \
 	done
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline schemas tools tests benchmarks
+	$(BIN)/ruff format --check pipeline schemas tools tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 sample: $(STAMP)
 	@for y in $(YEARS); do \
 	  rm -rf sample_data/$$y && $(BIN)/python -m tools.sample --rows 300 --seed $$y --coverage-year $$y --out sample_data/$$y || exit $$?; \
 	done
+
+# Re-pin every library to the newest versions the ranges of pyproject.toml allow (a deliberate step:
+# then `make test` and the benchmark, README "Upgrading the libraries").
+lock:
+	$(PYTHON) -m venv /tmp/medins-lock && /tmp/medins-lock/bin/pip install --quiet pip-tools
+	/tmp/medins-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --extra test --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) out

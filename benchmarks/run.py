@@ -301,12 +301,13 @@ def floor(files: list[str], rec: Recorder) -> dict:
 def measure_night(spec: dict) -> dict:
     """In its own process, like a nightly `medins run`: run_night with stage times and memory."""
     from pipeline.run import run_night
+    from pipeline.settings import RunSettings
     work = Path(spec["work"])
     rec = Recorder()
     t0 = time.perf_counter()
     with rec.step("run_night"):
-        result = run_night(spec["year"], spec["region"], spec["roster"], spec["payments"], work / "medins.duckdb",
-                           work, step=rec.step, write_workbooks=spec["excel"])
+        result = run_night(RunSettings(spec["year"], spec["region"], spec["roster"], spec["payments"],
+                                       work / "medins.duckdb", work, step=rec.step, write_workbooks=spec["excel"]))
     total = time.perf_counter() - t0
     rec.close()
     _stop_forkserver()
@@ -329,6 +330,7 @@ def measure_night(spec: dict) -> dict:
             "main_process_peak_mb": (whole["self_hwm"] or 0) // MB, "ru_maxrss_children_mb": children_maxrss,
             "rows": counts, "sheet_seconds": [{**x, "file": Path(x["file"]).name} for x in result.sheet_seconds],
             "files": [Path(f).name for f in spec["roster"] + spec["payments"]],
+            "database_mb": round((work / "medins.duckdb").stat().st_size / MB, 1),
             "written": {t: dict(zip(("kept", "written", "deleted"), n)) for t, n in result.written.items()}}
 
 
@@ -415,14 +417,13 @@ def table(run: dict) -> str:
     reused = [f"{x['file']} [{x['sheet']}]" for x in run.get("sheet_seconds", []) if x["read_s"] is None]
     if measured:
         lines += ["", "inside 读取 read: each sheet in its parser child (the children share the cores)", "",
-                  "| file | sheet | read s (calamine, trimming, number-cell check) | row checks s (pandera model) "
-                  "| first rows unchanged, checks reused |",
-                  "|---|---|---:|---:|---:|"]
-        lines += [f"| {x['file']} | {x['sheet']} | {x['read_s']:.2f} | {x['check_s'] or 0:.2f} "
-                  f"| {x.get('rows_reused', 0):,} |" for x in measured]
+                  "| file | sheet | read s (calamine, trimming, number-cell check) | row checks s (pandera model) |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {x['file']} | {x['sheet']} | {x['read_s']:.2f} | {x['check_s'] or 0:.2f} |" for x in measured]
         read_s, check_s = sum(x["read_s"] for x in measured), sum(x["check_s"] or 0 for x in measured)
-        lines.append(f"| **all** | | **{read_s:.2f}** | **{check_s:.2f}** ({check_s / read_s:.0%} of reading) "
-                     f"| {sum(x.get('rows_reused', 0) for x in measured):,} |")
+        lines.append(f"| **all** | | **{read_s:.2f}** | **{check_s:.2f}** ({check_s / read_s:.0%} of reading) |")
+    if "database_mb" in run:
+        lines.append(f"database file: {run['database_mb']:,} MB")
     if reused:
         lines.append(f"\nsheets reused from the cache (the same bytes read before, rows already checked): "
                      f"{', '.join(reused)}")

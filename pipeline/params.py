@@ -66,7 +66,7 @@ class SpecialEvent:
 
 @dataclass(frozen=True)
 class Params:
-    """Every number and date of RULES.md §2, §7 for one coverage year and region."""
+    """Every number and date of docs/RULES.md §2, §7 for one coverage year and region."""
 
     coverage_year: int
     region: str
@@ -223,7 +223,7 @@ _MODEL_NEEDS = {
 }
 _NEWBORN_NEEDS = {"payment": ("newborn_grace_months",)}
 _TOP_KEYS = set(_SCALARS) | {"coverage_year", "special_events", "special_status", "rule_basis", "label_cites"}
-# rule_basis texts each benefit model must give (RULES.md §4), besides the shared ones.
+# rule_basis texts each benefit model must give (docs/RULES.md §4), besides the shared ones.
 _BASIS_NEEDS = {
     "wait_days": ("in_collection_period", "late_waiting"),
     "wait_months": ("in_collection_period", "late_waiting"),

@@ -49,7 +49,7 @@ def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 
 def normalise_id(expr: pl.Expr) -> pl.Expr:
-    """ID text as the GB 11643 form: no whitespace anywhere, x -> X (RULES.md §6)."""
+    """ID text as the GB 11643 form: no whitespace anywhere, x -> X (docs/RULES.md §6)."""
     return expr.str.replace_all(r"\s+", "").str.to_uppercase()
 
 
@@ -206,7 +206,7 @@ def parse_yes_no(expr: pl.Expr) -> pl.Expr:
 
 
 def split_labels(expr: pl.Expr) -> pl.Expr:
-    """人员身份 text -> list of tokens, split on 、 , ， ; ； | / or whitespace (RULES.md §1).
+    """人员身份 text -> list of tokens, split on 、 , ， ; ； | / or whitespace (docs/RULES.md §1).
 
     Runs after `normalise_text`, so ， and ； already read as , and ;.
     """

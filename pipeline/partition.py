@@ -2,10 +2,10 @@
 
 The rows of one person (every roster row and every payment under the ID
 number) always fall in the same partition, by a hash of the ID: every rule of
-RULES.md is about one person, and the duplicate rule of the roster is keyed
+docs/RULES.md is about one person, and the duplicate rule of the roster is keyed
 by the ID. The one rule that crosses persons is the payments' duplicate rule,
 keyed by 电子税票号码: a ticket number that appears under two different ID
-numbers is a conflict (all its rows are rejected, RULES.md §6), so the rows of
+numbers is a conflict (all its rows are rejected, docs/RULES.md §6), so the rows of
 such tickets (found first: `shared_tickets`) all go to partition 0, where the
 rule sees them together. The result is the same as one
 piece; `tests/test_partitions.py` compares every table and workbook.

@@ -1,4 +1,4 @@
-"""Reconciliation of the roster against the tax bureau's payments, RULES.md §5."""
+"""Reconciliation of the roster against the tax bureau's payments, docs/RULES.md §5."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def unmatched_payments(
     """Payments for Y whose ID matches no accepted roster row, with the reason.
 
     Payments for other coverage years are kept in `payments` but not
-    reconciled here (RULES.md §5).
+    reconciled here (docs/RULES.md §5).
     """
     rejected_ids = rejected.filter(pl.col("kind") == "roster").select("id_number").drop_nulls().unique()
     year = payments.lazy().filter(pl.col("coverage_year") == params.coverage_year)

@@ -22,7 +22,7 @@ from pipeline.errors import InputFileError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
 from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
-from pipeline.io.excel_out import build_reports, publish_reports
+from pipeline.io.excel_out import build_reports, discard_reports, publish_reports
 from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
 from pipeline.io.store import (
@@ -158,7 +158,11 @@ def _night(settings: RunSettings, work: Future) -> RunResult:
     night, writer, staged = _write(ctx, work, sheets, lists, n_parts)
     checkpoint("after_commit")
     with _stage(settings, "发布 publish"):
-        publish_database(settings.db_path, work.result())
+        try:
+            publish_database(settings.db_path, work.result())
+        except BaseException:
+            discard_reports(staged)  # the night is not published: neither are its workbooks
+            raise
     checkpoint("after_publish")
     shutil.rmtree(ctx.scratch, ignore_errors=True)
     return RunResult(

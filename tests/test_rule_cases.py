@@ -20,10 +20,16 @@ Case format (see any file in tests/cases/):
     payments  optional list of {amount (yuan, negative = refund), paid_on,
               ticket_no (default: 20 digits, in the order listed), coverage_year
               (default: the case year), channel}
+    lists     optional list of {labels (canonical names or aliases), identified_on,
+              ended_on (a date or "", default ""), department}: the person's rows on
+              other departments' subsidy lists (RULES.md §9). They become list rows
+              as the night reads them; the product's own `in_force(params)` keeps
+              the rows in force for Y, and those go to `determine` with the roster.
     expect    any of tier, individual_due, subsidy_amount (yuan), enrolled,
               enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, age,
-              and of the reconciliation (RULES.md §5): status, net_paid,
-              amount_diff (yuan), n_payments; a date expected to be empty is written "".
+              subsidy_identified_on (RULES.md §9), and of the reconciliation
+              (RULES.md §5): status, net_paid, amount_diff, subsidy_applied (yuan),
+              n_payments; a date expected to be empty is written "".
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASE_FILES = (
     "tier.toml", "amounts.toml", "enrolment.toml",
     "benefit_2024.toml", "benefit_2025.toml", "benefit_2026.toml",
-    "special_groups.toml", "newborns.toml", "reconciliation.toml",
+    "special_groups.toml", "newborns.toml", "reconciliation.toml", "subsidy_lists.toml",
 )
 
 DEFAULT_REGION = "jiangxi"
@@ -59,6 +65,8 @@ COUNTY = "浮梁县"
 TOWNSHIP = "浮梁镇"
 SOURCE_FILE = "case.xlsx"
 SHEET = "S"
+LIST_FILE = "资助名单_{department}.xlsx"  # one list file per department, as the departments send them
+LIST_NO_DEPARTMENT = "未注明部门"
 FIRST_ROW = 2  # Excel row under the header
 
 TIERS = ("full", "fixed", "none")
@@ -75,10 +83,13 @@ PERSON_KEYS = {
 }
 PERSON_DATE_KEYS = {"birth_date", "registered_on", "special_event_date", "subsidy_identified_on"}
 PAYMENT_KEYS = {"amount", "paid_on", "ticket_no", "coverage_year", "channel"}
+LIST_KEYS = {"labels", "identified_on", "ended_on", "department"}
+LIST_DATE_KEYS = ("identified_on", "ended_on")
 EXPECT_MONEY = {"individual_due": "individual_due_fen", "subsidy_amount": "subsidy_amount_fen",
-                "net_paid": "net_paid_fen", "amount_diff": "amount_diff_fen"}
+                "net_paid": "net_paid_fen", "amount_diff": "amount_diff_fen",
+                "subsidy_applied": "subsidy_applied_fen"}
 STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
-EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end")
+EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end", "subsidy_identified_on")
 EXPECT_KEYS = {"tier", "enrolled", "rule_id", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
 
 RESIDENTS_SCHEMA = {
@@ -114,6 +125,17 @@ PAYMENTS_SCHEMA = {
     "ticket_no": pl.Utf8,
     "channel": pl.Utf8,
 }
+# the accepted list rows the rules read (pipeline.rules.lists.LIST_ROW_COLUMNS) and the department
+LIST_ROWS_SCHEMA = {
+    "id_number": pl.Utf8,
+    "identity_labels": pl.List(pl.Utf8),
+    "identified_on": pl.Date,
+    "ended_on": pl.Date,
+    "source_file": pl.Utf8,
+    "sheet": pl.Utf8,
+    "row_number": pl.Int32,
+    "department": pl.Utf8,
+}
 
 
 class CaseFileError(Exception):
@@ -131,6 +153,7 @@ class Case:
     person: dict[str, Any]
     payments: tuple[dict[str, Any], ...]
     expect: dict[str, Any] = field(default_factory=dict)
+    lists: tuple[dict[str, Any], ...] = ()
 
     def where(self) -> str:
         return f"tests/cases/{self.file}:{self.line}"
@@ -213,6 +236,19 @@ def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
         else pl.DataFrame(schema=PAYMENTS_SCHEMA)
 
 
+def build_list_rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Accepted subsidy-list rows (RULES.md §9), all of them, in force or not."""
+    return pl.DataFrame(rows, schema=LIST_ROWS_SCHEMA, orient="row") if rows \
+        else pl.DataFrame(schema=LIST_ROWS_SCHEMA)
+
+
+def in_force_rows(list_rows: pl.DataFrame, params: Params) -> pl.DataFrame:
+    """The rows in force for Y, chosen by the product's own expression, as the night does."""
+    from pipeline.rules.lists import in_force
+
+    return list_rows.filter(in_force(params))
+
+
 def _date_or_none(case_name: str, key: str, value: Any) -> dt.date | None:
     if value == "":
         return None
@@ -232,7 +268,7 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise CaseFileError(f"{file}: a case has no name")
-    unknown = set(raw) - {"name", "year", "region", "person", "payments", "expect"}
+    unknown = set(raw) - {"name", "year", "region", "person", "payments", "lists", "expect"}
     if unknown:
         raise CaseFileError(f"{file}: case {name!r} has unknown key(s) {sorted(unknown)}")
     if not isinstance(raw.get("year"), int):
@@ -252,6 +288,17 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
             raise CaseFileError(f"{file}: case {name!r}: a payment needs amount and paid_on, and only {sorted(PAYMENT_KEYS)}")
         _date_or_none(name, "paid_on", p["paid_on"])
         to_fen(p["amount"])
+    lists = raw.get("lists", [])
+    if not isinstance(lists, list):
+        raise CaseFileError(f"{file}: case {name!r}: lists must be a list of tables")
+    for row in lists:
+        if not isinstance(row, dict) or set(row) - LIST_KEYS or not row.get("labels"):
+            raise CaseFileError(f"{file}: case {name!r}: a list row needs labels, and only {sorted(LIST_KEYS)}")
+        if not isinstance(row["labels"], list) or not all(isinstance(lab, str) for lab in row["labels"]):
+            raise CaseFileError(f"{file}: case {name!r}: a list row's labels must be a list of texts")
+        for key in LIST_DATE_KEYS:
+            if key in row:
+                _date_or_none(name, f"lists.{key}", row[key])
     expect = raw.get("expect")
     if not isinstance(expect, dict) or not expect:
         raise CaseFileError(f"{file}: case {name!r} expects nothing")
@@ -296,6 +343,7 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                 person=dict(raw.get("person", {})),
                 payments=tuple(dict(p) for p in raw.get("payments", [])),
                 expect=dict(raw["expect"]),
+                lists=tuple(dict(r) for r in raw.get("lists", [])),
             ))
     return cases
 
@@ -313,15 +361,37 @@ def case_id_number(case: Case) -> str:
     return make_id_number(birth, case.sequence)
 
 
+def canonical_labels(case: Case, labels: list[str], params: Params) -> list[str]:
+    """Labels as written in a case -> their canonical names (labels.toml), as the readers settle them."""
+    aliases = params.label_aliases()
+    unknown = [label for label in labels if label not in aliases]
+    if unknown:
+        raise CaseFileError(f"case {case.name!r}: unknown label(s) {unknown} (see policy_params/labels.toml)")
+    return [aliases[label] for label in labels]
+
+
+def case_list_rows(case: Case, params: Params) -> list[dict[str, Any]]:
+    """The case's list rows as accepted rows of the lists (one file per department, rows in order)."""
+    rows = []
+    for i, row in enumerate(case.lists):
+        department = row.get("department") or None
+        rows.append({
+            "id_number": case_id_number(case),
+            "identity_labels": canonical_labels(case, row["labels"], params),
+            "identified_on": _date_or_none(case.name, "lists.identified_on", row.get("identified_on", "")),
+            "ended_on": _date_or_none(case.name, "lists.ended_on", row.get("ended_on", "")),
+            "source_file": LIST_FILE.format(department=department or LIST_NO_DEPARTMENT),
+            "sheet": SHEET,
+            "row_number": FIRST_ROW + i,
+            "department": department,
+        })
+    return rows
+
+
 def case_rows(case: Case, params: Params) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The case's person and payments as rows of the validated frames `determine` takes."""
     person = case.person
-    aliases = params.label_aliases()
-    labels = []
-    for label in person.get("labels", []):
-        if label not in aliases:
-            raise CaseFileError(f"case {case.name!r}: unknown label {label!r} (see policy_params/labels.toml)")
-        labels.append(aliases[label])
+    labels = canonical_labels(case, person.get("labels", []), params)
     event = person.get("special_event")
     if event is not None:
         events = params.event_aliases()
@@ -370,16 +440,18 @@ def determinations(year: int, region: str) -> pl.DataFrame:
     from pipeline.rules import determine  # the engine; imported here so the file checks below run without it
 
     params = params_for(year, region)
-    residents, payments = [], []
+    residents, payments, list_rows = [], [], []
     for case in CASES:
         if (case.year, case.region) == (year, region):
             resident, paid = case_rows(case, params)
             residents.append(resident)
             payments.extend(paid)
+            list_rows.extend(case_list_rows(case, params))
     from pipeline.reconcile import reconcile  # RULES.md §5, on the same determinations
 
-    determined = collect(determine(build_residents(residents, year), build_payments(payments), params))
-    status = reconcile(determined, params).select("id_number", "status", "amount_diff_fen")
+    in_force = in_force_rows(build_list_rows(list_rows), params)
+    determined = collect(determine(build_residents(residents, year), build_payments(payments), params, in_force))
+    status = reconcile(determined, params).select("id_number", "status", "amount_diff_fen", "subsidy_applied_fen")
     return determined.join(status, on="id_number", how="left")
 
 
@@ -449,6 +521,8 @@ def test_case_names_are_unique() -> None:
 
 def test_every_case_builds_valid_frames() -> None:
     """Labels, events, years and regions exist; frames have exactly the INTERNALS.md dtypes."""
+    from pipeline.rules.lists import LIST_ROW_COLUMNS
+
     problems = []
     for c in CASES:
         try:
@@ -458,6 +532,13 @@ def test_every_case_builds_valid_frames() -> None:
             continue
         assert dict(residents.schema) == RESIDENTS_SCHEMA
         assert dict(payments.schema) == PAYMENTS_SCHEMA
+        try:
+            list_rows = build_list_rows(case_list_rows(c, params_for(c.year, c.region)))
+        except Exception as e:
+            problems.append(f"{c.where()} {c.name!r}: {e}")
+            continue
+        assert dict(list_rows.schema) == LIST_ROWS_SCHEMA
+        assert set(LIST_ROW_COLUMNS) <= set(list_rows.columns), "the list rows lack a column the rules read"
         id_number = residents["id_number"][0]
         assert re.fullmatch(r"\d{17}[\dX]", id_number), id_number
         assert payments["ticket_no"].n_unique() == payments.height, f"{c.name!r}: duplicate ticket_no"

@@ -84,10 +84,11 @@ def xlsx_sheet_digests(path: Path) -> list[str]:
     ]
 
 
-def sheet_digests(path: Path, fmt: str, sha256: str, n_sheets: int) -> list[str] | None:
-    """The cache digest of each sheet (None: the file cannot be looked into; every sheet is parsed)."""
+def unit_digests(path: Path, fmt: str, sha256: str, n_sheets: int) -> list[str] | None:
+    """The cache digest of each unit of work: each sheet of an .xlsx, the whole file otherwise (None: the
+    file cannot be looked into; every sheet is parsed)."""
     if fmt != "xlsx":
-        return [f"{sha256[:32]}-{k}" for k in range(n_sheets)]
+        return [f"{sha256[:32]}-all"]
     try:
         digests = xlsx_sheet_digests(path)
     except (OSError, ValueError, KeyError, SyntaxError, struct.error, zipfile.BadZipFile):

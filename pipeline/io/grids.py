@@ -175,16 +175,6 @@ def as_named(path: Path, fmt: str) -> Iterator[Path]:
         yield link
 
 
-def sheet_names(path: Path, fmt: str) -> list[str]:
-    """The sheets of a file in order (a delimited text file is one sheet named after the file)."""
-    if fmt == TEXT_FORMAT:
-        return [path.stem]
-    if fmt == "xlsx":
-        return list(sheet_members(path))
-    with as_named(path, fmt) as named:
-        return list(fastexcel.read_excel(str(named)).sheet_names)
-
-
 def read_grids(path: Path, fmt: str, only_sheet: int | None = None) -> Iterator[Grid]:
     """The grids of a file (or of sheet `only_sheet` only), in order."""
     if fmt == TEXT_FORMAT:

@@ -33,7 +33,7 @@ import polars as pl
 from pipeline.errors import InputFileError
 from pipeline.io import cache
 from pipeline.io.excel_in import SheetRead, read_file, require_a_header
-from pipeline.io.grids import sheet_names
+from pipeline.io.grids import sheet_members
 from pipeline.io.masking import mask_ids_in_text
 from pipeline.io.preflight import check_file
 from pipeline.params import load_params
@@ -76,7 +76,7 @@ def _ctx():
 # --- in the child ----------------------------------------------------------------------
 
 
-def _read_and_check(job: ReadJob, fmt: str, sheet_index: int, out_base: str) -> list[dict]:
+def _read_and_check(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str) -> list[dict]:
     """Read one sheet, check its rows, write both as IPC; the manifest entries of what was written."""
     header_map = load_header_map(job.kind)
     params = load_params(job.coverage_year, job.region)
@@ -106,7 +106,7 @@ def _read_and_check(job: ReadJob, fmt: str, sheet_index: int, out_base: str) -> 
     return manifest
 
 
-def _child(job: ReadJob, fmt: str, sheet_index: int, out_base: str, memory_bytes: int) -> None:
+def _child(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str, memory_bytes: int) -> None:
     """Runs in the child: the result (or why there is none) as JSON beside the IPC files."""
     err = os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 2)
@@ -190,33 +190,39 @@ def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: 
 
 @dataclass
 class _Plan:
-    """What is known of one job before parsing: its format, sheets and their cache keys."""
+    """What is known of one job before parsing: its format, its units of work (the sheets of an .xlsx,
+    each its own zip part; the whole file otherwise: calamine parses an .xls or .ods whole on opening)
+    and their cache keys."""
 
     fmt: str = ""
-    n_sheets: int = 0
+    units: list[int | None] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
     sheets: dict[int, list[SheetRead]] = field(default_factory=dict)
 
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
 
 def _plan(job: ReadJob, use_cache: bool) -> _Plan:
-    """Preflight (pure Python: the hostile file is refused before any child touches it), the sheets,
-    and each sheet's cache key."""
+    """Preflight (pure Python: the hostile file is refused before any child touches it), the units of
+    work, and each unit's cache key."""
     try:
         fmt = check_file(job.path)
-        n_sheets = len(sheet_names(job.path, fmt))
+        units: list[int | None] = list(range(len(sheet_members(job.path)))) if fmt == "xlsx" else [None]
     except InputFileError:
         raise
     except Exception as e:  # a container that looked right but cannot be listed
         raise InputFileError(
             f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {job.path} ({type(e).__name__})"
         ) from None
-    digests = cache.sheet_digests(job.path, fmt, job.sha256, n_sheets) if use_cache and job.sha256 else None
+    digests = cache.unit_digests(job.path, fmt, job.sha256, len(units)) if use_cache and job.sha256 else None
     keys: list[str | None] = (
         [cache.entry_key(d, job.kind, job.coverage_year, job.region, job.params_digest) for d in digests]
         if digests is not None
-        else [None] * n_sheets
+        else [None] * len(units)
     )
-    return _Plan(fmt=fmt, n_sheets=n_sheets, keys=keys)
+    return _Plan(fmt=fmt, units=units, keys=keys)
 
 
 def _from_cache(cache_dir: Path, plan: _Plan, k: int, job: ReadJob, lazy: bool) -> list[SheetRead] | None:
@@ -264,7 +270,7 @@ def read_isolated(
         except InputFileError as e:
             plans.append(_Plan())
             fail(j, str(e))
-    pending = [(j, k) for j, plan in enumerate(plans) if j not in skipped for k in range(plan.n_sheets)]
+    pending = [(j, k) for j, plan in enumerate(plans) if j not in skipped for k in range(plan.n_units)]
     if cache_dir is not None:
         with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # reading IPC releases the GIL
             found = list(pool.map(lambda jk: _from_cache(cache_dir, plans[jk[0]], jk[1], jobs[jk[0]], lazy), pending))
@@ -278,11 +284,11 @@ def read_isolated(
     reused = [
         job
         for j, job in enumerate(jobs)
-        if j not in skipped and plans[j].n_sheets and all((j, k) in from_cache for k in range(plans[j].n_sheets))
+        if j not in skipped and plans[j].n_units and all((j, k) in from_cache for k in range(plans[j].n_units))
     ]
     out: list[list[SheetRead]] = []
     for j, job in enumerate(jobs):
-        sheets = [] if j in skipped else [s for k in range(plans[j].n_sheets) for s in plans[j].sheets.get(k, [])]
+        sheets = [] if j in skipped else [s for k in range(plans[j].n_units) for s in plans[j].sheets.get(k, [])]
         if j not in skipped:
             try:
                 require_a_header(job.path, load_header_map(job.kind), sheets)
@@ -343,7 +349,9 @@ def _run_children(
                     continue
                 out_base = str(tmp_dir / f"job{j}-s{k}")
                 proc = ctx.Process(
-                    target=_child, args=(jobs[j], plans[j].fmt, k, out_base, limits.memory_bytes), daemon=True
+                    target=_child,
+                    args=(jobs[j], plans[j].fmt, plans[j].units[k], out_base, limits.memory_bytes),
+                    daemon=True,
                 )
                 proc.start()
                 running[(j, k)] = (proc, time.monotonic(), out_base)

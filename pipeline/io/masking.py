@@ -1,6 +1,6 @@
 """Masking of ID numbers (证件号码) in the Excel reports.
 
-CONTRACT.md "Outputs": IDs in the workbooks read `360222********1234` unless
+docs/CONTRACT.md "Outputs": IDs in the workbooks read `360222********1234` unless
 `--unmask` is given; the DuckDB file keeps them in full. An ID never shows
 more than 10 of its characters.
 """

@@ -1,4 +1,4 @@
-"""The determination engine: RULES.md §1-§4 as polars expressions.
+"""The determination engine: docs/RULES.md §1-§4 as polars expressions.
 
 `determine` lists the steps; each rule lives in its module with its clause.
 """
@@ -46,8 +46,8 @@ DETERMINATION_COLUMNS = (
 
 
 BASIS_KEYS = ("rule_id", "special_event", "starts_at_birth", "no_benefit_in_year")
-NOT_ENROLLED_BASIS = "未参保: 本年度实缴净额低于个人应缴 (RULES.md §3; 金额见对账结果)"
-AT_BIRTH_SUFFIX = "; 待遇不早于出生之日, 自出生之日起享受 (RULES.md §4)"
+NOT_ENROLLED_BASIS = "未参保: 本年度实缴净额低于个人应缴 (docs/RULES.md §3; 金额见对账结果)"
+AT_BIRTH_SUFFIX = "; 待遇不早于出生之日, 自出生之日起享受 (docs/RULES.md §4)"
 AFTER_YEAR_SUFFIX = "; 等待期满次日已在本年度之后, 本年度不享受待遇"
 
 

@@ -1,4 +1,4 @@
-"""What the person pays and what finance subsidises, RULES.md §2 (all in fen)."""
+"""What the person pays and what finance subsidises, docs/RULES.md §2 (all in fen)."""
 
 from __future__ import annotations
 

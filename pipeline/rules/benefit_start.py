@@ -1,8 +1,8 @@
-"""Benefit start (待遇享受期起始), RULES.md §4 — only for enrolled persons.
+"""Benefit start (待遇享受期起始), docs/RULES.md §4 — only for enrolled persons.
 
 Each rule gives a candidate (rule_id, start, waiting_end) or a null start
 where it does not apply. The earliest start wins (each special rule only
-ever helps) [interp RULES.md §4]; on a tie the rule without a waiting period
+ever helps) [interp docs/RULES.md §4]; on a tie the rule without a waiting period
 wins. The year's models are chosen once, in `candidates`, from the
 parameters (benefit_model, newborn_model, subsidized_no_waiting).
 """
@@ -56,7 +56,7 @@ def ordinary_wait_months(params: Params) -> Candidate:
 
 
 def ordinary_continuity(params: Params) -> Candidate:
-    """赣医保发〔2025〕12号 (八) 1-4 by 上年度参保, and case 5 [interp RULES.md §4].
+    """赣医保发〔2025〕12号 (八) 1-4 by 上年度参保, and case 5 [interp docs/RULES.md §4].
 
     1 continuous, d < YS -> YS; 2 continuous, YS <= d <= CE -> d + 1 day;
     3 lapsed, d < YS -> waiting to the day before lapsed_early_benefit_start;

@@ -1,4 +1,4 @@
-"""Date arithmetic of the Civil Code (民法典 第二百零一、二百零二条), RULES.md §0.
+"""Date arithmetic of the Civil Code (民法典 第二百零一、二百零二条), docs/RULES.md §0.
 
 The start day is not counted; a period of N months ends on the same-numbered
 day N months later, or on that month's last day if it has none (polars

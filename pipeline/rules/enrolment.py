@@ -1,4 +1,4 @@
-"""Enrolment and the enrolment date d, RULES.md §3."""
+"""Enrolment and the enrolment date d, docs/RULES.md §3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Subsidy tier (资助类别), RULES.md §1."""
+"""Subsidy tier (资助类别), docs/RULES.md §1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pipeline.rules.dates import date_lit
 
 
 def age(params: Params) -> pl.Expr:
-    """Whole years completed on 1 January of Y [interp RULES.md §0].
+    """Whole years completed on 1 January of Y [interp docs/RULES.md §0].
 
     Born on 1 January: the year is completed that day (born 1 January 1966 is
     60 on 1 January 2026); anyone else completes it later in the year. A person born

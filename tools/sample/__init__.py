@@ -1,12 +1,12 @@
 """Deterministic, realistically messy sample inputs for the nightly run (a developer tool).
 
-Writes the files the bureau really receives (CONTRACT.md "Inputs"): the
+Writes the files the bureau really receives (docs/CONTRACT.md "Inputs"): the
 rosters (参保登记花名册) as .xlsx and a township's old .xls, the tax payments
 (税务缴费明细) as a plain .xlsx, the tax bureau's own .xlsx with a two-row
 header and a CSV in GB18030, and the subsidy lists of 民政, 乡村振兴 and 残联
-(RULES.md §9); with title rows, header aliases, text dates, full-width
+(docs/RULES.md §9); with title rows, header aliases, text dates, full-width
 digits, blank and footer rows, and a known number of bad rows of every kind
-of RULES.md §6 and §9 (defects.toml), so tests can assert exact counts.
+of docs/RULES.md §6 and §9 (defects.toml), so tests can assert exact counts.
 Same arguments, same bytes: one seeded `random.Random` per stream, fixed
 document properties. One pass over the residents with bounded buffers, so a
 million rows of each kind can be written.

@@ -89,7 +89,7 @@ class Sample:
         self.YS, self.YE = p.year_start, p.year_end
         self.CS, self.CE = p.collection_start.value, p.collection_end.value
         # No date of the sample lies after this day, so a run from November of Y on finds none in the
-        # future (RULES.md §6) except the planted ones.
+        # future (docs/RULES.md §6) except the planted ones.
         self.latest = dt.date(a.year, 10, 31)
         self.standard_fen = p.fen("individual_standard_yuan") or 0
         self.labels = {lab.name: lab for lab in p.labels}

@@ -142,7 +142,7 @@ class Spoiler:
         self.renderer = renderer
 
     def _id(self, kind: str, id_number: str, cells: dict[str, Cell], sh: Sheet) -> str | None:
-        """The ways an ID arrives broken (RULES.md §6); None for other kinds."""
+        """The ways an ID arrives broken (docs/RULES.md §6); None for other kinds."""
         if kind == "id_numeric":
             value = int(id_number[:15]) * 1000  # what Excel keeps of an 18-digit number
             cells["id_number"] = ("n", value) if sh.typed else ("s", f"{value:.5E}")
@@ -201,7 +201,7 @@ class Spoiler:
         return (kind, "paid_on", text)
 
     def _paid_on_text(self, kind: str, pay: Payment, sh: Sheet) -> str:
-        """缴费日期 as the kind spoils it (RULES.md §6: what a date may not be)."""
+        """缴费日期 as the kind spoils it (docs/RULES.md §6: what a date may not be)."""
         d = pay.paid_on
         if kind == "bad_date":
             return self.renderer.bad_date_text(d)
@@ -254,7 +254,7 @@ class Spoiler:
         identified: dt.date,
         date_cell: Callable[[str, dt.date], Cell],
     ) -> tuple[str, str, str]:
-        """A subsidy-list row spoilt (RULES.md §9): check digit, label, dates, name."""
+        """A subsidy-list row spoilt (docs/RULES.md §9): check digit, label, dates, name."""
         if kind == "id_check_digit":
             text = self.people.wrong_check(id_number, self.r)
             cells["id_number"] = ("s", text)

@@ -93,7 +93,7 @@ class CsvBook:
         self.writer = csv.writer(self.file, lineterminator="\r\n")
 
     def add_sheet(self, kind: str, keys: list[str], headers: list[str]) -> CsvSheet:
-        """The file's only "sheet", named like the file without its extension (CONTRACT.md)."""
+        """The file's only "sheet", named like the file without its extension (docs/CONTRACT.md)."""
         return CsvSheet(self, kind, keys, headers)
 
     def close(self) -> Path:
@@ -162,7 +162,7 @@ def fixed_style(s: Sample, layout: Layout) -> dict[str, Any]:
 
 
 def _normalise(text: str) -> str:
-    """A header cell as CONTRACT.md compares it: NFKC, no whitespace, no leading or trailing '*'."""
+    """A header cell as docs/CONTRACT.md compares it: NFKC, no whitespace, no leading or trailing '*'."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).strip("*")
 
 

@@ -52,7 +52,7 @@ def generate_sample(
 
     Returns: roster_files, payment_files, subsidy_list_files, files (Paths); residents, roster_rows,
     payment_rows, subsidy_list_rows (data rows written); bad_rows {what: {kind: rows}}; expected
-    (accepted / rejected / skipped counts a correct reader reports, RULES.md §6 and §9);
+    (accepted / rejected / skipped counts a correct reader reports, docs/RULES.md §6 and §9);
     payment_cases, subsidy_list_cases (how many people of each case); sheets (per sheet: header
     row, data, blank and footer rows); planted (one dict per bad row: kind, file, sheet, row as
     Excel shows it (a CSV: the record number), column header as written (a two-row header: the

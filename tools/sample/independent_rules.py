@@ -3,7 +3,7 @@
 Deliberately NOT imported from `pipeline/rules` or `pipeline/parse`: the
 generated data is meant to catch the product's mistakes, so the check digit,
 the Civil Code month arithmetic, age, tier, individual due and the newborn
-test are written here a second time, from the text of RULES.md, and kept
+test are written here a second time, from the text of docs/RULES.md, and kept
 short enough to read against it line by line. Only the numbers come from the
 product's parameters (`pipeline.params.load_params`).
 """
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # type hints only: the sample reads the parameters, not the p
 # check character indexed by (weighted sum mod 11).
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
-TIER_ORDER = ("none", "fixed", "full")  # RULES.md §1: full > fixed > none (就高原则)
+TIER_ORDER = ("none", "fixed", "full")  # docs/RULES.md §1: full > fixed > none (就高原则)
 
 
 def id_check_digit(body17: str) -> str:
@@ -39,7 +39,7 @@ def birth_in_id(id18: str) -> dt.date:
 
 
 def add_months(d: dt.date, months: int) -> dt.date:
-    """Same day N months on, or that month's last day (民法典 第二百零二条; RULES.md §0)."""
+    """Same day N months on, or that month's last day (民法典 第二百零二条; docs/RULES.md §0)."""
     y, m = divmod(d.month - 1 + months, 12)
     year, month = d.year + y, m + 1
     first_of_next = dt.date(year + (month == 12), month % 12 + 1, 1)
@@ -52,7 +52,7 @@ def age_on_year_start(birth: dt.date, coverage_year: int) -> int:
 
 
 def label_gives(label: Label, age: int, params: Params) -> str:
-    """The tier one label gives at this age (RULES.md §1, the age conditions of labels.toml)."""
+    """The tier one label gives at this age (docs/RULES.md §1, the age conditions of labels.toml)."""
     if label.age_rule == "elderly" and age < params.elderly_age:
         return "none"
     if label.age_rule == "minor_or_elderly" and params.adult_age <= age < params.elderly_age:
@@ -75,7 +75,7 @@ def is_full_newborn(birth: dt.date, coverage_year: int, params: Params) -> bool:
 
 
 def individual_due_fen(tier_from_labels: str, birth: dt.date, coverage_year: int, params: Params) -> int:
-    """Standard minus the tier's subsidy (RULES.md §2); a newborn meeting the test of §1 is full."""
+    """Standard minus the tier's subsidy (docs/RULES.md §2); a newborn meeting the test of §1 is full."""
     tier = "full" if is_full_newborn(birth, coverage_year, params) else tier_from_labels
     subsidy = {"full": params.fen("full_subsidy_yuan"), "fixed": params.fen("fixed_subsidy_yuan"), "none": 0}
     return (params.fen("individual_standard_yuan") or 0) - (subsidy[tier] or 0)

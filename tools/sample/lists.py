@@ -1,4 +1,4 @@
-"""Subsidy lists from other departments (资助参保对象名单, RULES.md §9): who is on them, and the files.
+"""Subsidy lists from other departments (资助参保对象名单, docs/RULES.md §9): who is on them, and the files.
 
 While the rosters are written, each resident may be put on a department's
 list (a few per cent of residents): mostly people whose roster row already
@@ -189,7 +189,7 @@ class SubsidyLists:
         return [self._write(dept) for dept in depts]
 
     def in_force(self, e: Entry) -> bool:
-        """RULES.md §9: identified by the end of Y, and not ended before its start."""
+        """docs/RULES.md §9: identified by the end of Y, and not ended before its start."""
         return e.identified_on <= self.s.YE and (e.ended_on is None or e.ended_on >= self.s.YS)
 
     def _ensure_endings(self, dept: str) -> None:

@@ -1,4 +1,4 @@
-"""Payments: who paid what when (the cases of RULES.md §3 and §5), and tax ticket numbers."""
+"""Payments: who paid what when (the cases of docs/RULES.md §3 and §5), and tax ticket numbers."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Payments:
         return f"{county.tax_prefix}{paid_on.year % 100:02d}{self.ticket_counter:015d}"
 
     def pay(self, person: Person, paid_on: dt.date, fen: int, year: int | None = None) -> Payment:
-        """One payment row; never dated before the payer's birth (RULES.md §6 would reject it)."""
+        """One payment row; never dated before the payer's birth (docs/RULES.md §6 would reject it)."""
         paid_on = max(paid_on, person.birth)
         return Payment(
             paid_on,
@@ -72,7 +72,7 @@ class Payments:
             person.special_event_date = self._event_date(person.special_event, paid)
             return out
         if person.subsidy_identified_on is not None and r.random() < 0.12:
-            # paid the whole standard before the subsidy was identified: a refund case (RULES.md §5)
+            # paid the whole standard before the subsidy was identified: a refund case (docs/RULES.md §5)
             paid = s.in_period(r)
             out.append(self.pay(person, paid, s.standard_fen))
             person.subsidy_identified_on = self._identified_after(paid)
@@ -135,7 +135,7 @@ class Payments:
         return after + dt.timedelta(days=s.prng.randint(0, 40))
 
     def _event_date(self, event_shown: str, anchor: dt.date) -> dt.date:
-        """An event date around the payment: inside, at and past its window (RULES.md §4)."""
+        """An event date around the payment: inside, at and past its window (docs/RULES.md §4)."""
         r = self.s.prng
         ev = self.event_windows.get(self.s.event_alias_of.get(event_shown, ""))
         if ev is None:

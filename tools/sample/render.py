@@ -26,7 +26,7 @@ FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 
 
 def text_date(d: dt.date, style: str) -> str:
-    """A date as text in one of the forms of CONTRACT.md ("slash_short": 2025/11/3)."""
+    """A date as text in one of the forms of docs/CONTRACT.md ("slash_short": 2025/11/3)."""
     y, m, day = f"{d.year:04d}", f"{d.month:02d}", f"{d.day:02d}"
     forms = {
         "iso": f"{y}-{m}-{day}",
@@ -150,7 +150,7 @@ class Renderer:
         return ("s", pair[0] if yes else pair[1])
 
     def coverage_cell(self, sh: Sheet, year: int) -> Cell:
-        """费款所属期 in one column, in a form of RULES.md §6."""
+        """费款所属期 in one column, in a form of docs/RULES.md §6."""
         style = sh.style["coverage"]
         if style == "number":
             return ("n", year)
