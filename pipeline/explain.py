@@ -34,6 +34,8 @@ INTERP_REFUND = "[interp docs/RULES.md §5: 已参保按实缴净额不低于缴
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
     return "—" if value is None else str(value)
 
 

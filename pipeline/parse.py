@@ -37,15 +37,25 @@ def normalise_text(expr: pl.Expr) -> pl.Expr:
 _NEEDS_MAPPING = "[\uff01-\uff5e\u3000" + _INVISIBLE[1:-1] + "]"
 
 
+_MIDNIGHT = " 00:00:00"  # how calamine renders a date cell of .xlsx/.xls (an .ods or a CSV has none)
+
+
 def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """`normalise_text` on every column, the same result at a fraction of the cost: a column with no
-    full-width or invisible character anywhere (most are) only needs trimming."""
-    needs = frame.select(pl.col(c).str.contains(_NEEDS_MAPPING).any() for c in columns).row(0)
-    trimmed = {c: pl.col(c).str.strip_chars() for c, need in zip(columns, needs) if not need}
-    return frame.with_columns(
-        *[normalise_text(pl.col(c)).alias(c) for c, need in zip(columns, needs) if need],
-        *[pl.when(e == "").then(None).otherwise(e).alias(c) for c, e in trimmed.items()],
-    )
+    full-width or invisible character anywhere (most are) only needs trimming. A date cell reads as
+    its date (`2025-10-15`, as every format writes it), not with calamine's midnight."""
+    needs = frame.select(
+        *[pl.col(c).str.contains(_NEEDS_MAPPING).any().alias(f"m{i}") for i, c in enumerate(columns)],
+        *[pl.col(c).str.ends_with(_MIDNIGHT).any().alias(f"d{i}") for i, c in enumerate(columns)],
+    ).row(0)
+    mapping, midnight = needs[: len(columns)], needs[len(columns) :]
+    out = []
+    for c, need, dated in zip(columns, mapping, midnight):
+        e = normalise_text(pl.col(c)) if need else pl.col(c).str.strip_chars()
+        if dated:
+            e = e.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1")
+        out.append((e if need else pl.when(e == "").then(None).otherwise(e)).alias(c))
+    return frame.with_columns(out)
 
 
 def normalise_id(expr: pl.Expr) -> pl.Expr:
@@ -114,6 +124,11 @@ def is_partial_date(expr: pl.Expr) -> pl.Expr:
     return expr.str.contains(r"^(?:\d{4}|\d{6})(?:\.0+)?$").fill_null(False)
 
 
+def is_bare_year(expr: pl.Expr) -> pl.Expr:
+    """A bare 4-digit number (`2025`): a year, never a date, not even where a month is enough."""
+    return expr.str.contains(r"^\d{4}(?:\.0+)?$").fill_null(False)
+
+
 def parse_month_start(expr: pl.Expr) -> pl.Expr:
     """`yyyymm`, `yyyy-mm`, `yyyy年m月` (text or number) -> the first day of that month, or null.
     Only where a month is enough (资助认定日期, the lists' 纳入资助时间 / 退出时间: docs/RULES.md §6)."""
@@ -158,31 +173,32 @@ def _single_period_year(expr: pl.Expr) -> pl.Expr:
 _RANGE_WORDS = r"\s*(?:至|到|~|～|\.\.)\s*"  # `..` as well: what some exports write (not in the notices' list)
 
 
+_MAX_DASH_SPLITS = 5  # `2026-01-01-2026-12-31` has five dashes; the split is at one of them
+
+
+def _split_years(left: pl.Expr, right: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The years of the two halves of a range, null unless both are one of the single forms."""
+    first, last = _single_period_year(left.str.strip_chars()), _single_period_year(right.str.strip_chars())
+    both = first.is_not_null() & last.is_not_null()
+    return pl.when(both).then(first), pl.when(both).then(last)
+
+
 def period_bounds(expr: pl.Expr) -> pl.Expr:
     """费款所属期 text -> struct {first, last}: the years of its two ends (one form: both the same).
 
-    A whole-string form (`2026-01`) is tried before splitting; a range splits on 至 到 ~ ～, else on
-    its middle `-` (`202601-202612`, `2026-01-01-2026-12-31`). docs/RULES.md §6.
+    A whole-string form (`2026-01`) is tried before splitting; a range splits on 至 到 ~ ～ (or `..`),
+    else on the one `-` whose two sides are each a form (`202601-202612`, `2026-01-01-2026-12-31`,
+    `202601-2026-12`). docs/RULES.md §6.
     """
     whole = _single_period_year(expr)
-    dashes = expr.str.count_matches("-")
-    marked = (
-        pl.when(expr.str.contains(_RANGE_WORDS))
-        .then(expr.str.replace(_RANGE_WORDS, "\x1f"))
-        .when(dashes == 1)
-        .then(expr.str.replace(r"\s*-\s*", "\x1f"))
-        .when(dashes == 3)
-        .then(expr.str.replace(r"^([^-]*-[^-]*)-", "$1\x1f"))
-        .when(dashes == 5)
-        .then(expr.str.replace(r"^([^-]*-[^-]*-[^-]*)-", "$1\x1f"))
-    )
-    halves = marked.str.split_exact("\x1f", 1)
-    first = _single_period_year(halves.struct.field("field_0").str.strip_chars())
-    last = _single_period_year(halves.struct.field("field_1").str.strip_chars())
-    split = first.is_not_null() & last.is_not_null()
+    words = expr.str.replace(_RANGE_WORDS, "\x1f").str.split_exact("\x1f", 1)
+    splits = [_split_years(words.struct.field("field_0"), words.struct.field("field_1"))]
+    for k in range(_MAX_DASH_SPLITS):  # split after the (k+1)-th dash
+        parts = expr.str.extract_groups(r"^((?:[^-]*-){" + str(k) + r"}[^-]*?)\s*-\s*(.+)$")
+        splits.append(_split_years(parts.struct.field("1"), parts.struct.field("2")))
     return pl.struct(
-        pl.coalesce(whole, pl.when(split).then(first)).alias("first"),
-        pl.coalesce(whole, pl.when(split).then(last)).alias("last"),
+        pl.coalesce(whole, *[first for first, _ in splits]).alias("first"),
+        pl.coalesce(whole, *[last for _, last in splits]).alias("last"),
     )
 
 

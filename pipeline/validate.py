@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline.params import Params
 from pipeline.parse import (
+    is_bare_year,
     is_partial_date,
     normalise_id,
     parse_amount_fen,
@@ -153,7 +154,7 @@ def _date_parsers(field: str, month_ok: bool = False) -> tuple[str, list[pl.Expr
         f"{field}__raw",
         [
             (parse_date_or_month(text) if month_ok else parse_date(text)).alias(field),
-            is_partial_date(text).alias(f"{field}__partial"),
+            (is_bare_year(text) if month_ok else is_partial_date(text)).alias(f"{field}__partial"),
         ],
     )
 

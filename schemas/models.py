@@ -148,12 +148,12 @@ def _id_checks(today: dt.date) -> list[pa.Check]:
     ]
 
 
-def _date_column(today: dt.date | None = None, *, is_required: bool = False, partial_ok: bool = False) -> pa.Column:
-    """A date: required or not; a bare year or year-month refused unless a month is enough;
-    not after the run date where `today` is given (docs/RULES.md §6)."""
+def _date_column(today: dt.date | None = None, *, is_required: bool = False) -> pa.Column:
+    """A date: required or not; a bare year (or, where a month is not enough, a year-month) refused
+    with its own reason (`<field>__partial`, pipeline/validate.py); not after the run date where
+    `today` is given (docs/RULES.md §6)."""
     checks = [check(required, "required")] if is_required else []
-    if not partial_ok:
-        checks.append(check(not_partial, "date_partial"))
+    checks.append(check(not_partial, "date_partial"))
     checks.append(check(lambda k: parsed_if_present(k) | pl.col(f"{k}__partial"), "date"))
     if today is not None:
         checks.append(check(not_after(today), "date_future"))
@@ -194,6 +194,7 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
                             raw(k).is_null()
                             | pl.col("id_number__birth_date").is_null()
                             | ~id_trusted()
+                            | (pl.col(k) > pl.lit(today))  # already refused as a future date
                             | (pl.col(k) == pl.col("id_number__birth_date"))
                         ),
                         "birth_date_mismatch",
@@ -207,7 +208,7 @@ def roster_schema(coverage_year: int, prev_year_required: bool, today: dt.date) 
                 pl.Utf8, nullable=True, checks=[check(parsed_if_present, "residence_unknown")]
             ),
             "identity_labels": _labels_column(),
-            "subsidy_identified_on": _date_column(today, partial_ok=True),
+            "subsidy_identified_on": _date_column(today),
             "prev_year_insured": pa.Column(pl.Boolean, nullable=True, checks=prev_checks),
             "special_event": pa.Column(pl.Utf8, nullable=True, checks=[check(parsed_if_present, "event_unknown")]),
             "special_event_date": pa.Column(
@@ -308,7 +309,7 @@ def payments_schema(today: dt.date) -> pa.DataFrameSchema:
 def subsidy_list_schema(today: dt.date) -> pa.DataFrameSchema:
     """A row of another department's list (docs/RULES.md §9): the roster's checks of its cells, and
     退出时间 not before 纳入时间."""
-    ended = _date_column(None, partial_ok=True)
+    ended = _date_column(None)
     return pa.DataFrameSchema(
         {
             "id_number": pa.Column(pl.Utf8, nullable=True, checks=_id_checks(today)),
@@ -321,7 +322,7 @@ def subsidy_list_schema(today: dt.date) -> pa.DataFrameSchema:
                     check(lambda k: raw(k).is_null() | (pl.col(f"{k}__unknown").list.len() == 0), "label_unknown"),
                 ],
             ),
-            "identified_on": _date_column(today, partial_ok=True),
+            "identified_on": _date_column(today),
             "ended_on": pa.Column(
                 pl.Date,
                 nullable=True,

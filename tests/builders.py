@@ -12,9 +12,30 @@ from pathlib import Path
 
 import xlsxwriter
 
-ROSTER_HEADER = ["序号", "姓名", "证件号码", "县(市、区)", "乡镇(街道)", "村(社区)", "人员身份", "上年度参保",
-                 "特殊情形", "特殊情形日期", "参保登记日期", "资助认定日期"]
-PAYMENT_HEADER = ["序号", "缴费人姓名", "缴费人证件号码", "缴费金额", "缴费日期", "费款所属期", "电子税票号码", "缴费渠道"]
+ROSTER_HEADER = [
+    "序号",
+    "姓名",
+    "证件号码",
+    "县(市、区)",
+    "乡镇(街道)",
+    "村(社区)",
+    "人员身份",
+    "上年度参保",
+    "特殊情形",
+    "特殊情形日期",
+    "参保登记日期",
+    "资助认定日期",
+]
+PAYMENT_HEADER = [
+    "序号",
+    "缴费人姓名",
+    "缴费人证件号码",
+    "缴费金额",
+    "缴费日期",
+    "费款所属期",
+    "电子税票号码",
+    "缴费渠道",
+]
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -28,21 +49,37 @@ def make_id(region: str, birth: dt.date, seq: int) -> str:
 @dataclass(frozen=True)
 class Num:
     """Stored as an Excel number (e.g. an ID that Excel already corrupted)."""
+
     value: float
 
 
 @dataclass(frozen=True)
 class XDate:
     """Stored as a real Excel date."""
+
     value: dt.date
 
 
-def write_workbook(path: Path, sheets: dict[str, list[list]], *, title_rows: int = 0, start_row: int = 0,
-                   inline_strings: bool = False, created: dt.datetime = dt.datetime(2025, 1, 1)) -> Path:
+def write_workbook(
+    path: Path,
+    sheets: dict[str, list[list]],
+    *,
+    title_rows: int = 0,
+    start_row: int = 0,
+    inline_strings: bool = False,
+    created: dt.datetime = dt.datetime(2025, 1, 1),
+) -> Path:
     """Each sheet: rows of cells, written from `start_row`; None leaves a cell empty. `inline_strings`:
     text in the sheet XML itself (as streaming exporters write it), not in a shared-string table."""
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
-                                         "strings_to_urls": False, "constant_memory": inline_strings})
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "constant_memory": inline_strings,
+        },
+    )
     wb.set_properties({"created": created})
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
     for name, rows in sheets.items():

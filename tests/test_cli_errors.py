@@ -19,16 +19,34 @@ runner = CliRunner()
 
 @pytest.fixture
 def good(tmp_path):
-    roster = write_workbook(tmp_path / "roster.xlsx", {"S": [
-        ROSTER_HEADER, [1, "张三", A, "浮梁县", "浮梁镇", None, None, "是", None, None, "2025-10-20", None]]})
-    payments = write_workbook(tmp_path / "payments.xlsx", {"S": [
-        PAYMENT_HEADER, [1, "张三", A, 400, "2025-11-01", "2026", "33600000000000000001", "微信"]]})
+    roster = write_workbook(
+        tmp_path / "roster.xlsx",
+        {"S": [ROSTER_HEADER, [1, "张三", A, "浮梁县", "浮梁镇", None, None, "是", None, None, "2025-10-20", None]]},
+    )
+    payments = write_workbook(
+        tmp_path / "payments.xlsx",
+        {"S": [PAYMENT_HEADER, [1, "张三", A, 400, "2025-11-01", "2026", "33600000000000000001", "微信"]]},
+    )
     return roster, payments
 
 
 def invoke(tmp_path, roster, payments, year="2026"):
-    return runner.invoke(app, ["run", "--coverage-year", year, "--roster", str(roster), "--payments", str(payments),
-                               "--db", str(tmp_path / "out" / "medins.duckdb"), "--out", str(tmp_path / "out")])
+    return runner.invoke(
+        app,
+        [
+            "run",
+            "--coverage-year",
+            year,
+            "--roster",
+            str(roster),
+            "--payments",
+            str(payments),
+            "--db",
+            str(tmp_path / "out" / "medins.duckdb"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
 
 
 def digest(path: Path) -> str:
@@ -54,16 +72,31 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     truncated.write_bytes(full.read_bytes()[:300])
     no_header = write_workbook(tmp_path / "noheader.xlsx", {"S": [["一些说明"], ["不是花名册"]]})
     return {
-        "missing": (tmp_path / "nope.xlsx", f"错误 / error: 找不到输入文件 / input file not found: {tmp_path / 'nope.xlsx'}"),
+        "missing": (
+            tmp_path / "nope.xlsx",
+            f"错误 / error: 找不到输入文件 / input file not found: {tmp_path / 'nope.xlsx'}",
+        ),
         # told apart by content: text named .xlsx is read as CSV, and this one has only two known headers
-        "text": (text, "错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any sheet: "
-                       f"{text}"),
+        "text": (
+            text,
+            f"错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any sheet: {text}",
+        ),
         # an OLE header with nothing behind it: no directory to find a workbook in
-        "ole": (ole, f"错误 / error: 文件已损坏或不完整 / file is truncated or damaged: {ole}"),
+        "ole": (
+            ole,
+            f"错误 / error: 文件已损坏或不完整，请重新导出或重新下载 / file is truncated or damaged: export or "
+            f"download it again: {ole}",
+        ),
         "empty": (empty, f"错误 / error: 文件是空的 / file is empty: {empty}"),
-        "truncated": (truncated, f"错误 / error: 文件已损坏或不完整 / workbook is truncated or damaged: {truncated}"),
-        "no_header": (no_header, "错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any "
-                                 f"sheet: {no_header}"),
+        "truncated": (
+            truncated,
+            f"错误 / error: 文件已损坏或不完整，请重新导出或重新下载 / file is truncated or damaged: "
+            f"export or download it again: {truncated}",
+        ),
+        "no_header": (
+            no_header,
+            f"错误 / error: 工作簿中没有找到参保登记花名册的表头行 / no roster header row in any sheet: {no_header}",
+        ),
     }
 
 
@@ -92,18 +125,35 @@ def test_coverage_year_without_parameters_is_a_clear_error(tmp_path, good):
 
 def test_unknown_region_is_a_clear_error(tmp_path, good):
     roster, payments = good
-    result = runner.invoke(app, ["run", "-y", "2026", "--region", "shanghai", "--roster", str(roster),
-                                 "--payments", str(payments), "--db", str(tmp_path / "m.duckdb")])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "-y",
+            "2026",
+            "--region",
+            "shanghai",
+            "--roster",
+            str(roster),
+            "--payments",
+            str(payments),
+            "--db",
+            str(tmp_path / "m.duckdb"),
+        ],
+    )
     assert result.exit_code == 3
-    assert error_line(result) == "错误 / error: 未知地区 / unknown region 'shanghai' (have: jiangxi, jingdezhen, yichun)"
+    assert (
+        error_line(result) == "错误 / error: 未知地区 / unknown region 'shanghai' (have: jiangxi, jingdezhen, yichun)"
+    )
 
 
 def test_only_one_kind_of_input_is_refused(tmp_path, good):
     roster, _ = good
     result = runner.invoke(app, ["run", "-y", "2026", "--roster", str(roster), "--db", str(tmp_path / "m.duckdb")])
     assert result.exit_code == 2
-    assert error_line(result) == ("错误 / error: 须同时提供花名册和缴费明细 / give both --roster and --payments "
-                                  "(or neither, for sample_data/)")
+    assert error_line(result) == (
+        "错误 / error: 须同时提供花名册和缴费明细 / give both --roster and --payments (or neither, for sample_data/)"
+    )
 
 
 def test_glob_matching_nothing(tmp_path, good):
@@ -134,5 +184,7 @@ def test_zip_that_is_not_a_workbook(tmp_path, good):
         z.writestr("readme.txt", "hello")
     result = invoke(tmp_path, path, payments)
     assert result.exit_code == 2
-    assert error_line(result) == ("错误 / error: 压缩包中没有 Excel 工作簿或 .ods 表格 / zip holds no Excel workbook "
-                                  f"(xl/workbook.xml, xl/workbook.bin) or OpenDocument spreadsheet: {path}")
+    assert error_line(result) == (
+        "错误 / error: 压缩包中没有 Excel 工作簿或 .ods 表格 / zip holds no Excel workbook "
+        f"(xl/workbook.xml, xl/workbook.bin) or OpenDocument spreadsheet: {path}"
+    )

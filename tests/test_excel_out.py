@@ -6,18 +6,18 @@ import datetime as dt
 import re
 import stat
 import zipfile
-import zlib
 
 import duckdb
-import fastexcel
 import openpyxl
-import polars as pl
 import pytest
-import xlsxwriter
 
 from pipeline.io import excel_out
 from pipeline.io.excel_out import (
-    EXCEL_CELL_MAX_CHARS, TRUNCATION_MARKER, ReportError, display_width, write_reports,
+    EXCEL_CELL_MAX_CHARS,
+    TRUNCATION_MARKER,
+    ReportError,
+    display_width,
+    write_reports,
 )
 from pipeline.io.masking import mask_id, mask_ids_in_text
 from pipeline.io.tables import DDL
@@ -36,22 +36,22 @@ def with_check_digit(first17: str) -> str:
     return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights)) % 11]
 
 
-ID_FULL = with_check_digit("36022219580304002")       # 王芳, 特困 -> subsidized
-ID_PAID = with_check_digit("36022219850612003")       # 李强, paid 400 of 400
-ID_UNDER = with_check_digit("36022219900101123")      # formula-looking name, paid 150 of 400
-ID_UNPAID = with_check_digit("36022220010203004")     # 赵敏, 低保 fixed, paid nothing of 80
-ID_OVER = with_check_digit("36022219770909005")       # 钱进, paid 800 of 400
+ID_FULL = with_check_digit("36022219580304002")  # 王芳, 特困 -> subsidized
+ID_PAID = with_check_digit("36022219850612003")  # 李强, paid 400 of 400
+ID_UNDER = with_check_digit("36022219900101123")  # formula-looking name, paid 150 of 400
+ID_UNPAID = with_check_digit("36022220010203004")  # 赵敏, 低保 fixed, paid nothing of 80
+ID_OVER = with_check_digit("36022219770909005")  # 钱进, paid 800 of 400
 ID_UNMATCHED = with_check_digit("36022219660101006")  # 孙丽, payment without roster row
-ID_REJECTED = "360222199001011235"                     # bad check digit, rejected as raw value
-TICKET = "33601625010001234567"                        # 20-digit 电子税票号码: not an ID
+ID_REJECTED = "360222199001011235"  # bad check digit, rejected as raw value
+TICKET = "33601625010001234567"  # 20-digit 电子税票号码: not an ID
 
 #            name          id          township  village  tier    due  net  n  status        diff  last paid      enrolled
 PEOPLE = [
-    ("王芳",        ID_FULL,   "鹅湖镇", "桃岭村", "full",  0,   0,   0, "subsidized",   0,   None,                 True),
-    ("李强",        ID_PAID,   "鹅湖镇", "桃岭村", "none",  400, 400, 1, "paid_in_full", 0,   dt.date(2025, 11, 2), True),
-    (FORMULA_NAME,  ID_UNDER,  "鹅湖镇", "新村",   "none",  400, 150, 1, "underpaid",    250, dt.date(2025, 12, 9), False),
-    ("赵敏",        ID_UNPAID, "瑶里镇", "瑶里村", "fixed", 80,  0,   0, "unpaid",       80,  None,                 False),
-    ("钱进",        ID_OVER,   "瑶里镇", "瑶里村", "none",  400, 800, 2, "overpaid",     400, dt.date(2026, 1, 5), True),
+    ("王芳", ID_FULL, "鹅湖镇", "桃岭村", "full", 0, 0, 0, "subsidized", 0, None, True),
+    ("李强", ID_PAID, "鹅湖镇", "桃岭村", "none", 400, 400, 1, "paid_in_full", 0, dt.date(2025, 11, 2), True),
+    (FORMULA_NAME, ID_UNDER, "鹅湖镇", "新村", "none", 400, 150, 1, "underpaid", 250, dt.date(2025, 12, 9), False),
+    ("赵敏", ID_UNPAID, "瑶里镇", "瑶里村", "fixed", 80, 0, 0, "unpaid", 80, None, False),
+    ("钱进", ID_OVER, "瑶里镇", "瑶里村", "none", 400, 800, 2, "overpaid", 400, dt.date(2026, 1, 5), True),
 ]
 
 
@@ -67,17 +67,38 @@ def insert_person(con, year: int, person: tuple, run_id: str = RUN_ID) -> None:
         "INSERT INTO determinations (run_id, coverage_year, id_number, name, county, township, "
         "village, tier, individual_due, subsidy_amount, enrolled, rule_basis) "
         "VALUES (?, ?, ?, ?, '浮梁县', ?, ?, ?, ?, ?, ?, '赣医保发〔2025〕12号(八)1')",
-        [run_id, year, id_number, name, township, village, tier, due, subsidy, enrolled])
+        [run_id, year, id_number, name, township, village, tier, due, subsidy, enrolled],
+    )
     con.execute(
         "INSERT INTO reconciliation (run_id, coverage_year, id_number, name, county, township, "
         "village, tier, individual_due, net_paid, n_payments, status, amount_diff, last_paid_on, "
         "refund_basis) VALUES (?, ?, ?, ?, '浮梁县', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, year, id_number, name, township, village, tier, due, net, n, status, diff,
-         last_paid, "RULES.md §5 多缴部分退还 net_paid - due" if status == "overpaid" else None])
+        [
+            run_id,
+            year,
+            id_number,
+            name,
+            township,
+            village,
+            tier,
+            due,
+            net,
+            n,
+            status,
+            diff,
+            last_paid,
+            "RULES.md §5 多缴部分退还 net_paid - due" if status == "overpaid" else None,
+        ],
+    )
 
 
-def build_db(year: int, fiscal_per_head: int, central_share: float | None,
-             critical_per_head: int | None, rejected_raw_values: tuple[str, ...] = ()):
+def build_db(
+    year: int,
+    fiscal_per_head: int,
+    central_share: float | None,
+    critical_per_head: int | None,
+    rejected_raw_values: tuple[str, ...] = (),
+):
     """Five people in two townships of one county; three are enrolled (王芳, 李强, 钱进)."""
     con = duckdb.connect()
     create_tables(con)
@@ -85,24 +106,29 @@ def build_db(year: int, fiscal_per_head: int, central_share: float | None,
         "INSERT INTO runs (run_id, started_at, finished_at, coverage_year, region, rows_read, "
         "rows_accepted, rows_rejected, rows_skipped, status, fingerprint, as_of_date) "
         "VALUES (?, ?, ?, ?, 'jiangxi', 11, 7, 3, 1, 'completed', ?, ?)",
-        [RUN_ID, STARTED_AT, STARTED_AT + dt.timedelta(minutes=3), year, FINGERPRINT, STARTED_AT.date()])
+        [RUN_ID, STARTED_AT, STARTED_AT + dt.timedelta(minutes=3), year, FINGERPRINT, STARTED_AT.date()],
+    )
     for person in PEOPLE:
         insert_person(con, year, person)
     con.execute(
         "INSERT INTO unmatched_payments VALUES (?, ?, ?, '孙丽', 400, DATE '2025-12-01', ?, "
-        "'证件号码不在花名册', '缴费明细.xlsx', 'Sheet1', 7)", [RUN_ID, year, ID_UNMATCHED, TICKET])
+        "'证件号码不在花名册', '缴费明细.xlsx', 'Sheet1', 7)",
+        [RUN_ID, year, ID_UNMATCHED, TICKET],
+    )
     rejected = [
         ("roster", "花名册.xlsx", "鹅湖镇", 5, "证件号码", ID_REJECTED, "证件号码校验位错误", None),
         ("payments", "缴费明细.xlsx", "Sheet1", 9, "缴费金额", "+1", "缴费金额无法识别", ID_PAID),
         ("payments", "缴费明细.xlsx", "Sheet1", 10, "缴费渠道", "@x", "备注 -2", None),
-    ] + [("roster", "花名册.xlsx", "瑶里镇", 20 + i, "备注", v, "人员身份无法识别", None)
-         for i, v in enumerate(rejected_raw_values)]
+    ] + [
+        ("roster", "花名册.xlsx", "瑶里镇", 20 + i, "备注", v, "人员身份无法识别", None)
+        for i, v in enumerate(rejected_raw_values)
+    ]
     for row in rejected:
-        con.execute("INSERT INTO rejected_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [RUN_ID, year, *row])
+        con.execute("INSERT INTO rejected_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [RUN_ID, year, *row])
     con.execute(
-        "INSERT INTO status_changes VALUES (?, ?, ?, ?, '浮梁县', '鹅湖镇', 'R-prev', 'unpaid', "
-        "'underpaid', 400, 250)", [RUN_ID, year, ID_UNDER, FORMULA_NAME])
+        "INSERT INTO status_changes VALUES (?, ?, ?, ?, '浮梁县', '鹅湖镇', 'R-prev', 'unpaid', 'underpaid', 400, 250)",
+        [RUN_ID, year, ID_UNDER, FORMULA_NAME],
+    )
 
     def totals(level, county, township, roster, enrolled, participation, due, collected):
         # fiscal = enrolled x fiscal per head; central = fiscal x share; local = the rest
@@ -110,12 +136,29 @@ def build_db(year: int, fiscal_per_head: int, central_share: float | None,
         central = None if central_share is None else round(fiscal * central_share, 2)
         local = None if central is None else fiscal - central
         critical = None if critical_per_head is None else enrolled * critical_per_head
-        con.execute("INSERT INTO subsidy_totals VALUES (?, ?, ?, ?, ?, 'all', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [RUN_ID, year, level, county, township, roster, enrolled, enrolled / roster,
-                     fiscal, central, local, participation, critical, due, collected])
+        con.execute(
+            "INSERT INTO subsidy_totals VALUES (?, ?, ?, ?, ?, 'all', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                RUN_ID,
+                year,
+                level,
+                county,
+                township,
+                roster,
+                enrolled,
+                enrolled / roster,
+                fiscal,
+                central,
+                local,
+                participation,
+                critical,
+                due,
+                collected,
+            ],
+        )
 
-    totals("township", "浮梁县", "鹅湖镇", 3, 2, 400, 800, 550)   # 王芳 + 李强 enrolled
-    totals("township", "浮梁县", "瑶里镇", 2, 1, 0, 480, 800)     # 钱进 enrolled
+    totals("township", "浮梁县", "鹅湖镇", 3, 2, 400, 800, 550)  # 王芳 + 李强 enrolled
+    totals("township", "浮梁县", "瑶里镇", 2, 1, 0, 480, 800)  # 钱进 enrolled
     totals("county", "浮梁县", "小计", 5, 3, 400, 1280, 1350)
     totals("total", "合计", "合计", 5, 3, 400, 1280, 1350)
     return con
@@ -152,17 +195,21 @@ def header(ws):
 
 # --- masking -------------------------------------------------------------------
 
+
 def test_an_18_character_id_shows_its_first_6_and_last_4_characters():
     assert mask_id("360222199001011234") == "360222********1234"
     assert mask_id("36022219900101123X") == "360222********123X"
 
 
-@pytest.mark.parametrize("value, masked", [
-    ("360222900101123", "360**********23"),  # a 15-digit ID: first 3, last 2
-    ("1234", "1**4"),
-    ("12", "**"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "value, masked",
+    [
+        ("360222900101123", "360**********23"),  # a 15-digit ID: first 3, last 2
+        ("1234", "1**4"),
+        ("12", "**"),
+        ("", ""),
+    ],
+)
 def test_other_lengths_show_at_most_the_first_3_and_last_2_characters(value, masked):
     assert mask_id(value) == masked
     assert sum(ch != "*" for ch in mask_id(value)) <= 10
@@ -180,27 +227,55 @@ def test_chinese_characters_count_two_columns_wide():
 
 # --- the reconciliation workbook -------------------------------------------------
 
+
 def test_both_workbooks_have_the_sheets_the_bureau_expects(reports_2026):
     (recon, fiscal), paths = reports_2026
     assert [p.name for p in paths] == ["对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"]
-    assert recon.sheetnames == ["汇总", "少缴", "未缴", "多缴应退费", "无登记缴费", "校验未通过",
-                                "较上次变化", "图表数据"]
+    assert recon.sheetnames == [
+        "汇总",
+        "少缴",
+        "未缴",
+        "多缴应退费",
+        "无登记缴费",
+        "校验未通过",
+        "较上次变化",
+        "图表数据",
+    ]
     assert fiscal.sheetnames == ["财政补助测算", "参数及依据"]
 
 
 def test_exception_lists_carry_the_columns_a_clerk_needs_to_phone_the_person(reports_2026):
     (recon, _), _ = reports_2026
-    assert header(recon["少缴"]) == ["姓名", "证件号码", "县(市、区)", "乡镇(街道)", "村(社区)",
-                                   "资助类别", "应缴金额", "实缴金额", "差额", "缴费笔数",
-                                   "最后缴费日期", "依据"]
+    assert header(recon["少缴"]) == [
+        "姓名",
+        "证件号码",
+        "县(市、区)",
+        "乡镇(街道)",
+        "村(社区)",
+        "资助类别",
+        "应缴金额",
+        "实缴金额",
+        "差额",
+        "缴费笔数",
+        "最后缴费日期",
+        "依据",
+    ]
     assert header(recon["多缴应退费"])[8] == "应退金额"
-    assert header(recon["无登记缴费"]) == ["姓名", "证件号码", "缴费金额", "缴费日期", "电子税票号码",
-                                        "原因", "文件", "工作表", "行号"]
+    assert header(recon["无登记缴费"]) == [
+        "姓名",
+        "证件号码",
+        "缴费金额",
+        "缴费日期",
+        "电子税票号码",
+        "原因",
+        "文件",
+        "工作表",
+        "行号",
+    ]
     assert header(recon["校验未通过"])[1:7] == ["文件", "工作表", "行号", "列", "原始值", "原因"]
     # 赵敏 (低保, fixed) owes 80 = 400 standard - 320 fixed subsidy
     (unpaid,) = rows_of(recon["未缴"])
-    assert unpaid[:11] == ("赵敏", mask_id(ID_UNPAID), "浮梁县", "瑶里镇", "瑶里村", "定额资助",
-                           80, 0, 80, 0, None)
+    assert unpaid[:11] == ("赵敏", mask_id(ID_UNPAID), "浮梁县", "瑶里镇", "瑶里村", "定额资助", 80, 0, 80, 0, None)
     assert "320" in unpaid[11]  # the basis of the amount due: the fixed-subsidy clause
     (over,) = rows_of(recon["多缴应退费"])
     assert over[8] == 400 and over[11].startswith("RULES.md §5")
@@ -229,14 +304,17 @@ def test_no_full_id_number_appears_anywhere_in_either_workbook(reports_2026):
     shown = {cell.value for _, cell in all_cells(recon)}
     assert mask_id(ID_UNDER) in shown
     assert "360222********1235" in shown  # the rejected raw ID
-    assert TICKET in shown                # the tax ticket is not an ID
+    assert TICKET in shown  # the tax ticket is not an ID
 
 
 def test_a_mangled_id_under_an_id_header_is_masked_whole(tmp_path):
     # Excel turned the ID into a number: 3.60222199001012E+17 keeps 15 digits of it.
     con = build_db(2026, 700, 0.6, None)
-    con.execute("INSERT INTO rejected_rows VALUES (?, 2026, 'roster', '花名册.xlsx', '鹅湖镇', 30, "
-                "'证件号码*', '3.60222199001012E+17', '证件号码被Excel存成了数字', NULL)", [RUN_ID])
+    con.execute(
+        "INSERT INTO rejected_rows VALUES (?, 2026, 'roster', '花名册.xlsx', '鹅湖镇', 30, "
+        "'证件号码*', '3.60222199001012E+17', '证件号码被Excel存成了数字', NULL)",
+        [RUN_ID],
+    )
     paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
     raw = [c.value for c in openpyxl.load_workbook(paths[0])["校验未通过"]["F"]]
     assert "3.60222199001012E+17" not in raw
@@ -281,10 +359,10 @@ def test_the_summary_holds_the_key_figures_and_three_charts(reports_2026):
     assert figures["花名册人数"] == 5 and figures["参保人数"] == 3
     assert figures["参保率"] == pytest.approx(0.6)
     assert figures["少缴人数"] == 1 and figures["多缴应退费人数"] == 1
-    assert figures["个人应缴总额(元)"] == 1280      # 0 + 400 + 400 + 80 + 400
-    assert figures["个人实缴总额(元)"] == 1350      # 0 + 400 + 150 + 0 + 800
+    assert figures["个人应缴总额(元)"] == 1280  # 0 + 400 + 400 + 80 + 400
+    assert figures["个人实缴总额(元)"] == 1350  # 0 + 400 + 150 + 0 + 800
     assert figures["应退费总额(元)"] == 400
-    assert figures["欠缴总额(元)"] == 330           # 250 underpaid + 80 unpaid
+    assert figures["欠缴总额(元)"] == 330  # 250 underpaid + 80 unpaid
     assert figures["被截断的单元格数"] == 0
     with zipfile.ZipFile(paths[0]) as z:
         charts = sorted(n for n in z.namelist() if re.fullmatch(r"xl/charts/chart\d+\.xml", n))
@@ -298,16 +376,18 @@ def test_with_several_counties_the_township_bars_carry_the_county_name(tmp_path)
     con.execute("UPDATE determinations SET county = '乐平市' WHERE township = '瑶里镇'")
     paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
     data = openpyxl.load_workbook(paths[0])["图表数据"]
-    assert [c.value for c in data[2]] == ["县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数",
-                                          "参保率", "图表标签"]
+    assert [c.value for c in data[2]] == ["县(市、区)", "乡镇(街道)", "参保登记人数", "参保人数", "参保率", "图表标签"]
     assert [c.value for c in data["F"][2:4]] == ["乐平市 瑶里镇", "浮梁县 鹅湖镇"]
     with zipfile.ZipFile(paths[0]) as z:
         assert "'图表数据'!$F$3:$F$4" in z.read("xl/charts/chart1.xml").decode()
 
 
 def test_a_person_new_since_the_last_run_is_listed_as_such(db_2026, tmp_path):
-    db_2026.execute("INSERT INTO status_changes VALUES (?, 2026, ?, '钱进', '浮梁县', '瑶里镇', "
-                    "'R-prev', NULL, 'overpaid', NULL, 400)", [RUN_ID, ID_OVER])
+    db_2026.execute(
+        "INSERT INTO status_changes VALUES (?, 2026, ?, '钱进', '浮梁县', '瑶里镇', "
+        "'R-prev', NULL, 'overpaid', NULL, 400)",
+        [RUN_ID, ID_OVER],
+    )
     paths = write_reports(db_2026, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
     changes = {r[0]: r for r in rows_of(openpyxl.load_workbook(paths[0])["较上次变化"])}
     assert changes["钱进"][4:8] == ("(上次无此人)", "多缴应退费", None, 400)
@@ -317,11 +397,25 @@ def test_a_person_new_since_the_last_run_is_listed_as_such(db_2026, tmp_path):
 def test_a_long_list_continues_on_further_sheets_with_every_row(tmp_path):
     con = build_db(2026, 700, 0.6, None)
     for i in range(10):
-        insert_person(con, 2026, (f"补缴{i:02d}", with_check_digit(f"360222199102{i:02d}011"), "瑶里镇",
-                                  "瑶里村", "none", 400, 100, 1, "underpaid", 300,
-                                  dt.date(2025, 12, 1), False))
-    paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"),
-                          max_rows_per_sheet=5)
+        insert_person(
+            con,
+            2026,
+            (
+                f"补缴{i:02d}",
+                with_check_digit(f"360222199102{i:02d}011"),
+                "瑶里镇",
+                "瑶里村",
+                "none",
+                400,
+                100,
+                1,
+                "underpaid",
+                300,
+                dt.date(2025, 12, 1),
+                False,
+            ),
+        )
+    paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"), max_rows_per_sheet=5)
     recon = openpyxl.load_workbook(paths[0])
     assert [n for n in recon.sheetnames if n.startswith("少缴")] == ["少缴", "少缴(2)", "少缴(3)"]
     parts = [rows_of(recon[n]) for n in ("少缴", "少缴(2)", "少缴(3)")]
@@ -387,11 +481,24 @@ def test_results_of_another_run_are_refused_rather_than_reported(db_2026, tmp_pa
 
 # --- the fiscal-subsidy workbook -------------------------------------------------
 
+
 def fiscal_rows(path):
     ws = openpyxl.load_workbook(path)["财政补助测算"]
-    assert header(ws) == ["县(市、区)", "乡镇(街道)", "资助类别", "参保登记人数", "参保人数", "参保率",
-                          "财政补助总额", "中央财政", "地方财政", "资助参保金额", "大病保险",
-                          "个人应缴", "个人实缴"]
+    assert header(ws) == [
+        "县(市、区)",
+        "乡镇(街道)",
+        "资助类别",
+        "参保登记人数",
+        "参保人数",
+        "参保率",
+        "财政补助总额",
+        "中央财政",
+        "地方财政",
+        "资助参保金额",
+        "大病保险",
+        "个人应缴",
+        "个人实缴",
+    ]
     return ws, [r for r in rows_of(ws) if r[2] is not None]
 
 
@@ -399,8 +506,7 @@ def test_2026_splits_the_fiscal_subsidy_60_percent_central(reports_2026):
     _, paths = reports_2026
     ws, rows = fiscal_rows(paths[1])
     # townships in code-point order, then the county subtotal, then the grand total
-    assert [r[:2] for r in rows] == [("浮梁县", "瑶里镇"), ("浮梁县", "鹅湖镇"), ("浮梁县", "小计"),
-                                     ("合计", "合计")]
+    assert [r[:2] for r in rows] == [("浮梁县", "瑶里镇"), ("浮梁县", "鹅湖镇"), ("浮梁县", "小计"), ("合计", "合计")]
     total = rows[-1]
     # fiscal 700 x enrolled 3 = 2100.00; central 60% = 1260.00; local 2100 - 1260 = 840.00
     assert total[3:9] == (5, 3, pytest.approx(0.6), 2100, 1260, 840)
@@ -417,8 +523,8 @@ def test_2025_has_no_central_local_split_and_says_so(tmp_path):
     for row in rows:
         assert row[7] == "未规定" and row[8] == "未规定"
     total = rows[-1]
-    assert total[6] == 2010          # 670 x 3 enrolled
-    assert total[10] == 321          # critical illness 107 x 3
+    assert total[6] == 2010  # 670 x 3 enrolled
+    assert total[10] == 321  # critical illness 107 x 3
 
 
 def test_the_parameters_sheet_lists_each_value_with_its_citation(reports_2026):
@@ -430,5 +536,3 @@ def test_the_parameters_sheet_lists_each_value_with_its_citation(reports_2026):
     assert len(by_code) == len(params.as_rows())
     assert by_code["fiscal_per_capita_yuan"][1:3] == ("700", params.fiscal_per_capita_yuan.cite)
     assert by_code["critical_illness_per_capita_yuan"][1] == "未规定"
-
-

@@ -10,11 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 import pipeline.io.store as store
+from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, write_workbook
 from pipeline.io.store import _apply, _diff, ensure_tables, query_frame, with_row_hash
 from pipeline.io.tables import DIFFED_TABLES
-from builders import run_night
 
 TODAY = dt.date(2026, 11, 23)
 IDS = [make_id("360222", dt.date(1990, 5, 1), n) for n in range(1, 5)]
@@ -22,15 +21,19 @@ NAMES = ["张三", "李四", "王五", "赵六"]
 
 
 def roster(tmp_path: Path) -> Path:
-    rows = [[n + 1, NAMES[n], IDS[n], "浮梁县", "浮梁镇", "新平村", None, "是", None, None, "2025-10-20", None]
-            for n in range(4)]
+    rows = [
+        [n + 1, NAMES[n], IDS[n], "浮梁县", "浮梁镇", "新平村", None, "是", None, None, "2025-10-20", None]
+        for n in range(4)
+    ]
     return write_workbook(tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *rows]})
 
 
 def payments(tmp_path: Path, name: str, amounts: dict[int, int]) -> Path:
     """One payment line per person n with the given amount (yuan), in order of n."""
-    rows = [[i + 1, NAMES[n], IDS[n], amount, "2025-11-01", "2026", f"33600000000000000{n:03d}", "微信"]
-            for i, (n, amount) in enumerate(sorted(amounts.items()))]
+    rows = [
+        [i + 1, NAMES[n], IDS[n], amount, "2025-11-01", "2026", f"33600000000000000{n:03d}", "微信"]
+        for i, (n, amount) in enumerate(sorted(amounts.items()))
+    ]
     return write_workbook(tmp_path / name, {"S": [PAYMENT_HEADER, *rows]})
 
 
@@ -39,8 +42,16 @@ def write(con, table: str, frame: pl.DataFrame, run_id: str, written: dict) -> N
 
 
 def night(tmp_path: Path, db: str, roster_file: Path, payments_file: Path):
-    return run_night(2026, "jingdezhen", [str(roster_file)], [str(payments_file)], tmp_path / db, tmp_path,
-                     today=TODAY, write_workbooks=False)
+    return run_night(
+        2026,
+        "jingdezhen",
+        [str(roster_file)],
+        [str(payments_file)],
+        tmp_path / db,
+        tmp_path,
+        today=TODAY,
+        write_workbooks=False,
+    )
 
 
 def table(db: Path, name: str) -> pl.DataFrame:
@@ -89,20 +100,25 @@ def test_status_changes_from_the_changed_rows_equal_those_of_a_full_comparison(t
     monkeypatch.setattr(store, "_diff", rewrite_all)
     night(tmp_path, "full.duckdb", r, p1)
     night(tmp_path, "full.duckdb", r, p2)
-    changes = {db: table(tmp_path / db, "status_changes").drop("previous_run_id")
-               for db in ("diffed.duckdb", "full.duckdb")}
+    changes = {
+        db: table(tmp_path / db, "status_changes").drop("previous_run_id") for db in ("diffed.duckdb", "full.duckdb")
+    }
     assert changes["diffed.duckdb"].equals(changes["full.duckdb"])
-    assert sorted(changes["full.duckdb"].select("id_number", "previous_status", "status").rows()) == sorted([
-        (IDS[1], "paid_in_full", "underpaid"), (IDS[2], "paid_in_full", "unpaid"),
-        (IDS[3], "unpaid", "paid_in_full")])
+    assert sorted(changes["full.duckdb"].select("id_number", "previous_status", "status").rows()) == sorted(
+        [(IDS[1], "paid_in_full", "underpaid"), (IDS[2], "paid_in_full", "unpaid"), (IDS[3], "unpaid", "paid_in_full")]
+    )
 
 
 def test_the_same_night_twice_rewrites_nothing(tmp_path):
     r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400, 1: 400})
     first = night(tmp_path, "m.duckdb", r, p)
     second = night(tmp_path, "m.duckdb", r, p)
-    assert second.written == {"residents": (4, 0, 0), "payments": (2, 0, 0),
-                              "determinations": (4, 0, 0), "reconciliation": (4, 0, 0)}
+    assert second.written == {
+        "residents": (4, 0, 0),
+        "payments": (2, 0, 0),
+        "determinations": (4, 0, 0),
+        "reconciliation": (4, 0, 0),
+    }
     assert first.run_id != second.run_id
     with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
         assert con.execute("SELECT DISTINCT run_id FROM determinations").fetchall() == [(second.run_id,)]
@@ -117,19 +133,28 @@ def con():
 
 
 def _recon(ids: list[str], status: list[str]) -> pl.DataFrame:
-    return pl.DataFrame({"coverage_year": [2026] * len(ids), "id_number": ids, "status": status,
-                         "amount_diff_fen": [100] * len(ids)}, schema_overrides={"coverage_year": pl.Int32})
+    return pl.DataFrame(
+        {"coverage_year": [2026] * len(ids), "id_number": ids, "status": status, "amount_diff_fen": [100] * len(ids)},
+        schema_overrides={"coverage_year": pl.Int32},
+    )
 
 
 def test_rows_written_by_an_older_version_without_row_hash_are_replaced(con):
-    con.execute("INSERT INTO reconciliation (run_id, coverage_year, id_number, status) VALUES "
-                "('old', 2026, 'A', 'unpaid'), ('old', 2026, 'B', 'unpaid'), ('old', 2025, 'A', 'unpaid')")
+    con.execute(
+        "INSERT INTO reconciliation (run_id, coverage_year, id_number, status) VALUES "
+        "('old', 2026, 'A', 'unpaid'), ('old', 2026, 'B', 'unpaid'), ('old', 2025, 'A', 'unpaid')"
+    )
     written: dict = {}
     write(con, "reconciliation", _recon(["A", "B"], ["unpaid", "underpaid"]), "new", written)
-    rows = con.execute("SELECT run_id, coverage_year, id_number, status, amount_diff, row_hash IS NULL "
-                       "FROM reconciliation ORDER BY coverage_year, id_number").fetchall()
-    assert [r[:4] for r in rows] == [("old", 2025, "A", "unpaid"), ("new", 2026, "A", "unpaid"),
-                                     ("new", 2026, "B", "underpaid")]
+    rows = con.execute(
+        "SELECT run_id, coverage_year, id_number, status, amount_diff, row_hash IS NULL "
+        "FROM reconciliation ORDER BY coverage_year, id_number"
+    ).fetchall()
+    assert [r[:4] for r in rows] == [
+        ("old", 2025, "A", "unpaid"),
+        ("new", 2026, "A", "unpaid"),
+        ("new", 2026, "B", "underpaid"),
+    ]
     assert [r[5] for r in rows] == [True, False, False]  # the other year's row is left alone
     assert written["reconciliation"] == (0, 2, 2)  # nothing hashed before: the year is written anew
 
@@ -144,8 +169,9 @@ def test_a_row_whose_hash_matches_but_key_differs_is_rewritten(con):
     con.execute("UPDATE reconciliation SET row_hash = ? WHERE id_number = 'B'", [a_hash])
     write(con, "reconciliation", frame, "r2", written)
     assert written["reconciliation"] == (0, 2, 2)  # the equal hash under another key kept nothing
-    assert con.execute("SELECT id_number, run_id, row_hash = ? FROM reconciliation ORDER BY 1",
-                       [a_hash]).fetchall() == [("A", "r2", True), ("B", "r2", False)]
+    assert con.execute(
+        "SELECT id_number, run_id, row_hash = ? FROM reconciliation ORDER BY 1", [a_hash]
+    ).fetchall() == [("A", "r2", True), ("B", "r2", False)]
 
 
 def test_identical_rows_in_a_frame_fall_back_to_a_full_rewrite(con):
@@ -155,7 +181,10 @@ def test_identical_rows_in_a_frame_fall_back_to_a_full_rewrite(con):
     write(con, "reconciliation", twice, "r2", written)
     assert written["reconciliation"] == (0, 3, 2)
     assert con.execute("SELECT id_number, run_id FROM reconciliation ORDER BY 1").fetchall() == [
-        ("A", "r2"), ("A", "r2"), ("B", "r2")]
+        ("A", "r2"),
+        ("A", "r2"),
+        ("B", "r2"),
+    ]
 
 
 def test_inserting_a_few_rows_at_a_time_writes_every_row_once(tmp_path, monkeypatch):

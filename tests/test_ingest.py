@@ -9,8 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, write_workbook
-from builders import run_night
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, run_night, write_workbook
 
 TODAY = dt.date(2026, 11, 23)
 A = make_id("360222", dt.date(1990, 5, 1), 1)
@@ -20,11 +19,32 @@ TICKET = "3360000000000000{:04d}"
 
 
 def roster_row(n, name, id_number, **kw):
-    cells = {"county": "浮梁县", "township": "浮梁镇", "village": "新平村", "labels": None, "prev": "是",
-             "event": None, "event_date": None, "registered": "2025-10-20", "identified": None}
+    cells = {
+        "county": "浮梁县",
+        "township": "浮梁镇",
+        "village": "新平村",
+        "labels": None,
+        "prev": "是",
+        "event": None,
+        "event_date": None,
+        "registered": "2025-10-20",
+        "identified": None,
+    }
     cells.update(kw)
-    return [n, name, id_number, cells["county"], cells["township"], cells["village"], cells["labels"], cells["prev"],
-            cells["event"], cells["event_date"], cells["registered"], cells["identified"]]
+    return [
+        n,
+        name,
+        id_number,
+        cells["county"],
+        cells["township"],
+        cells["village"],
+        cells["labels"],
+        cells["prev"],
+        cells["event"],
+        cells["event_date"],
+        cells["registered"],
+        cells["identified"],
+    ]
 
 
 def pay_row(n, name, id_number, amount=400, paid_on="2025-11-01", year="2026", ticket=None):
@@ -37,14 +57,32 @@ def one_payment(tmp_path: Path) -> Path:
 
 def run(tmp_path: Path, roster: Path, payments: Path | None = None, year: int = 2026):
     payments = payments or one_payment(tmp_path)
-    return run_night(year, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
-                     today=TODAY, write_workbooks=False)
+    return run_night(
+        year,
+        "jingdezhen",
+        [str(roster)],
+        [str(payments)],
+        tmp_path / "m.duckdb",
+        tmp_path,
+        today=TODAY,
+        write_workbooks=False,
+    )
 
 
 def sheet_counts(result, kind="roster") -> dict:
     row = result.sheets.filter(pl.col("kind") == kind).row(0, named=True)
-    return {k: row[k] for k in ("header_row", "rows_read", "accepted", "rejected", "skipped_blank",
-                                "skipped_footer", "skipped_duplicate")}
+    return {
+        k: row[k]
+        for k in (
+            "header_row",
+            "rows_read",
+            "accepted",
+            "rejected",
+            "skipped_blank",
+            "skipped_footer",
+            "skipped_duplicate",
+        )
+    }
 
 
 def reasons(result) -> list[tuple[int, str, str]]:
@@ -52,6 +90,7 @@ def reasons(result) -> list[tuple[int, str, str]]:
 
 
 # --- the messy layout ---------------------------------------------------------
+
 
 def test_title_rows_blank_rows_and_footers_are_counted_not_rejected(tmp_path):
     rows = [
@@ -68,15 +107,25 @@ def test_title_rows_blank_rows_and_footers_are_counted_not_rejected(tmp_path):
     path = write_workbook(tmp_path / "r.xlsx", {"花名册": rows})
     result = run(tmp_path, path)
     # header on Excel row 3; 6 rows below it: 2 people, 2 blank, 2 footers
-    assert sheet_counts(result) == {"header_row": 3, "rows_read": 6, "accepted": 2, "rejected": 0,
-                                    "skipped_blank": 2, "skipped_footer": 2, "skipped_duplicate": 0}
+    assert sheet_counts(result) == {
+        "header_row": 3,
+        "rows_read": 6,
+        "accepted": 2,
+        "rejected": 0,
+        "skipped_blank": 2,
+        "skipped_footer": 2,
+        "skipped_duplicate": 0,
+    }
     assert result.determinations["row_number"].sort().to_list() == [4, 6]
 
 
 def test_excel_row_numbers_survive_leading_empty_and_formatted_rows(tmp_path):
     # calamine starts its range at the first cell with a value (row 4 here); rows must still be Excel's.
-    path = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A),
-                                                      roster_row(2, "李四", "36022219850715000")]}, start_row=3)
+    path = write_workbook(
+        tmp_path / "r.xlsx",
+        {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", "36022219850715000")]},
+        start_row=3,
+    )
     result = run(tmp_path, path)
     assert sheet_counts(result)["header_row"] == 4
     assert result.rejected["row_number"].to_list() == [6]
@@ -95,11 +144,14 @@ def test_header_aliases_extra_columns_and_column_order(tmp_path):
 
 
 def test_every_sheet_is_read_and_a_sheet_without_header_is_reported(tmp_path):
-    path = write_workbook(tmp_path / "r.xlsx", {
-        "浮梁镇": [ROSTER_HEADER, roster_row(1, "张三", A)],
-        "填表说明": [["请按模板填写"], ["证件号码须为文本格式"]],
-        "鹅湖镇": [ROSTER_HEADER, roster_row(1, "李四", B, township="鹅湖镇")],
-    })
+    path = write_workbook(
+        tmp_path / "r.xlsx",
+        {
+            "浮梁镇": [ROSTER_HEADER, roster_row(1, "张三", A)],
+            "填表说明": [["请按模板填写"], ["证件号码须为文本格式"]],
+            "鹅湖镇": [ROSTER_HEADER, roster_row(1, "李四", B, township="鹅湖镇")],
+        },
+    )
     result = run(tmp_path, path)
     roster = result.sheets.filter(pl.col("kind") == "roster").sort("sheet")
     assert roster["sheet"].to_list() == ["填表说明", "浮梁镇", "鹅湖镇"]
@@ -125,8 +177,9 @@ DATE_FORMS = [
 
 def test_every_date_form_is_read(tmp_path):
     people = [make_id("360222", dt.date(1970, 1, 1), i) for i in range(len(DATE_FORMS))]
-    rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", pid, registered=form)
-                              for i, (pid, (form, _)) in enumerate(zip(people, DATE_FORMS))]
+    rows = [ROSTER_HEADER] + [
+        roster_row(i, f"人{i}", pid, registered=form) for i, (pid, (form, _)) in enumerate(zip(people, DATE_FORMS))
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     got = dict(result.determinations.select("id_number", "enrolled_on").iter_rows())
     # due is 400 for these people, so enrolled_on comes from payments; read the residents table instead
@@ -141,12 +194,25 @@ def test_every_date_form_is_read(tmp_path):
 def test_unreadable_or_ambiguous_dates_are_rejected_not_guessed(tmp_path, bad):
     rows = [ROSTER_HEADER, roster_row(1, "张三", A, registered=bad)]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
-    assert reasons(result) == [(2, "参保登记日期", f"参保登记日期“{bad}”不是可识别的日期（可用 2025-10-15、2025/10/15、"
-                                                 "2025.10.15、20251015、2025年10月15日）")]
+    assert reasons(result) == [
+        (
+            2,
+            "参保登记日期",
+            f"参保登记日期“{bad}”不是可识别的日期（可用 2025-10-15、2025/10/15、2025.10.15、20251015、2025年10月15日）",
+        )
+    ]
 
 
-AMOUNT_FORMS = [(400, 40000), ("400.00元", 40000), ("1,000.00", 100000), ("80", 8000), ("-400", -40000),
-                ("￥400", 40000), (399.99999999999994, 40000), ("４００", 40000)]
+AMOUNT_FORMS = [
+    (400, 40000),
+    ("400.00元", 40000),
+    ("1,000.00", 100000),
+    ("80", 8000),
+    ("-400", -40000),
+    ("￥400", 40000),
+    (399.99999999999994, 40000),
+    ("４００", 40000),
+]
 
 
 def test_every_amount_form_is_read(tmp_path):
@@ -163,8 +229,12 @@ def test_unreadable_amounts_are_rejected(tmp_path, bad):
     payments = write_workbook(tmp_path / "p.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, amount=bad or None)]})
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     result = run(tmp_path, roster, payments)
-    expected = {"四百元": "缴费金额“四百元”不是可识别的金额", "400.005": "缴费金额“400.005”不是可识别的金额",
-                "": "缴费金额为空，此项必填", "0": "缴费金额为0"}[bad]
+    expected = {
+        "四百元": "缴费金额“四百元”不是可识别的金额",
+        "400.005": "缴费金额“400.005”不是可识别的金额",
+        "": "缴费金额为空，此项必填",
+        "0": "缴费金额为0",
+    }[bad]
     assert reasons(result) == [(2, "缴费金额", expected)]
 
 
@@ -176,21 +246,29 @@ def test_coverage_year_forms(tmp_path):
     result = run(tmp_path, roster, payments)
     assert result.determinations["net_paid_fen"].item() == 40000
     # a period whose ends lie in two years (docs/RULES.md §6)
-    assert reasons(result) == [(6, "费款所属期", "费款所属期跨年度（“2025-10-01..2026-09-30”的起止不在同一年），"
-                                             "无法确定待遇年度；请按年度分开")]
+    assert reasons(result) == [
+        (
+            6,
+            "费款所属期",
+            "费款所属期跨年度（“2025-10-01..2026-09-30”的起止不在同一年），无法确定待遇年度；请按年度分开",
+        )
+    ]
 
 
 # --- ID numbers --------------------------------------------------------------------
+
 
 def test_id_numbers_are_normalised(tmp_path):
     x_id = make_id("360222", dt.date(1990, 1, 1), 12)
     while not x_id.endswith("X"):
         x_id = make_id("360222", dt.date(1990, 1, 1), int(x_id[14:17]) + 1)
     full_width = A.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    rows = [ROSTER_HEADER,
-            roster_row(1, "张三", full_width),
-            roster_row(2, "李四", x_id.lower()),
-            roster_row(3, "王五", f"  {C}\u3000")]
+    rows = [
+        ROSTER_HEADER,
+        roster_row(1, "张三", full_width),
+        roster_row(2, "李四", x_id.lower()),
+        roster_row(3, "王五", f"  {C}\u3000"),
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert result.rejected.height == 0
     assert sorted(result.determinations["id_number"]) == sorted([A, x_id, C])
@@ -198,8 +276,12 @@ def test_id_numbers_are_normalised(tmp_path):
 
 def test_real_people_are_not_rejected_on_region_codes(tmp_path):
     # 360426 (德安县) born before 1983, and residence permits of Hong Kong (81), Macao (82), Taiwan (83).
-    ids = [make_id("360426", dt.date(1950, 3, 3), 1), make_id("810000", dt.date(1980, 1, 2), 2),
-           make_id("820000", dt.date(1975, 6, 7), 3), make_id("830000", dt.date(1991, 12, 31), 4)]
+    ids = [
+        make_id("360426", dt.date(1950, 3, 3), 1),
+        make_id("810000", dt.date(1980, 1, 2), 2),
+        make_id("820000", dt.date(1975, 6, 7), 3),
+        make_id("830000", dt.date(1991, 12, 31), 4),
+    ]
     rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", pid) for i, pid in enumerate(ids)]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert result.rejected.height == 0
@@ -210,13 +292,15 @@ def test_bad_id_numbers_each_get_their_reason(tmp_path):
     wrong_check = A[:-1] + ("1" if A[-1] != "1" else "2")
     impossible_birth = make_id("360222", dt.date(1990, 1, 1), 5)[:10] + "1332" + "0051"
     future = make_id("360222", dt.date(2027, 1, 1), 6)
-    rows = [ROSTER_HEADER,
-            roster_row(1, "甲", wrong_check),
-            roster_row(2, "乙", "36022219900101"),
-            roster_row(3, "丙", make_id("360222", dt.date(1990, 1, 1), 7)[:-1] + "Y"),
-            roster_row(4, "丁", impossible_birth[:-1] + _check(impossible_birth)),
-            roster_row(5, "戊", future),
-            roster_row(6, "己", None)]
+    rows = [
+        ROSTER_HEADER,
+        roster_row(1, "甲", wrong_check),
+        roster_row(2, "乙", "36022219900101"),
+        roster_row(3, "丙", make_id("360222", dt.date(1990, 1, 1), 7)[:-1] + "Y"),
+        roster_row(4, "丁", impossible_birth[:-1] + _check(impossible_birth)),
+        roster_row(5, "戊", future),
+        roster_row(6, "己", None),
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert reasons(result) == [
         (2, "证件号码", "证件号码校验位错误（GB 11643），请核对号码"),
@@ -239,8 +323,11 @@ NUMERIC_ID_REASON = "证件号码被Excel存成了数字，末几位已丢失；
 def test_id_stored_as_an_excel_number_is_rejected_by_cell_type_even_when_checksum_passes(tmp_path):
     # Pick an ID that survives float64 (so its digits and check digit still look right):
     # only the cell type can tell that Excel stored it as a number.
-    survivor = next(pid for i in range(1000)
-                    if (pid := make_id("360222", dt.date(1990, 1, 1), i)).isdigit() and str(int(float(pid))) == pid)
+    survivor = next(
+        pid
+        for i in range(1000)
+        if (pid := make_id("360222", dt.date(1990, 1, 1), i)).isdigit() and str(int(float(pid))) == pid
+    )
     rows = [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", Num(float(survivor)))]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert reasons(result) == [(3, "证件号码", NUMERIC_ID_REASON)]
@@ -248,8 +335,10 @@ def test_id_stored_as_an_excel_number_is_rejected_by_cell_type_even_when_checksu
 
 def test_numeric_id_at_row_5000_is_caught_beyond_the_type_sample(tmp_path):
     # fastexcel guesses column types from the first 1,000 rows; the cell-type read must not.
-    rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", make_id("360222", dt.date(1950 + i % 50, 1 + i % 12, 1 + i % 28), i % 1000))
-                              for i in range(1, 5000)]
+    rows = [ROSTER_HEADER] + [
+        roster_row(i, f"人{i}", make_id("360222", dt.date(1950 + i % 50, 1 + i % 12, 1 + i % 28), i % 1000))
+        for i in range(1, 5000)
+    ]
     numeric = make_id("360281", dt.date(1990, 1, 1), 1)
     rows.append(roster_row(5000, "末行", Num(float(numeric))))
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
@@ -259,11 +348,14 @@ def test_numeric_id_at_row_5000_is_caught_beyond_the_type_sample(tmp_path):
 
 # --- labels, events, required cells ------------------------------------------------
 
+
 def test_unknown_identity_label_and_special_event_are_rejected(tmp_path):
-    rows = [ROSTER_HEADER,
-            roster_row(1, "张三", A, labels="特困供养人"),
-            roster_row(2, "李四", B, event="出国", event_date="2026-03-01"),
-            roster_row(3, "王五", C, event="户口迁入")]
+    rows = [
+        ROSTER_HEADER,
+        roster_row(1, "张三", A, labels="特困供养人"),
+        roster_row(2, "李四", B, event="出国", event_date="2026-03-01"),
+        roster_row(3, "王五", C, event="户口迁入"),
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert reasons(result) == [
         (2, "人员身份", "人员身份“特困供养人”中有政策参数未列出的类别，请核对写法"),
@@ -274,18 +366,33 @@ def test_unknown_identity_label_and_special_event_are_rejected(tmp_path):
 
 def test_labels_split_on_every_separator_and_aliases(tmp_path):
     ids = [make_id("360222", dt.date(1980, 1, 1), i) for i in range(5)]
-    forms = ["特困人员", "低保对象，孤儿", "城乡低保对象;脱贫不稳定人口", "医疗救助对象 | 宗教教职人员", "边缘易致贫人口/低保对象"]
+    forms = [
+        "特困人员",
+        "低保对象，孤儿",
+        "城乡低保对象;脱贫不稳定人口",
+        "医疗救助对象 | 宗教教职人员",
+        "边缘易致贫人口/低保对象",
+    ]
     rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", pid, labels=f) for i, (pid, f) in enumerate(zip(ids, forms))]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     labels = dict(result.determinations.select("id_number", "identity_labels").iter_rows())
     assert [labels[pid] for pid in ids] == [
-        "特困供养人员", "城乡低保对象、孤儿", "城乡低保对象、脱贫不稳定人口", "医疗救助对象、宗教教职人员", "边缘易致贫人口、城乡低保对象",
+        "特困供养人员",
+        "城乡低保对象、孤儿",
+        "城乡低保对象、脱贫不稳定人口",
+        "医疗救助对象、宗教教职人员",
+        "边缘易致贫人口、城乡低保对象",
     ]
 
 
 def test_missing_required_cells_and_prev_year_required_from_2026(tmp_path):
-    rows = [ROSTER_HEADER, roster_row(1, None, A), roster_row(2, "李四", B, township=None),
-            roster_row(3, "王五", C, prev=None), roster_row(4, "赵六", make_id("360222", dt.date(1999, 9, 9), 4), prev="也许")]
+    rows = [
+        ROSTER_HEADER,
+        roster_row(1, None, A),
+        roster_row(2, "李四", B, township=None),
+        roster_row(3, "王五", C, prev=None),
+        roster_row(4, "赵六", make_id("360222", dt.date(1999, 9, 9), 4), prev="也许"),
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert reasons(result) == [
         (2, "姓名", "姓名为空，此项必填"),
@@ -309,13 +416,16 @@ def test_missing_required_column_rejects_every_row_and_says_so(tmp_path):
 
 # --- duplicates ---------------------------------------------------------------------
 
+
 def test_exact_duplicate_is_merged_and_conflicting_duplicates_are_both_rejected(tmp_path):
-    rows = [ROSTER_HEADER,
-            roster_row(1, "张三", A),
-            roster_row(2, "李四", B),
-            roster_row(3, "张三", A, registered="2025/10/20"),  # same content, other date form: exact duplicate
-            roster_row(4, "王五", C),
-            roster_row(5, "王五", C, township="鹅湖镇")]         # same ID, other township: conflict
+    rows = [
+        ROSTER_HEADER,
+        roster_row(1, "张三", A),
+        roster_row(2, "李四", B),
+        roster_row(3, "张三", A, registered="2025/10/20"),  # same content, other date form: exact duplicate
+        roster_row(4, "王五", C),
+        roster_row(5, "王五", C, township="鹅湖镇"),
+    ]  # same ID, other township: conflict
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     counts = sheet_counts(result)
     assert (counts["rows_read"], counts["accepted"], counts["rejected"], counts["skipped_duplicate"]) == (5, 2, 2, 1)
@@ -325,28 +435,49 @@ def test_exact_duplicate_is_merged_and_conflicting_duplicates_are_both_rejected(
 
 
 def test_duplicate_payment_rows_same_ticket(tmp_path):
-    rows = [PAYMENT_HEADER, pay_row(1, "张三", A, ticket="33600000000000000001"),
-            pay_row(2, "张三", A, ticket="33600000000000000001"),
-            pay_row(3, "李四", B, ticket="33600000000000000002"),
-            pay_row(4, "李四", B, amount=380, ticket="33600000000000000002")]
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    rows = [
+        PAYMENT_HEADER,
+        pay_row(1, "张三", A, ticket="33600000000000000001"),
+        pay_row(2, "张三", A, ticket="33600000000000000001"),
+        pay_row(3, "李四", B, ticket="33600000000000000002"),
+        pay_row(4, "李四", B, amount=380, ticket="33600000000000000002"),
+    ]
+    roster = write_workbook(
+        tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]}
+    )
     result = run(tmp_path, roster, write_workbook(tmp_path / "p.xlsx", {"S": rows}))
     counts = sheet_counts(result, "payments")
     assert (counts["accepted"], counts["rejected"], counts["skipped_duplicate"]) == (1, 2, 1)
-    assert result.rejected["reason"].unique().to_list() == ["同一电子税票号码出现多次且内容不一致，全部暂不处理，请向税务核实"]
+    assert result.rejected["reason"].unique().to_list() == [
+        "同一电子税票号码出现多次且内容不一致，全部暂不处理，请向税务核实"
+    ]
 
 
 # --- conservation, storage ------------------------------------------------------------
 
+
 def test_conservation_on_a_workbook_with_known_bad_rows(tmp_path):
-    rows = [["2026年度花名册"], ROSTER_HEADER,
-            roster_row(1, "张三", A), roster_row(2, "李四", Num(float(B))), [],
-            roster_row(3, "王五", C, labels="低保"), roster_row(4, "张三", A),
-            roster_row(5, "赵六", make_id("360222", dt.date(2001, 2, 3), 9), registered="2025-02-30"),
-            ["合计：5人"]]
+    rows = [
+        ["2026年度花名册"],
+        ROSTER_HEADER,
+        roster_row(1, "张三", A),
+        roster_row(2, "李四", Num(float(B))),
+        [],
+        roster_row(3, "王五", C, labels="低保"),
+        roster_row(4, "张三", A),
+        roster_row(5, "赵六", make_id("360222", dt.date(2001, 2, 3), 9), registered="2025-02-30"),
+        ["合计：5人"],
+    ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
-    assert sheet_counts(result) == {"header_row": 2, "rows_read": 7, "accepted": 1, "rejected": 3,
-                                    "skipped_blank": 1, "skipped_footer": 1, "skipped_duplicate": 1}
+    assert sheet_counts(result) == {
+        "header_row": 2,
+        "rows_read": 7,
+        "accepted": 1,
+        "rejected": 3,
+        "skipped_blank": 1,
+        "skipped_footer": 1,
+        "skipped_duplicate": 1,
+    }
     assert [r[0] for r in reasons(result)] == [4, 6, 8]
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
     runs = con.execute("SELECT rows_read, rows_accepted, rows_rejected, rows_skipped FROM runs").fetchall()
@@ -368,7 +499,9 @@ def test_conservation_is_asserted_by_the_pipeline(tmp_path):
 
 
 def test_a_second_run_replaces_its_year_and_leaves_other_years(tmp_path):
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    roster = write_workbook(
+        tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]}
+    )
     run(tmp_path, roster, year=2025)
     run(tmp_path, roster, year=2026)
     smaller = write_workbook(tmp_path / "r2.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
@@ -387,22 +520,37 @@ def test_a_second_run_replaces_its_year_and_leaves_other_years(tmp_path):
 
 def test_pandera_checks_values_on_the_collected_frame():
     # POLARS-PITFALLS 11: validating a LazyFrame checks only names and dtypes.
+    from pipeline.validate import failures as failures_of
+    from pipeline.validate import parse_payments
     from schemas.models import payments_schema
-    from pipeline.validate import failures as failures_of, parse_payments
 
-    raw = pl.DataFrame({"id_number": [A], "name": ["张三"], "amount": ["四百"], "paid_on": ["2025-11-01"],
-                        "coverage_year": ["2026"], "period_start": [None], "period_end": [None],
-                        "ticket_no": ["1"], "channel": [None],
-                        "id_number__numeric_cell": [False], "ticket_no__numeric_cell": [False]},
-                       schema_overrides={"channel": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8})
+    raw = pl.DataFrame(
+        {
+            "id_number": [A],
+            "name": ["张三"],
+            "amount": ["四百"],
+            "paid_on": ["2025-11-01"],
+            "coverage_year": ["2026"],
+            "period_start": [None],
+            "period_end": [None],
+            "ticket_no": ["1"],
+            "channel": [None],
+            "id_number__numeric_cell": [False],
+            "ticket_no__numeric_cell": [False],
+        },
+        schema_overrides={"channel": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8},
+    )
     failures = failures_of(payments_schema(TODAY), parse_payments(raw))
     assert failures.select("index", "column", "code").rows() == [(0, "amount_fen", "amount")]
 
 
 # --- incremental nights ------------------------------------------------------------------
 
+
 def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_path):
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    roster = write_workbook(
+        tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]}
+    )
     payments = one_payment(tmp_path)
     first = run(tmp_path, roster, payments)
     assert first.notes == []
@@ -426,24 +574,42 @@ def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
     """The tax bureau's export of tonight is yesterday's with new lines in its last sheet, saved at
     another time: the unchanged sheet is reused, the grown one parsed; the rows are those of a
     fresh parse."""
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A),
-                                                         roster_row(2, "李四", B), roster_row(3, "王五", C)]})
+    roster = write_workbook(
+        tmp_path / "r.xlsx",
+        {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B), roster_row(3, "王五", C)]},
+    )
     october = [PAYMENT_HEADER, pay_row(1, "张三", A, 200)]
     november = [PAYMENT_HEADER, pay_row(2, "李四", B)]
     payments = tmp_path / "payments.xlsx"
     write_workbook(payments, {"10月": october, "11月": november}, inline_strings=True)
     run(tmp_path, roster, payments)
-    write_workbook(payments, {"10月": october, "11月": november + [pay_row(3, "王五", C)]}, inline_strings=True,
-                   created=dt.datetime(2025, 1, 2))
+    write_workbook(
+        payments,
+        {"10月": october, "11月": [*november, pay_row(3, "王五", C)]},
+        inline_strings=True,
+        created=dt.datetime(2025, 1, 2),
+    )
     grown = run(tmp_path, roster, payments)
     assert grown.notes == [
         f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}",
         f"工作表未变，复用上次解析结果 / unchanged sheet reused: {payments} [10月]",
     ]
     assert grown.sheets.select("kind", "sheet", "reused", "accepted").rows() == [
-        ("roster", "S", True, 3), ("payments", "10月", True, 1), ("payments", "11月", False, 2)]
-    fresh = run_night(2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "fresh.duckdb", tmp_path,
-                      today=TODAY, write_workbooks=False, use_cache=False)
+        ("roster", "S", True, 3),
+        ("payments", "10月", True, 1),
+        ("payments", "11月", False, 2),
+    ]
+    fresh = run_night(
+        2026,
+        "jingdezhen",
+        [str(roster)],
+        [str(payments)],
+        tmp_path / "fresh.duckdb",
+        tmp_path,
+        today=TODAY,
+        write_workbooks=False,
+        use_cache=False,
+    )
     assert grown.determinations.equals(fresh.determinations)
     assert grown.reconciliation.equals(fresh.reconciliation)
     assert grown.reconciliation.filter(pl.col("id_number") == A)["status"].item() == "underpaid"
@@ -467,13 +633,22 @@ def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(t
     """The cache holds checked rows; a check that compares a birth date with "today" is only reused
     while today stays on the same side of every birth date it compared."""
     born_later = make_id("360281", dt.date(2026, 11, 25), 7)  # two days after TODAY
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A),
-                                                         roster_row(2, "新生", born_later)]})
+    roster = write_workbook(
+        tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "新生", born_later)]}
+    )
     payments = one_payment(tmp_path)
 
     def night(today):
-        return run_night(2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
-                         today=today, write_workbooks=False)
+        return run_night(
+            2026,
+            "jingdezhen",
+            [str(roster)],
+            [str(payments)],
+            tmp_path / "m.duckdb",
+            tmp_path,
+            today=today,
+            write_workbooks=False,
+        )
 
     def reused(result):
         return sorted(n.rsplit(": ", 1)[1] for n in result.notes)
@@ -495,29 +670,41 @@ def test_run_sheets_say_which_files_were_reused_and_an_older_database_gains_the_
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     # a database made before run_sheets had `reused`
     old = duckdb.connect(str(tmp_path / "m.duckdb"))
-    old.execute("CREATE TABLE run_sheets (run_id VARCHAR, coverage_year INTEGER, kind VARCHAR, source_file VARCHAR, "
-                "sha256 VARCHAR, sheet VARCHAR, header_row INTEGER, rows_read INTEGER, accepted INTEGER, "
-                "rejected INTEGER, skipped_blank INTEGER, skipped_footer INTEGER, skipped_duplicate INTEGER, "
-                "note VARCHAR)")
+    old.execute(
+        "CREATE TABLE run_sheets (run_id VARCHAR, coverage_year INTEGER, kind VARCHAR, source_file VARCHAR, "
+        "sha256 VARCHAR, sheet VARCHAR, header_row INTEGER, rows_read INTEGER, accepted INTEGER, "
+        "rejected INTEGER, skipped_blank INTEGER, skipped_footer INTEGER, skipped_duplicate INTEGER, "
+        "note VARCHAR)"
+    )
     old.execute("INSERT INTO run_sheets (run_id, coverage_year) VALUES ('older', 2025)")
     old.close()
     first = run(tmp_path, roster)
-    second = run(tmp_path, roster, write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A)],
-                                                                        "S2": [PAYMENT_HEADER]}))
+    second = run(
+        tmp_path,
+        roster,
+        write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A)], "S2": [PAYMENT_HEADER]}),
+    )
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
     rows = con.execute("SELECT run_id, kind, sheet, reused FROM run_sheets").fetchall()
-    assert sorted(rows, key=str) == sorted([
-        ("older", None, None, None),  # another year's rows stay; the first run's 2026 rows were replaced
-        (second.run_id, "roster", "S", True), (second.run_id, "payments", "S", False),
-        (second.run_id, "payments", "S2", False),
-    ], key=str)
-    assert con.execute("SELECT kind, bool_and(reused) FROM run_sheets WHERE run_id = ? GROUP BY kind ORDER BY kind",
-                       [second.run_id]).fetchall() == [("payments", False), ("roster", True)]
+    assert sorted(rows, key=str) == sorted(
+        [
+            ("older", None, None, None),  # another year's rows stay; the first run's 2026 rows were replaced
+            (second.run_id, "roster", "S", True),
+            (second.run_id, "payments", "S", False),
+            (second.run_id, "payments", "S2", False),
+        ],
+        key=str,
+    )
+    assert con.execute(
+        "SELECT kind, bool_and(reused) FROM run_sheets WHERE run_id = ? GROUP BY kind ORDER BY kind", [second.run_id]
+    ).fetchall() == [("payments", False), ("roster", True)]
     assert not first.sheets["reused"].any()
 
 
 def test_a_damaged_cache_entry_is_parsed_again(tmp_path):
-    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]})
+    roster = write_workbook(
+        tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "李四", B)]}
+    )
     payments = one_payment(tmp_path)
     first = run(tmp_path, roster, payments)
     for arrow in (tmp_path / ".medins-cache").rglob("*.arrow"):

@@ -45,9 +45,19 @@ def test_parse_date_gives_a_date_or_null(values):
 
 
 @SETTINGS
-@given(st.dates(min_value=dt.date(1900, 3, 1), max_value=dt.date(2100, 12, 31)),
-       st.sampled_from(["{y}-{m:02d}-{d:02d}", "{y}/{m}/{d}", "{y}.{m:02d}.{d:02d}", "{y}{m:02d}{d:02d}",
-                        "{y}年{m}月{d}日", "{y}-{m:02d}-{d:02d} 00:00:00"]))
+@given(
+    st.dates(min_value=dt.date(1900, 3, 1), max_value=dt.date(2100, 12, 31)),
+    st.sampled_from(
+        [
+            "{y}-{m:02d}-{d:02d}",
+            "{y}/{m}/{d}",
+            "{y}.{m:02d}.{d:02d}",
+            "{y}{m:02d}{d:02d}",
+            "{y}年{m}月{d}日",
+            "{y}-{m:02d}-{d:02d} 00:00:00",
+        ]
+    ),
+)
 def test_every_contract_date_form_round_trips(date, form):
     text = form.format(y=date.year, m=date.month, d=date.day)
     assert apply(lambda e: parse_date(normalise_text(e)), [text]) == [date]
@@ -101,18 +111,25 @@ def reference_check(body: str) -> str:
 
 
 @SETTINGS
-@given(st.lists(st.one_of(DIGITISH, st.text(alphabet="0123456789X", min_size=17, max_size=19), st.none()),
-                min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.one_of(DIGITISH, st.text(alphabet="0123456789X", min_size=17, max_size=19), st.none()),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_accepted_ids_are_exactly_the_valid_ones(values):
     frame = pl.DataFrame({"s": values}, schema={"s": pl.Utf8}).select(
-        normalise_id(normalise_text(pl.col("s"))).alias("id"))
+        normalise_id(normalise_text(pl.col("s"))).alias("id")
+    )
     frame = frame.with_columns(
         ok=id_format_ok(pl.col("id")) & id_checksum_ok(pl.col("id")),
         birth=id_birth_date(pl.col("id")),
     )
     for value, ok in zip(frame["id"].to_list(), frame["ok"].to_list()):
-        expected = value is not None and bool(re.fullmatch(r"\d{17}[\dX]", value)) \
-            and reference_check(value[:17]) == value[17]
+        expected = (
+            value is not None and bool(re.fullmatch(r"\d{17}[\dX]", value)) and reference_check(value[:17]) == value[17]
+        )
         assert ok == expected
     # normalising twice changes nothing
     again = frame.select(normalise_id(normalise_text(pl.col("id"))).alias("id"))["id"].to_list()
@@ -124,8 +141,12 @@ def test_accepted_ids_are_exactly_the_valid_ones(values):
 def test_valid_ids_in_any_dress_are_read_back(birth, seq):
     body = f"360222{birth:%Y%m%d}{seq:03d}"
     pid = body + reference_check(body)
-    dressed = [pid.lower(), f"  {pid} ", pid.translate(str.maketrans("0123456789X", "０１２３４５６７８９ｘ")),
-               f"\u3000{pid}\u3000"]
+    dressed = [
+        pid.lower(),
+        f"  {pid} ",
+        pid.translate(str.maketrans("0123456789X", "０１２３４５６７８９ｘ")),
+        f"\u3000{pid}\u3000",
+    ]
     frame = pl.DataFrame({"s": dressed}).select(normalise_id(normalise_text(pl.col("s"))).alias("id"))
     assert frame["id"].to_list() == [pid] * 4
     assert frame.select(id_checksum_ok(pl.col("id")).all()).item()
@@ -133,8 +154,10 @@ def test_valid_ids_in_any_dress_are_read_back(birth, seq):
 
 
 @SETTINGS
-@given(st.lists(st.one_of(st.text(max_size=12), st.none()), min_size=1, max_size=30),
-       st.lists(st.one_of(DIGITISH, st.none()), min_size=1, max_size=30))
+@given(
+    st.lists(st.one_of(st.text(max_size=12), st.none()), min_size=1, max_size=30),
+    st.lists(st.one_of(DIGITISH, st.none()), min_size=1, max_size=30),
+)
 def test_normalise_columns_is_normalise_text_on_every_column(a, b):
     from pipeline.parse import normalise_columns
 

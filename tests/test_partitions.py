@@ -11,9 +11,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, write_workbook
 from pipeline.io.tables import DDL
-from builders import run_night
 
 TODAY = dt.date(2026, 11, 23)
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "2026"
@@ -21,8 +20,17 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "2026"
 
 def _night(tmp_path: Path, name: str, roster: list[str], payments: list[str], partition_rows: int, **kw):
     out = tmp_path / name
-    return run_night(2026, "jingdezhen", roster, payments, out / "medins.duckdb", out, today=TODAY,
-                     partition_rows=partition_rows, **kw)
+    return run_night(
+        2026,
+        "jingdezhen",
+        roster,
+        payments,
+        out / "medins.duckdb",
+        out,
+        today=TODAY,
+        partition_rows=partition_rows,
+        **kw,
+    )
 
 
 def _tables(db: Path) -> dict[str, list[tuple]]:
@@ -32,10 +40,15 @@ def _tables(db: Path) -> dict[str, list[tuple]]:
         for table in DDL:
             if table == "runs":
                 continue
-            columns = [r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]).fetchall() if r[0] not in ("run_id", "previous_run_id")]
-            rows = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM {table}').fetchall()
+            columns = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+                if r[0] not in ("run_id", "previous_run_id")
+            ]
+            rows = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in columns)} FROM {table}").fetchall()
             out[table] = sorted(rows, key=repr)
         return out
     finally:
@@ -84,6 +97,7 @@ def _pay_row(n, name, id_number, amount=400, ticket=None, year="2026", paid_on="
 
 def _part_of(id_number: str, n_parts: int) -> int:
     from pipeline.partition import roster_partition
+
     return pl.DataFrame({"id_number": [id_number]}).select(roster_partition(n_parts))[0, 0]
 
 
@@ -94,28 +108,47 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
     n_parts = 8  # partition_count of the roster below (16 rows with the headers) at 2 rows a partition
     a, b = next((x, y) for x in people for y in people if _part_of(x, n_parts) != _part_of(y, n_parts))
     others = [p for p in people if p not in (a, b)]
-    roster = write_workbook(tmp_path / "roster.xlsx", {
-        "一": [ROSTER_HEADER, _roster_row(1, "甲", a), _roster_row(2, "乙", b),
-              *[_roster_row(3 + i, f"人{i}", p, labels="特困人员" if i % 4 == 0 else None) for i, p in enumerate(others[:6])]],
-        "二": [ROSTER_HEADER,
-              _roster_row(1, "人0", others[0], labels="特困人员"),         # an exact duplicate of sheet 一
-              _roster_row(2, "人1改", others[1], township="鹅湖镇"),   # a conflict: same ID, other content
-              *[_roster_row(3 + i, f"人{6 + i}", p) for i, p in enumerate(others[6:9])],
-              _roster_row(9, "错号", others[9][:-1] + ("0" if others[9][-1] != "0" else "1"))],  # bad check digit
-    })
-    payments = write_workbook(tmp_path / "payments.xlsx", {
-        "一": [PAYMENT_HEADER,
-              _pay_row(1, "甲", a, ticket="33600000000000009999"),   # one ticket under two IDs: both rejected
-              _pay_row(2, "乙", b, ticket="33600000000000009999"),
-              _pay_row(3, "乙", b, amount=250),
-              *[_pay_row(10 + i, f"人{i}", p, amount=400 - 50 * (i % 3)) for i, p in enumerate(others[:8])]],
-        "二": [PAYMENT_HEADER,
-              _pay_row(10, "人0", others[0]),                         # an exact duplicate of sheet 一
-              _pay_row(40, "人1", others[1], amount=800),             # paid twice
-              _pay_row(41, "无名", make_id("360281", dt.date(1980, 1, 1), 99)),  # nobody's
-              _pay_row(42, "人9", others[9]),                         # the person's roster row was rejected
-              _pay_row(43, "人2", others[2], year="2025")],           # another year
-    })
+    roster = write_workbook(
+        tmp_path / "roster.xlsx",
+        {
+            "一": [
+                ROSTER_HEADER,
+                _roster_row(1, "甲", a),
+                _roster_row(2, "乙", b),
+                *[
+                    _roster_row(3 + i, f"人{i}", p, labels="特困人员" if i % 4 == 0 else None)
+                    for i, p in enumerate(others[:6])
+                ],
+            ],
+            "二": [
+                ROSTER_HEADER,
+                _roster_row(1, "人0", others[0], labels="特困人员"),  # an exact duplicate of sheet 一
+                _roster_row(2, "人1改", others[1], township="鹅湖镇"),  # a conflict: same ID, other content
+                *[_roster_row(3 + i, f"人{6 + i}", p) for i, p in enumerate(others[6:9])],
+                _roster_row(9, "错号", others[9][:-1] + ("0" if others[9][-1] != "0" else "1")),
+            ],  # bad check digit
+        },
+    )
+    payments = write_workbook(
+        tmp_path / "payments.xlsx",
+        {
+            "一": [
+                PAYMENT_HEADER,
+                _pay_row(1, "甲", a, ticket="33600000000000009999"),  # one ticket under two IDs: both rejected
+                _pay_row(2, "乙", b, ticket="33600000000000009999"),
+                _pay_row(3, "乙", b, amount=250),
+                *[_pay_row(10 + i, f"人{i}", p, amount=400 - 50 * (i % 3)) for i, p in enumerate(others[:8])],
+            ],
+            "二": [
+                PAYMENT_HEADER,
+                _pay_row(10, "人0", others[0]),  # an exact duplicate of sheet 一
+                _pay_row(40, "人1", others[1], amount=800),  # paid twice
+                _pay_row(41, "无名", make_id("360281", dt.date(1980, 1, 1), 99)),  # nobody's
+                _pay_row(42, "人9", others[9]),  # the person's roster row was rejected
+                _pay_row(43, "人2", others[2], year="2025"),
+            ],  # another year
+        },
+    )
     whole = _night(tmp_path, "whole", [str(roster)], [str(payments)], partition_rows=10_000_000)
     parts = _night(tmp_path, "parts", [str(roster)], [str(payments)], partition_rows=2)
     assert (whole.partitions, parts.partitions) == (1, n_parts)
@@ -137,12 +170,22 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
 
 def test_a_second_night_in_partitions_replaces_the_year_and_records_the_same_status_changes(tmp_path):
     people = [make_id("360222", dt.date(1960 + i, 3, 1 + i), i) for i in range(1, 9)]
-    roster = write_workbook(tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *[
-        _roster_row(i, f"人{i}", p) for i, p in enumerate(people)]]})
-    first = write_workbook(tmp_path / "p1.xlsx", {"S": [PAYMENT_HEADER, *[
-        _pay_row(i, f"人{i}", p, amount=400 if i % 2 else 200) for i, p in enumerate(people)]]})
-    second = write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, *[
-        _pay_row(i, f"人{i}", p, amount=400) for i, p in enumerate(people[:6])]]})
+    roster = write_workbook(
+        tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *[_roster_row(i, f"人{i}", p) for i, p in enumerate(people)]]}
+    )
+    first = write_workbook(
+        tmp_path / "p1.xlsx",
+        {
+            "S": [
+                PAYMENT_HEADER,
+                *[_pay_row(i, f"人{i}", p, amount=400 if i % 2 else 200) for i, p in enumerate(people)],
+            ]
+        },
+    )
+    second = write_workbook(
+        tmp_path / "p2.xlsx",
+        {"S": [PAYMENT_HEADER, *[_pay_row(i, f"人{i}", p, amount=400) for i, p in enumerate(people[:6])]]},
+    )
     for name, rows in (("whole", 10_000_000), ("parts", 3)):
         night1 = _night(tmp_path, name, [str(roster)], [str(first)], partition_rows=rows)
         night2 = _night(tmp_path, name, [str(roster)], [str(second)], partition_rows=rows)
@@ -157,16 +200,19 @@ def test_a_second_night_in_partitions_replaces_the_year_and_records_the_same_sta
 
 def test_a_night_in_partitions_that_fails_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     people = [make_id("360222", dt.date(1970 + i, 5, 1 + i), i) for i in range(1, 7)]
-    roster = write_workbook(tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *[
-        _roster_row(i, f"人{i}", p) for i, p in enumerate(people)]]})
-    payments = write_workbook(tmp_path / "p.xlsx", {"S": [PAYMENT_HEADER, *[
-        _pay_row(i, f"人{i}", p) for i, p in enumerate(people)]]})
+    roster = write_workbook(
+        tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, *[_roster_row(i, f"人{i}", p) for i, p in enumerate(people)]]}
+    )
+    payments = write_workbook(
+        tmp_path / "p.xlsx", {"S": [PAYMENT_HEADER, *[_pay_row(i, f"人{i}", p) for i, p in enumerate(people)]]}
+    )
     first = _night(tmp_path, "db", [str(roster)], [str(payments)], partition_rows=3)
     assert first.partitions == 3
     db = tmp_path / "db" / "medins.duckdb"
     before = _tables(db)
 
     import pipeline.night as run_module
+
     calls = []
     real = run_module.determine
 

@@ -33,14 +33,29 @@ ID_PATTERN = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])")
 
 def roster_rows(names_suffix=""):
     return [ROSTER_HEADER] + [
-        [i, f"居民{i}{names_suffix}", pid, "浮梁县", "浮梁镇" if i % 2 else "鹅湖镇", "新平村",
-         "城乡低保对象" if i % 5 == 0 else None, "是", None, None, "2025-10-20", None]
-        for i, pid in enumerate(PEOPLE)]
+        [
+            i,
+            f"居民{i}{names_suffix}",
+            pid,
+            "浮梁县",
+            "浮梁镇" if i % 2 else "鹅湖镇",
+            "新平村",
+            "城乡低保对象" if i % 5 == 0 else None,
+            "是",
+            None,
+            None,
+            "2025-10-20",
+            None,
+        ]
+        for i, pid in enumerate(PEOPLE)
+    ]
 
 
 def payment_rows():
-    return [PAYMENT_HEADER] + [[i, f"居民{i}", pid, 400 if i % 3 else 300, "2025-11-01", "2026",
-                                f"3360000000000000{i:04d}", "微信"] for i, pid in enumerate(PEOPLE)]
+    return [PAYMENT_HEADER] + [
+        [i, f"居民{i}", pid, 400 if i % 3 else 300, "2025-11-01", "2026", f"3360000000000000{i:04d}", "微信"]
+        for i, pid in enumerate(PEOPLE)
+    ]
 
 
 @pytest.fixture
@@ -51,16 +66,35 @@ def night(tmp_path):
 
 
 def medins_run(tmp_path: Path, roster, payments, *extra, env=None, out="out"):
-    cmd = MEDINS + ["run", "--coverage-year", "2026", "--region", "jingdezhen", "--db", str(tmp_path / out / "medins.duckdb"),
-                    "--out", str(tmp_path / out), "--roster", str(roster), "--payments", str(payments), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=tmp_path,
-                          timeout=300)
+    cmd = [
+        *MEDINS,
+        "run",
+        "--coverage-year",
+        "2026",
+        "--region",
+        "jingdezhen",
+        "--db",
+        str(tmp_path / out / "medins.duckdb"),
+        "--out",
+        str(tmp_path / out),
+        "--roster",
+        str(roster),
+        "--payments",
+        str(payments),
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=tmp_path, timeout=300
+    )
 
 
 def snapshot(out: Path) -> dict[str, str]:
     """sha256 of every output file (not the lock file)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
-            if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.iterdir())
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def assert_readable(out: Path, run_count: int) -> None:
@@ -74,6 +108,7 @@ def assert_readable(out: Path, run_count: int) -> None:
 
 # --- kill at any point -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("point", POINTS)
 def test_sigkill_at_each_point_leaves_the_previous_outputs(night, point):
     tmp_path, roster, payments = night
@@ -86,25 +121,40 @@ def test_sigkill_at_each_point_leaves_the_previous_outputs(night, point):
     if point == "after_publish":
         # the database published the new night; the workbooks are still the previous complete ones
         assert_readable(out, run_count=2)
-        assert {k: v for k, v in snapshot(out).items() if k.endswith(".xlsx")} == \
-               {k: v for k, v in before.items() if k.endswith(".xlsx")}
+        assert {k: v for k, v in snapshot(out).items() if k.endswith(".xlsx")} == {
+            k: v for k, v in before.items() if k.endswith(".xlsx")
+        }
     else:
         assert_readable(out, run_count=1)
-        assert {k: v for k, v in snapshot(out).items() if k.endswith(".xlsx")} == \
-               {k: v for k, v in before.items() if k.endswith(".xlsx")}
+        assert {k: v for k, v in snapshot(out).items() if k.endswith(".xlsx")} == {
+            k: v for k, v in before.items() if k.endswith(".xlsx")
+        }
     again = medins_run(tmp_path, changed, payments)
     assert again.returncode == 0, again.stderr
     assert_readable(out, run_count=3 if point == "after_publish" else 2)
-    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".medins-cache"], \
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".medins-cache"], (
         "temporary files left behind"
+    )
 
 
 def test_sigkill_at_random_moments_never_breaks_the_outputs(night):
     tmp_path, roster, payments = night
     assert medins_run(tmp_path, roster, payments).returncode == 0
     out = tmp_path / "out"
-    cmd = MEDINS + ["run", "--coverage-year", "2026", "--db", str(out / "medins.duckdb"), "--out", str(out),
-                    "--roster", str(roster), "--payments", str(payments)]
+    cmd = [
+        *MEDINS,
+        "run",
+        "--coverage-year",
+        "2026",
+        "--db",
+        str(out / "medins.duckdb"),
+        "--out",
+        str(out),
+        "--roster",
+        str(roster),
+        "--payments",
+        str(payments),
+    ]
     runs = 1
     for delay in (0.3, 0.9, 1.5, 2.1, 2.7):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
@@ -122,6 +172,7 @@ def test_sigkill_at_random_moments_never_breaks_the_outputs(night):
 
 # --- one run at a time ------------------------------------------------------------------
 
+
 def test_a_second_run_on_the_same_database_exits_quickly(night):
     tmp_path, roster, payments = night
     db = tmp_path / "out" / "medins.duckdb"
@@ -130,37 +181,41 @@ def test_a_second_run_on_the_same_database_exits_quickly(night):
         second = medins_run(tmp_path, roster, payments)
         assert time.monotonic() - started < 30
     assert second.returncode == 5
-    assert second.stderr.strip() == (f"错误 / error: 另一个运行（pid {os.getpid()}）正在使用 {db} / "
-                                     f"another run (pid {os.getpid()}) is using {db}")
+    assert second.stderr.strip() == (
+        f"错误 / error: 另一个运行（pid {os.getpid()}）正在使用 {db} / another run (pid {os.getpid()}) is using {db}"
+    )
     assert "Traceback" not in second.stderr
     assert medins_run(tmp_path, roster, payments).returncode == 0
 
 
 # --- hostile files -----------------------------------------------------------------------
 
+
 def _xlsx_parts(sheet_xml: str) -> dict[str, str]:
     ns = "http://schemas.openxmlformats.org"
     return {
         "[Content_Types].xml": f'<?xml version="1.0"?><Types xmlns="{ns}/package/2006/content-types">'
-                               '<Default Extension="xml" ContentType="application/xml"/></Types>',
+        '<Default Extension="xml" ContentType="application/xml"/></Types>',
         "_rels/.rels": f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships">'
-                       f'<Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/officeDocument" '
-                       'Target="xl/workbook.xml"/></Relationships>',
+        f'<Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>',
         "xl/workbook.xml": f'<?xml version="1.0"?><workbook xmlns="{ns}/spreadsheetml/2006/main" '
-                           f'xmlns:r="{ns}/officeDocument/2006/relationships"><sheets>'
-                           '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        f'xmlns:r="{ns}/officeDocument/2006/relationships"><sheets>'
+        '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
         "xl/_rels/workbook.xml.rels": f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships">'
-                                      f'<Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/worksheet" '
-                                      'Target="worksheets/sheet1.xml"/></Relationships>',
+        f'<Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/></Relationships>',
         "xl/worksheets/sheet1.xml": sheet_xml,
     }
 
 
 def far_cell_workbook(path: Path, with_dimension: bool) -> Path:
     dim = '<dimension ref="A1:XFD1048576"/>' if with_dimension else ""
-    sheet = ('<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-             f'{dim}<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>姓名</t></is></c></row>'
-             '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData></worksheet>')
+    sheet = (
+        '<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'{dim}<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>姓名</t></is></c></row>'
+        '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData></worksheet>'
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, text in _xlsx_parts(sheet).items():
             z.writestr(name, text)
@@ -177,21 +232,35 @@ def zip_bomb(path: Path) -> Path:
 
 def hostile(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     encrypted = tmp_path / "encrypted.xlsx"
-    encrypted.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512 + "EncryptionInfo".encode("utf-16-le") + b"\0" * 512)
+    encrypted.write_bytes(
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512 + "EncryptionInfo".encode("utf-16-le") + b"\0" * 512
+    )
     html = tmp_path / "html.xlsx"
     html.write_text("<html><body><table><tr><td>姓名</td></tr></table></body></html>", encoding="utf-8")
     dimension = far_cell_workbook(tmp_path / "dimension.xlsx", with_dimension=True)
     bomb = zip_bomb(tmp_path / "bomb.xlsx")
     return {
-        "encrypted": (encrypted, "错误 / error: 工作簿设置了打开密码，请取消密码后另存为 .xlsx / workbook is password-protected, "
-                                 f"remove the password and save as .xlsx: {encrypted}"),
-        "html": (html, "错误 / error: 文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后"
-                       "另存为 .xlsx / HTML page, not a workbook (a web system's \"Excel export\"): open it in Excel or "
-                       f"WPS and save it as .xlsx: {html}"),
-        "dimension": (dimension, "错误 / error: 工作表范围异常（A1:XFD1048576，1,048,576行×16,384列），请删除表格末尾的空行空列后另存 / "
-                                 f"sheet dimensions absurd (xl/worksheets/sheet1.xml A1:XFD1048576): {dimension}"),
-        "bomb": (bomb, "错误 / error: 工作簿解压后过大（xl/media/padding.bin 80 MB），疑似压缩炸弹 / too large when "
-                       f"unpacked (xl/media/padding.bin): {bomb}"),
+        "encrypted": (
+            encrypted,
+            "错误 / error: 工作簿设置了打开密码，请取消密码后另存为 .xlsx / workbook is password-protected, "
+            f"remove the password and save as .xlsx: {encrypted}",
+        ),
+        "html": (
+            html,
+            "错误 / error: 文件是网页(HTML)表格，不是Excel工作簿（网上系统常这样“导出Excel”），请用Excel或WPS打开后"
+            '另存为 .xlsx / HTML page, not a workbook (a web system\'s "Excel export"): open it in Excel or '
+            f"WPS and save it as .xlsx: {html}",
+        ),
+        "dimension": (
+            dimension,
+            "错误 / error: 工作表范围异常（A1:XFD1048576，1,048,576行×16,384列），请删除表格末尾的空行空列后另存 / "
+            f"sheet dimensions absurd (xl/worksheets/sheet1.xml A1:XFD1048576): {dimension}",
+        ),
+        "bomb": (
+            bomb,
+            "错误 / error: 工作簿解压后过大（xl/media/padding.bin 80 MB），疑似压缩炸弹 / too large when "
+            f"unpacked (xl/media/padding.bin): {bomb}",
+        ),
     }
 
 
@@ -219,7 +288,9 @@ def test_a_parser_that_dies_is_reported_not_fatal_to_the_job(night):
     assert re.fullmatch(
         r"错误 / error: (解析程序崩溃（退出码 -?\d+），文件可能损坏或内存超限 / parser crashed \(exit -?\d+\), damaged file "
         r"or memory limit|解析时内存超过上限（2 GB），工作表可能异常 / parser ran out of memory \(2 GB limit\)): "
-        + re.escape(str(crash)), result.stderr.strip()), result.stderr
+        + re.escape(str(crash)),
+        result.stderr.strip(),
+    ), result.stderr
     assert snapshot(tmp_path / "out") == before
 
 
@@ -236,16 +307,36 @@ def test_skip_bad_files_goes_on_with_the_others(night):
 
 # --- safe to open and to share ---------------------------------------------------------
 
+
 def _all_text_of_workbook(path: Path) -> str:
     with zipfile.ZipFile(path) as z:
         return "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
 
 
 def test_no_unmasked_id_in_any_workbook_log_or_terminal_output(night):
-    tmp_path, roster, payments = night
-    bad_roster = write_workbook(tmp_path / "bad.xlsx", {"S": roster_rows() + [
-        [99, "坏行", PEOPLE[0][:-1] + ("1" if PEOPLE[0][-1] != "1" else "2"), "浮梁县", "浮梁镇", None, "特困供养人",
-         "是", None, None, "2025-10-20", None]]})
+    tmp_path, _roster, payments = night
+    bad_roster = write_workbook(
+        tmp_path / "bad.xlsx",
+        {
+            "S": [
+                *roster_rows(),
+                [
+                    99,
+                    "坏行",
+                    PEOPLE[0][:-1] + ("1" if PEOPLE[0][-1] != "1" else "2"),
+                    "浮梁县",
+                    "浮梁镇",
+                    None,
+                    "特困供养人",
+                    "是",
+                    None,
+                    None,
+                    "2025-10-20",
+                    None,
+                ],
+            ]
+        },
+    )
     result = medins_run(tmp_path, bad_roster, payments)
     assert result.returncode == 0
     out = tmp_path / "out"
@@ -258,8 +349,12 @@ def test_no_unmasked_id_in_any_workbook_log_or_terminal_output(night):
     leaks = {name: ID_PATTERN.findall(text) for name, text in texts.items() if ID_PATTERN.search(text)}
     assert leaks == {}
     assert any(p.suffix == ".xlsx" for p in out.iterdir())
-    explain = subprocess.run(MEDINS + ["explain", "-y", "2026", "--db", str(out / "medins.duckdb"), PEOPLE[3]],
-                             capture_output=True, text=True, cwd=tmp_path)
+    explain = subprocess.run(
+        [*MEDINS, "explain", "-y", "2026", "--db", str(out / "medins.duckdb"), PEOPLE[3]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert explain.returncode == 0 and not ID_PATTERN.search(explain.stdout)
 
 
@@ -321,6 +416,7 @@ def test_when_every_payments_file_is_skipped_the_roster_is_still_determined(nigh
     con = duckdb.connect(str(tmp_path / "out" / "medins.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM determinations").fetchall() == [(len(PEOPLE),)]
     assert con.execute("SELECT count(*) FROM payments").fetchall() == [(0,)]
-    assert con.execute("SELECT count(*) FROM reconciliation WHERE status NOT IN ('unpaid', 'subsidized')"
-                       ).fetchall() == [(0,)]
+    assert con.execute(
+        "SELECT count(*) FROM reconciliation WHERE status NOT IN ('unpaid', 'subsidized')"
+    ).fetchall() == [(0,)]
     con.close()

@@ -39,7 +39,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,16 @@ from pipeline.params import Params, load_params
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASE_FILES = (
-    "tier.toml", "amounts.toml", "enrolment.toml",
-    "benefit_2024.toml", "benefit_2025.toml", "benefit_2026.toml",
-    "special_groups.toml", "newborns.toml", "reconciliation.toml", "subsidy_lists.toml",
+    "tier.toml",
+    "amounts.toml",
+    "enrolment.toml",
+    "benefit_2024.toml",
+    "benefit_2025.toml",
+    "benefit_2026.toml",
+    "special_groups.toml",
+    "newborns.toml",
+    "reconciliation.toml",
+    "subsidy_lists.toml",
 )
 
 DEFAULT_REGION = "jiangxi"
@@ -71,23 +78,44 @@ FIRST_ROW = 2  # Excel row under the header
 
 TIERS = ("full", "fixed", "none")
 RULE_IDS = (
-    "not_enrolled", "in_collection_period", "late_waiting", "subsidized_no_waiting",
-    "continuous_before_year", "continuous_in_period", "lapsed_before_year",
-    "lapsed_in_year", "continuous_after_period", "special_status", "special_event",
-    "newborn_from_birth", "newborn_next_day",
+    "not_enrolled",
+    "in_collection_period",
+    "late_waiting",
+    "subsidized_no_waiting",
+    "continuous_before_year",
+    "continuous_in_period",
+    "lapsed_before_year",
+    "lapsed_in_year",
+    "continuous_after_period",
+    "special_status",
+    "special_event",
+    "newborn_from_birth",
+    "newborn_next_day",
 )
 
 PERSON_KEYS = {
-    "labels", "birth_date", "prev_year_insured", "registered_on", "special_event",
-    "special_event_date", "subsidy_identified_on", "residence_basis", "name", "id_number",
+    "labels",
+    "birth_date",
+    "prev_year_insured",
+    "registered_on",
+    "special_event",
+    "special_event_date",
+    "subsidy_identified_on",
+    "residence_basis",
+    "name",
+    "id_number",
 }
 PERSON_DATE_KEYS = {"birth_date", "registered_on", "special_event_date", "subsidy_identified_on"}
 PAYMENT_KEYS = {"amount", "paid_on", "ticket_no", "coverage_year", "channel"}
 LIST_KEYS = {"labels", "identified_on", "ended_on", "department"}
 LIST_DATE_KEYS = ("identified_on", "ended_on")
-EXPECT_MONEY = {"individual_due": "individual_due_fen", "subsidy_amount": "subsidy_amount_fen",
-                "net_paid": "net_paid_fen", "amount_diff": "amount_diff_fen",
-                "subsidy_applied": "subsidy_applied_fen"}
+EXPECT_MONEY = {
+    "individual_due": "individual_due_fen",
+    "subsidy_amount": "subsidy_amount_fen",
+    "net_paid": "net_paid_fen",
+    "amount_diff": "amount_diff_fen",
+    "subsidy_applied": "subsidy_applied_fen",
+}
 STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
 EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end", "subsidy_identified_on")
 EXPECT_KEYS = {"tier", "enrolled", "rule_id", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
@@ -162,7 +190,7 @@ class Case:
 # --------------------------------------------------------------------------- helpers
 
 
-@lru_cache(maxsize=None)
+@cache
 def params_for(year: int, region: str = DEFAULT_REGION) -> Params:
     return load_params(year, region)
 
@@ -191,55 +219,62 @@ def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFr
     """The validated roster of INTERNALS.md from person dicts (keys as the frame's columns)."""
     records = []
     for i, row in enumerate(rows):
-        records.append({
-            "coverage_year": coverage_year,
-            "source_file": SOURCE_FILE,
-            "sheet": SHEET,
-            "row_number": FIRST_ROW + i,
-            "name": row.get("name", DEFAULT_NAME),
-            "id_number": row["id_number"],
-            "id_type": ID_TYPE,
-            "birth_date": row["birth_date"],
-            "county": COUNTY,
-            "township": TOWNSHIP,
-            "village": None,
-            "residence_basis": row.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
-            "identity_labels": list(row.get("identity_labels", [])),
-            "subsidy_identified_on": row.get("subsidy_identified_on"),
-            "prev_year_insured": row.get("prev_year_insured"),
-            "special_event": row.get("special_event"),
-            "special_event_date": row.get("special_event_date"),
-            "registered_on": row.get("registered_on"),
-            "extra_columns": "{}",
-        })
-    return pl.DataFrame(records, schema=RESIDENTS_SCHEMA, orient="row") if records \
+        records.append(
+            {
+                "coverage_year": coverage_year,
+                "source_file": SOURCE_FILE,
+                "sheet": SHEET,
+                "row_number": FIRST_ROW + i,
+                "name": row.get("name", DEFAULT_NAME),
+                "id_number": row["id_number"],
+                "id_type": ID_TYPE,
+                "birth_date": row["birth_date"],
+                "county": COUNTY,
+                "township": TOWNSHIP,
+                "village": None,
+                "residence_basis": row.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
+                "identity_labels": list(row.get("identity_labels", [])),
+                "subsidy_identified_on": row.get("subsidy_identified_on"),
+                "prev_year_insured": row.get("prev_year_insured"),
+                "special_event": row.get("special_event"),
+                "special_event_date": row.get("special_event_date"),
+                "registered_on": row.get("registered_on"),
+                "extra_columns": "{}",
+            }
+        )
+    return (
+        pl.DataFrame(records, schema=RESIDENTS_SCHEMA, orient="row")
+        if records
         else pl.DataFrame(schema=RESIDENTS_SCHEMA)
+    )
 
 
 def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """The validated tax-bureau payments of INTERNALS.md (amount_fen, coverage_year, ticket_no given)."""
     records = []
     for i, row in enumerate(rows):
-        records.append({
-            "source_file": SOURCE_FILE,
-            "sheet": SHEET,
-            "row_number": FIRST_ROW + i,
-            "id_number": row["id_number"],
-            "name": row.get("name", DEFAULT_NAME),
-            "amount_fen": row["amount_fen"],
-            "paid_on": row["paid_on"],
-            "coverage_year": row["coverage_year"],
-            "ticket_no": row["ticket_no"],
-            "channel": row.get("channel"),
-        })
-    return pl.DataFrame(records, schema=PAYMENTS_SCHEMA, orient="row") if records \
-        else pl.DataFrame(schema=PAYMENTS_SCHEMA)
+        records.append(
+            {
+                "source_file": SOURCE_FILE,
+                "sheet": SHEET,
+                "row_number": FIRST_ROW + i,
+                "id_number": row["id_number"],
+                "name": row.get("name", DEFAULT_NAME),
+                "amount_fen": row["amount_fen"],
+                "paid_on": row["paid_on"],
+                "coverage_year": row["coverage_year"],
+                "ticket_no": row["ticket_no"],
+                "channel": row.get("channel"),
+            }
+        )
+    return (
+        pl.DataFrame(records, schema=PAYMENTS_SCHEMA, orient="row") if records else pl.DataFrame(schema=PAYMENTS_SCHEMA)
+    )
 
 
 def build_list_rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """Accepted subsidy-list rows (RULES.md §9), all of them, in force or not."""
-    return pl.DataFrame(rows, schema=LIST_ROWS_SCHEMA, orient="row") if rows \
-        else pl.DataFrame(schema=LIST_ROWS_SCHEMA)
+    return pl.DataFrame(rows, schema=LIST_ROWS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=LIST_ROWS_SCHEMA)
 
 
 def in_force_rows(list_rows: pl.DataFrame, params: Params) -> pl.DataFrame:
@@ -254,7 +289,7 @@ def _date_or_none(case_name: str, key: str, value: Any) -> dt.date | None:
         return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    raise CaseFileError(f"case {case_name!r}: {key} must be a TOML date or \"\", got {value!r}")
+    raise CaseFileError(f'case {case_name!r}: {key} must be a TOML date or "", got {value!r}')
 
 
 # --------------------------------------------------------------------------- loading
@@ -285,7 +320,9 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
         raise CaseFileError(f"{file}: case {name!r}: payments must be a list of tables")
     for p in payments:
         if not isinstance(p, dict) or set(p) - PAYMENT_KEYS or not {"amount", "paid_on"} <= set(p):
-            raise CaseFileError(f"{file}: case {name!r}: a payment needs amount and paid_on, and only {sorted(PAYMENT_KEYS)}")
+            raise CaseFileError(
+                f"{file}: case {name!r}: a payment needs amount and paid_on, and only {sorted(PAYMENT_KEYS)}"
+            )
         _date_or_none(name, "paid_on", p["paid_on"])
         to_fen(p["amount"])
     lists = raw.get("lists", [])
@@ -333,18 +370,20 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
         lines = _case_lines(text)
         for i, raw in enumerate(data.get("case", [])):
             _check_case(path.name, raw)
-            cases.append(Case(
-                file=path.name,
-                line=lines[i] if i < len(lines) else 0,
-                sequence=len(cases),
-                name=raw["name"].strip(),
-                year=raw["year"],
-                region=raw.get("region", DEFAULT_REGION),
-                person=dict(raw.get("person", {})),
-                payments=tuple(dict(p) for p in raw.get("payments", [])),
-                expect=dict(raw["expect"]),
-                lists=tuple(dict(r) for r in raw.get("lists", [])),
-            ))
+            cases.append(
+                Case(
+                    file=path.name,
+                    line=lines[i] if i < len(lines) else 0,
+                    sequence=len(cases),
+                    name=raw["name"].strip(),
+                    year=raw["year"],
+                    region=raw.get("region", DEFAULT_REGION),
+                    person=dict(raw.get("person", {})),
+                    payments=tuple(dict(p) for p in raw.get("payments", [])),
+                    expect=dict(raw["expect"]),
+                    lists=tuple(dict(r) for r in raw.get("lists", [])),
+                )
+            )
     return cases
 
 
@@ -375,16 +414,18 @@ def case_list_rows(case: Case, params: Params) -> list[dict[str, Any]]:
     rows = []
     for i, row in enumerate(case.lists):
         department = row.get("department") or None
-        rows.append({
-            "id_number": case_id_number(case),
-            "identity_labels": canonical_labels(case, row["labels"], params),
-            "identified_on": _date_or_none(case.name, "lists.identified_on", row.get("identified_on", "")),
-            "ended_on": _date_or_none(case.name, "lists.ended_on", row.get("ended_on", "")),
-            "source_file": LIST_FILE.format(department=department or LIST_NO_DEPARTMENT),
-            "sheet": SHEET,
-            "row_number": FIRST_ROW + i,
-            "department": department,
-        })
+        rows.append(
+            {
+                "id_number": case_id_number(case),
+                "identity_labels": canonical_labels(case, row["labels"], params),
+                "identified_on": _date_or_none(case.name, "lists.identified_on", row.get("identified_on", "")),
+                "ended_on": _date_or_none(case.name, "lists.ended_on", row.get("ended_on", "")),
+                "source_file": LIST_FILE.format(department=department or LIST_NO_DEPARTMENT),
+                "sheet": SHEET,
+                "row_number": FIRST_ROW + i,
+                "department": department,
+            }
+        )
     return rows
 
 
@@ -408,7 +449,9 @@ def case_rows(case: Case, params: Params) -> tuple[dict[str, Any], list[dict[str
         "birth_date": _date_or_none(case.name, "birth_date", person.get("birth_date", DEFAULT_BIRTH_DATE)),
         "residence_basis": person.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
         "identity_labels": labels,
-        "subsidy_identified_on": _date_or_none(case.name, "subsidy_identified_on", person.get("subsidy_identified_on", "")),
+        "subsidy_identified_on": _date_or_none(
+            case.name, "subsidy_identified_on", person.get("subsidy_identified_on", "")
+        ),
         "prev_year_insured": person.get("prev_year_insured"),
         "special_event": event,
         "special_event_date": _date_or_none(case.name, "special_event_date", person.get("special_event_date", "")),
@@ -417,15 +460,17 @@ def case_rows(case: Case, params: Params) -> tuple[dict[str, Any], list[dict[str
     payments = []
     for i, p in enumerate(case.payments):
         paid_on = _date_or_none(case.name, "paid_on", p["paid_on"])
-        payments.append({
-            "id_number": id_number,
-            "name": name,
-            "amount_fen": to_fen(p["amount"]),
-            "paid_on": paid_on,
-            "coverage_year": p.get("coverage_year", case.year),
-            "ticket_no": str(p.get("ticket_no", f"{paid_on:%Y%m%d}{i + 1:012d}")),
-            "channel": p.get("channel"),
-        })
+        payments.append(
+            {
+                "id_number": id_number,
+                "name": name,
+                "amount_fen": to_fen(p["amount"]),
+                "paid_on": paid_on,
+                "coverage_year": p.get("coverage_year", case.year),
+                "ticket_no": str(p.get("ticket_no", f"{paid_on:%Y%m%d}{i + 1:012d}")),
+                "channel": p.get("channel"),
+            }
+        )
     return resident, payments
 
 
@@ -434,7 +479,7 @@ def case_frames(case: Case, params: Params) -> tuple[pl.DataFrame, pl.DataFrame]
     return build_residents([resident], case.year), build_payments(payments)
 
 
-@lru_cache(maxsize=None)
+@cache
 def determinations(year: int, region: str) -> pl.DataFrame:
     """All cases of one year and region through `determine` in one batch (the engine is vectorised)."""
     from pipeline.rules import determine  # the engine; imported here so the file checks below run without it
@@ -527,7 +572,7 @@ def test_every_case_builds_valid_frames() -> None:
     for c in CASES:
         try:
             residents, payments = case_frames(c, params_for(c.year, c.region))
-        except Exception as e:  # noqa: BLE001 - report every broken case at once
+        except Exception as e:  # report every broken case at once
             problems.append(f"{c.where()} {c.name!r}: {e}")
             continue
         assert dict(residents.schema) == RESIDENTS_SCHEMA

@@ -27,21 +27,49 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from test_rule_cases import (
-    RULE_IDS, TIERS, build_payments, build_residents, collect, make_id_number, params_for,
+    RULE_IDS,
+    TIERS,
+    build_payments,
+    build_residents,
+    collect,
+    make_id_number,
+    params_for,
 )
 
 YEARS = (2024, 2025, 2026)
 REGIONS = ("jiangxi", "yichun", "jingdezhen")
 NO_WAITING_RULES = (
-    "in_collection_period", "subsidized_no_waiting", "continuous_before_year",
-    "continuous_in_period", "special_status", "special_event", "newborn_from_birth",
+    "in_collection_period",
+    "subsidized_no_waiting",
+    "continuous_before_year",
+    "continuous_in_period",
+    "special_status",
+    "special_event",
+    "newborn_from_birth",
     "newborn_next_day",
 )
 WAITING_RULES = ("late_waiting", "lapsed_before_year", "lapsed_in_year", "continuous_after_period")
 # the dues of every year (380 / 400 / 60 / 80 yuan); amounts near them, one fen short, refunds
 PAID_IN_FULL_FEN = (38000, 40000, 6000, 8000)
-AMOUNTS_FEN = (38000, 40000, 6000, 8000, 20000, 30000, 50000, 37999, 39999, 5999, 7999, 1,
-               -40000, -38000, -8000, -6000, -20000)
+AMOUNTS_FEN = (
+    38000,
+    40000,
+    6000,
+    8000,
+    20000,
+    30000,
+    50000,
+    37999,
+    39999,
+    5999,
+    7999,
+    1,
+    -40000,
+    -38000,
+    -8000,
+    -6000,
+    -20000,
+)
 DAY = dt.timedelta(days=1)
 
 
@@ -69,36 +97,43 @@ def batches(draw: st.DrawFn) -> tuple[int, str, list[dict], list[dict]]:
     ticket = 0
     for i in range(draw(st.integers(min_value=1, max_value=25))):
         # two thirds are born within three years before Y or in Y, so the newborn rules get exercised
-        birth = draw(st.one_of(
-            st.dates(dt.date(1930, 1, 1), ye),
-            st.dates(ys.replace(year=ys.year - 3), ye),
-            st.dates(ys.replace(year=ys.year - 3), ye),
-        ))
+        birth = draw(
+            st.one_of(
+                st.dates(dt.date(1930, 1, 1), ye),
+                st.dates(ys.replace(year=ys.year - 3), ye),
+                st.dates(ys.replace(year=ys.year - 3), ye),
+            )
+        )
         event = draw(st.none() | st.sampled_from(event_names))
-        people.append({
-            "id_number": make_id_number(birth, i),
-            "name": f"居民{i}",
-            "birth_date": birth,
-            "residence_basis": draw(st.sampled_from(("本地户籍", "居住证"))),
-            "identity_labels": draw(labels),
-            "prev_year_insured": draw(st.booleans() if year >= 2026 else st.none() | st.booleans()),
-            "registered_on": draw(st.none() | rule_days),
-            "special_event": event,
-            "special_event_date": draw(st.one_of(rule_days, st.dates(early - 200 * DAY, late))) if event else None,
-            "subsidy_identified_on": draw(st.none() | any_day),
-        })
+        people.append(
+            {
+                "id_number": make_id_number(birth, i),
+                "name": f"居民{i}",
+                "birth_date": birth,
+                "residence_basis": draw(st.sampled_from(("本地户籍", "居住证"))),
+                "identity_labels": draw(labels),
+                "prev_year_insured": draw(st.booleans() if year >= 2026 else st.none() | st.booleans()),
+                "registered_on": draw(st.none() | rule_days),
+                "special_event": event,
+                "special_event_date": draw(st.one_of(rule_days, st.dates(early - 200 * DAY, late))) if event else None,
+                "subsidy_identified_on": draw(st.none() | any_day),
+            }
+        )
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
             ticket += 1
             paid_on = draw(rule_days)
-            payments.append({
-                "id_number": people[-1]["id_number"],
-                "name": people[-1]["name"],
-                "amount_fen": draw(st.one_of(
-                    full_payment, full_payment, st.sampled_from(AMOUNTS_FEN), st.integers(-50000, 60000))),
-                "paid_on": paid_on,
-                "coverage_year": draw(st.sampled_from((year, year, year, year - 1))),
-                "ticket_no": f"{paid_on:%Y%m%d}{ticket:012d}",
-            })
+            payments.append(
+                {
+                    "id_number": people[-1]["id_number"],
+                    "name": people[-1]["name"],
+                    "amount_fen": draw(
+                        st.one_of(full_payment, full_payment, st.sampled_from(AMOUNTS_FEN), st.integers(-50000, 60000))
+                    ),
+                    "paid_on": paid_on,
+                    "coverage_year": draw(st.sampled_from((year, year, year, year - 1))),
+                    "ticket_no": f"{paid_on:%Y%m%d}{ticket:012d}",
+                }
+            )
     return year, region, people, payments
 
 
@@ -107,8 +142,17 @@ def _violations(frame: pl.DataFrame, broken: pl.Expr, what: str) -> list[str]:
     if bad.is_empty():
         return []
     shown = bad.select(
-        "id_number", "birth_date", "tier", "individual_due_fen", "net_paid_for_year_fen", "enrolled",
-        "enrolled_on", "waiting_end", "benefit_start", "benefit_end", "rule_id",
+        "id_number",
+        "birth_date",
+        "tier",
+        "individual_due_fen",
+        "net_paid_for_year_fen",
+        "enrolled",
+        "enrolled_on",
+        "waiting_end",
+        "benefit_start",
+        "benefit_end",
+        "rule_id",
     ).head(5)
     with pl.Config(tbl_cols=-1, tbl_width_chars=250, fmt_str_lengths=20):
         return [f"{what} ({bad.height} row(s)):\n{shown}"]
@@ -138,7 +182,8 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
 
     net = (
         payments.filter(pl.col("coverage_year") == year)
-        .group_by("id_number").agg(pl.col("amount_fen").sum().alias("net_paid_for_year_fen"))
+        .group_by("id_number")
+        .agg(pl.col("amount_fen").sum().alias("net_paid_for_year_fen"))
     )
     rows = (
         out.drop("birth_date", strict=False)
@@ -154,15 +199,19 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
     problems += _violations(rows, ~pl.col("tier").is_in(TIERS), "tier is not full / fixed / none")
     problems += _violations(rows, ~rule.is_in(RULE_IDS), "rule_id is not one of INTERNALS.md")
     problems += _violations(rows, enrolled.is_null(), "enrolled is empty")
-    problems += _violations(
-        rows, start.is_not_null() & ((start < ys) | (start > ye)), "benefit_start outside [YS, YE]")
+    problems += _violations(rows, start.is_not_null() & ((start < ys) | (start > ye)), "benefit_start outside [YS, YE]")
     problems += _violations(rows, start.is_not_null() & (start < pl.col("birth_date")), "benefit_start before birth")
     problems += _violations(rows, start.is_not_null() & ~enrolled, "benefit_start without enrolment")
-    problems += _violations(rows, due + subsidy != standard_fen, f"individual_due + subsidy_amount != {standard_fen} fen")
+    problems += _violations(
+        rows, due + subsidy != standard_fen, f"individual_due + subsidy_amount != {standard_fen} fen"
+    )
     problems += _violations(
         rows,
-        ~enrolled & (pl.any_horizontal(c.is_not_null() for c in (pl.col("enrolled_on"), waiting, start, end))
-                     | (rule != "not_enrolled")),
+        ~enrolled
+        & (
+            pl.any_horizontal(c.is_not_null() for c in (pl.col("enrolled_on"), waiting, start, end))
+            | (rule != "not_enrolled")
+        ),
         "not enrolled but has dates or a rule other than not_enrolled",
     )
     problems += _violations(rows, enrolled & (rule == "not_enrolled"), "enrolled but rule_id not_enrolled")
@@ -177,11 +226,13 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
         enrolled != ((due == 0) | (pl.col("net_paid_for_year_fen") >= due)),
         "enrolled != (due == 0 or net paid for Y >= due)",
     )
-    problems += _violations(rows, rule.is_in(NO_WAITING_RULES) & waiting.is_not_null(),
-                            "a rule without waiting period has a waiting_end")
+    problems += _violations(
+        rows, rule.is_in(NO_WAITING_RULES) & waiting.is_not_null(), "a rule without waiting period has a waiting_end"
+    )
     problems += _violations(
         rows,
-        rule.is_in(WAITING_RULES) & ~(
+        rule.is_in(WAITING_RULES)
+        & ~(
             (start.is_not_null() & (start == waiting + pl.duration(days=1)))
             | (start.is_not_null() & (start == pl.col("birth_date")) & waiting.is_null())
             | (start.is_null() & (waiting >= ye))
@@ -191,9 +242,8 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
 
     key = ["enrolled", "enrolled_on", "waiting_end", "benefit_start", "benefit_end", "rule_id"]
     twins = pl.DataFrame({"id_number": list(twin_of), "twin": list(twin_of.values())})
-    pairs = (
-        twins.join(out.select("id_number", *key), on="id_number")
-        .join(out.select(pl.col("id_number").alias("twin"), *key), on="twin", suffix="_twin")
+    pairs = twins.join(out.select("id_number", *key), on="id_number").join(
+        out.select(pl.col("id_number").alias("twin"), *key), on="twin", suffix="_twin"
     )
     differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_twin")) for c in key)
     if not (bad := pairs.filter(differs)).is_empty():
@@ -212,17 +262,22 @@ def test_the_winning_label_is_the_first_held_label_in_rank_order_whose_age_condi
 
     params = params_for(year, region)
     names = [lab.name for lab in params.labels] + ["不认识的标签"]
-    people = data.draw(st.lists(st.tuples(st.lists(st.sampled_from(names), max_size=4), st.integers(0, 100)),
-                                min_size=1, max_size=40))
+    people = data.draw(
+        st.lists(st.tuples(st.lists(st.sampled_from(names), max_size=4), st.integers(0, 100)), min_size=1, max_size=40)
+    )
     # and always each label with an age condition, at ages either side of it
     people += [([lab.name], age) for lab in params.labels if lab.age_rule for age in (17, 18, 59, 60)]
-    frame = pl.DataFrame({"identity_labels": [labels for labels, _ in people], "age": [a for _, a in people]},
-                         schema={"identity_labels": pl.List(pl.Utf8), "age": pl.Int32})
+    frame = pl.DataFrame(
+        {"identity_labels": [labels for labels, _ in people], "age": [a for _, a in people]},
+        schema={"identity_labels": pl.List(pl.Utf8), "age": pl.Int32},
+    )
     got = with_label_tier(frame.lazy(), params).collect()
 
     def age_ok(rule: str, age: int) -> bool:
-        return {"elderly": age >= params.elderly_age,
-                "minor_or_elderly": age < params.adult_age or age >= params.elderly_age}.get(rule, True)
+        return {
+            "elderly": age >= params.elderly_age,
+            "minor_or_elderly": age < params.adult_age or age >= params.elderly_age,
+        }.get(rule, True)
 
     ranked = sorted((lab for lab in params.labels if TIER_RANK[lab.tier] > 0), key=lambda lab: -TIER_RANK[lab.tier])
     for (labels, age), row in zip(people, got.iter_rows(named=True)):
@@ -243,7 +298,9 @@ def test_more_labels_giving_a_tier_than_bits_is_refused_when_the_parameters_load
 
     params_dir = tmp_path / "policy_params"
     shutil.copytree(PARAMS_DIR, params_dir)
-    extra = "".join(f'\n[[label]]\nname = "测试标签{i}"\ntier = "fixed"\ncite = "测试"\n' for i in range(MAX_TIER_LABELS))
+    extra = "".join(
+        f'\n[[label]]\nname = "测试标签{i}"\ntier = "fixed"\ncite = "测试"\n' for i in range(MAX_TIER_LABELS)
+    )
     with (params_dir / "labels.toml").open("a", encoding="utf-8") as f:
         f.write(extra)
     with pytest.raises(ParamsError, match=f"at most {MAX_TIER_LABELS} labels may give a tier"):

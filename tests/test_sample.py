@@ -76,9 +76,18 @@ def sheets_of(path: Path) -> list[tuple[str, list[list[Any]]]]:
             # A "boolean" column reads a number cell as true/false and a text or date cell as null:
             # the one way to tell, through fastexcel, a numeric ID cell from its text.
             numeric = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="boolean").to_polars()
-            out.append((name, [[XlsNumber(v) if v is not None and b is not None and not isinstance(b, str)
-                                else v for v, b in zip(row, nrow)]
-                               for row, nrow in zip(text.rows(), numeric.rows())]))
+            out.append(
+                (
+                    name,
+                    [
+                        [
+                            XlsNumber(v) if v is not None and b is not None and not isinstance(b, str) else v
+                            for v, b in zip(row, nrow)
+                        ]
+                        for row, nrow in zip(text.rows(), numeric.rows())
+                    ],
+                )
+            )
         return out
     wb = openpyxl.load_workbook(path, read_only=True)
     out = [(ws.title, [list(r) for r in ws.iter_rows(values_only=True)]) for ws in wb.worksheets]
@@ -88,8 +97,9 @@ def sheets_of(path: Path) -> list[tuple[str, list[list[Any]]]]:
 
 def alias_of(section: str) -> dict[str, tuple[str, int]]:
     """Header text -> (field, position of the alias in its list: the first listed wins)."""
-    return {header_key(a): (f, i) for f, spec in HEADERS[section]["fields"].items()
-            for i, a in enumerate(spec["aliases"])}
+    return {
+        header_key(a): (f, i) for f, spec in HEADERS[section]["fields"].items() for i, a in enumerate(spec["aliases"])
+    }
 
 
 def field_of(aliases: dict, cell: Any) -> tuple[str, int] | None:
@@ -100,8 +110,9 @@ def field_of(aliases: dict, cell: Any) -> tuple[str, int] | None:
 def header_columns(rows: list[list[Any]], section: str) -> tuple[int, int, dict[int, str]]:
     """(index of the header row, header rows, {column: field}) with a two-row header joined."""
     aliases = alias_of(section)
-    at = next(i for i, row in enumerate(rows[:30])
-              if sum(field_of(aliases, c) is not None for c in row if c is not None) >= 3)
+    at = next(
+        i for i, row in enumerate(rows[:30]) if sum(field_of(aliases, c) is not None for c in row if c is not None) >= 3
+    )
     head = list(rows[at])
     below = rows[at + 1] if at + 1 < len(rows) else []
     parent = [next((head[k] for k in range(j, -1, -1) if head[k] is not None), None) for j in range(len(head))]
@@ -122,7 +133,7 @@ def read_rows(path: Path, section: str):
     footers = tuple(HEADERS["footer"]["prefixes"])
     for title, rows in sheets_of(path):
         at, n_head, columns = header_columns(rows, section)
-        for i, row in enumerate(rows[at + n_head:], start=at + n_head + 1):
+        for i, row in enumerate(rows[at + n_head :], start=at + n_head + 1):
             filled = [c for c in row if not is_empty(c)]
             if not filled or norm(filled[0]).startswith(footers):
                 continue
@@ -214,8 +225,11 @@ def classify_roster(path: Path, year: int) -> list[tuple[str, int, str | None, d
             kind = "bad_date"
         if kind is None and any(not is_empty(d) and (as_date(d) or dt.date.min) > TODAY for d in dates):
             kind = "date_future"  # never planted in a roster: a generated date the run would refuse
-        if kind is None and not is_empty(rec.get("identity_labels")) and \
-                any(x and x not in labels for x in LABEL_SPLIT.split(norm(rec["identity_labels"]))):
+        if (
+            kind is None
+            and not is_empty(rec.get("identity_labels"))
+            and any(x and x not in labels for x in LABEL_SPLIT.split(norm(rec["identity_labels"])))
+        ):
             kind = "unknown_label"
         if kind is None and not is_empty(rec.get("special_event")) and norm(rec["special_event"]) not in events:
             kind = "unknown_event"
@@ -247,10 +261,14 @@ def payment_date_fault(rec: dict) -> str | None:
     paid = as_date(raw)
     if paid is None:
         return "bad_date"
-    years = years_in(rec["coverage_year"]) if "coverage_year" in rec else \
-        years_in(rec["period_start"]) | years_in(rec["period_end"])
-    faults = ["period_cross_year"] if len(years) != 1 else \
-        ["paid_too_early"] if paid < dt.date(min(years) - 2, 1, 1) else []
+    years = (
+        years_in(rec["coverage_year"])
+        if "coverage_year" in rec
+        else years_in(rec["period_start"]) | years_in(rec["period_end"])
+    )
+    faults = (
+        ["period_cross_year"] if len(years) != 1 else ["paid_too_early"] if paid < dt.date(min(years) - 2, 1, 1) else []
+    )
     if paid > TODAY:
         faults.append("paid_on_future")
     if paid < birth_of(norm(rec["id_number"]).upper()):
@@ -263,7 +281,7 @@ def classify_payments(path: Path) -> list[tuple[str, int, str | None, dict]]:
     for sheet, row, rec in read_rows(path, "payments"):
         period = ("coverage_year",) if "coverage_year" in rec else ("period_start", "period_end")
         kind = id_fault(rec.get("id_number"))
-        if kind is None and any(is_empty(rec.get(f)) for f in ("name", "amount", "paid_on", "ticket_no") + period):
+        if kind is None and any(is_empty(rec.get(f)) for f in ("name", "amount", "paid_on", "ticket_no", *period)):
             kind = "required_empty"
         if kind is None:
             kind = payment_date_fault(rec)
@@ -282,15 +300,17 @@ def classify_list(path: Path, year: int) -> list[tuple[str, int, str | None, dic
             kind = "required_empty"
         if kind is None and any(x and x not in labels for x in LABEL_SPLIT.split(norm(rec["identity_labels"]))):
             kind = "unknown_label"
-        start, end = (as_date(rec.get(f), months=True) if not is_empty(rec.get(f)) else None
-                      for f in ("identified_on", "ended_on"))
+        start, end = (
+            as_date(rec.get(f), months=True) if not is_empty(rec.get(f)) else None
+            for f in ("identified_on", "ended_on")
+        )
         if kind is None and start is not None and end is not None and end < start:
             kind = "list_end_before_start"
         if kind is None and start is not None and start > TODAY:
             kind = "bad_date"
         out.append((sheet, row, kind, rec))
     seen: set[tuple] = set()
-    for k, (sheet, row, kind, rec) in enumerate(out):  # an exact copy in the same sheet is skipped
+    for k, (sheet, row, _kind, rec) in enumerate(out):  # an exact copy in the same sheet is skipped
         key = (sheet, tuple(sorted((f, str(v)) for f, v in rec.items())))
         if key in seen:
             out[k] = (sheet, row, "exact_duplicate", rec)
@@ -301,9 +321,11 @@ def classify_list(path: Path, year: int) -> list[tuple[str, int, str | None, dic
 def classified(result: dict, year: int) -> dict[str, list[tuple[str, str, int, str | None, dict]]]:
     """Every data row of every file: (file, sheet, row, kind or None, record), per what."""
     out: dict[str, list] = {w: [] for w in WHATS}
-    for what, key, classify in (("roster", "roster_files", lambda p: classify_roster(p, year)),
-                                ("payments", "payment_files", classify_payments),
-                                ("subsidy_list", "subsidy_list_files", lambda p: classify_list(p, year))):
+    for what, key, classify in (
+        ("roster", "roster_files", lambda p: classify_roster(p, year)),
+        ("payments", "payment_files", classify_payments),
+        ("subsidy_list", "subsidy_list_files", lambda p: classify_list(p, year)),
+    ):
         for path in result[key]:
             out[what] += [(path.name, *row) for row in classify(path)]
     return out
@@ -353,14 +375,14 @@ def test_planted_bad_rows_are_exactly_those_in_the_files(tmp_path: Path, year: i
     for what in WHATS:
         assert set(result["bad_rows"][what]) == set(DEFECTS[what]), what
     exp = result["expected"]
-    assert exp["roster_accepted"] + exp["roster_rejected"] + exp["roster_skipped_duplicate"] \
-        == result["roster_rows"]
+    assert exp["roster_accepted"] + exp["roster_rejected"] + exp["roster_skipped_duplicate"] == result["roster_rows"]
     assert exp["payments_accepted"] + exp["payments_rejected"] == result["payment_rows"]
     assert exp["subsidy_list_accepted"] + exp["subsidy_list_rejected"] == result["subsidy_list_rows"]
     assert result["bad_rows"]["roster"]["conflicting_duplicate"] % 2 == 0
     # the township .xls holds its own share of every roster kind
-    assert {p["kind"] for p in result["planted"] if p["file"].endswith(".xls") and p["what"] == "roster"} \
-        == set(DEFECTS["roster"])
+    assert {p["kind"] for p in result["planted"] if p["file"].endswith(".xls") and p["what"] == "roster"} == set(
+        DEFECTS["roster"]
+    )
 
 
 def test_every_kind_names_a_reason_code_of_the_product() -> None:
@@ -383,8 +405,10 @@ def test_planted_rows_are_where_the_result_says(tmp_path: Path) -> None:
         head = list(rows[sheet["header_row"] - 1])
         if sheet["header_rows"] == 2:
             below = rows[sheet["header_row"]]
-            head = [f"{next(h for h in head[j::-1] if h is not None)}{v}" if v is not None else h
-                    for j, (h, v) in enumerate(zip(head, below))]
+            head = [
+                f"{next(h for h in head[j::-1] if h is not None)}{v}" if v is not None else h
+                for j, (h, v) in enumerate(zip(head, below))
+            ]
         col = [header_key(h) if h is not None else None for h in head].index(header_key(p["column"]))
         cell = rows[p["row"] - 1][col]
         assert header_columns(rows, section[p["what"]])[0] == sheet["header_row"] - 1
@@ -431,8 +455,14 @@ def test_the_messy_forms_of_contract_inputs_all_occur(tmp_path: Path) -> None:
         amounts.append(rec["amount"])
     texts = [d for d in dates if isinstance(d, str)]
     assert any(isinstance(d, dt.datetime) for d in dates)
-    for pattern in (r"\d{4}-\d\d-\d\d", r"\d{4}/\d\d/\d\d", r"\d{4}\.\d\d\.\d\d", r"\d{8}",
-                    r"\d{4}年\d\d月\d\d日", r"\d{4}/\d{1,2}/\d{1,2}"):
+    for pattern in (
+        r"\d{4}-\d\d-\d\d",
+        r"\d{4}/\d\d/\d\d",
+        r"\d{4}\.\d\d\.\d\d",
+        r"\d{8}",
+        r"\d{4}年\d\d月\d\d日",
+        r"\d{4}/\d{1,2}/\d{1,2}",
+    ):
         assert any(re.fullmatch(pattern, t) for t in texts), pattern
     assert any(isinstance(d, int) and 40000 < d < 50000 for d in dates)  # a bare Excel serial
     assert any(isinstance(i, str) and "０" <= i.strip()[0] <= "９" for i in ids if i)
@@ -440,8 +470,7 @@ def test_the_messy_forms_of_contract_inputs_all_occur(tmp_path: Path) -> None:
     assert any(isinstance(a, (int, float)) for a in amounts)
     assert any(isinstance(a, str) and a.endswith("元") for a in amounts)
     assert any(isinstance(a, str) and re.fullmatch(r"\d+\.\d\d", a) for a in amounts)  # the CSV's 400.00
-    assert any(isinstance(a, str) and a.startswith("-") or isinstance(a, (int, float)) and a < 0
-               for a in amounts)
+    assert any((isinstance(a, str) and a.startswith("-")) or (isinstance(a, (int, float)) and a < 0) for a in amounts)
 
 
 def test_amounts_come_from_the_year_parameters(tmp_path: Path) -> None:
@@ -453,20 +482,23 @@ def test_amounts_come_from_the_year_parameters(tmp_path: Path) -> None:
     for _, _, _, kind, rec in classified(result, 2024)["payments"]:
         if kind is None:
             a = rec["amount"]
-            paid[Decimal(str(a)) if isinstance(a, (int, float))
-                 else Decimal(norm(a).removesuffix("元").replace(",", ""))] += 1
+            paid[
+                Decimal(str(a)) if isinstance(a, (int, float)) else Decimal(norm(a).removesuffix("元").replace(",", ""))
+            ] += 1
     assert paid.most_common(1)[0][0] == standard
     assert paid[fixed_due] > 0
 
 
 def test_numeric_id_rows_put_a_numeric_id_on_the_asked_rows(tmp_path: Path) -> None:
-    result = generate_sample(1100, 1, 2026, tmp_path, sheets_per_file=1, numeric_id_rows=[1005],
-                             extra_formats=False)
+    result = generate_sample(1100, 1, 2026, tmp_path, sheets_per_file=1, numeric_id_rows=[1005], extra_formats=False)
     wb = openpyxl.load_workbook(result["roster_files"][0], read_only=True)
     ws = wb.worksheets[0]
     id_headers = [header_key(a) for a in HEADERS["roster"]["fields"]["id_number"]["aliases"]]
-    header = next(r for r in ws.iter_rows(min_row=1, max_row=5, values_only=True)
-                  if any(header_key(c) in id_headers for c in r if c is not None))
+    header = next(
+        r
+        for r in ws.iter_rows(min_row=1, max_row=5, values_only=True)
+        if any(header_key(c) in id_headers for c in r if c is not None)
+    )
     col = [c is not None and header_key(c) in id_headers for c in header].index(True)
     value = next(ws.iter_rows(min_row=1005, max_row=1005, values_only=True))[col]
     wb.close()
@@ -480,14 +512,18 @@ def test_numeric_id_rows_put_a_numeric_id_on_the_asked_rows(tmp_path: Path) -> N
 
 def test_clean_files_have_canonical_headers_and_no_bad_rows(tmp_path: Path) -> None:
     result = generate_sample(200, 9, 2025, tmp_path, messy=False, roster_files=2, sheets_per_file=1)
-    assert [p.name for p in result["roster_files"] if p.suffix == ".xlsx"] \
-        == ["roster_fuliang.xlsx", "roster_leping.xlsx"]
+    assert [p.name for p in result["roster_files"] if p.suffix == ".xlsx"] == [
+        "roster_fuliang.xlsx",
+        "roster_leping.xlsx",
+    ]
     assert result["planted"] == [] and result["expected"]["skipped_footer"] == 0
     wb = openpyxl.load_workbook(result["payment_files"][0], read_only=True)
     first = next(wb.worksheets[0].iter_rows(max_row=1, values_only=True))
     wb.close()
-    assert list(first) == [HEADERS["payments"]["fields"][f]["aliases"][0] for f in
-                           ("name", "id_number", "coverage_year", "amount", "paid_on", "ticket_no", "channel")]
+    assert list(first) == [
+        HEADERS["payments"]["fields"][f]["aliases"][0]
+        for f in ("name", "id_number", "coverage_year", "amount", "paid_on", "ticket_no", "channel")
+    ]
     counts, _ = found(result, 2025)
     assert counts == {"roster": {}, "payments": {}, "subsidy_list": {}}
 
@@ -505,8 +541,14 @@ def test_extra_formats_write_the_files_real_systems_export(tmp_path: Path) -> No
     result = generate_sample(200, 21, 2026, tmp_path)
     names = [p.name for p in result["files"]]
     assert names[0] == "roster_jingdezhen.xlsx" and re.fullmatch(r"roster_.+\.xls", names[1])
-    assert names[2:] == ["payments.xlsx", "payments_电子税务局.xlsx", "payments_税务大厅.csv",
-                         "subsidy_list_民政.xlsx", "subsidy_list_乡村振兴.xls", "subsidy_list_残联.csv"]
+    assert names[2:] == [
+        "payments.xlsx",
+        "payments_电子税务局.xlsx",
+        "payments_税务大厅.csv",
+        "subsidy_list_民政.xlsx",
+        "subsidy_list_乡村振兴.xls",
+        "subsidy_list_残联.csv",
+    ]
     assert all(p.exists() and p.parent == tmp_path for p in result["files"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # no .part left behind
     only = generate_sample(200, 21, 2026, tmp_path / "only", extra_formats=False)
@@ -529,8 +571,11 @@ def test_csv_files_are_gb18030_not_utf8(tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO("\r\n".join(lines))))
     periods = {r[3] for r in rows[3:] if len(r) > 3 and r[0].isdigit()}
     assert periods <= {"202601-202612", "2026", "202512-202601"} and len(periods) >= 1
-    assert any(p["raw"] == "3.60222E+17" or re.fullmatch(r"\d\.\d{5}E\+17", p["raw"])
-               for p in result["planted"] if p["file"] == csvs[0].name and p["kind"] == "id_numeric")
+    assert any(
+        p["raw"] == "3.60222E+17" or re.fullmatch(r"\d\.\d{5}E\+17", p["raw"])
+        for p in result["planted"]
+        if p["file"] == csvs[0].name and p["kind"] == "id_numeric"
+    )
 
 
 def test_the_tax_layout_has_a_merged_two_row_header(tmp_path: Path) -> None:
@@ -579,8 +624,11 @@ def test_payments_of_one_resident_spread_over_the_three_files(tmp_path: Path) ->
             files_of.setdefault(norm(rec["id_number"]).upper(), set()).add(file)
     assert {f for fs in files_of.values() for f in fs} == {p.name for p in result["payment_files"]}
     assert any(len(fs) > 1 for fs in files_of.values())
-    township_ids = {norm(rec["id_number"]).upper() for file, _, _, kind, rec in rows["roster"]
-                    if kind is None and file.endswith(".xls")}
+    township_ids = {
+        norm(rec["id_number"]).upper()
+        for file, _, _, kind, rec in rows["roster"]
+        if kind is None and file.endswith(".xls")
+    }
     assert township_ids & set(files_of)
 
 
@@ -589,15 +637,25 @@ def test_subsidy_lists_name_every_case_of_rules_section_9(tmp_path: Path) -> Non
     result = generate_sample(600, 26, year, tmp_path)
     rows = classified(result, year)
     cases = result["subsidy_list_cases"]
-    for case in ("on_roster_with_label", "added_in_period", "added_after_collection_end", "not_on_roster",
-                 "roster_rejected", "not_enrolled", "not_in_force"):
+    for case in (
+        "on_roster_with_label",
+        "added_in_period",
+        "added_after_collection_end",
+        "not_on_roster",
+        "roster_rejected",
+        "not_enrolled",
+        "not_in_force",
+    ):
         assert cases.get(case, 0) > 0, case
     roster_ids = {norm(r["id_number"]).upper() for *_, kind, r in rows["roster"] if kind is None}
     listed = [(f, r) for f, _, _, kind, r in rows["subsidy_list"] if kind is None]
     ids = {norm(r["id_number"]).upper() for _, r in listed}
     assert ids & roster_ids and ids - roster_ids
-    ended = [as_date(r["ended_on"], months=True) for f, r in listed
-             if f == "subsidy_list_乡村振兴.xls" and not is_empty(r.get("ended_on"))]
+    ended = [
+        as_date(r["ended_on"], months=True)
+        for f, r in listed
+        if f == "subsidy_list_乡村振兴.xls" and not is_empty(r.get("ended_on"))
+    ]
     assert any(d < dt.date(year, 1, 1) for d in ended) and any(d >= dt.date(year, 1, 1) for d in ended)
     minzheng = [r for f, r in listed if f == "subsidy_list_民政.xlsx"]
     assert any(isinstance(r["identified_on"], str) and re.fullmatch(r"\d{6}", r["identified_on"]) for r in minzheng)
@@ -606,8 +664,12 @@ def test_subsidy_lists_name_every_case_of_rules_section_9(tmp_path: Path) -> Non
 
 
 def test_the_command_line_writes_a_sample_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
-    assert sample_main(["--rows", "30", "--seed", "1", "--coverage-year", "2026", "--out",
-                        str(tmp_path / "s"), "--xlsx-only"]) == 0
+    assert (
+        sample_main(
+            ["--rows", "30", "--seed", "1", "--coverage-year", "2026", "--out", str(tmp_path / "s"), "--xlsx-only"]
+        )
+        == 0
+    )
     assert "sample written" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["payments.xlsx", "roster_jingdezhen.xlsx"]
     assert sample_main(["--rows", "0", "--seed", "1", "--coverage-year", "2026", "--out", str(tmp_path)]) == 2
@@ -619,10 +681,17 @@ def test_the_command_line_writes_a_sample_and_refuses_bad_arguments(tmp_path: Pa
 def _cells(path: Path) -> list:
     """Every sheet's cells, merged ranges and date formats: what a generator change would alter."""
     wb = openpyxl.load_workbook(path)
-    out = [(ws.title, sorted(map(str, ws.merged_cells.ranges)),
-            [[(c.value, c.number_format if getattr(c, "is_date", False) else None) for c in row]
-             for row in ws.iter_rows()])
-           for ws in wb.worksheets]
+    out = [
+        (
+            ws.title,
+            sorted(map(str, ws.merged_cells.ranges)),
+            [
+                [(c.value, c.number_format if getattr(c, "is_date", False) else None) for c in row]
+                for row in ws.iter_rows()
+            ],
+        )
+        for ws in wb.worksheets
+    ]
     wb.close()
     return out
 
@@ -631,10 +700,8 @@ def _cells(path: Path) -> list:
 def test_committed_sample_data_is_what_the_generator_writes(tmp_path: Path, year: int) -> None:
     committed = ROOT / "sample_data" / str(year)
     result = generate_sample(rows=300, seed=year, coverage_year=year, out_dir=tmp_path)
-    hint = f"sample_data/{year} differs from what tools/sample writes now: run `make sample` " \
-           "and commit the diff"
-    have = sorted(p.name for p in committed.iterdir()
-                  if p.name.startswith(("roster", "payments", "subsidy_list")))
+    hint = f"sample_data/{year} differs from what tools/sample writes now: run `make sample` and commit the diff"
+    have = sorted(p.name for p in committed.iterdir() if p.name.startswith(("roster", "payments", "subsidy_list")))
     assert have == sorted(p.name for p in result["files"]), hint
     for fresh in result["files"]:
         old = committed / fresh.name
@@ -649,11 +716,22 @@ def test_committed_sample_data_is_what_the_generator_writes(tmp_path: Path, year
 
 # The LibreOffice-resaved fixtures (tests/fixtures/README.md says how they were made).
 LIBREOFFICE_ROSTER_BAD = {
-    "bad_date": 1, "conflicting_duplicate": 2, "exact_duplicate": 1, "id_birth_date": 1,
-    "id_check_digit": 1, "id_numeric": 1, "required_empty": 1, "unknown_event": 1, "unknown_label": 1,
+    "bad_date": 1,
+    "conflicting_duplicate": 2,
+    "exact_duplicate": 1,
+    "id_birth_date": 1,
+    "id_check_digit": 1,
+    "id_numeric": 1,
+    "required_empty": 1,
+    "unknown_event": 1,
+    "unknown_label": 1,
 }
 LIBREOFFICE_PAYMENTS_BAD = {
-    "bad_amount": 1, "bad_date": 1, "id_birth_date": 1, "id_check_digit": 1, "id_numeric": 1,
+    "bad_amount": 1,
+    "bad_date": 1,
+    "id_birth_date": 1,
+    "id_check_digit": 1,
+    "id_numeric": 1,
     "required_empty": 1,
 }
 

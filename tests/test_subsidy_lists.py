@@ -51,30 +51,41 @@ def _person(n: int, name: str, birth: dt.date) -> Person:
 
 
 # The people. On the roster unless said otherwise; none carries a roster label but 韩十五.
-ZHAO = _person(1, "赵一", dt.date(1971, 3, 1))       # 低保, and 烈士子女 at 54 (gives nothing); not on the roster
-QIAN = _person(2, "钱二", dt.date(1972, 3, 1))       # 特困 on 民政's list; roster row rejected (参保登记日期 "2025")
-CHU_LISTED = _person(3, "褚二", dt.date(1973, 3, 1))  # 低保 on 民政's list; the roster has their ID with a bad check digit
-SUN = _person(4, "孙三", dt.date(1974, 3, 1))        # 低保 (listed twice, the copy skipped); unpaid
-LI = _person(5, "李四", dt.date(1975, 3, 1))         # 防止返贫监测对象 on 乡村振兴's list; paid 50 of 80
-ZHOU = _person(6, "周五", dt.date(1976, 3, 1))       # 低保 (民政) + 边缘易致贫人口 (乡村振兴); paid 80
-WU = _person(7, "吴六", dt.date(1977, 3, 1))         # 低保 row ended 2025-12-31: not in force; unpaid
-FENG = _person(8, "冯七", dt.date(1978, 3, 1))       # list row with the unknown label 低保户 (rejected); unpaid
-CHEN = _person(9, "陈八", dt.date(1979, 3, 1))       # list row ended before identified (rejected); unpaid
-ZHENG = _person(10, "郑九", dt.date(1980, 3, 1))     # 低保 (民政, 浮梁镇) + 脱贫不稳定人口 (乡村振兴, 鹅湖镇); not on the roster
-WANG = _person(11, "王十一", dt.date(1985, 7, 1))    # 烈士子女 aged 40: gives nothing, not listed; not on the roster
-WEI = _person(12, "卫十二", dt.date(1982, 3, 1))     # 医疗救助对象 on 民政's list; paid 400
-JIANG = _person(13, "蒋十三", dt.date(1983, 3, 1))   # 低保 identified 2026-05-01 (after CE); paid 400 -> limited
-SHEN = _person(14, "沈十四", dt.date(1984, 3, 1))    # 低保 identified "202511" (2025-11-01); paid 400 -> 320 back
-HAN = _person(15, "韩十五", dt.date(1945, 3, 1))     # 特困供养人员 on the roster only: not listed
-YANG = _person(16, "杨十六", dt.date(1986, 3, 1))    # ordinary resident; paid 400
+ZHAO = _person(1, "赵一", dt.date(1971, 3, 1))  # 低保, and 烈士子女 at 54 (gives nothing); not on the roster
+QIAN = _person(2, "钱二", dt.date(1972, 3, 1))  # 特困 on 民政's list; roster row rejected (参保登记日期 "2025")
+CHU_LISTED = _person(
+    3, "褚二", dt.date(1973, 3, 1)
+)  # 低保 on 民政's list; the roster has their ID with a bad check digit
+SUN = _person(4, "孙三", dt.date(1974, 3, 1))  # 低保 (listed twice, the copy skipped); unpaid
+LI = _person(5, "李四", dt.date(1975, 3, 1))  # 防止返贫监测对象 on 乡村振兴's list; paid 50 of 80
+ZHOU = _person(6, "周五", dt.date(1976, 3, 1))  # 低保 (民政) + 边缘易致贫人口 (乡村振兴); paid 80
+WU = _person(7, "吴六", dt.date(1977, 3, 1))  # 低保 row ended 2025-12-31: not in force; unpaid
+FENG = _person(8, "冯七", dt.date(1978, 3, 1))  # list row with the unknown label 低保户 (rejected); unpaid
+CHEN = _person(9, "陈八", dt.date(1979, 3, 1))  # list row ended before identified (rejected); unpaid
+ZHENG = _person(
+    10, "郑九", dt.date(1980, 3, 1)
+)  # 低保 (民政, 浮梁镇) + 脱贫不稳定人口 (乡村振兴, 鹅湖镇); not on the roster
+WANG = _person(11, "王十一", dt.date(1985, 7, 1))  # 烈士子女 aged 40: gives nothing, not listed; not on the roster
+WEI = _person(12, "卫十二", dt.date(1982, 3, 1))  # 医疗救助对象 on 民政's list; paid 400
+JIANG = _person(13, "蒋十三", dt.date(1983, 3, 1))  # 低保 identified 2026-05-01 (after CE); paid 400 -> limited
+SHEN = _person(14, "沈十四", dt.date(1984, 3, 1))  # 低保 identified "202511" (2025-11-01); paid 400 -> 320 back
+HAN = _person(15, "韩十五", dt.date(1945, 3, 1))  # 特困供养人员 on the roster only: not listed
+YANG = _person(16, "杨十六", dt.date(1986, 3, 1))  # ordinary resident; paid 400
 
 
 def _bad_check_digit(id_number: str) -> str:
     return id_number[:17] + ("0" if id_number[17] != "0" else "1")
 
 
-def _roster_row(n: int, p: Person, township: str, village: str, labels: str | None = None,
-                registered: str = "2025-10-20", id_number: str | None = None) -> list:
+def _roster_row(
+    n: int,
+    p: Person,
+    township: str,
+    village: str,
+    labels: str | None = None,
+    registered: str = "2025-10-20",
+    id_number: str | None = None,
+) -> list:
     return [n, p.name, id_number or p.id_number, COUNTY, township, village, labels, "是", None, None, registered, None]
 
 
@@ -82,27 +93,28 @@ def _payment(n: int, p: Person, amount: float, paid_on: str) -> list:
     return [n, p.name, p.id_number, amount, paid_on, "2026", f"3360000000000000{n:04d}", "微信"]
 
 
-def _list_row(p: Person, labels: str, identified, ended, department: str | None, township: str | None,
-              village: str | None) -> list:
+def _list_row(
+    p: Person, labels: str, identified, ended, department: str | None, township: str | None, village: str | None
+) -> list:
     return [p.id_number, p.name, labels, identified, ended, department, township, village]
 
 
 ROSTER = [
     ROSTER_HEADER,
-    _roster_row(1, SUN, FULIANG, DONGFENG),                                 # row 2
-    _roster_row(2, LI, FULIANG, DONGFENG),                                  # row 3
-    _roster_row(3, ZHOU, EHU, TAOSHU),                                      # row 4
-    _roster_row(4, WU, EHU, TAOSHU),                                        # row 5
-    _roster_row(5, FENG, FULIANG, DONGFENG),                                # row 6
-    _roster_row(6, CHEN, FULIANG, DONGFENG),                                # row 7
-    _roster_row(7, QIAN, FULIANG, DONGFENG, registered="2025"),             # row 8: a year is not a date
-    _roster_row(8, CHU_LISTED, FULIANG, DONGFENG,                           # row 9: bad check digit
-                id_number=_bad_check_digit(CHU_LISTED.id_number)),
-    _roster_row(9, WEI, EHU, TAOSHU),                                       # row 10
-    _roster_row(10, JIANG, FULIANG, DONGFENG),                              # row 11
-    _roster_row(11, SHEN, EHU, TAOSHU),                                     # row 12
-    _roster_row(12, HAN, FULIANG, DONGFENG, labels="特困供养人员"),          # row 13
-    _roster_row(13, YANG, EHU, TAOSHU),                                     # row 14
+    _roster_row(1, SUN, FULIANG, DONGFENG),  # row 2
+    _roster_row(2, LI, FULIANG, DONGFENG),  # row 3
+    _roster_row(3, ZHOU, EHU, TAOSHU),  # row 4
+    _roster_row(4, WU, EHU, TAOSHU),  # row 5
+    _roster_row(5, FENG, FULIANG, DONGFENG),  # row 6
+    _roster_row(6, CHEN, FULIANG, DONGFENG),  # row 7
+    _roster_row(7, QIAN, FULIANG, DONGFENG, registered="2025"),  # row 8: a year is not a date
+    # row 9: 褚二's number with a bad check digit
+    _roster_row(8, CHU_LISTED, FULIANG, DONGFENG, id_number=_bad_check_digit(CHU_LISTED.id_number)),
+    _roster_row(9, WEI, EHU, TAOSHU),  # row 10
+    _roster_row(10, JIANG, FULIANG, DONGFENG),  # row 11
+    _roster_row(11, SHEN, EHU, TAOSHU),  # row 12
+    _roster_row(12, HAN, FULIANG, DONGFENG, labels="特困供养人员"),  # row 13
+    _roster_row(13, YANG, EHU, TAOSHU),  # row 14
 ]
 PAYMENTS = [
     PAYMENT_HEADER,
@@ -115,27 +127,27 @@ PAYMENTS = [
 ]
 MINZHENG_ROWS = [
     LIST_HEADER,
-    _list_row(ZHAO, LOW, "2025-08-01", None, MINZHENG, EHU, TAOSHU),                        # row 2
+    _list_row(ZHAO, LOW, "2025-08-01", None, MINZHENG, EHU, TAOSHU),  # row 2
     _list_row(QIAN, "特困人员", XDate(dt.date(2025, 3, 1)), None, MINZHENG, FULIANG, DONGFENG),  # row 3
-    _list_row(CHU_LISTED, "低保对象", "2025-03-01", None, MINZHENG, FULIANG, DONGFENG),        # row 4
-    _list_row(SUN, LOW, "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),                    # row 5
-    _list_row(SUN, LOW, "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),                    # row 6: exact copy, skipped
-    _list_row(ZHOU, LOW, "2025-09-01", None, MINZHENG, EHU, TAOSHU),                         # row 7
-    _list_row(WU, LOW, "2024-05-01", "2025-12-31", MINZHENG, EHU, TAOSHU),                   # row 8: ended before YS
-    _list_row(FENG, "低保户", "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),               # row 9: unknown label
-    _list_row(CHEN, LOW, "2025-06-01", "2025-03-01", MINZHENG, FULIANG, DONGFENG),           # row 10: ends before it starts
-    _list_row(ZHENG, LOW, "2025-07-01", None, MINZHENG, FULIANG, DONGFENG),                  # row 11
-    _list_row(WANG, "烈士子女", "2025-05-01", None, "退役军人事务局", EHU, TAOSHU),            # row 12
-    _list_row(WEI, "医疗救助对象", "2025-04-01", None, MINZHENG, EHU, None),                   # row 13
-    _list_row(JIANG, LOW, "2026-05-01", None, MINZHENG, FULIANG, DONGFENG),                  # row 14
-    _list_row(SHEN, LOW, "202511", None, MINZHENG, EHU, TAOSHU),                             # row 15
-    _list_row(ZHAO, "烈士子女", "2025-05-01", None, "退役军人事务局", FULIANG, DONGFENG),       # row 16
+    _list_row(CHU_LISTED, "低保对象", "2025-03-01", None, MINZHENG, FULIANG, DONGFENG),  # row 4
+    _list_row(SUN, LOW, "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),  # row 5
+    _list_row(SUN, LOW, "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),  # row 6: exact copy, skipped
+    _list_row(ZHOU, LOW, "2025-09-01", None, MINZHENG, EHU, TAOSHU),  # row 7
+    _list_row(WU, LOW, "2024-05-01", "2025-12-31", MINZHENG, EHU, TAOSHU),  # row 8: ended before YS
+    _list_row(FENG, "低保户", "2025-09-01", None, MINZHENG, FULIANG, DONGFENG),  # row 9: unknown label
+    _list_row(CHEN, LOW, "2025-06-01", "2025-03-01", MINZHENG, FULIANG, DONGFENG),  # row 10: ends before it starts
+    _list_row(ZHENG, LOW, "2025-07-01", None, MINZHENG, FULIANG, DONGFENG),  # row 11
+    _list_row(WANG, "烈士子女", "2025-05-01", None, "退役军人事务局", EHU, TAOSHU),  # row 12
+    _list_row(WEI, "医疗救助对象", "2025-04-01", None, MINZHENG, EHU, None),  # row 13
+    _list_row(JIANG, LOW, "2026-05-01", None, MINZHENG, FULIANG, DONGFENG),  # row 14
+    _list_row(SHEN, LOW, "202511", None, MINZHENG, EHU, TAOSHU),  # row 15
+    _list_row(ZHAO, "烈士子女", "2025-05-01", None, "退役军人事务局", FULIANG, DONGFENG),  # row 16
 ]
 XIANGCUN_ROWS = [
     LIST_HEADER,
-    _list_row(LI, "防止返贫监测对象", "2025-04-01", None, XIANGCUN, FULIANG, DONGFENG),        # row 2
-    _list_row(ZHENG, "脱贫不稳定户", "2024-11-01", None, XIANGCUN, EHU, TAOSHU),               # row 3
-    _list_row(ZHOU, "边缘易致贫人口", "2025-10-01", "2026-06-30", XIANGCUN, EHU, TAOSHU),      # row 4: ends within Y
+    _list_row(LI, "防止返贫监测对象", "2025-04-01", None, XIANGCUN, FULIANG, DONGFENG),  # row 2
+    _list_row(ZHENG, "脱贫不稳定户", "2024-11-01", None, XIANGCUN, EHU, TAOSHU),  # row 3
+    _list_row(ZHOU, "边缘易致贫人口", "2025-10-01", "2026-06-30", XIANGCUN, EHU, TAOSHU),  # row 4: ends within Y
 ]
 
 
@@ -150,8 +162,10 @@ def _write_inputs(base: Path, roster: list[list], payments: list[list]) -> tuple
     base.mkdir(parents=True, exist_ok=True)
     roster_file = write_workbook(base / "roster.xlsx", {"花名册": roster})
     payments_file = write_workbook(base / "payments.xlsx", {"缴费明细": payments})
-    lists = [write_workbook(base / MINZHENG_FILE, {MINZHENG_SHEET: MINZHENG_ROWS}),
-             write_workbook(base / XIANGCUN_FILE, {XIANGCUN_SHEET: XIANGCUN_ROWS})]
+    lists = [
+        write_workbook(base / MINZHENG_FILE, {MINZHENG_SHEET: MINZHENG_ROWS}),
+        write_workbook(base / XIANGCUN_FILE, {XIANGCUN_SHEET: XIANGCUN_ROWS}),
+    ]
     return roster_file, payments_file, [str(p) for p in lists]
 
 
@@ -161,15 +175,38 @@ def night(tmp_path_factory) -> Night:
     base = tmp_path_factory.mktemp("lists")
     roster, payments, lists = _write_inputs(base / "in", ROSTER, PAYMENTS)
     db = base / "out" / "medins.duckdb"
-    result = run_night(2026, "jiangxi", [str(roster)], [str(payments)], db, base / "out",
-                       subsidy_lists=lists, today=TODAY, write_workbooks=False)
+    result = run_night(
+        2026,
+        "jiangxi",
+        [str(roster)],
+        [str(payments)],
+        db,
+        base / "out",
+        subsidy_lists=lists,
+        today=TODAY,
+        write_workbooks=False,
+    )
     # 2025 needs no 上年度参保: that cell is left empty
     roster_25, payments_25, lists_25 = _write_inputs(
-        base / "in_2025", [ROSTER_HEADER, [1, SUN.name, SUN.id_number, COUNTY, FULIANG, DONGFENG, None, None, None,
-                                           None, "2024-10-20", None]], [PAYMENT_HEADER])
+        base / "in_2025",
+        [
+            ROSTER_HEADER,
+            [1, SUN.name, SUN.id_number, COUNTY, FULIANG, DONGFENG, None, None, None, None, "2024-10-20", None],
+        ],
+        [PAYMENT_HEADER],
+    )
     db_2025 = base / "out_2025" / "medins.duckdb"
-    run_night(2025, "jiangxi", [str(roster_25)], [str(payments_25)], db_2025, base / "out_2025",
-              subsidy_lists=lists_25, today=TODAY, write_workbooks=False)
+    run_night(
+        2025,
+        "jiangxi",
+        [str(roster_25)],
+        [str(payments_25)],
+        db_2025,
+        base / "out_2025",
+        subsidy_lists=lists_25,
+        today=TODAY,
+        write_workbooks=False,
+    )
     return Night(db=db, result=result, db_2025=db_2025)
 
 
@@ -192,8 +229,11 @@ def test_each_accepted_list_row_is_kept_with_whether_it_is_in_force_for_2026(nig
     # in force: identified empty or <= 2026-12-31, and ended empty or >= 2026-01-01.
     # 吴六's row ended 2025-12-31 < YS: not in force. 周五's 乡村振兴 row ends 2026-06-30 >= YS: in force.
     # 沈十四's "202511" is 2025-11-01 (yyyymm: the first of the month). Aliases come out canonical.
-    rows = _query(night.db, "SELECT source_file, sheet, row_number, id_number, identity_labels, identified_on, ended_on,"
-                            " department, in_force FROM subsidy_list_rows WHERE coverage_year = 2026")
+    rows = _query(
+        night.db,
+        "SELECT source_file, sheet, row_number, id_number, identity_labels, identified_on, ended_on,"
+        " department, in_force FROM subsidy_list_rows WHERE coverage_year = 2026",
+    )
     d = dt.date
     assert sorted((_name(f), *rest) for f, *rest in rows) == [
         (MINZHENG_FILE, MINZHENG_SHEET, 2, ZHAO.id_number, LOW, d(2025, 8, 1), None, MINZHENG, True),
@@ -210,34 +250,75 @@ def test_each_accepted_list_row_is_kept_with_whether_it_is_in_force_for_2026(nig
         (MINZHENG_FILE, MINZHENG_SHEET, 16, ZHAO.id_number, "烈士子女", d(2025, 5, 1), None, "退役军人事务局", True),
         (XIANGCUN_FILE, XIANGCUN_SHEET, 2, LI.id_number, "防止返贫监测对象", d(2025, 4, 1), None, XIANGCUN, True),
         (XIANGCUN_FILE, XIANGCUN_SHEET, 3, ZHENG.id_number, "脱贫不稳定人口", d(2024, 11, 1), None, XIANGCUN, True),
-        (XIANGCUN_FILE, XIANGCUN_SHEET, 4, ZHOU.id_number, "边缘易致贫人口", d(2025, 10, 1), d(2026, 6, 30), XIANGCUN, True),
+        (
+            XIANGCUN_FILE,
+            XIANGCUN_SHEET,
+            4,
+            ZHOU.id_number,
+            "边缘易致贫人口",
+            d(2025, 10, 1),
+            d(2026, 6, 30),
+            XIANGCUN,
+            True,
+        ),
     ]
     # the night's ListFacts hold the same: 15 accepted, 14 of them in force
     assert night.result.lists.rows.height == 15
-    assert sorted(night.result.lists.in_force["row_number"].to_list()) == [2, 2, 3, 3, 4, 4, 5, 7, 11, 12, 13, 14, 15, 16]
+    assert sorted(night.result.lists.in_force["row_number"].to_list()) == [
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        7,
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+    ]
 
 
 def test_bad_list_rows_are_rejected_with_their_reason_and_the_rest_kept(night):
     # 民政 row 9: 低保户 is no label nor alias -> the whole row goes (RULES.md §9, §1 "Unknown labels");
     # row 10: 退出时间 2025-03-01 before 纳入资助时间 2025-06-01.
-    rows = _query(night.db, 'SELECT source_file, sheet, row_number, "column", raw_value, reason, id_number'
-                            " FROM rejected_rows WHERE coverage_year = 2026 AND kind = 'subsidy_list'")
+    rows = _query(
+        night.db,
+        'SELECT source_file, sheet, row_number, "column", raw_value, reason, id_number'
+        " FROM rejected_rows WHERE coverage_year = 2026 AND kind = 'subsidy_list'",
+    )
     assert sorted((_name(f), *rest) for f, *rest in rows) == [
-        (MINZHENG_FILE, MINZHENG_SHEET, 9, "身份类别", "低保户",
-         "身份类别“低保户”中有政策参数未列出的类别，请核对写法", FENG.id_number),
+        (
+            MINZHENG_FILE,
+            MINZHENG_SHEET,
+            9,
+            "身份类别",
+            "低保户",
+            "身份类别“低保户”中有政策参数未列出的类别，请核对写法",
+            FENG.id_number,
+        ),
         (MINZHENG_FILE, MINZHENG_SHEET, 10, "退出时间", "2025-03-01", "退出时间早于纳入时间", CHEN.id_number),
     ]
     # the two roster rows the listed persons 钱二 and 褚二 lost (the setting of `roster_rejected` below)
-    roster = _query(night.db, 'SELECT row_number, "column", raw_value FROM rejected_rows'
-                              " WHERE coverage_year = 2026 AND kind = 'roster' ORDER BY row_number")
+    roster = _query(
+        night.db,
+        'SELECT row_number, "column", raw_value FROM rejected_rows'
+        " WHERE coverage_year = 2026 AND kind = 'roster' ORDER BY row_number",
+    )
     assert roster == [(8, "参保登记日期", "2025"), (9, "证件号码", _bad_check_digit(CHU_LISTED.id_number))]
 
 
 def test_every_list_sheet_conserves_its_rows(night):
     # 民政: 15 rows read = 12 accepted + 2 rejected (rows 9, 10) + 1 exact duplicate (row 6, a copy of row 5);
     # 乡村振兴: 3 read = 3 accepted.
-    sheets = _query(night.db, "SELECT source_file, sheet, rows_read, accepted, rejected, skipped_blank, skipped_footer,"
-                              " skipped_duplicate FROM run_sheets WHERE coverage_year = 2026 AND kind = 'subsidy_list'")
+    sheets = _query(
+        night.db,
+        "SELECT source_file, sheet, rows_read, accepted, rejected, skipped_blank, skipped_footer,"
+        " skipped_duplicate FROM run_sheets WHERE coverage_year = 2026 AND kind = 'subsidy_list'",
+    )
     assert sorted((_name(f), *rest) for f, *rest in sheets) == [
         (MINZHENG_FILE, MINZHENG_SHEET, 15, 12, 2, 0, 0, 1),
         (XIANGCUN_FILE, XIANGCUN_SHEET, 3, 3, 0, 0, 0, 0),
@@ -264,17 +345,39 @@ def test_listed_persons_not_enrolled_with_where_to_find_them_and_why(night):
     # of both rows, in that order. 赵一's 烈士子女 row (at 54 it gives nothing) still names its label and
     # department: identity_labels and department are those of all their in-force rows. Their place is that
     # of row 2 (鹅湖镇), not of row 16 (浮梁镇): row numbers are ordered as numbers, not as text.
-    rows = _query(night.db, "SELECT id_number, name, county, township, village, identity_labels, department, reason"
-                            " FROM subsidy_not_enrolled WHERE coverage_year = 2026")
-    assert sorted(rows) == sorted([
-        (ZHAO.id_number, "赵一", UNKNOWN, EHU, TAOSHU, f"{LOW}、烈士子女", f"{MINZHENG}、退役军人事务局", "not_on_roster"),
-        (QIAN.id_number, "钱二", UNKNOWN, FULIANG, DONGFENG, "特困供养人员", MINZHENG, "roster_rejected"),
-        (CHU_LISTED.id_number, "褚二", UNKNOWN, FULIANG, DONGFENG, LOW, MINZHENG, "not_on_roster"),
-        (SUN.id_number, "孙三", COUNTY, FULIANG, DONGFENG, LOW, MINZHENG, "not_enrolled"),          # unpaid
-        (LI.id_number, "李四", COUNTY, FULIANG, DONGFENG, "防止返贫监测对象", XIANGCUN, "not_enrolled"),  # 50 of 80
-        (ZHENG.id_number, "郑九", UNKNOWN, FULIANG, DONGFENG, f"{LOW}、脱贫不稳定人口", f"{MINZHENG}、{XIANGCUN}",
-         "not_on_roster"),
-    ])
+    rows = _query(
+        night.db,
+        "SELECT id_number, name, county, township, village, identity_labels, department, reason"
+        " FROM subsidy_not_enrolled WHERE coverage_year = 2026",
+    )
+    assert sorted(rows) == sorted(
+        [
+            (
+                ZHAO.id_number,
+                "赵一",
+                UNKNOWN,
+                EHU,
+                TAOSHU,
+                f"{LOW}、烈士子女",
+                f"{MINZHENG}、退役军人事务局",
+                "not_on_roster",
+            ),
+            (QIAN.id_number, "钱二", UNKNOWN, FULIANG, DONGFENG, "特困供养人员", MINZHENG, "roster_rejected"),
+            (CHU_LISTED.id_number, "褚二", UNKNOWN, FULIANG, DONGFENG, LOW, MINZHENG, "not_on_roster"),
+            (SUN.id_number, "孙三", COUNTY, FULIANG, DONGFENG, LOW, MINZHENG, "not_enrolled"),  # unpaid
+            (LI.id_number, "李四", COUNTY, FULIANG, DONGFENG, "防止返贫监测对象", XIANGCUN, "not_enrolled"),  # 50 of 80
+            (
+                ZHENG.id_number,
+                "郑九",
+                UNKNOWN,
+                FULIANG,
+                DONGFENG,
+                f"{LOW}、脱贫不稳定人口",
+                f"{MINZHENG}、{XIANGCUN}",
+                "not_on_roster",
+            ),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- progress
@@ -290,43 +393,48 @@ def test_listed_persons_not_enrolled_with_where_to_find_them_and_why(night):
 PROGRESS_2026 = {
     ("township", UNKNOWN, EHU, LOW): (1, 0, 0),
     ("township", UNKNOWN, FULIANG, "特困供养人员"): (1, 0, 0),
-    ("township", UNKNOWN, FULIANG, LOW): (2, 0, 0),                 # 褚二, 郑九
+    ("township", UNKNOWN, FULIANG, LOW): (2, 0, 0),  # 褚二, 郑九
     ("township", UNKNOWN, FULIANG, "脱贫不稳定人口"): (1, 0, 0),
-    ("township", COUNTY, FULIANG, LOW): (2, 2, 1),                  # 孙三, 蒋十三
+    ("township", COUNTY, FULIANG, LOW): (2, 2, 1),  # 孙三, 蒋十三
     ("township", COUNTY, FULIANG, "防止返贫监测对象"): (1, 1, 0),
-    ("township", COUNTY, EHU, LOW): (2, 2, 2),                      # 周五, 沈十四
+    ("township", COUNTY, EHU, LOW): (2, 2, 2),  # 周五, 沈十四
     ("township", COUNTY, EHU, "边缘易致贫人口"): (1, 1, 1),
     ("township", COUNTY, EHU, "医疗救助对象"): (1, 1, 1),
-    ("township", UNKNOWN, EHU, GROUP): (1, 0, 0),                   # 赵一
-    ("township", UNKNOWN, FULIANG, GROUP): (3, 0, 0),               # 钱二, 褚二, 郑九 (once, with two labels)
-    ("township", COUNTY, FULIANG, GROUP): (3, 3, 1),                # 孙三, 李四, 蒋十三
-    ("township", COUNTY, EHU, GROUP): (2, 2, 2),                    # 周五 (once), 沈十四
-    ("county", UNKNOWN, None, LOW): (3, 0, 0),                      # 1 + 2
+    ("township", UNKNOWN, EHU, GROUP): (1, 0, 0),  # 赵一
+    ("township", UNKNOWN, FULIANG, GROUP): (3, 0, 0),  # 钱二, 褚二, 郑九 (once, with two labels)
+    ("township", COUNTY, FULIANG, GROUP): (3, 3, 1),  # 孙三, 李四, 蒋十三
+    ("township", COUNTY, EHU, GROUP): (2, 2, 2),  # 周五 (once), 沈十四
+    ("county", UNKNOWN, None, LOW): (3, 0, 0),  # 1 + 2
     ("county", UNKNOWN, None, "特困供养人员"): (1, 0, 0),
     ("county", UNKNOWN, None, "脱贫不稳定人口"): (1, 0, 0),
-    ("county", COUNTY, None, LOW): (4, 4, 3),                       # 2 + 2, enrolled 1 + 2
+    ("county", COUNTY, None, LOW): (4, 4, 3),  # 2 + 2, enrolled 1 + 2
     ("county", COUNTY, None, "防止返贫监测对象"): (1, 1, 0),
     ("county", COUNTY, None, "边缘易致贫人口"): (1, 1, 1),
     ("county", COUNTY, None, "医疗救助对象"): (1, 1, 1),
-    ("county", UNKNOWN, None, GROUP): (4, 0, 0),                    # 1 + 3
-    ("county", COUNTY, None, GROUP): (5, 5, 3),                     # 3 + 2, enrolled 1 + 2
-    ("total", None, None, LOW): (7, 4, 3),                          # 3 + 4
+    ("county", UNKNOWN, None, GROUP): (4, 0, 0),  # 1 + 3
+    ("county", COUNTY, None, GROUP): (5, 5, 3),  # 3 + 2, enrolled 1 + 2
+    ("total", None, None, LOW): (7, 4, 3),  # 3 + 4
     ("total", None, None, "特困供养人员"): (1, 0, 0),
     ("total", None, None, "脱贫不稳定人口"): (1, 0, 0),
     ("total", None, None, "防止返贫监测对象"): (1, 1, 0),
     ("total", None, None, "边缘易致贫人口"): (1, 1, 1),
     ("total", None, None, "医疗救助对象"): (1, 1, 1),
-    ("total", None, None, GROUP): (9, 5, 3),                        # 4 + 5
+    ("total", None, None, GROUP): (9, 5, 3),  # 4 + 5
 }
 
 
 def test_progress_by_township_county_and_total_per_label_and_for_the_group(night):
     # enrolment_rate = enrolled / listed, not rounded; target_rate: none for a label, and none for the
     # group in 2026 (赣医保发〔2025〕12号 (三) names the group without a number)
-    rows = _query(night.db, "SELECT level, county, township, label, listed, on_roster, enrolled, enrolment_rate,"
-                            " target_rate FROM subsidy_progress WHERE coverage_year = 2026")
-    expected = [(*key, listed, on_roster, enrolled, enrolled / listed, None)
-                for key, (listed, on_roster, enrolled) in PROGRESS_2026.items()]
+    rows = _query(
+        night.db,
+        "SELECT level, county, township, label, listed, on_roster, enrolled, enrolment_rate,"
+        " target_rate FROM subsidy_progress WHERE coverage_year = 2026",
+    )
+    expected = [
+        (*key, listed, on_roster, enrolled, enrolled / listed, None)
+        for key, (listed, on_roster, enrolled) in PROGRESS_2026.items()
+    ]
     assert sorted(rows, key=repr) == sorted(expected, key=repr)
 
 
@@ -335,21 +443,35 @@ def test_the_group_target_is_99_percent_in_2025(night):
     # In force for 2025: 吴六's row (ended 2025-12-31 >= 2025-01-01) now is; 蒋十三's (identified 2026-05-01 >
     # 2025-12-31) is not. Group members: 赵一, 周五, 吴六, 沈十四 (未知/鹅湖镇, first rows in 鹅湖镇);
     # 钱二, 褚二, 郑九, 李四 (未知/浮梁镇); 孙三 (浮梁县/浮梁镇, on the roster) -> 9 listed, 1 on roster, 0 enrolled.
-    in_force = _query(night.db_2025, "SELECT id_number, in_force FROM subsidy_list_rows"
-                                     " WHERE coverage_year = 2025 AND id_number IN (?, ?)", WU.id_number, JIANG.id_number)
+    in_force = _query(
+        night.db_2025,
+        "SELECT id_number, in_force FROM subsidy_list_rows WHERE coverage_year = 2025 AND id_number IN (?, ?)",
+        WU.id_number,
+        JIANG.id_number,
+    )
     assert sorted(in_force) == sorted([(WU.id_number, True), (JIANG.id_number, False)])
-    groups = _query(night.db_2025, "SELECT level, county, township, listed, on_roster, enrolled, enrolment_rate,"
-                                   " target_rate FROM subsidy_progress WHERE coverage_year = 2025 AND label = ?", GROUP)
-    assert sorted(groups, key=repr) == sorted([
-        ("township", COUNTY, FULIANG, 1, 1, 0, 0.0, 0.99),
-        ("township", UNKNOWN, EHU, 4, 0, 0, 0.0, 0.99),
-        ("township", UNKNOWN, FULIANG, 4, 0, 0, 0.0, 0.99),
-        ("county", COUNTY, None, 1, 1, 0, 0.0, 0.99),
-        ("county", UNKNOWN, None, 8, 0, 0, 0.0, 0.99),
-        ("total", None, None, 9, 1, 0, 0.0, 0.99),
-    ], key=repr)
-    label_targets = _query(night.db_2025, "SELECT DISTINCT target_rate FROM subsidy_progress"
-                                          " WHERE coverage_year = 2025 AND label <> ?", GROUP)
+    groups = _query(
+        night.db_2025,
+        "SELECT level, county, township, listed, on_roster, enrolled, enrolment_rate,"
+        " target_rate FROM subsidy_progress WHERE coverage_year = 2025 AND label = ?",
+        GROUP,
+    )
+    assert sorted(groups, key=repr) == sorted(
+        [
+            ("township", COUNTY, FULIANG, 1, 1, 0, 0.0, 0.99),
+            ("township", UNKNOWN, EHU, 4, 0, 0, 0.0, 0.99),
+            ("township", UNKNOWN, FULIANG, 4, 0, 0, 0.0, 0.99),
+            ("county", COUNTY, None, 1, 1, 0, 0.0, 0.99),
+            ("county", UNKNOWN, None, 8, 0, 0, 0.0, 0.99),
+            ("total", None, None, 9, 1, 0, 0.0, 0.99),
+        ],
+        key=repr,
+    )
+    label_targets = _query(
+        night.db_2025,
+        "SELECT DISTINCT target_rate FROM subsidy_progress WHERE coverage_year = 2025 AND label <> ?",
+        GROUP,
+    )
     assert label_targets == [(None,)]
 
 
@@ -361,13 +483,23 @@ def test_participation_subsidy_is_what_the_subsidy_applied_to_enrolled_persons(n
     # 2026-05-01 after CE with 400 paid -> 0; 沈十四 fixed, identified 2025-11-01 -> 320 (and 320 back);
     # 韩十五 full 400; 杨十六 none 0. Total 320 + 0 + 0 + 320 + 400 + 0 = 1040
     # (浮梁镇: 蒋十三 0 + 韩十五 400 = 400; 鹅湖镇: 320 + 0 + 320 + 0 = 640).
-    applied = dict(_query(night.db, "SELECT name, subsidy_applied FROM reconciliation WHERE coverage_year = 2026"
-                                    " AND name IN ('周五', '蒋十三', '沈十四')"))
+    applied = dict(
+        _query(
+            night.db,
+            "SELECT name, subsidy_applied FROM reconciliation WHERE coverage_year = 2026"
+            " AND name IN ('周五', '蒋十三', '沈十四')",
+        )
+    )
     assert applied == {"周五": Decimal("320.00"), "蒋十三": Decimal("0.00"), "沈十四": Decimal("320.00")}
-    total = _query(night.db, "SELECT participation_subsidy_total FROM subsidy_totals"
-                             " WHERE coverage_year = 2026 AND level = 'total' AND tier = 'all'")
+    total = _query(
+        night.db,
+        "SELECT participation_subsidy_total FROM subsidy_totals"
+        " WHERE coverage_year = 2026 AND level = 'total' AND tier = 'all'",
+    )
     assert total == [(Decimal("1040.00"),)]
-    by_place_and_tier = _query(night.db, """
+    by_place_and_tier = _query(
+        night.db,
+        """
         WITH enrolled AS (
             SELECT r.county, r.township, r.tier, r.subsidy_applied FROM reconciliation r
             JOIN determinations d ON d.coverage_year = r.coverage_year AND d.id_number = r.id_number
@@ -377,32 +509,60 @@ def test_participation_subsidy_is_what_the_subsidy_applied_to_enrolled_persons(n
                  WHERE (t.level = 'total' OR e.county = t.county)
                    AND (t.level <> 'township' OR e.township = t.township)
                    AND (t.tier = 'all' OR e.tier = t.tier)) AS applied
-        FROM subsidy_totals t WHERE t.coverage_year = 2026""")
+        FROM subsidy_totals t WHERE t.coverage_year = 2026""",
+    )
     # rows per tier all/fixed/full/none: 浮梁镇 4, 鹅湖镇 3 (nobody full), county 4, total 4 = 15
     assert len(by_place_and_tier) == 15
     wrong = [row for row in by_place_and_tier if row[4] != row[5]]
     assert not wrong, f"participation_subsidy_total differs from the sum of subsidy_applied: {wrong}"
-    township = dict(_query(night.db, "SELECT township, participation_subsidy_total FROM subsidy_totals"
-                                     " WHERE coverage_year = 2026 AND level = 'township' AND tier = 'all'"))
+    township = dict(
+        _query(
+            night.db,
+            "SELECT township, participation_subsidy_total FROM subsidy_totals"
+            " WHERE coverage_year = 2026 AND level = 'township' AND tier = 'all'",
+        )
+    )
     assert township == {FULIANG: Decimal("400.00"), EHU: Decimal("640.00")}
 
 
-TOTALS = ("roster_count", "enrolled_count", "fiscal_per_capita_total", "central_share_total", "local_share_total",
-          "participation_subsidy_total", "individual_due_total", "individual_collected_total")
+TOTALS = (
+    "roster_count",
+    "enrolled_count",
+    "fiscal_per_capita_total",
+    "central_share_total",
+    "local_share_total",
+    "participation_subsidy_total",
+    "individual_due_total",
+    "individual_collected_total",
+)
 
 
 @pytest.mark.parametrize("tier", ["all", "full", "fixed", "none"])
 def test_townships_add_up_to_the_county_and_counties_to_the_total(night, tier):
     sums = ", ".join(f"sum({c})" for c in TOTALS)
-    townships = _query(night.db, f"SELECT county, {sums} FROM subsidy_totals WHERE coverage_year = 2026"
-                                 f" AND level = 'township' AND tier = ? GROUP BY county", tier)
-    counties = _query(night.db, f"SELECT county, {', '.join(TOTALS)} FROM subsidy_totals WHERE coverage_year = 2026"
-                                f" AND level = 'county' AND tier = ?", tier)
+    townships = _query(
+        night.db,
+        f"SELECT county, {sums} FROM subsidy_totals WHERE coverage_year = 2026"
+        f" AND level = 'township' AND tier = ? GROUP BY county",
+        tier,
+    )
+    counties = _query(
+        night.db,
+        f"SELECT county, {', '.join(TOTALS)} FROM subsidy_totals WHERE coverage_year = 2026"
+        f" AND level = 'county' AND tier = ?",
+        tier,
+    )
     assert sorted(townships) == sorted(counties)
-    county_sum = _query(night.db, f"SELECT {sums} FROM subsidy_totals WHERE coverage_year = 2026"
-                                  f" AND level = 'county' AND tier = ?", tier)
-    total = _query(night.db, f"SELECT {', '.join(TOTALS)} FROM subsidy_totals WHERE coverage_year = 2026"
-                             f" AND level = 'total' AND tier = ?", tier)
+    county_sum = _query(
+        night.db,
+        f"SELECT {sums} FROM subsidy_totals WHERE coverage_year = 2026 AND level = 'county' AND tier = ?",
+        tier,
+    )
+    total = _query(
+        night.db,
+        f"SELECT {', '.join(TOTALS)} FROM subsidy_totals WHERE coverage_year = 2026 AND level = 'total' AND tier = ?",
+        tier,
+    )
     assert county_sum == total
 
 

@@ -315,7 +315,8 @@ def read_file(
     except (fastexcel.FastExcelError, zipfile.BadZipFile, OSError, KeyError, SyntaxError) as e:
         # calamine's errors for a damaged file; the preflight refuses what it can name before this
         raise InputFileError(
-            f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {path} ({_first_line(e)})"
+            f"文件已损坏或无法读取，请重新导出或重新下载 / cannot read file (damaged or truncated): export or "
+            f"download it again: {path} ({_first_line(e)})"
         ) from None
 
 

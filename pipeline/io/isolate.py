@@ -214,7 +214,8 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
         raise
     except Exception as e:  # a container that looked right but cannot be listed
         raise InputFileError(
-            f"文件已损坏或无法读取 / cannot read file (damaged or truncated): {job.path} ({type(e).__name__})"
+            f"文件已损坏或无法读取，请重新导出或重新下载 / cannot read file (damaged or truncated): export or "
+            f"download it again: {job.path} ({type(e).__name__})"
         ) from None
     digests = cache.unit_digests(job.path, fmt, job.sha256, len(units)) if use_cache and job.sha256 else None
     keys: list[str | None] = (

@@ -37,6 +37,7 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
 _BIFF_BOF, _BIFF_FILEPASS = 0x0809, 0x002F
 _OLE_END_OF_CHAIN = 0xFFFFFFFE
+_DAMAGED = ("文件已损坏或不完整，请重新导出或重新下载", "file is truncated or damaged: export or download it again")
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _check_ole(path: Path) -> str:
     if streams is None and "EncryptionInfo".encode("utf-16-le") in data[: 8 * 1024**2]:
         streams = {"EncryptionInfo": (0, 0)}  # a directory we cannot walk, but the name is there
     if streams is None:
-        raise _refuse("文件已损坏或不完整", "file is truncated or damaged", path)
+        raise _refuse(*_DAMAGED, path)
     if "EncryptionInfo" in streams or "EncryptedPackage" in streams:
         raise _refuse(
             "工作簿设置了打开密码，请取消密码后另存为 .xlsx",
@@ -176,7 +177,7 @@ def _check_ole(path: Path) -> str:
     if size >= 4096:  # in regular sectors: its first records are readable directly
         begin = 512 + start * sector
         if begin + size > len(data) + sector:
-            raise _refuse("文件已损坏或不完整", "file is truncated or damaged", path)
+            raise _refuse(*_DAMAGED, path)
         first_type, first_len = struct.unpack_from("<HH", data, begin) if begin + 4 <= len(data) else (0, 0)
         if first_type == _BIFF_BOF and begin + 8 + first_len <= len(data):
             if struct.unpack_from("<H", data, begin + 4 + first_len)[0] == _BIFF_FILEPASS:
@@ -216,11 +217,9 @@ def _check_zip(path: Path, limits: Limits) -> str:
                         _check_dimension(path, z, info.filename, limits)
             return fmt
     except zipfile.BadZipFile:
-        raise _refuse("文件已损坏或不完整", "workbook is truncated or damaged", path) from None
+        raise _refuse(*_DAMAGED, path) from None
     except (OSError, EOFError, NotImplementedError, RuntimeError) as e:
-        raise InputFileError(
-            f"文件已损坏或不完整 / workbook is truncated or damaged: {path} ({type(e).__name__})"
-        ) from None
+        raise InputFileError(f"{_DAMAGED[0]} / {_DAMAGED[1]}: {path} ({type(e).__name__})") from None
 
 
 def _check_sizes(path: Path, z: zipfile.ZipFile, limits: Limits) -> None:

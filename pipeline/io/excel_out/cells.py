@@ -59,6 +59,7 @@ class Formats:
     link: Any
     warn: Any
     plain: Any
+    wrap_note: Any
     number: dict[str, Any]
     # fiscal table rows by kind: (text format, number formats, 未规定 format)
     row_styles: dict[str, tuple[Any, dict[str, Any], Any]]
@@ -97,6 +98,7 @@ def make_formats(wb: Workbook) -> Formats:
         link=wb.add_format({"font_color": "#0563C1", "underline": 1}),
         warn=wb.add_format({"bg_color": "#F8CBAD", "num_format": "0.00%", **_RIGHT_INDENTED}),
         plain=wb.add_format({}),
+        wrap_note=wb.add_format({"font_color": "#595959", "text_wrap": True, "valign": "top"}),
         number=numbers({}),
         row_styles={
             "township": row_style({}),

@@ -12,6 +12,7 @@ from pipeline.io.excel_out.cells import (
     Formats,
     column_width,
     content_width,
+    display_width,
     page_title,
     write_text,
 )
@@ -78,14 +79,22 @@ def write_progress(wb: Workbook, fmts: Formats, rows: pl.DataFrame, params: Para
             else f"目标参保率：{NOT_GIVEN}（{target.cite}）。"
         ),
     ]
-    for i, note in enumerate(notes, rows.height + 2):
-        ws.write_string(i, 0, note, fmts.note)
+    _write_notes(ws, fmts, notes, rows.height + 2, sum(widths))
     if chart_rows:
-        _chart(wb, ws, chart_rows, rows.height + len(notes) + 3, fmts)
+        _chart(wb, ws, chart_rows, rows.height + len(notes) + 3, fmts, sum(widths[3:]))
 
 
-def _chart(wb: Workbook, ws, chart_rows: list[tuple[str, float]], at_row: int, fmts: Formats) -> None:
-    """The group's enrolment rate by township: its data below the notes, the chart beside it."""
+def _write_notes(ws, fmts: Formats, notes: list[str], first_row: int, width_chars: int) -> None:
+    """Each note wrapped across the table's width (so it prints on the page, not beyond it)."""
+    for r, note in enumerate(notes, first_row):
+        lines = -(-display_width(note) // max(width_chars - 2, 1))
+        ws.set_row(r, 15 * lines)
+        ws.merge_range(r, 0, r, len(COLUMNS) - 1, note, fmts.wrap_note)
+
+
+def _chart(wb: Workbook, ws, chart_rows: list[tuple[str, float]], at_row: int, fmts: Formats, width_chars: int) -> None:
+    """The group's enrolment rate by township: its data below the notes, the chart beside it, as wide
+    as the columns it covers (about 7 pixels a character)."""
     ws.write_row(at_row, 0, ("乡镇(街道)", "参保率"), fmts.header)
     for r, (place, rate) in enumerate(chart_rows, at_row + 1):
         write_text(ws, r, 0, place, fmts)
@@ -111,5 +120,5 @@ def _chart(wb: Workbook, ws, chart_rows: list[tuple[str, float]], at_row: int, f
     chart.set_x_axis({"num_format": "0%", "min": 0, "max": 1, "num_font": FONT, "major_gridlines": GRIDLINES})
     chart.set_y_axis({"reverse": True, "crossing": "max", "num_font": FONT})
     chart.set_legend({"none": True})
-    chart.set_size({"width": 640, "height": max(260, 80 + 22 * len(chart_rows))})
+    chart.set_size({"width": max(360, 7 * width_chars), "height": max(260, 80 + 22 * len(chart_rows))})
     ws.insert_chart(at_row, 3, chart)
