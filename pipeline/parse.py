@@ -176,29 +176,29 @@ _RANGE_WORDS = r"\s*(?:至|到|~|～|\.\.)\s*"  # `..` as well: what some export
 _MAX_DASH_SPLITS = 5  # `2026-01-01-2026-12-31` has five dashes; the split is at one of them
 
 
-def _split_years(left: pl.Expr, right: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """The years of the two halves of a range, null unless both are one of the single forms."""
-    first, last = _single_period_year(left.str.strip_chars()), _single_period_year(right.str.strip_chars())
-    both = first.is_not_null() & last.is_not_null()
-    return pl.when(both).then(first), pl.when(both).then(last)
-
-
 def period_bounds(expr: pl.Expr) -> pl.Expr:
     """费款所属期 text -> struct {first, last}: the years of its two ends (one form: both the same).
 
     A whole-string form (`2026-01`) is tried before splitting; a range splits on 至 到 ~ ～ (or `..`),
     else on the one `-` whose two sides are each a form (`202601-202612`, `2026-01-01-2026-12-31`,
-    `202601-2026-12`). docs/RULES.md §6.
+    `202601-2026-12`). docs/RULES.md §6. Every candidate text (the whole, and the two sides of each
+    split) goes through the single-form parser once, as one list.
     """
-    whole = _single_period_year(expr)
     words = expr.str.replace(_RANGE_WORDS, "\x1f").str.split_exact("\x1f", 1)
-    splits = [_split_years(words.struct.field("field_0"), words.struct.field("field_1"))]
+    sides = [words.struct.field("field_0"), words.struct.field("field_1")]
     for k in range(_MAX_DASH_SPLITS):  # split after the (k+1)-th dash
         parts = expr.str.extract_groups(r"^((?:[^-]*-){" + str(k) + r"}[^-]*?)\s*-\s*(.+)$")
-        splits.append(_split_years(parts.struct.field("1"), parts.struct.field("2")))
+        sides += [parts.struct.field("1"), parts.struct.field("2")]
+    years = pl.concat_list(expr, *[side.str.strip_chars() for side in sides]).list.eval(
+        _single_period_year(pl.element())
+    )
+    pairs = [(years.list.get(2 * i + 1), years.list.get(2 * i + 2)) for i in range(len(sides) // 2)]
+    both = [first.is_not_null() & last.is_not_null() for first, last in pairs]
     return pl.struct(
-        pl.coalesce(whole, *[first for first, _ in splits]).alias("first"),
-        pl.coalesce(whole, *[last for _, last in splits]).alias("last"),
+        pl.coalesce(years.list.get(0), *[pl.when(ok).then(first) for ok, (first, _) in zip(both, pairs)]).alias(
+            "first"
+        ),
+        pl.coalesce(years.list.get(0), *[pl.when(ok).then(last) for ok, (_, last) in zip(both, pairs)]).alias("last"),
     )
 
 

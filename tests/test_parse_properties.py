@@ -95,7 +95,8 @@ def test_amount_forms_round_trip(fen):
     assert apply(lambda e: parse_amount_fen(normalise_text(e)), texts) == [fen] * 4
 
 
-@SETTINGS
+# fewer examples: the parser's plan alone takes about 0.2 s to build and run, whatever the rows
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.one_of(DIGITISH, st.text(max_size=25), st.none()), min_size=1, max_size=40))
 def test_parse_year_is_a_plausible_year_or_null(values):
     # normalised first, as the pipeline does (a column of normalised text, then the parser)
