@@ -87,7 +87,7 @@ def insert_person(con, year: int, person: tuple, run_id: str = RUN_ID) -> None:
             status,
             diff,
             last_paid,
-            "RULES.md §5 多缴部分退还 net_paid - due" if status == "overpaid" else None,
+            "docs/RULES.md §5 多缴部分退还 net_paid - due" if status == "overpaid" else None,
         ],
     )
 
@@ -278,7 +278,7 @@ def test_exception_lists_carry_the_columns_a_clerk_needs_to_phone_the_person(rep
     assert unpaid[:11] == ("赵敏", mask_id(ID_UNPAID), "浮梁县", "瑶里镇", "瑶里村", "定额资助", 80, 0, 80, 0, None)
     assert "320" in unpaid[11]  # the basis of the amount due: the fixed-subsidy clause
     (over,) = rows_of(recon["多缴应退费"])
-    assert over[8] == 400 and over[11].startswith("RULES.md §5")
+    assert over[8] == 400 and over[11].startswith("docs/RULES.md §5")
 
 
 def test_a_formula_looking_name_comes_back_as_the_same_text(reports_2026):

@@ -773,7 +773,7 @@ ROSTER_DATE_CASES = [
     ("event_date", LATE, "特殊情形日期", future("特殊情形日期", LATE)),
     ("identified", LATE, "资助认定日期", future("资助认定日期", LATE)),
     ("identified", "202612", "资助认定日期", future("资助认定日期", "202612")),
-    # a month is enough for 资助认定日期 (its first day), not for the other dates (RULES.md §6)
+    # a month is enough for 资助认定日期 (its first day), not for the other dates (docs/RULES.md §6)
     ("identified", "202603", "subsidy_identified_on", dt.date(2026, 3, 1)),
     ("identified", "2026-03", "subsidy_identified_on", dt.date(2026, 3, 1)),
     ("identified", "2026年3月", "subsidy_identified_on", dt.date(2026, 3, 1)),
@@ -793,7 +793,7 @@ def dated_row(name: str, keyword: str, cell) -> list:
 BORN = dt.date(1990, 3, 4)
 BORN_ID = make_id("360222", BORN, 5)
 FUTURE_BIRTH_ID = next(IDS)
-# Not a month: a bare year, month 13, month 00 (RULES.md §6: a year is never a date)
+# Not a month: a bare year, month 13, month 00 (docs/RULES.md §6: a year is never a date)
 IDENTIFIED_NOT_A_MONTH = ["2026", Num(2026), "202613", "202600"]
 
 ROSTER_ID_CASES = [
@@ -809,7 +809,7 @@ PAYMENT_ID_CASES = [
     ("3.60222E+17", NUMERIC_ID),  # what Excel writes for one
 ]
 
-# (cell, the coverage year it gives): RULES.md §6, every form and ranges of them
+# (cell, the coverage year it gives): docs/RULES.md §6, every form and ranges of them
 PERIOD_FORMS = [
     ("2026", 2026),
     ("2026年", 2026),
@@ -849,7 +849,7 @@ PERIOD_RANGE_FORMS = [
     ("2025年1月到2025年12月", 2025),
     ("2026", 2026),
 ]
-# A range of two different forms joined by `-` ("a range of any of those", RULES.md §6)
+# A range of two different forms joined by `-` ("a range of any of those", docs/RULES.md §6)
 MIXED_RANGES = ["202601-2026-12", "2026-01-01-2026-12", "2026-01-2026-12-31", "2026年1月-2026-12", "2026.01-2026-12"]
 
 TOO_EARLY = "缴费日期“{}”早于费款所属期前两年的1月1日，不可能是为该年度缴费；请核对缴费日期或费款所属期"

@@ -1,4 +1,4 @@
-"""Ingest: messy workbooks in, validated rows out, every row accounted for (RULES.md §6)."""
+"""Ingest: messy workbooks in, validated rows out, every row accounted for (docs/RULES.md §6)."""
 
 from __future__ import annotations
 

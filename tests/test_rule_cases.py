@@ -1,9 +1,9 @@
 """The rule cases of tests/cases/*.toml, run through `pipeline.rules.determine`.
 
-Each `[[case]]` is one person of RULES.md §1-§4 with the payments they made and
+Each `[[case]]` is one person of docs/RULES.md §1-§4 with the payments they made and
 what the bureau expects: tier, amounts, enrolment date, waiting period, benefit
 dates and the winning rule. The expected values are worked out by hand from
-RULES.md and policy_params/, with the arithmetic in a comment above each case;
+docs/RULES.md and policy_params/, with the arithmetic in a comment above each case;
 this file only turns a case into the `residents` and `payments` frames of
 docs/INTERNALS.md (the cases of one year and region go through `determine`
 together, as one batch) and compares, field by field.
@@ -22,13 +22,13 @@ Case format (see any file in tests/cases/):
               (default: the case year), channel}
     lists     optional list of {labels (canonical names or aliases), identified_on,
               ended_on (a date or "", default ""), department}: the person's rows on
-              other departments' subsidy lists (RULES.md §9). They become list rows
+              other departments' subsidy lists (docs/RULES.md §9). They become list rows
               as the night reads them; the product's own `in_force(params)` keeps
               the rows in force for Y, and those go to `determine` with the roster.
     expect    any of tier, individual_due, subsidy_amount (yuan), enrolled,
               enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, age,
-              subsidy_identified_on (RULES.md §9), and of the reconciliation
-              (RULES.md §5): status, net_paid, amount_diff, subsidy_applied (yuan),
+              subsidy_identified_on (docs/RULES.md §9), and of the reconciliation
+              (docs/RULES.md §5): status, net_paid, amount_diff, subsidy_applied (yuan),
               n_payments; a date expected to be empty is written "".
 """
 
@@ -216,7 +216,7 @@ def make_id_number(birth_date: dt.date, sequence: int) -> str:
 
 
 def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFrame:
-    """The validated roster of INTERNALS.md from person dicts (keys as the frame's columns)."""
+    """The validated roster of docs/INTERNALS.md from person dicts (keys as the frame's columns)."""
     records = []
     for i, row in enumerate(rows):
         records.append(
@@ -250,7 +250,7 @@ def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFr
 
 
 def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """The validated tax-bureau payments of INTERNALS.md (amount_fen, coverage_year, ticket_no given)."""
+    """The validated tax-bureau payments of docs/INTERNALS.md (amount_fen, coverage_year, ticket_no given)."""
     records = []
     for i, row in enumerate(rows):
         records.append(
@@ -273,7 +273,7 @@ def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def build_list_rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """Accepted subsidy-list rows (RULES.md §9), all of them, in force or not."""
+    """Accepted subsidy-list rows (docs/RULES.md §9), all of them, in force or not."""
     return pl.DataFrame(rows, schema=LIST_ROWS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=LIST_ROWS_SCHEMA)
 
 
@@ -492,7 +492,7 @@ def determinations(year: int, region: str) -> pl.DataFrame:
             residents.append(resident)
             payments.extend(paid)
             list_rows.extend(case_list_rows(case, params))
-    from pipeline.reconcile import reconcile  # RULES.md §5, on the same determinations
+    from pipeline.reconcile import reconcile  # docs/RULES.md §5, on the same determinations
 
     in_force = in_force_rows(build_list_rows(list_rows), params)
     determined = collect(determine(build_residents(residents, year), build_payments(payments), params, in_force))
@@ -565,7 +565,7 @@ def test_case_names_are_unique() -> None:
 
 
 def test_every_case_builds_valid_frames() -> None:
-    """Labels, events, years and regions exist; frames have exactly the INTERNALS.md dtypes."""
+    """Labels, events, years and regions exist; frames have exactly the docs/INTERNALS.md dtypes."""
     from pipeline.rules.lists import LIST_ROW_COLUMNS
 
     problems = []

@@ -2,7 +2,7 @@
 
 Where tests/cases/ pins single people at the boundaries, these draw whole
 batches of random people and payments (coverage years 2024-2026, every
-region) and check what RULES.md §2-§4 promise for every row at once:
+region) and check what docs/RULES.md §2-§4 promise for every row at once:
 
 - benefit_start is within [YS, YE] or empty, and never before birth;
 - a benefit start implies enrolment; not enrolled means no dates at all;
@@ -197,7 +197,7 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
 
     problems: list[str] = []
     problems += _violations(rows, ~pl.col("tier").is_in(TIERS), "tier is not full / fixed / none")
-    problems += _violations(rows, ~rule.is_in(RULE_IDS), "rule_id is not one of INTERNALS.md")
+    problems += _violations(rows, ~rule.is_in(RULE_IDS), "rule_id is not one of docs/INTERNALS.md")
     problems += _violations(rows, enrolled.is_null(), "enrolled is empty")
     problems += _violations(rows, start.is_not_null() & ((start < ys) | (start > ye)), "benefit_start outside [YS, YE]")
     problems += _violations(rows, start.is_not_null() & (start < pl.col("birth_date")), "benefit_start before birth")

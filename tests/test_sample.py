@@ -3,7 +3,7 @@ it says, and files shaped like the real exports (.xlsx, .xls, GB18030 CSV, a two
 
 Every file is re-read here (openpyxl, fastexcel, the csv module) and checked by a small validator
 written independently of tools/sample (header aliases and footer prefixes read from
-schemas/headers.toml, ISO 7064 MOD 11-2 as powers of two, RULES.md §6 and §9 read again), so a
+schemas/headers.toml, ISO 7064 MOD 11-2 as powers of two, docs/RULES.md §6 and §9 read again), so a
 planted row the generator miscounts, or a "valid" row that is not, fails.
 """
 
@@ -48,7 +48,7 @@ WHATS = ("roster", "payments", "subsidy_list")
 
 # ------------------------------------------------------------------ reading any format
 def norm(value: Any) -> str:
-    """Trim (also U+3000), full-width -> half-width, as RULES.md §6 normalises."""
+    """Trim (also U+3000), full-width -> half-width, as docs/RULES.md §6 normalises."""
     return unicodedata.normalize("NFKC", str(value)).strip()
 
 
@@ -155,7 +155,7 @@ def birth_of(id18: str) -> dt.date | None:
 
 
 def as_date(value: Any, months: bool = False) -> dt.date | None:
-    """A date cell or text (RULES.md §6); with months, yyyymm is the month's first day."""
+    """A date cell or text (docs/RULES.md §6); with months, yyyymm is the month's first day."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -251,7 +251,7 @@ def classify_roster(path: Path, year: int) -> list[tuple[str, int, str | None, d
 
 
 def payment_date_fault(rec: dict) -> str | None:
-    """RULES.md §6 on 缴费日期 and 费款所属期. A planted row has one fault: several come back joined."""
+    """docs/RULES.md §6 on 缴费日期 and 费款所属期. A planted row has one fault: several come back joined."""
     raw = rec["paid_on"]
     text = "" if isinstance(raw, (dt.datetime, int, float)) else norm(raw)
     if re.fullmatch(r"\d{4}", text):
@@ -371,7 +371,7 @@ def test_planted_bad_rows_are_exactly_those_in_the_files(tmp_path: Path, year: i
     counts, places = found(result, year)
     assert counts == result["bad_rows"]
     assert places == planted_places(result)
-    # every kind of defects.toml (RULES.md §6, §9) is planted at least once in a messy 300-row sample
+    # every kind of defects.toml (docs/RULES.md §6, §9) is planted at least once in a messy 300-row sample
     for what in WHATS:
         assert set(result["bad_rows"][what]) == set(DEFECTS[what]), what
     exp = result["expected"]

@@ -1,4 +1,4 @@
-"""A whole night with the other departments' subsidy lists (docs/RULES.md §9, CONTRACT.md Outputs).
+"""A whole night with the other departments' subsidy lists (docs/RULES.md §9, docs/CONTRACT.md Outputs).
 
 One small county night of 2026 (region jiangxi, run date 2026-11-23): a roster of
 two townships, the tax bureau's payments, and two list files, 民政's and
@@ -31,7 +31,7 @@ TODAY = dt.date(2026, 11, 23)
 COUNTY = "浮梁县"
 FULIANG, EHU = "浮梁镇", "鹅湖镇"
 DONGFENG, TAOSHU = "东风村", "桃墅村"
-UNKNOWN = "未知"  # a field the list row leaves empty (RULES.md §9 "Who counts as listed")
+UNKNOWN = "未知"  # a field the list row leaves empty (docs/RULES.md §9 "Who counts as listed")
 GROUP = "农村低收入人口和脱贫人口"
 LOW = "城乡低保对象"
 LIST_HEADER = ["身份证号", "姓名", "身份类别", "纳入资助时间", "退出时间", "认定部门", "乡镇(街道)", "村(社区)"]
@@ -283,7 +283,7 @@ def test_each_accepted_list_row_is_kept_with_whether_it_is_in_force_for_2026(nig
 
 
 def test_bad_list_rows_are_rejected_with_their_reason_and_the_rest_kept(night):
-    # 民政 row 9: 低保户 is no label nor alias -> the whole row goes (RULES.md §9, §1 "Unknown labels");
+    # 民政 row 9: 低保户 is no label nor alias -> the whole row goes (docs/RULES.md §9, §1 "Unknown labels");
     # row 10: 退出时间 2025-03-01 before 纳入资助时间 2025-06-01.
     rows = _query(
         night.db,
@@ -479,7 +479,7 @@ def test_the_group_target_is_99_percent_in_2025(night):
 
 
 def test_participation_subsidy_is_what_the_subsidy_applied_to_enrolled_persons(night):
-    # enrolled and subsidy_applied (RULES.md §5): 周五 fixed 320; 卫十二 none 0; 蒋十三 fixed but identified
+    # enrolled and subsidy_applied (docs/RULES.md §5): 周五 fixed 320; 卫十二 none 0; 蒋十三 fixed but identified
     # 2026-05-01 after CE with 400 paid -> 0; 沈十四 fixed, identified 2025-11-01 -> 320 (and 320 back);
     # 韩十五 full 400; 杨十六 none 0. Total 320 + 0 + 0 + 320 + 400 + 0 = 1040
     # (浮梁镇: 蒋十三 0 + 韩十五 400 = 400; 鹅湖镇: 320 + 0 + 320 + 0 = 640).

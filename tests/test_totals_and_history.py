@@ -1,4 +1,4 @@
-"""Subsidy totals (RULES.md §8), unmatched payments, history of runs and re-run identity."""
+"""Subsidy totals (docs/RULES.md §8), unmatched payments, history of runs and re-run identity."""
 
 from __future__ import annotations
 
