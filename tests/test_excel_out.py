@@ -350,6 +350,55 @@ def test_lists_have_a_frozen_header_an_autofilter_and_widths_that_fit_chinese(re
     assert all(ws.column_dimensions[c].width < 51 for c in "ABCDEFGHIJKL")
 
 
+def test_every_list_prints_with_a_title_its_header_on_each_page_and_a_new_page_per_township(reports_2026):
+    """Township clerks print the lists and work down them: A4 across, fit to the page width, the
+    header row repeated, a title naming the list, year and data date, a page break before each
+    township (the 未缴/少缴 lists are sorted by county, township, village)."""
+    (recon, fiscal), _ = reports_2026
+    for ws in [*recon.worksheets[1:6], fiscal["财政补助测算"]]:
+        assert ws.print_title_rows == "$1:$1", ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        # fit to one page across (1 is the default width, left out of the file), any number down
+        setup = ws.page_setup
+        assert (setup.orientation, setup.paperSize, setup.fitToWidth or 1, setup.fitToHeight) == (
+            "landscape",
+            9,
+            1,
+            0,
+        ), ws.title
+        assert "2026年度" in ws.oddHeader.center.text and "数据日期2026-03-01" in ws.oddHeader.center.text
+    assert "少缴名单" in recon["少缴"].oddHeader.center.text
+    assert [b.id for b in recon["少缴"].row_breaks.brk] == []  # one person: no break
+
+
+def test_a_list_of_two_townships_breaks_the_page_before_the_second(tmp_path):
+    con = build_db(2026, 700, 0.6, None)
+    insert_person(
+        con,
+        2026,
+        (
+            "周八",
+            with_check_digit("36022219880808007"),
+            "鹅湖镇",
+            "桃岭村",
+            "none",
+            400,
+            0,
+            0,
+            "unpaid",
+            400,
+            None,
+            False,
+        ),
+    )
+    paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
+    ws = openpyxl.load_workbook(paths[0])["未缴"]
+    townships = [row[3] for row in rows_of(ws)]
+    assert townships == ["瑶里镇", "鹅湖镇"] or townships == ["鹅湖镇", "瑶里镇"]
+    # the second township starts on row 3 (header, first township's one row): a break after row 2
+    assert [b.id for b in ws.row_breaks.brk] == [2]
+
+
 def test_the_summary_holds_the_key_figures_and_three_charts(reports_2026):
     (recon, _), paths = reports_2026
     figures = {row[0]: row[1] for row in recon["汇总"].iter_rows(min_row=4, values_only=True) if row[0]}
