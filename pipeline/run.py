@@ -11,19 +11,21 @@ import os
 import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
-import duckdb
 import polars as pl
 
-from pipeline.errors import InputFileError
+from pipeline.errors import InputFileError, ReportError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
 from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
-from pipeline.io.excel_out import build_reports, discard_reports, publish_reports
-from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
+from pipeline.io.excel_out import build_reports, build_reports_from_files, discard_reports, publish_reports
+from pipeline.io.isolate import TMP_PREFIX, ReadJob, child_context, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
 from pipeline.io.store import (
     DiffedWriter,
@@ -155,7 +157,10 @@ def _night(settings: RunSettings, work: Future) -> RunResult:
         sheets, skipped, reused = _read(ctx, paths, lazy=n_parts > 1)
     checkpoint("after_read")
     lists = list_facts(sheets.subsidy_list, ctx.params)
-    night, writer, staged = _write(ctx, work, sheets, lists, n_parts)
+    try:
+        night, writer, staged = _write(ctx, work, sheets, lists, n_parts)
+    finally:
+        shutil.rmtree(ctx.scratch, ignore_errors=True)  # a partitioned night's sheets, the workbooks' rows
     checkpoint("after_commit")
     with _stage(settings, "发布 publish"):
         try:
@@ -164,7 +169,6 @@ def _night(settings: RunSettings, work: Future) -> RunResult:
             discard_reports(staged)  # the night is not published: neither are its workbooks
             raise
     checkpoint("after_publish")
-    shutil.rmtree(ctx.scratch, ignore_errors=True)
     return RunResult(
         run_id=ctx.run_id,
         coverage_year=settings.coverage_year,
@@ -184,38 +188,110 @@ def _night(settings: RunSettings, work: Future) -> RunResult:
 def _write(
     ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, n_parts: int
 ) -> tuple[Night, NightWriter, list[tuple[Path, Path]]]:
-    """The partitions written into the night's copy of the database, then the night's small tables, the
-    run and the workbooks, in one commit; the copy checkpointed and closed, ready to publish."""
-    settings, params = ctx.settings, ctx.params
+    """The partitions written into the night's copy of the database, then the night's small tables and
+    the run in one commit, the copy checkpointed and closed, ready to publish; and the workbooks."""
+    settings = ctx.settings
     with writing(settings.db_path):
         con = connect_work(settings.db_path, work.result())
     try:
         writer = (DiffedWriter if n_parts == 1 else StagedWriter)(con, settings.coverage_year, ctx.run_id)
-        night = run_partitions(sheets, params, writer, settings.step, n_parts, ctx.scratch, lists.in_force)
+        night = run_partitions(sheets, ctx.params, writer, settings.step, n_parts, ctx.scratch, lists.in_force)
         frames = {
             "run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
                 pl.lit(settings.coverage_year, dtype=pl.Int32).alias("coverage_year")
             ),
             "rejected_rows": pl.concat([night.rejected, lists.rejected]),
             "subsidy_totals": night.totals,
-            **list_tables(lists, night, params),
+            "status_changes": writer.status_changes(),
+            **list_tables(lists, night, ctx.params),
         }
-
-        def build(connection: duckdb.DuckDBPyConnection) -> list[tuple[Path, Path]]:
-            if not settings.write_workbooks:
-                return []
-            with _stage(settings, "生成报表 Excel"):
-                return build_reports(
-                    connection, ctx.run_id, settings.coverage_year, settings.out_dir, params, unmask=settings.unmask
-                )
-
-        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
-            staged = writer.finish(_run_row(ctx, night, lists), frames, before_commit=build)
+        run_row = _run_row(ctx, night, lists)
+        staged = _write_with_workbooks(ctx, writer, night, frames, run_row)
+        with writing(settings.db_path):
             close_work(con, work.result())
     except BaseException:
         con.close()
         raise
-    return night, writer, staged or []
+    return night, writer, staged
+
+
+def _write_with_workbooks(
+    ctx: _Context, writer: NightWriter, night: Night, frames: dict[str, pl.DataFrame], run_row: dict
+) -> list[tuple[Path, Path]]:
+    """Commit the night into its copy of the database and build the workbooks from the same rows.
+
+    A night in one piece saves the rows the workbooks read as Arrow IPC files and builds them in a
+    child process while this one writes the database: xlsxwriter writes cell by cell in Python (about
+    10 s of one core for 1.6 million cells at 1M + 1M), and the database write, on the other core,
+    mostly hides behind it (docs/INTERNALS.md). A night in partitions keeps no per-person rows
+    in memory and builds them from its committed copy.
+    """
+    settings = ctx.settings
+    if not settings.write_workbooks or night.reconciliation is None or not isinstance(writer, DiffedWriter):
+        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
+            writer.finish(run_row, frames)
+        if not settings.write_workbooks:
+            return []
+        with _stage(settings, "生成报表 Excel"):
+            return build_reports(
+                writer.con, ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, unmask=settings.unmask
+            )
+    with _stage(settings, "生成报表 Excel"):
+        files = _save_tables({**frames, **writer.report_frames(), "runs": pl.DataFrame([run_row])}, ctx.scratch)
+    receive, send = child_context().Pipe(duplex=False)
+    builder = child_context().Process(
+        target=_build_reports_child,
+        args=(send, files, ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, settings.unmask),
+        daemon=True,  # ends with this process; killed, it finishes its workbooks and exits
+    )
+    builder.start()
+    send.close()
+    try:
+        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
+            writer.finish(run_row, frames)
+    except BaseException:
+        with suppress(Exception):
+            discard_reports(_built(receive, builder))
+        raise
+    with _stage(settings, "生成报表 Excel"):  # what the workbooks still take once the database is written
+        return _built(receive, builder)
+
+
+def _build_reports_child(send: Connection, files: dict[str, str], run_id: str, *args: Any) -> None:
+    """Runs in the workbook process: sends (True, the staged workbooks) or (False, the exception)."""
+    try:
+        result: tuple[bool, Any] = (True, build_reports_from_files(files, run_id, *args))
+    except BaseException as e:
+        result = (False, e)
+    with suppress(BrokenPipeError):  # the night was stopped meanwhile
+        send.send(result)
+
+
+def _built(receive: Connection, builder: BaseProcess) -> list[tuple[Path, Path]]:
+    """The workbook process's result: its staged workbooks, or its exception raised here."""
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        ok, value = (
+            False,
+            ReportError(f"生成报表的进程意外退出 / the workbook process stopped (exit code {builder.exitcode})"),
+        )
+    builder.join()
+    if not ok:
+        raise value
+    return value
+
+
+def _save_tables(tables: dict[str, pl.DataFrame], scratch: Path) -> dict[str, str]:
+    """Each frame as an Arrow IPC file in the night's scratch directory: table -> path."""
+    folder = scratch / "report_tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for table, frame in tables.items():
+        files[table] = str(folder / f"{table}.arrow")
+        # the Arrow types `to_arrow` gives (large_string, not string_view), which DuckDB scans in place
+        frame.write_ipc(files[table], compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    return files
 
 
 def _seconds(sheet: SheetRead) -> dict:

@@ -190,17 +190,16 @@ def _column_plan(
 # --- rows ------------------------------------------------------------------------------
 
 
-def _marks(body: pl.DataFrame, header_map: HeaderMap) -> pl.DataFrame:
-    """Adds __blank and __footer (合计 / 制表人 ... in the first filled cell, or the header repeated)."""
+def _marks(body: pl.DataFrame, header_map: HeaderMap, header: list[str | None]) -> pl.DataFrame:
+    """Adds __blank and __footer (合计 / 制表人 ... in the first filled cell, or the header repeated:
+    a row holding enough of the known header names, or of this sheet's own header cells)."""
     cols = [c for c in body.columns if c.startswith("__c")]
     blank = pl.all_horizontal(pl.col(c).is_null() for c in cols)
     prefixes = "|".join(re.escape(p) for p in header_map.footer_prefixes)
     first_cell = pl.coalesce(*[pl.col(c) for c in cols])
-    aliases = list(header_map.alias_to_field())
+    names = sorted(set(header_map.alias_to_field()) | {str(h).strip() for h in header if h is not None})
     repeated = (
-        pl.sum_horizontal(
-            pl.col(c).str.replace_all(r"\s+", "").is_in(aliases).fill_null(False).cast(pl.Int32) for c in cols
-        )
+        pl.sum_horizontal(pl.col(c).is_in(names).fill_null(False).cast(pl.Int32) for c in cols)
         >= header_map.min_header_matches
     )
     footer = (first_cell.str.contains(f"^(?:{prefixes})").fill_null(False) | repeated) & ~blank
@@ -234,7 +233,7 @@ def _body(
     result.missing_required = header_map.missing_required(set(seen), coverage_year)
     body = grid.cells.slice(start).with_row_index("__pos")
     result.rows_read = body.height
-    body = _marks(normalise_columns(body, [c for c in body.columns if c.startswith("__c")]), header_map)
+    body = _marks(normalise_columns(body, [c for c in body.columns if c.startswith("__c")]), header_map, header)
     result.skipped_blank, result.skipped_footer = (
         int(n) for n in body.select(pl.col("__blank").sum(), pl.col("__footer").sum()).row(0)
     )

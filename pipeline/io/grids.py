@@ -21,6 +21,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,16 +84,16 @@ _MAX_CANDIDATE_SHARE = 0.10
 
 @dataclass
 class _XlsxSource(_TypedRead):
-    """xlsx: the candidate rows looked up in the sheet XML (one forward scan), else the typed read."""
+    """xlsx: the candidate rows looked up in the sheet XML (one forward scan), else the typed read.
+    The XML is inflated in a thread started with the sheet, beside calamine's parse (zlib and
+    calamine both release the GIL): on a parser's own core it costs little wall time."""
 
-    path: Path | None = None
-    member: str | None = None
+    xml: Future[bytes] | None = None
 
     def number_cells(self, grid: Grid, column: int, rows: pl.Series, values: pl.Series) -> pl.Series:
-        if self.path is None or self.member is None or len(rows) > _MAX_CANDIDATE_SHARE * grid.cells.height:
+        if self.xml is None or len(rows) > _MAX_CANDIDATE_SHARE * grid.cells.height:
             return super().number_cells(grid, column, rows, values)
-        with zipfile.ZipFile(self.path) as z:
-            xml = z.read(self.member)
+        xml = self.xml.result()
         # a few per cent of the rows at most: a dict for the scan
         wanted = dict(zip((rows + grid.first_row).to_list(), values.to_list()))
         found = _numbers_in_xml(xml, wanted)
@@ -180,17 +181,25 @@ def read_grids(path: Path, fmt: str, only_sheet: int | None = None) -> Iterator[
     if fmt == TEXT_FORMAT:
         yield read_text_grid(path)
         return
-    with as_named(path, fmt) as named:
+    with as_named(path, fmt) as named, ThreadPoolExecutor(max_workers=1) as inflating:
         reader = fastexcel.read_excel(str(named))
         members = sheet_members(path) if fmt == "xlsx" else {}
         for i, name in enumerate(reader.sheet_names):
             if only_sheet is not None and i != only_sheet:
                 continue
+            member = members.get(name)
             source: SheetSource = (
-                _XlsxSource(reader, i, path=path, member=members.get(name)) if fmt == "xlsx" else _TypedRead(reader, i)
+                _XlsxSource(reader, i, xml=inflating.submit(_inflate, path, member) if member else None)
+                if fmt == "xlsx"
+                else _TypedRead(reader, i)
             )
             cells = _text_frame(reader, i)
             yield Grid(sheet=name, cells=cells, first_row=1 if cells.height else 0, source=source)
+
+
+def _inflate(path: Path, member: str) -> bytes:
+    with zipfile.ZipFile(path) as z:
+        return z.read(member)
 
 
 # --- delimited text ---------------------------------------------------------------

@@ -21,11 +21,13 @@ import resource
 import shutil
 import time
 import traceback
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import forkserver
 from multiprocessing.connection import wait
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
 
 import polars as pl
@@ -65,7 +67,8 @@ class ReadLimits:
 _context = None
 
 
-def _ctx():
+def child_context() -> ForkServerContext:
+    """The forkserver the sheet parsers (and the workbook builder, pipeline/run.py) are forked from."""
     global _context
     if _context is None:
         _context = mp.get_context("forkserver")
@@ -197,6 +200,7 @@ class _Plan:
     fmt: str = ""
     units: list[int | None] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
     sheets: dict[int, list[SheetRead]] = field(default_factory=dict)
 
     @property
@@ -210,6 +214,7 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
     try:
         fmt = check_file(job.path)
         units: list[int | None] = list(range(len(sheet_members(job.path)))) if fmt == "xlsx" else [None]
+        sizes = _unit_sizes(job.path, fmt)
     except InputFileError:
         raise
     except Exception as e:  # a container that looked right but cannot be listed
@@ -223,7 +228,17 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
         if digests is not None
         else [None] * len(units)
     )
-    return _Plan(fmt=fmt, units=units, keys=keys)
+    return _Plan(fmt=fmt, units=units, keys=keys, sizes=sizes)
+
+
+def _unit_sizes(path: Path, fmt: str) -> list[int]:
+    """Bytes each unit of work holds (an .xlsx sheet's stored XML, else the file): the biggest are
+    parsed first, so the cores finish together."""
+    if fmt != "xlsx":
+        return [path.stat().st_size]
+    with zipfile.ZipFile(path) as z:
+        stored = {info.filename: info.compress_size for info in z.infolist()}
+    return [stored.get(member or "", 0) for member in sheet_members(path).values()]
 
 
 def _from_cache(cache_dir: Path, plan: _Plan, k: int, job: ReadJob, lazy: bool) -> list[SheetRead] | None:
@@ -262,7 +277,7 @@ def read_isolated(
             raise InputFileError(message)
         skipped.setdefault(j, message)
 
-    _ctx()
+    child_context()
     forkserver.ensure_running()  # the parsers' forkserver imports its modules meanwhile
     plans: list[_Plan] = []
     for j, job in enumerate(jobs):
@@ -279,7 +294,7 @@ def read_isolated(
             if sheets is not None:
                 plans[j].sheets[k] = sheets
     from_cache = {(j, k) for j, plan in enumerate(plans) for k in plan.sheets}
-    to_parse = [jk for jk in pending if jk not in from_cache]
+    to_parse = sorted((jk for jk in pending if jk not in from_cache), key=lambda jk: -plans[jk[0]].sizes[jk[1]])
     if to_parse:
         _run_children(jobs, plans, to_parse, tmp_dir, limits, cache_dir, fail, lazy)
     reused = [
@@ -338,9 +353,9 @@ def _run_children(
 ) -> None:
     """Parse the `pending` (job, sheet) pairs in children, `limits.workers` at a time. The scratch
     directory is removed at the end unless the sheets stay in it (`lazy`)."""
-    ctx = _ctx()
+    ctx = child_context()
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    running: dict[tuple[int, int], tuple[mp.process.BaseProcess, float, str]] = {}
+    running: dict[tuple[int, int], tuple[ForkServerProcess, float, str]] = {}
     failed: set[int] = set()
     try:
         while pending or running:

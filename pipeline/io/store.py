@@ -21,7 +21,7 @@ import errno
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
 from pipeline.faults import checkpoint
@@ -310,23 +311,44 @@ def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _insert_status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, incoming: str) -> None:
-    """status_changes lines for the persons whose status differs between the year's reconciliation
+def _status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, incoming: str) -> pl.DataFrame:
+    """The status_changes rows: the persons whose status differs between the year's reconciliation
     rows of the previous run and `incoming` (this run's: id_number, name, county, township, status,
     amount_diff). Nothing to compare on a year's first run."""
-    con.execute(
+    columns = ", ".join(TABLES["status_changes"].column_names)
+    return query_frame(
+        con,
         f"""
-        INSERT INTO status_changes
-        SELECT ?, ?, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
-               coalesce(n.county, o.county), coalesce(n.township, o.township),
-               o.run_id, o.status, n.status, o.amount_diff, n.amount_diff
-        FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
-        FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
-        WHERE o.status IS DISTINCT FROM n.status
-          AND EXISTS (SELECT 1 FROM reconciliation WHERE coverage_year = ?)
-        """,
+        SELECT {columns} FROM (
+            SELECT ? AS run_id, ? AS coverage_year, coalesce(n.id_number, o.id_number) AS id_number,
+                   coalesce(n.name, o.name) AS name, coalesce(n.county, o.county) AS county,
+                   coalesce(n.township, o.township) AS township, o.run_id AS previous_run_id,
+                   o.status AS previous_status, n.status AS status, o.amount_diff AS previous_amount_diff,
+                   n.amount_diff AS amount_diff
+            FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
+            FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
+            WHERE o.status IS DISTINCT FROM n.status
+              AND EXISTS (SELECT 1 FROM reconciliation WHERE coverage_year = ?)
+        )""",
         [run_id, coverage_year, coverage_year, coverage_year],
     )
+
+
+@contextmanager
+def memory_database(tables: dict[str, pl.DataFrame | pa.Table], run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB where each frame reads as its table of tables.py (money in yuan, the
+    run's id): what the workbooks query, without waiting for the night's copy to be written."""
+    con = duckdb.connect()
+    try:
+        for table, frame in tables.items():
+            arrow = frame if isinstance(frame, pa.Table) else frame.to_arrow()
+            con.register(f"__frame_{table}", arrow)
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT {_select_list(table, arrow.column_names, run_id)} FROM __frame_{table}"
+            )
+        yield con
+    finally:
+        con.close()
 
 
 # --- the night's writers ---------------------------------------------------------------------
@@ -389,9 +411,9 @@ class NightWriter:
     """Writes one night of one coverage year into the night's copy of the database.
 
     `add(table, frame)` hands over one partition's rows of a per-person table;
-    `finish` writes the rest (small tables, the run) and commits in one
-    transaction, with `before_commit(con)` (the workbooks) run inside it once
-    every row is in place. `written`: per big table, (rows kept, rows written,
+    `status_changes()` compares tonight's reconciliation with the year's
+    previous one; `finish` writes the rest (small tables, the run) and commits
+    in one transaction. `written`: per big table, (rows kept, rows written,
     rows deleted). A failure before the commit leaves the published file as it
     was (the night's copy is simply not published).
     """
@@ -406,12 +428,10 @@ class NightWriter:
     def _replace_per_person_tables(self) -> None:
         raise NotImplementedError
 
-    def finish(
-        self,
-        run_row: dict,
-        frames: dict[str, pl.DataFrame],
-        before_commit: Callable[[duckdb.DuckDBPyConnection], T] | None = None,
-    ) -> T | None:
+    def status_changes(self) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame]) -> None:
         con, year = self.con, self.coverage_year
         con.execute("BEGIN TRANSACTION")
         self._replace_per_person_tables()
@@ -422,10 +442,8 @@ class NightWriter:
             insert_frame(con, table, frames.pop(table), self.run_id)
         insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
         checkpoint("before_commit")
-        staged = before_commit(con) if before_commit else None
         checkpoint("commit")
         con.execute("COMMIT")
-        return staged
 
 
 class DiffedWriter(NightWriter):
@@ -439,20 +457,26 @@ class DiffedWriter(NightWriter):
     def add(self, table: str, frame: pl.DataFrame) -> None:
         self.frames[table] = pl.concat([self.frames[table], frame]) if table in self.frames else frame
 
-    def _replace_per_person_tables(self) -> None:
-        con, year = self.con, self.coverage_year
+    def report_frames(self) -> dict[str, pl.DataFrame]:
+        """The per-person frames the workbooks read (before `finish` writes and lets them go)."""
+        return {t: self.frames[t] for t in ("determinations", "reconciliation", "unmatched_payments")}
+
+    def status_changes(self) -> pl.DataFrame:
         incoming = self.frames["reconciliation"].select(
             "id_number", "name", "county", "township", "status", "amount_diff_fen"
         )
-        with _registered(con, "__recon_frame", incoming):
-            _insert_status_changes(
-                con,
+        with _registered(self.con, "__recon_frame", incoming):
+            return _status_changes(
+                self.con,
                 self.run_id,
-                year,
+                self.coverage_year,
                 "SELECT id_number, name, county, township, status, "
                 f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) "
                 "AS amount_diff FROM __recon_frame",
             )
+
+    def _replace_per_person_tables(self) -> None:
+        con, year = self.con, self.coverage_year
         for table in STAGED_TABLES:
             frame = self.frames.pop(table)
             if table in DIFFED_TABLES:
@@ -471,8 +495,8 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, *params: object) -> int:
 class StagedWriter(NightWriter):
     """A night in partitions: each per-person table is built beside the real one as `__next_<table>`
     (the other years' rows copied first), one committed partition at a time, with DuckDB's memory
-    capped (an open transaction keeps its new rows in memory). `finish` records the status changes,
-    puts each staged table in place of the real one (DROP, RENAME) and commits. These nights write
+    capped (an open transaction keeps its new rows in memory). `finish` puts each staged table in
+    place of the real one (DROP, RENAME) and commits. These nights write
     the big tables whole."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
@@ -498,11 +522,16 @@ class StagedWriter(NightWriter):
             self.added[table] += frame.height
         insert_frame(self.con, table, frame, self.run_id, into=STAGED_PREFIX + table)
 
-    def _replace_per_person_tables(self) -> None:
-        con, year = self.con, self.coverage_year
-        _insert_status_changes(
-            con, self.run_id, year, f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = {int(year)}"
+    def status_changes(self) -> pl.DataFrame:
+        return _status_changes(
+            self.con,
+            self.run_id,
+            self.coverage_year,
+            f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = {int(self.coverage_year)}",
         )
+
+    def _replace_per_person_tables(self) -> None:
+        con = self.con
         for table in STAGED_TABLES:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 from xlsxwriter.workbook import Workbook
 
 from pipeline.errors import ReportError
@@ -43,6 +44,7 @@ from pipeline.io.excel_out.fiscal import write_fiscal_workbook
 from pipeline.io.excel_out.lists import write_list
 from pipeline.io.excel_out.queries import Run
 from pipeline.io.excel_out.summary import add_charts, write_chart_data, write_summary
+from pipeline.io.store import memory_database
 from pipeline.params import Params
 from pipeline.vocabulary import TIER_NAMES, region_name
 
@@ -52,6 +54,7 @@ __all__ = [
     "TRUNCATION_MARKER",
     "ReportError",
     "build_reports",
+    "build_reports_from_files",
     "discard_reports",
     "display_width",
     "publish_reports",
@@ -308,6 +311,17 @@ def build_reports(
         discard_reports(list(zip(temps, finals)))
         raise
     return list(zip(temps, finals))
+
+
+def build_reports_from_files(
+    files: dict[str, str], run_id: str, coverage_year: int, out_dir: Path, params: Params, unmask: bool
+) -> list[tuple[Path, Path]]:
+    """`build_reports` over a night's tables saved as Arrow IPC files (table -> path), memory-mapped
+    (only the pages a query reads come into memory) and read as the tables (`store.memory_database`):
+    what the nightly run's workbook process runs while the parent writes the database (pipeline/run.py)."""
+    tables = {table: pa.ipc.open_file(pa.memory_map(path)).read_all() for table, path in files.items()}
+    with memory_database(tables, run_id) as con:
+        return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
 
 
 def publish_reports(staged: list[tuple[Path, Path]]) -> list[Path]:

@@ -119,6 +119,32 @@ def set_up_list_sheet(
     ws.set_footer("&C第 &P 页 / 共 &N 页")
 
 
+def _rich_rows(part: pl.DataFrame, texts: list[int]) -> set[int]:
+    """Rows holding a text xlsxwriter would take for rich-text XML (`looks_rich`): rare."""
+    if not texts:
+        return set()
+    looks = pl.any_horizontal(
+        pl.col(f"c{i}").str.starts_with("<r>") & pl.col(f"c{i}").str.ends_with("</r>") for i in texts
+    )
+    return set(part.with_row_index("__r").filter(looks.fill_null(False))["__r"].to_list())
+
+
+def _write_rows(ws: Worksheet, part: pl.DataFrame, columns: Sequence[Column], fmts: Formats) -> None:
+    """The list's rows below the header, each cell through the writer of its kind (`write_string`,
+    `write_number`: xlsxwriter's typed calls, a quarter faster than `write_row`'s per-cell dispatch)."""
+    texts = [i for i, col in enumerate(columns) if col.kind in TEXT_KINDS]
+    writers = [ws.write_string if col.kind in TEXT_KINDS else ws.write_number for col in columns]
+    rich = _rich_rows(part, texts)
+    for r, values in enumerate(part.iter_rows(), 1):
+        for c, (write, value) in enumerate(zip(writers, values)):
+            if value is not None:
+                write(r, c, value)
+        if r - 1 in rich:
+            for c in texts:
+                if looks_rich(values[c]):
+                    write_text(ws, r, c, values[c], fmts)
+
+
 def write_list(
     wb: Workbook,
     fmts: Formats,
@@ -143,25 +169,6 @@ def write_list(
         breaks = _page_breaks(part, columns)
         if breaks:
             ws.set_h_pagebreaks(breaks)
-        texts = [i for i, col in enumerate(columns) if col.kind in TEXT_KINDS]
-        rich = (
-            set(
-                part.with_row_index("__r")
-                .filter(
-                    pl.any_horizontal(
-                        pl.col(f"c{i}").str.starts_with("<r>") & pl.col(f"c{i}").str.ends_with("</r>") for i in texts
-                    ).fill_null(False)
-                )["__r"]
-                .to_list()
-            )
-            if texts
-            else set()
-        )
-        for r, values in enumerate(part.iter_rows(), 1):
-            ws.write_row(r, 0, values)
-            if r - 1 in rich:  # rare: text xlsxwriter would take for rich-text XML
-                for c in texts:
-                    if looks_rich(values[c]):
-                        write_text(ws, r, c, values[c], fmts)
+        _write_rows(ws, part, columns, fmts)
         names.append(name)
     return names
