@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers (pytest-xdist): a test waits on its parser processes much of the time
 
 sample: $(STAMP)
 	@for y in $(YEARS); do \

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.io.preflight import OLE_MAGIC
+
 # Engineering figures, not policy numbers. In one piece a night takes about 1.5 GB of memory per
 # million residents (benchmarks/README.md): up to ONE_PIECE_ROWS roster rows it runs in one piece
 # (the fastest, and the only way with the incremental DuckDB write); above, in partitions of about
@@ -30,27 +32,40 @@ _ID_SEED, _TICKET_SEED = 7, 11  # any fixed seeds: the hashes are used within on
 
 
 _DIMENSION = re.compile(rb'<dimension\s+ref="[A-Z]+\d+:?[A-Z]*(\d*)"')
-# bytes per row of a file that declares no dimension (a planning figure only)
+# bytes per row of a zipped sheet that declares no dimension, and of an old .xls (a BIFF8 row of a
+# dozen cells, each a LABELSST or NUMBER record of 14-18 bytes): planning figures only
 _BYTES_PER_ROW = 60
+_BYTES_PER_XLS_ROW = 150
 
 
 def estimated_rows(path: Path) -> int:
-    """About how many rows a file holds: an .xlsx sheet's <dimension> (the first bytes of its XML),
-    else the file's size / 60 bytes (for a zipped sheet without one, its stored size). Only a planning
-    figure (how many partitions a night runs in), never a count of rows; 0 for an unreadable file."""
+    """About how many rows a file holds: an .xlsx sheet's <dimension> (the first bytes of its XML; for
+    a sheet without one, its stored size / 60 bytes), an .xls file's size / 150 bytes, a text file's
+    lines. Only a planning figure (how many partitions a night runs in), never a count of rows; 0 for
+    an unreadable file."""
     try:
-        if not zipfile.is_zipfile(path):
-            return path.stat().st_size // _BYTES_PER_ROW
-        total = 0
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-                    with z.open(info) as f:
-                        m = _DIMENSION.search(f.read(4096))
-                    total += int(m.group(1)) if m and m.group(1) else info.compress_size // _BYTES_PER_ROW
-        return total
+        if zipfile.is_zipfile(path):
+            return _zipped_rows(path)
+        with open(path, "rb") as f:
+            if f.read(len(OLE_MAGIC)) == OLE_MAGIC:
+                return path.stat().st_size // _BYTES_PER_XLS_ROW
+            f.seek(0)
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return 0
+
+
+def _zipped_rows(path: Path) -> int:
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                with z.open(info) as f:
+                    m = _DIMENSION.search(f.read(4096))
+                total += int(m.group(1)) if m and m.group(1) else info.compress_size // _BYTES_PER_ROW
+            elif info.filename == "content.xml":  # an .ods
+                total += info.compress_size // _BYTES_PER_ROW
+    return total
 
 
 def partition_count(

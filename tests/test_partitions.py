@@ -230,3 +230,17 @@ def test_a_night_in_partitions_that_fails_leaves_the_database_as_it_was(tmp_path
     names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     con.close()
     assert not any(n.startswith("__next_") for n in names)
+
+
+def test_the_planned_roster_rows_of_a_csv_are_its_lines_and_of_an_xls_its_size_over_150(tmp_path):
+    """A night plans its partitions from estimated roster rows (pipeline/partition.py): a CSV counts its
+    lines (GB18030 too: no multi-byte character holds a newline byte), an .xls is about 150 bytes a row."""
+    from pipeline.partition import estimated_rows
+
+    csv = tmp_path / "roster.csv"
+    csv.write_bytes("身份证号码,姓名\n360222199001011234,张三\n360222199001011235,李四\n".encode("gb18030"))
+    assert estimated_rows(csv) == 3
+    xls = tmp_path / "roster.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(150 * 1000 - 8))
+    assert estimated_rows(xls) == 1000
+    assert estimated_rows(tmp_path / "missing.xls") == 0
