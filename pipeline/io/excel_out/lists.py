@@ -36,7 +36,7 @@ from pipeline.io.excel_out.cells import (
 from pipeline.io.masking import mask_id_expr, mask_ids_in_text_expr
 from pipeline.vocabulary import KIND_NAMES, NOT_ENROLLED_REASON_NAMES, STATUS_NAMES, TIER_NAMES
 
-Worksheet = Any  # an xlsxwriter worksheet (its public methods only)
+Worksheet = Any  # a worksheet made by Workbook.add_worksheet (its public methods only)
 
 _LABELS = {"tier": TIER_NAMES, "status": STATUS_NAMES, "kind": KIND_NAMES, "reason": NOT_ENROLLED_REASON_NAMES}
 

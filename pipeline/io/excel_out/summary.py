@@ -24,7 +24,7 @@ from pipeline.io.excel_out.queries import Run
 from pipeline.params import Params
 from pipeline.vocabulary import RUN_STATUS_NAMES, STATUS_NAMES, STATUSES, region_name
 
-Worksheet = Any  # an xlsxwriter worksheet (its public methods only)
+Worksheet = Any  # a worksheet made by Workbook.add_worksheet (its public methods only)
 FONT = {"name": "宋体"}
 GRIDLINES = {"visible": True, "line": {"color": "#D9D9D9"}}
 
