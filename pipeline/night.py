@@ -182,10 +182,16 @@ def run_partitions(
     year = params.coverage_year
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
     with timed("校验 validate"):
-        sheet_lines = [sheet_rejected(s) for s in _with_rows(sheets.roster + sheets.payments)]
-        rejected_roster = pl.concat([NO_LINES, *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines]]).filter(
-            pl.col("kind") == "roster"
+        sheet_lines = pl.concat(
+            [
+                NO_LINES,
+                *[
+                    sheet_rejected(s).select(REJECTED_SCHEMA.keys())
+                    for s in _with_rows(sheets.roster + sheets.payments)
+                ],
+            ]
         )
+        rejected_roster = sheet_lines.filter(pl.col("kind") == "roster")
     sums, kept = _Sums(), {}
     for part in partitions(sheets, n_parts, scratch, params):
         with timed("校验 validate"):
@@ -218,15 +224,9 @@ def run_partitions(
     return _close(sheets, sheet_lines, sums, params, kept)
 
 
-def _close(sheets: Sheets, sheet_lines: list[pl.DataFrame], sums: _Sums, params: Params, kept: dict) -> Night:
+def _close(sheets: Sheets, sheet_lines: pl.DataFrame, sums: _Sums, params: Params, kept: dict) -> Night:
     """What the partitions add up to, conservation asserted."""
-    lines = pl.concat(
-        [
-            NO_LINES,
-            *[r.select(REJECTED_SCHEMA.keys()) for r in sheet_lines],
-            *[c.select(REJECTED_SCHEMA.keys()) for c in sums.conflicts],
-        ]
-    )
+    lines = pl.concat([sheet_lines, *[c.select(REJECTED_SCHEMA.keys()) for c in sums.conflicts]])
     duplicates = pl.concat(
         [
             pl.DataFrame(schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32, "kept_at": pl.Utf8}),

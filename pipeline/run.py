@@ -24,7 +24,13 @@ from pipeline.errors import InputFileError, ReportError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
 from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
-from pipeline.io.excel_out import build_reports, build_reports_from_files, discard_reports, publish_reports
+from pipeline.io.excel_out import (
+    build_reports,
+    build_reports_from_files,
+    discard_reports,
+    publish_reports,
+    save_report_tables,
+)
 from pipeline.io.isolate import TMP_PREFIX, ReadJob, child_context, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
 from pipeline.io.store import (
@@ -206,7 +212,7 @@ def _write(
             **list_tables(lists, night, ctx.params),
         }
         run_row = _run_row(ctx, night, lists)
-        staged = _write_with_workbooks(ctx, writer, night, frames, run_row)
+        staged = _write_with_workbooks(ctx, writer, frames, run_row)
         with writing(settings.db_path):
             close_work(con, work.result())
     except BaseException:
@@ -216,7 +222,7 @@ def _write(
 
 
 def _write_with_workbooks(
-    ctx: _Context, writer: NightWriter, night: Night, frames: dict[str, pl.DataFrame], run_row: dict
+    ctx: _Context, writer: NightWriter, frames: dict[str, pl.DataFrame], run_row: dict
 ) -> list[tuple[Path, Path]]:
     """Commit the night into its copy of the database and build the workbooks from the same rows.
 
@@ -227,7 +233,7 @@ def _write_with_workbooks(
     in memory and builds them from its committed copy.
     """
     settings = ctx.settings
-    if not settings.write_workbooks or night.reconciliation is None or not isinstance(writer, DiffedWriter):
+    if not settings.write_workbooks or not isinstance(writer, DiffedWriter):
         with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
             writer.finish(run_row, frames)
         if not settings.write_workbooks:
@@ -237,7 +243,8 @@ def _write_with_workbooks(
                 writer.con, ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, unmask=settings.unmask
             )
     with _stage(settings, "生成报表 Excel"):
-        files = _save_tables({**frames, **writer.report_frames(), "runs": pl.DataFrame([run_row])}, ctx.scratch)
+        tables = {**frames, **writer.report_frames(), "runs": pl.DataFrame([run_row])}
+        files = save_report_tables(tables, ctx.scratch / "report_tables")
     receive, send = child_context().Pipe(duplex=False)
     builder = child_context().Process(
         target=_build_reports_child,
@@ -280,18 +287,6 @@ def _built(receive: Connection, builder: BaseProcess) -> list[tuple[Path, Path]]
     if not ok:
         raise value
     return value
-
-
-def _save_tables(tables: dict[str, pl.DataFrame], scratch: Path) -> dict[str, str]:
-    """Each frame as an Arrow IPC file in the night's scratch directory: table -> path."""
-    folder = scratch / "report_tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for table, frame in tables.items():
-        files[table] = str(folder / f"{table}.arrow")
-        # the Arrow types `to_arrow` gives (large_string, not string_view), which DuckDB scans in place
-        frame.write_ipc(files[table], compression="uncompressed", compat_level=pl.CompatLevel.oldest())
-    return files
 
 
 def _seconds(sheet: SheetRead) -> dict:

@@ -207,16 +207,18 @@ def _inflate(path: Path, member: str) -> bytes:
 _SEPARATORS = (",", "\t", ";")
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (what Chinese Excel and WPS write; a superset of GBK)."""
+def utf8_text(data: bytes) -> bytes:
+    """The file's text as UTF-8 bytes: UTF-8 (with or without BOM) as it is, else GB18030 (what
+    Chinese Excel and WPS write; a superset of GBK) re-encoded."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
+        return data
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("gb18030")
+        return data.decode("gb18030").encode("utf-8")
     except UnicodeDecodeError:
         raise InputFileError(
             "文本文件的编码无法识别（不是UTF-8也不是GB18030/GBK），请另存为UTF-8或Excel工作簿"
@@ -224,10 +226,10 @@ def decode_text(data: bytes) -> str:
         ) from None
 
 
-def _separator(text: str) -> str:
+def _separator(data: bytes) -> str:
     """The separator most lines of the first 50 use most (title lines have none)."""
-    lines = [line for line in text.splitlines()[:50] if line.strip()]
-    return max(_SEPARATORS, key=lambda sep: sum(line.count(sep) for line in lines))
+    lines = [line for line in data.split(b"\n", 50)[:50] if line.strip()]
+    return max(_SEPARATORS, key=lambda sep: sum(line.count(sep.encode()) for line in lines))
 
 
 class _NoTypes(SheetSource):
@@ -237,13 +239,20 @@ class _NoTypes(SheetSource):
 
 def read_text_grid(path: Path) -> Grid:
     """A delimited text file as one grid: every record a row (title, blank and header lines too)."""
-    text = decode_text(path.read_bytes())
-    sep = _separator(text)
+    data = utf8_text(path.read_bytes())
+    sep = _separator(data)
     # the widest line bounds the number of fields (a quoted separator only adds an empty column)
-    most = pl.Series(text.splitlines() or [""]).str.count_matches(sep, literal=True).max()
+    most = (
+        pl.Series([data], dtype=pl.Binary)
+        .cast(pl.Utf8)
+        .str.split("\n")
+        .explode()
+        .str.count_matches(sep, literal=True)
+        .max()
+    )
     width = (most if isinstance(most, int) else 0) + 1
     cells = pl.read_csv(
-        io.BytesIO(text.encode("utf-8")),
+        io.BytesIO(data),
         has_header=False,
         separator=sep,
         infer_schema=False,

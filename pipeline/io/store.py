@@ -246,7 +246,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'COMMENT ON VIEW "{view.name}" IS {_quote(view.comment)}')
 
 
-def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:
+def _select_list(table: str, frame_cols: list[str], run_id: str, fill_missing: bool = True) -> str:
+    """The table's columns from a frame's (fen -> yuan; the run's id where the frame has none); a
+    column the frame lacks is NULL, or left out when not `fill_missing`."""
     money = TABLES[table].money_columns
     parts = []
     for col in TABLES[table].column_names:
@@ -257,7 +259,7 @@ def _select_list(table: str, frame_cols: list[str], run_id: str) -> str:
             parts.append(f'CAST(CAST("{col}_fen" AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) AS {q}')
         elif col in frame_cols:
             parts.append(q)
-        else:
+        elif fill_missing:
             parts.append(f"NULL AS {q}")
     return ", ".join(parts)
 
@@ -335,17 +337,16 @@ def _status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: 
 
 
 @contextmanager
-def memory_database(tables: dict[str, pl.DataFrame | pa.Table], run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB where each frame reads as its table of tables.py (money in yuan, the
-    run's id): what the workbooks query, without waiting for the night's copy to be written."""
+def memory_database(tables: dict[str, pa.Table], run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB where each Arrow table reads as its table of tables.py, with the columns
+    it holds (money in yuan, the run's id): what the workbooks query, without waiting for the night's
+    copy to be written. A query of a column left out fails loudly rather than reading NULL."""
     con = duckdb.connect()
     try:
-        for table, frame in tables.items():
-            arrow = frame if isinstance(frame, pa.Table) else frame.to_arrow()
+        for table, arrow in tables.items():
             con.register(f"__frame_{table}", arrow)
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT {_select_list(table, arrow.column_names, run_id)} FROM __frame_{table}"
-            )
+            select = _select_list(table, arrow.column_names, run_id, fill_missing=False)
+            con.execute(f"CREATE VIEW {table} AS SELECT {select} FROM __frame_{table}")
         yield con
     finally:
         con.close()

@@ -27,7 +27,7 @@ from typing import BinaryIO
 import duckdb
 import polars as pl
 import pyarrow as pa
-from xlsxwriter.workbook import Workbook
+from xlsxwriter import Workbook
 
 from pipeline.errors import ReportError
 from pipeline.io.excel_out import progress, queries
@@ -58,6 +58,7 @@ __all__ = [
     "discard_reports",
     "display_width",
     "publish_reports",
+    "save_report_tables",
     "write_reports",
 ]
 
@@ -313,12 +314,27 @@ def build_reports(
     return list(zip(temps, finals))
 
 
+def save_report_tables(tables: dict[str, pl.DataFrame], folder: Path) -> dict[str, str]:
+    """The night's frames the workbooks read, each as an Arrow IPC file in `folder` (table -> path),
+    for `build_reports_from_files` in another process; of determinations only the columns the
+    workbooks read (`queries.DETERMINATION_COLUMNS`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for table, frame in tables.items():
+        if table == "determinations":
+            frame = frame.select(queries.DETERMINATION_COLUMNS)
+        files[table] = str(folder / f"{table}.arrow")
+        # the Arrow types `to_arrow` gives (large_string, not string_view), which DuckDB scans in place
+        frame.write_ipc(files[table], compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    return files
+
+
 def build_reports_from_files(
     files: dict[str, str], run_id: str, coverage_year: int, out_dir: Path, params: Params, unmask: bool
 ) -> list[tuple[Path, Path]]:
-    """`build_reports` over a night's tables saved as Arrow IPC files (table -> path), memory-mapped
-    (only the pages a query reads come into memory) and read as the tables (`store.memory_database`):
-    what the nightly run's workbook process runs while the parent writes the database (pipeline/run.py)."""
+    """`build_reports` over the tables `save_report_tables` wrote, memory-mapped (only the pages a query
+    reads come into memory) and read as the tables (`store.memory_database`): what the nightly run's
+    workbook process runs while the parent writes the database (pipeline/run.py)."""
     tables = {table: pa.ipc.open_file(pa.memory_map(path)).read_all() for table, path in files.items()}
     with memory_database(tables, run_id) as con:
         return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xlsxwriter.workbook import Workbook
+from xlsxwriter import Workbook
 
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows less the header row
 EXCEL_CELL_MAX_CHARS = 32_767  # counted in UTF-16 units, as Excel does

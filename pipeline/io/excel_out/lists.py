@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from xlsxwriter.workbook import Workbook
+from xlsxwriter import Workbook
 
 from pipeline.io.excel_out.cells import (
     EXCEL_CELL_MAX_CHARS,

@@ -4,7 +4,7 @@ the rate of the group 农村低收入人口和脱贫人口 against its target, w
 from __future__ import annotations
 
 import polars as pl
-from xlsxwriter.workbook import Workbook
+from xlsxwriter import Workbook
 
 from pipeline.io.excel_out.cells import (
     NOT_GIVEN,

@@ -21,6 +21,8 @@ from schemas.headers import HEADERS_PATH
 
 # Per-year result tables the reports read; all must hold the reported run's rows.
 REPORTED_TABLES = ("determinations", "reconciliation", "unmatched_payments", "rejected_rows", "subsidy_totals")
+# the columns of determinations the workbooks read (the summary's and the chart's counts)
+DETERMINATION_COLUMNS = ("coverage_year", "county", "township", "enrolled")
 STATUS_CHANGE_MISSING = {"previous": "(上次无此人)", "current": "(已不在花名册)"}
 
 

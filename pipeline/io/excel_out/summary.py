@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
-from xlsxwriter.workbook import Workbook
+from xlsxwriter import Workbook
 
 from pipeline.io.excel_out import queries
 from pipeline.io.excel_out.cells import (
