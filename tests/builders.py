@@ -68,9 +68,12 @@ def write_workbook(
     start_row: int = 0,
     inline_strings: bool = False,
     created: dt.datetime = dt.datetime(2025, 1, 1),
+    merges: dict[str, list[tuple[int, int, int, int]]] | None = None,
 ) -> Path:
     """Each sheet: rows of cells, written from `start_row`; None leaves a cell empty. `inline_strings`:
-    text in the sheet XML itself (as streaming exporters write it), not in a shared-string table."""
+    text in the sheet XML itself (as streaming exporters write it), not in a shared-string table.
+    `merges`: per sheet, merged ranges (first row, first column, last row, last column, 0-based sheet
+    rows; the value is that of the first cell)."""
     wb = xlsxwriter.Workbook(
         str(path),
         {
@@ -82,11 +85,16 @@ def write_workbook(
     )
     wb.set_properties({"created": created})
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    centred = wb.add_format({"align": "center", "valign": "vcenter"})
     for name, rows in sheets.items():
         ws = wb.add_worksheet(name)
+        covered = set()
+        for r1, c1, r2, c2 in (merges or {}).get(name, []):
+            ws.merge_range(r1, c1, r2, c2, rows[r1 - start_row][c1] or "", centred)
+            covered |= {(r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)}
         for r, row in enumerate(rows, start=start_row):
             for c, cell in enumerate(row):
-                if cell is None:
+                if cell is None or (r, c) in covered:
                     continue
                 if isinstance(cell, Num):
                     ws.write_number(r, c, cell.value)
@@ -108,3 +116,33 @@ def run_night(*args, **kwargs):
     from pipeline.settings import RunSettings
 
     return run(RunSettings(*args, **kwargs))
+
+
+def roster_row(n, name, id_number, **kw):
+    """A roster row under ROSTER_HEADER: 序号 n, the person, and the other cells as given (or the usual)."""
+    cells = {
+        "county": "浮梁县",
+        "township": "浮梁镇",
+        "village": "新平村",
+        "labels": None,
+        "prev": "是",
+        "event": None,
+        "event_date": None,
+        "registered": "2025-10-20",
+        "identified": None,
+    }
+    cells.update(kw)
+    return [
+        n,
+        name,
+        id_number,
+        cells["county"],
+        cells["township"],
+        cells["village"],
+        cells["labels"],
+        cells["prev"],
+        cells["event"],
+        cells["event_date"],
+        cells["registered"],
+        cells["identified"],
+    ]

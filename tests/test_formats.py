@@ -22,13 +22,12 @@ import duckdb
 import fastexcel
 import polars as pl
 import pytest
-import xlsxwriter
 import xlwt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, run_night
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, roster_row, run_night, write_workbook
 from pipeline.cli import app
 from pipeline.errors import InputFileError
 from pipeline.io.preflight import check_file
@@ -159,74 +158,10 @@ def reasons_by_row(result, kind: str, sheet: str) -> dict[int, list[tuple[str, s
     return out
 
 
-def write_sheets(
-    path: Path,
-    sheets: dict[str, list[list]],
-    merges: dict[str, list[tuple[int, int, int, int]]] | None = None,
-) -> Path:
-    """Cells as tests/builders.write_workbook writes them, plus merged ranges (0-based first row, first
-    column, last row, last column; the value is that of the first cell)."""
-    wb = xlsxwriter.Workbook(
-        str(path), {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
-    )
-    wb.set_properties({"created": dt.datetime(2025, 1, 1)})
-    date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
-    centred = wb.add_format({"align": "center", "valign": "vcenter"})
-    for name, rows in sheets.items():
-        ws = wb.add_worksheet(name)
-        covered = set()
-        for r1, c1, r2, c2 in (merges or {}).get(name, []):
-            ws.merge_range(r1, c1, r2, c2, rows[r1][c1] or "", centred)
-            covered |= {(r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)}
-        for r, row in enumerate(rows):
-            for c, cell in enumerate(row):
-                if cell is None or (r, c) in covered:
-                    continue
-                if isinstance(cell, Num):
-                    ws.write_number(r, c, cell.value)
-                elif isinstance(cell, XDate):
-                    ws.write_datetime(r, c, dt.datetime.combine(cell.value, dt.time()), date_fmt)
-                elif isinstance(cell, (int, float)):
-                    ws.write_number(r, c, cell)
-                else:
-                    ws.write_string(r, c, str(cell))
-    wb.close()
-    return path
-
-
 def person_ids() -> Iterator[str]:
     """Valid, distinct IDs (a roster must not hold one ID twice)."""
     for i in count(1):
         yield make_id("360222", dt.date(1950, 1, 1) + dt.timedelta(days=97 * i), i % 1000)
-
-
-def roster_row(name: str, pid, **kw) -> list:
-    cells = {
-        "county": "浮梁县",
-        "township": "浮梁镇",
-        "village": "新平村",
-        "labels": None,
-        "prev": "是",
-        "event": None,
-        "event_date": None,
-        "registered": "2025-10-20",
-        "identified": None,
-    }
-    cells.update(kw)
-    return [
-        1,
-        name,
-        pid,
-        cells["county"],
-        cells["township"],
-        cells["village"],
-        cells["labels"],
-        cells["prev"],
-        cells["event"],
-        cells["event_date"],
-        cells["registered"],
-        cells["identified"],
-    ]
 
 
 PAYER = make_id("360222", dt.date(1980, 2, 3), 7)
@@ -361,9 +296,9 @@ def text_night(tmp_path_factory):
         "浮梁县2026年度城乡居民医保参保登记花名册",
         "",
         _text_line(ROSTER_HEADER, ","),
-        _text_line(roster_row("赵甲", a, village="新平村,一组"), ","),  # record 4, a quoted comma
-        _text_line(roster_row("赵乙", b), ","),  # record 5
-        _text_line(roster_row("赵丙", "3.6020219980525E+017"), ","),  # record 6: LibreOffice's CSV of a number ID
+        _text_line(roster_row(1, "赵甲", a, village="新平村,一组"), ","),  # record 4, a quoted comma
+        _text_line(roster_row(1, "赵乙", b), ","),  # record 5
+        _text_line(roster_row(1, "赵丙", "3.6020219980525E+017"), ","),  # record 6: LibreOffice's CSV of a number ID
         "合计：3人",  # record 7
     ]
     (folder / "roster_bom.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(bom).encode("utf-8") + b"\r\n")
@@ -371,9 +306,9 @@ def text_night(tmp_path_factory):
         "花名册",
         "",
         _text_line([*ROSTER_HEADER, "备注"], "\t"),
-        _text_line([*roster_row("钱甲", c), "户主\n本人"], "\t"),  # record 4, over two lines
-        _text_line([*roster_row("钱乙", d, prev="也许"), None], "\t"),  # record 5, line 6
-        _text_line([*roster_row("钱丙", e), None], "\t"),  # record 6
+        _text_line([*roster_row(1, "钱甲", c), "户主\n本人"], "\t"),  # record 4, over two lines
+        _text_line([*roster_row(1, "钱乙", d, prev="也许"), None], "\t"),  # record 5, line 6
+        _text_line([*roster_row(1, "钱丙", e), None], "\t"),  # record 6
     ]
     (folder / "roster_tab.txt").write_bytes("\n".join(tab).encode("gb18030") + b"\n")
     semicolon = [
@@ -787,7 +722,7 @@ ROSTER_DATE_CASES = [
 def dated_row(name: str, keyword: str, cell) -> list:
     """A roster row with one date cell; a 特殊情形日期 needs its 特殊情形, a 资助认定日期 its label."""
     needs = {"event_date": {"event": "退役军人"}, "identified": {"labels": "城乡低保对象"}}.get(keyword, {})
-    return roster_row(name, next(IDS), **{keyword: cell}, **needs)
+    return roster_row(1, name, next(IDS), **{keyword: cell}, **needs)
 
 
 BORN = dt.date(1990, 3, 4)
@@ -984,14 +919,14 @@ def roster_sheets() -> dict[str, list[list]]:
     decorated_headers = ["编号", "参保人姓名", "*姓名", "公民身份\n号码", "县（市、区）", " 乡镇（街道）*", "村 (社区)"]
     dates = [[*dated_row(f"乙{i}", keyword, cell), None] for i, (keyword, cell, *_) in enumerate(ROSTER_DATE_CASES)]
     # then two rows with a 出生日期: after the run date, and the one in the ID
-    dates += [[*roster_row("乙甲", FUTURE_BIRTH_ID), LATE], [*roster_row("乙乙", BORN_ID), BORN.isoformat()]]
+    dates += [[*roster_row(1, "乙甲", FUTURE_BIRTH_ID), LATE], [*roster_row(1, "乙乙", BORN_ID), BORN.isoformat()]]
     return {
         "证件类型": [[*ROSTER_HEADER, "证件类型"]]
-        + [[*roster_row(f"甲{i}", next(IDS)), code] for i, (code, _) in enumerate(ID_TYPE_CASES)],
+        + [[*roster_row(1, f"甲{i}", next(IDS)), code] for i, (code, _) in enumerate(ID_TYPE_CASES)],
         "日期": [[*ROSTER_HEADER, "出生日期"], *dates],
         "认定日期": [ROSTER_HEADER]
         + [dated_row(f"戊{i}", "identified", c) for i, c in enumerate(IDENTIFIED_NOT_A_MONTH)],
-        "旧证": [ROSTER_HEADER] + [roster_row(f"丙{i}", pid) for i, (pid, _) in enumerate(ROSTER_ID_CASES)],
+        "旧证": [ROSTER_HEADER] + [roster_row(1, f"丙{i}", pid) for i, (pid, _) in enumerate(ROSTER_ID_CASES)],
         "表头": [
             [*decorated_headers, "上年度参保", "备注"],
             [1, "张别名", "张三", next(IDS), "浮梁县", "浮梁镇", "新平村", "是", "无"],
@@ -1002,8 +937,9 @@ def roster_sheets() -> dict[str, list[list]]:
 @pytest.fixture(scope="module")
 def cells_night(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cells")
-    roster = write_sheets(folder / "roster.xlsx", roster_sheets())
-    payments = write_sheets(folder / "payments.xlsx", *payment_sheets())
+    roster = write_workbook(folder / "roster.xlsx", roster_sheets())
+    sheets, merges = payment_sheets()
+    payments = write_workbook(folder / "payments.xlsx", sheets, merges=merges)
     # the same two-row header as an .xls and as the CSV LibreOffice writes of it (merged cells empty)
     filled, start_only = two_column_row("2026-01-01", "2026-12-31"), two_column_row("202601", None)
     old_xls = write_xls(

@@ -9,42 +9,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, run_night, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, roster_row, run_night, write_workbook
 
 TODAY = dt.date(2026, 11, 23)
 A = make_id("360222", dt.date(1990, 5, 1), 1)
 B = make_id("360222", dt.date(1985, 7, 15), 2)
 C = make_id("360281", dt.date(1960, 1, 1), 3)
 TICKET = "3360000000000000{:04d}"
-
-
-def roster_row(n, name, id_number, **kw):
-    cells = {
-        "county": "浮梁县",
-        "township": "浮梁镇",
-        "village": "新平村",
-        "labels": None,
-        "prev": "是",
-        "event": None,
-        "event_date": None,
-        "registered": "2025-10-20",
-        "identified": None,
-    }
-    cells.update(kw)
-    return [
-        n,
-        name,
-        id_number,
-        cells["county"],
-        cells["township"],
-        cells["village"],
-        cells["labels"],
-        cells["prev"],
-        cells["event"],
-        cells["event_date"],
-        cells["registered"],
-        cells["identified"],
-    ]
 
 
 def pay_row(n, name, id_number, amount=400, paid_on="2025-11-01", year="2026", ticket=None):
