@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: $(STAMP)
 	@for y in $(YEARS); do \
-	  $(BIN)/medins run --coverage-year $$y --region $(REGION) --out out/ || exit $$?; \
+	  $(BIN)/medins run --coverage-year $$y --region $(REGION) --out out/ \
+	    --roster 'sample_data/'$$y'/roster*' --payments 'sample_data/'$$y'/payments*' \
+	    --subsidy-list 'sample_data/'$$y'/subsidy_list*' || exit $$?; \
 	done
 
 lint: $(STAMP)

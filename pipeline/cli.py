@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.errors import MedinsError, SampleArgumentError
+from pipeline.errors import MedinsError, RunArgumentError
 from pipeline.vocabulary import STATUS_NAMES, STATUSES
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 INTERNAL_ERROR_EXIT = 70
+DB_NAME = "medins.duckdb"
 
 
 def _fail(message: str, code: int) -> None:
@@ -95,8 +97,13 @@ def run(
             "--subsidy-list", help="资助参保对象名单 of another department: file, directory or glob; repeatable"
         ),
     ] = None,
-    db: Annotated[Path, typer.Option(help="DuckDB output")] = Path("out/medins.duckdb"),
-    out: Annotated[Path, typer.Option(help="directory for the Excel reports")] = Path("out"),
+    db: Annotated[Path | None, typer.Option(help="DuckDB output (default: medins.duckdb in the --out folder)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the workbooks and, by default, the database")] = Path("out"),
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="data date of the exports, YYYY-MM-DD (default: today)"),
+    ] = None,
+    wait: Annotated[float, typer.Option(help="minutes to wait for another run's lock")] = 0.0,
     unmask: Annotated[bool, typer.Option(help="show full ID numbers in the Excel reports")] = False,
     skip_bad_files: Annotated[
         bool, typer.Option(help="go on without unreadable files (listed in the summary)")
@@ -105,48 +112,85 @@ def run(
     parse_timeout: Annotated[float, typer.Option(help="seconds one workbook may take to parse")] = 900.0,
     reparse: Annotated[bool, typer.Option(help="parse every file again even when its sha256 was seen before")] = False,
 ) -> None:
-    """Run the nightly job for one coverage year (no file arguments: sample_data/)."""
+    """Run the nightly job for one coverage year."""
     from pipeline.io.isolate import ReadLimits
     from pipeline.run import run_night
     from pipeline.settings import RunSettings
 
     timer = _StageTimer()
-    settings = RunSettings(
-        coverage_year,
-        region,
-        tuple(roster or ()),
-        tuple(payments or ()),
-        db,
-        out,
-        subsidy_lists=tuple(subsidy_list or ()),
-        unmask=unmask,
-        step=timer.step,
-        skip_bad_files=skip_bad_files,
-        use_cache=not reparse,
-        read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
-    )
-    result = _guarded(lambda: run_night(settings), out)
-    _print_summary(result, list(timer.seconds.items()))
+
+    def body():
+        settings = RunSettings(
+            coverage_year,
+            region,
+            tuple(roster or ()),
+            tuple(payments or ()),
+            _database(db, out),
+            out,
+            subsidy_lists=tuple(subsidy_list or ()),
+            unmask=unmask,
+            as_of=_data_date(as_of),
+            step=timer.step,
+            skip_bad_files=skip_bad_files,
+            use_cache=not reparse,
+            read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
+            wait_minutes=wait,
+            say=lambda line: console.print(f"信息 / info: {line}", markup=False, highlight=False, soft_wrap=True),
+        )
+        return run_night(settings)
+
+    started = time.perf_counter()
+    result = _guarded(body, out)
+    _print_summary(result, list(timer.seconds.items()), time.perf_counter() - started)
+
+
+def _data_date(as_of: datetime | None) -> date | None:
+    """--as-of as a date; a data date after today is refused (docs/RULES.md §10)."""
+    if as_of is None:
+        return None
+    if as_of.date() > date.today():
+        raise RunArgumentError(
+            f"--as-of {as_of.date()} 晚于今天，数据日期不能是将来 / --as-of {as_of.date()} is after today: the data "
+            "date is the date the exports reflect"
+        )
+    return as_of.date()
+
+
+def _database(db: Path | None, out: Path) -> Path:
+    """--db, else medins.duckdb in the --out folder. Where that file does not exist but
+    out/medins.duckdb under the working folder does (an earlier version's default), stop and say which
+    to use, so an upgrade never starts an empty history."""
+    if db is not None:
+        return db
+    default = out / DB_NAME
+    legacy = Path("out") / DB_NAME
+    if not default.exists() and legacy.exists() and legacy.resolve() != default.resolve():
+        raise RunArgumentError(
+            f"{default} 不存在，但 {legacy} 存在：请用 --db {legacy} 指定，或把它移到 {out} / {default} does not exist "
+            f"but {legacy} does: pass --db {legacy}, or move it into {out}"
+        )
+    return default
 
 
 def _yuan(fen: int | None) -> str:
     return "—" if fen is None else f"{fen / 100:,.2f}"
 
 
-def _print_summary(result, timings: list[tuple[str, float]]) -> None:
-    sheets = result.sheets
-    read = int(sheets["rows_read"].sum())
-    accepted = int(sheets["accepted"].sum())
-    rejected = int(sheets["rejected"].sum())
-    skipped = int((sheets["skipped_blank"] + sheets["skipped_footer"] + sheets["skipped_duplicate"]).sum())
-    figures = result.figures
+def _print_summary(result, timings: list[tuple[str, float]], wall: float) -> None:
+    counts, figures = result.counts, result.figures
     t = Table(title=f"medins {result.coverage_year} ({result.region}) run {result.run_id}", show_header=False)
     t.add_column("", style="bold")
     t.add_column("", justify="right")
-    t.add_row("读入行 rows read", f"{read:,}")
-    t.add_row("接受 accepted", f"{accepted:,}")
-    t.add_row("未通过校验 rejected", f"{rejected:,}")
-    t.add_row("跳过 skipped (blank/footer/duplicate)", f"{skipped:,}")
+    t.add_row("数据日期 data date", f"{result.data_date}")
+    t.add_row("读入行 rows read", f"{counts['rows_read']:,}")
+    t.add_row("接受 accepted", f"{counts['rows_accepted']:,}")
+    t.add_row("未通过校验 rejected", f"{counts['rows_rejected']:,}")
+    t.add_row("跳过 skipped (blank/footer/duplicate)", f"{counts['rows_skipped']:,}")
+    if counts["list_rows_read"]:
+        t.add_row(
+            "  其中资助参保对象名单 of which subsidy lists",
+            f"{counts['list_rows_read']:,} / {counts['subsidy_list_accepted']:,}",
+        )
     t.add_row("参保人数 enrolled", f"{figures['enrolled']:,} / {figures['persons']:,}")
     for s in STATUSES:
         t.add_row(f"  {STATUS_NAMES[s]} {s}", f"{figures[s]:,}")
@@ -164,56 +208,17 @@ def _print_summary(result, timings: list[tuple[str, float]]) -> None:
         console.print(f"提示 / warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if len(result.warnings) > 20:
         console.print(f"[yellow]… {len(result.warnings) - 20} more warnings[/]")
-    console.print("耗时 / timings: " + ", ".join(f"{n} {s:.2f}s" for n, s in timings), highlight=False, soft_wrap=True)
+    other = wall - sum(s for _, s in timings)
+    console.print(
+        "耗时 / timings: "
+        + ", ".join(f"{n} {s:.2f}s" for n, s in [*timings, ("其他 other", other)])
+        + f" = 合计 total {wall:.2f}s",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"数据库 / database: {result.db_path}", highlight=False)
-    if any(kept for kept, _, _ in result.written.values()):
-        console.print(
-            "数据库增量写入 / rows changed since the last run of this year: "
-            + "; ".join(
-                f"{table} 保留 kept {kept:,}, 写入 written {added:,}, 删除 deleted {gone:,}"
-                for table, (kept, added, gone) in result.written.items()
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
     for p in result.reports:
         console.print(f"报表 / report: {p}", highlight=False)
-
-
-@app.command()
-def sample(
-    rows: Annotated[int, typer.Option(help="roster rows")] = 300,
-    seed: Annotated[int, typer.Option(help="random seed (same seed, same files)")] = 1,
-    coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("sample_data/2026"),
-    payment_rows: Annotated[int | None, typer.Option(help="payment rows (default: about one per roster row)")] = None,
-    roster_files: Annotated[int, typer.Option(help="number of roster workbooks")] = 1,
-) -> None:
-    """Write deterministic, realistically messy sample workbooks."""
-
-    def body():
-        return _sample_tool().main_sample(
-            rows, seed, coverage_year, out, payment_rows=payment_rows, roster_files=roster_files
-        )
-
-    console.print(_guarded(body, out), markup=False, highlight=False, soft_wrap=True)
-
-
-def _sample_tool():
-    """tools/sample (a development tool beside the package, not installed with it): found in the
-    checkout the package runs from."""
-    try:
-        import tools.sample as sample_tool
-    except ImportError:
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "tools" / "sample").is_dir():
-            raise SampleArgumentError(
-                "样例生成器是开发工具，请在源代码目录中运行 / the sample generator is a "
-                "development tool: run it from a checkout (python -m tools.sample)"
-            ) from None
-        sys.path.insert(0, str(root))
-        import tools.sample as sample_tool
-    return sample_tool
 
 
 @app.command()

@@ -24,19 +24,8 @@ def sheet_table(sheets: list[SheetRead], kind: str | None = None) -> pl.DataFram
                 "rows_read": s.rows_read,
                 "skipped_blank": s.skipped_blank,
                 "skipped_footer": s.skipped_footer,
-                "note": "; ".join(
-                    filter(
-                        None,
-                        [
-                            s.note,
-                            ("缺少必填列 / missing required column(s): " + ", ".join(s.missing_required))
-                            if s.missing_required
-                            else "",
-                        ],
-                    )
-                ),
+                "note": s.note,
                 "reused": s.reused,
-                "rows_reused": s.rows_read if s.reused else 0,
             }
             for s in sheets
         ],
@@ -51,7 +40,6 @@ def sheet_table(sheets: list[SheetRead], kind: str | None = None) -> pl.DataFram
             "skipped_footer": pl.Int64,
             "note": pl.Utf8,
             "reused": pl.Boolean,
-            "rows_reused": pl.Int64,
         },
     )
 

@@ -68,3 +68,10 @@ class DatabaseWriteError(MedinsError):
     """The night's database could not be written or published (disk full, no permission)."""
 
     exit_code = 8
+
+
+class RunArgumentError(MedinsError):
+    """`medins run` was given arguments it cannot run with (a data date after today, a database
+    that is not where the history is)."""
+
+    exit_code = 2

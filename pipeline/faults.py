@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_read", "after_validate", "before_commit", "commit", "after_commit", "publish", "after_publish")
+# Each a distinct moment of a night, in order: inputs read; rows checked; the night's rows written, the
+# COMMIT not yet issued; COMMIT done, the copy not yet checkpointed; the workbooks built, nothing
+# published; the old file kept as .previous, the copy not yet renamed; the database published, the
+# workbooks not yet.
+POINTS = ("after_read", "after_check", "before_commit", "commit", "after_workbooks", "publish", "after_publish")
 
 
 def checkpoint(name: str) -> None:

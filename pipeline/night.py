@@ -1,18 +1,20 @@
-"""A night between reading and writing: a sequence of partitions of residents, each settled,
-determined, reconciled and handed to the writer (docs/INTERNALS.md).
+"""A night between reading and writing: check every sheet, then a sequence of partitions of
+residents, each settled, determined, reconciled and handed to the writer (docs/INTERNALS.md).
 
 An ordinary night is one partition. A night whose rosters hold more than
-pipeline/partition.ONE_PIECE_ROWS rows runs in partitions of residents: a
-person's roster rows and payments always fall in the same one (a hash of the
-ID), so every rule sees the whole person; each partition's rows are written
-before the next is made, and what the night reports at the end (conservation,
-totals, the summary, the subsidy lists' progress) is summed over partitions.
+pipeline/partition.ONE_PIECE_ROWS rows runs in several: a person's roster
+rows and payments always fall in the same one (a hash of the ID), so every
+rule sees the whole person. The only difference is where the rows wait for
+their partition (`Rows`: in memory, or in the night's scratch folder);
+everything else runs the same way, and what the night reports at the end
+(conservation, totals, the summary, the lists' outcomes) is summed over the
+partitions.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import polars as pl
 from pipeline.conservation import NO_LINES, conservation
 from pipeline.faults import checkpoint
 from pipeline.io.excel_in import SheetRead, empty_read
-from pipeline.io.isolate import sheet_rejected, sheet_scan
+from pipeline.io.rows import Rows
 from pipeline.io.store import NightWriter
 from pipeline.params import Params
 from pipeline.partition import payment_partition, roster_partition, shared_tickets
@@ -49,59 +51,68 @@ class Sheets:
         return self.roster + self.payments + self.subsidy_list
 
 
+def with_rows(sheets: list[SheetRead]) -> list[SheetRead]:
+    return [s for s in sheets if s.rows is not None]
+
+
+@dataclass
+class CheckedSheets:
+    """One kind's sheets after the row checks: each sheet's checked rows and all their rejected lines."""
+
+    rows: list[Rows]
+    rejected: pl.DataFrame
+
+
+def check_sheets(
+    sheets: list[SheetRead], kind: str, params: Params, data_date: dt.date, spill: Path | None
+) -> CheckedSheets:
+    """The row checks of docs/RULES.md §6 on each sheet's rows as read, one sheet in memory at a time
+    (`spill`: where checked rows wait when the night runs in partitions)."""
+    header_map = load_header_map(kind)
+    rows, lines = [], [NO_LINES]
+    for i, sheet in enumerate(with_rows(sheets)):
+        assert sheet.rows is not None
+        checked = check_sheet(sheet, sheet.rows.load(), params, header_map, data_date)
+        rows.append(Rows.kept(checked.parsed, spill / f"checked-{kind}{i}.arrow" if spill else None))
+        lines.append(checked.rejected.select(REJECTED_SCHEMA.keys()))
+        del checked
+    if not rows:  # no sheet of this kind holds rows: the same columns, none
+        empty = SheetRead(kind=kind, source_file="", sha256="", sheet="")
+        rows.append(Rows(frame=check_sheet(empty, empty_read(header_map), params, header_map, data_date).parsed))
+    return CheckedSheets(rows=rows, rejected=pl.concat(lines))
+
+
+def _pieces(checked: list[Rows], part: pl.Expr, n_parts: int, spill: Path | None, kind: str) -> list[list[Rows]]:
+    """Each sheet's checked rows cut into the partitions: `pieces[p]` holds partition p's rows of
+    every sheet (one sheet in memory at a time)."""
+    pieces: list[list[Rows]] = [[] for _ in range(n_parts)]
+    for i, rows in enumerate(checked):
+        frame = rows.load().with_columns(part.alias("__part"))
+        for (p,), piece in frame.partition_by("__part", as_dict=True, include_key=False).items():
+            pieces[p].append(Rows.kept(piece, spill / f"{kind}{i}-p{p}.arrow" if spill else None))
+        del frame
+    none = Rows(frame=checked[0].scan().head(0).collect())  # a partition no row of this kind falls in
+    return [p or [none] for p in pieces]
+
+
 @dataclass
 class Partition:
     roster: list[Checked]
     payments: list[Checked]
 
 
-def _with_rows(sheets: list[SheetRead]) -> list[SheetRead]:
-    return [s for s in sheets if s.data is not None or s.data_path is not None]
-
-
-def _checked(frames: list[pl.DataFrame], kind: str, params: Params) -> list[Checked]:
-    """Checked rows of one partition (the sheets' rejected lines are gathered once, outside)."""
-    if frames:
-        return [Checked(parsed=f, rejected=NO_LINES) for f in frames]
-    # no sheet of this kind read: the same columns, no rows
-    empty = SheetRead(kind=kind, source_file="", sha256="", sheet="", data=empty_read(load_header_map(kind)))
-    return [
-        Checked(parsed=check_sheet(empty, params, load_header_map(kind), params.year_start).parsed, rejected=NO_LINES)
-    ]
-
-
-def partitions(sheets: Sheets, n_parts: int, scratch: Path, params: Params) -> Iterator[Partition]:
-    """The night's partitions: one, of every sheet's rows as read; or each sheet cut once into
-    per-partition IPC files in `scratch` (one sheet in memory at a time) and read back per partition."""
-    roster, payments = _with_rows(sheets.roster), _with_rows(sheets.payments)
-    if n_parts == 1:
+def partitions(roster: CheckedSheets, payments: CheckedSheets, n_parts: int, spill: Path | None) -> Iterator[Partition]:
+    """The night's partitions of residents: a person's roster rows and payments in the same one; the
+    rows of a ticket number found under two ID numbers all in partition 0, where the duplicate rule
+    sees them together (pipeline/partition.py)."""
+    shared = shared_tickets([r.scan() for r in payments.rows])
+    roster_pieces = _pieces(roster.rows, roster_partition(n_parts), n_parts, spill, "roster")
+    payment_pieces = _pieces(payments.rows, payment_partition(n_parts, shared), n_parts, spill, "payments")
+    for p in range(n_parts):
         yield Partition(
-            _checked([sheet_scan(s).collect() for s in roster], "roster", params),
-            _checked([sheet_scan(s).collect() for s in payments], "payments", params),
+            roster=[Checked(parsed=r.load(), rejected=NO_LINES) for r in roster_pieces[p]],
+            payments=[Checked(parsed=r.load(), rejected=NO_LINES) for r in payment_pieces[p]],
         )
-        return
-    shared = shared_tickets([sheet_scan(s) for s in payments])
-    roster_files = _split(roster, roster_partition(n_parts), scratch / "partitions", "roster")
-    payment_files = _split(payments, payment_partition(n_parts, shared), scratch / "partitions", "payments")
-    for part in range(n_parts):
-        yield Partition(
-            _checked([pl.read_ipc(f) for f in roster_files.get(part, [])], "roster", params),
-            _checked([pl.read_ipc(f) for f in payment_files.get(part, [])], "payments", params),
-        )
-
-
-def _split(sheets: list[SheetRead], part: pl.Expr, where: Path, kind: str) -> dict[int, list[Path]]:
-    """Each sheet's checked rows cut into its partitions' IPC files; the files of each partition."""
-    files: dict[int, list[Path]] = {}
-    where.mkdir(parents=True, exist_ok=True)
-    for i, sheet in enumerate(sheets):
-        frame = sheet_scan(sheet).with_columns(part.alias("__part")).collect()
-        for (p,), piece in frame.partition_by("__part", as_dict=True, include_key=False).items():
-            path = where / f"{kind}{i}-p{p}.arrow"
-            piece.write_ipc(path)
-            files.setdefault(p, []).append(path)
-        del frame
-    return files
 
 
 def summary_figures(determinations: pl.DataFrame, reconciliation: pl.DataFrame) -> dict[str, int]:
@@ -131,14 +142,11 @@ class Night:
     duplicates: pl.DataFrame
     unmatched: pl.DataFrame
     totals: pl.DataFrame
+    listed: pl.DataFrame  # the outcomes of the persons on the subsidy lists (pipeline/subsidy_lists.py)
     other_years: int = 0
     roster_accepted: int = 0
     payments_accepted: int = 0
     figures: dict[str, int] = field(default_factory=dict)
-    # a night in one piece keeps its per-person frames (tests, `medins explain` read them); in partitions none
-    determinations: pl.DataFrame | None = None
-    reconciliation: pl.DataFrame | None = None
-    listed: pl.DataFrame | None = None  # the outcomes of the listed persons (pipeline/subsidy_lists.py)
 
 
 @dataclass
@@ -164,67 +172,60 @@ class _Sums:
         self.figures = {k: self.figures.get(k, 0) + v for k, v in figures.items()}
 
 
-def run_partitions(
-    sheets: Sheets,
-    params: Params,
-    writer: NightWriter,
-    stage: Stage | None,
-    n_parts: int,
-    scratch: Path,
-    list_rows: pl.DataFrame,
-) -> Night:
-    """Settle -> determine -> reconcile -> write, partition by partition (docs/INTERNALS.md).
-    `list_rows`: the in-force rows of the subsidy lists (docs/RULES.md §9)."""
+@dataclass(frozen=True)
+class NightPlan:
+    """How the night runs: its parameters, data date, partitions and scratch folder, and the
+    in-force rows of the subsidy lists (docs/RULES.md §9)."""
 
-    def timed(name: str):
-        return stage(name) if stage else nullcontext()
+    params: Params
+    data_date: dt.date
+    n_parts: int
+    scratch: Path
+    list_rows: pl.DataFrame
 
-    year = params.coverage_year
+
+def run_partitions(sheets: Sheets, plan: NightPlan, writer: NightWriter, stage: Stage) -> Night:
+    """Check -> settle -> determine -> reconcile -> write, partition by partition (docs/INTERNALS.md)."""
+    params, year = plan.params, plan.params.coverage_year
+    spill = plan.scratch / "partitions" if plan.n_parts > 1 else None
+    with stage("校验 check"):
+        roster = check_sheets(sheets.roster, "roster", params, plan.data_date, spill)
+        payments = check_sheets(sheets.payments, "payments", params, plan.data_date, spill)
+    checkpoint("after_check")
+    sheet_lines = pl.concat([roster.rejected, payments.rejected])
+    rejected_roster = roster.rejected
     roster_map, payment_map = load_header_map("roster"), load_header_map("payments")
-    with timed("校验 validate"):
-        sheet_lines = pl.concat(
-            [
-                NO_LINES,
-                *[
-                    sheet_rejected(s).select(REJECTED_SCHEMA.keys())
-                    for s in _with_rows(sheets.roster + sheets.payments)
-                ],
-            ]
-        )
-        rejected_roster = sheet_lines.filter(pl.col("kind") == "roster")
-    sums, kept = _Sums(), {}
-    for part in partitions(sheets, n_parts, scratch, params):
-        with timed("校验 validate"):
+    sums = _Sums()
+    for part in partitions(roster, payments, plan.n_parts, spill):
+        with stage("校验 check"):
             rv, pv = settle_roster(part.roster, roster_map), settle_payments(part.payments, payment_map)
             sums.add_settled(rv, pv)
-        checkpoint("after_validate")
-        with timed("认定 determine"):
-            determinations = determine(rv.accepted, pv.accepted, params, list_rows)
-        with timed("对账 reconcile"):
+        with stage("认定 determine"):
+            determinations = determine(rv.accepted, pv.accepted, params, plan.list_rows)
+        with stage("对账 reconcile"):
             reconciliation = reconcile(determinations, params)
             unmatched = unmatched_payments(pv.accepted, rv.accepted, pl.concat([rejected_roster, rv.rejected]), params)
             sums.other_years += pv.accepted.filter(pl.col("coverage_year") != year).height
-        sums.townships.append(township_sums(reconciliation, params))
-        sums.add_figures(summary_figures(determinations, reconciliation))
-        sums.unmatched.append(unmatched)
-        sums.listed.append(
-            determinations.join(list_rows.select("id_number").unique(), on="id_number", how="semi").select(
-                LISTED_COLUMNS
+            sums.townships.append(township_sums(reconciliation, params))
+            sums.add_figures(summary_figures(determinations, reconciliation))
+            sums.unmatched.append(unmatched)
+            sums.listed.append(
+                determinations.join(plan.list_rows.select("id_number").unique(), on="id_number", how="semi").select(
+                    LISTED_COLUMNS
+                )
             )
-        )
-        with timed("写入数据库 DuckDB"):
+        with stage("写入数据库 DuckDB"):
             writer.add("residents", rv.accepted.with_columns(pl.col("identity_labels").list.join("、")))
             writer.add("payments", pv.accepted.with_columns(pl.lit(year, dtype=pl.Int32).alias("run_coverage_year")))
             writer.add("determinations", determinations)
             writer.add("reconciliation", reconciliation)
             writer.add("unmatched_payments", unmatched)
-        if n_parts == 1:
-            kept = {"determinations": determinations, "reconciliation": reconciliation}
         del rv, pv, determinations, reconciliation, unmatched
-    return _close(sheets, sheet_lines, sums, params, kept)
+    with stage("对账 reconcile"):
+        return _close(sheets, sheet_lines, sums, params)
 
 
-def _close(sheets: Sheets, sheet_lines: pl.DataFrame, sums: _Sums, params: Params, kept: dict) -> Night:
+def _close(sheets: Sheets, sheet_lines: pl.DataFrame, sums: _Sums, params: Params) -> Night:
     """What the partitions add up to, conservation asserted."""
     lines = pl.concat([sheet_lines, *[c.select(REJECTED_SCHEMA.keys()) for c in sums.conflicts]])
     duplicates = pl.concat(
@@ -241,27 +242,23 @@ def _close(sheets: Sheets, sheet_lines: pl.DataFrame, sums: _Sums, params: Param
         .agg(pl.col("accepted").sum())
     )
     counts = conservation(sheets.roster + sheets.payments, accepted, lines, duplicates)
-    unmatched = pl.concat(sums.unmatched).sort("source_file", "sheet", "row_number")
     return Night(
         sheets=counts,
         rejected=lines.with_columns(pl.lit(params.coverage_year, dtype=pl.Int32).alias("coverage_year")),
         duplicates=duplicates,
-        unmatched=unmatched,
+        unmatched=pl.concat(sums.unmatched).sort("source_file", "sheet", "row_number"),
         totals=totals_from_township_sums(sums.townships, params),
+        listed=pl.concat(sums.listed),
         other_years=sums.other_years,
         figures=sums.figures,
-        roster_accepted=int(accepted.join(_kind_files(sheets.roster), on=["source_file", "sheet"])["accepted"].sum()),
-        payments_accepted=int(
-            accepted.join(_kind_files(sheets.payments), on=["source_file", "sheet"])["accepted"].sum()
-        ),
-        determinations=kept.get("determinations"),
-        reconciliation=kept.get("reconciliation"),
-        listed=pl.concat(sums.listed) if sums.listed else None,
+        roster_accepted=_accepted_of(accepted, sheets.roster),
+        payments_accepted=_accepted_of(accepted, sheets.payments),
     )
 
 
-def _kind_files(sheets: list[SheetRead]) -> pl.DataFrame:
-    return pl.DataFrame(
+def _accepted_of(accepted: pl.DataFrame, sheets: list[SheetRead]) -> int:
+    files = pl.DataFrame(
         {"source_file": [s.source_file for s in sheets], "sheet": [s.sheet for s in sheets]},
         schema={"source_file": pl.Utf8, "sheet": pl.Utf8},
     ).unique()
+    return int(accepted.join(files, on=["source_file", "sheet"])["accepted"].sum())

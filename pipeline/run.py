@@ -1,5 +1,6 @@
-"""The nightly job, step by step: read, settle -> determine -> reconcile -> write per partition,
-then the night's totals, the run, the workbooks, and the database published in one rename."""
+"""The nightly job, step by step: read, check, settle -> determine -> reconcile -> write per
+partition, the night's totals and the run in one commit, the workbooks from the committed
+database, then the database and the workbooks published (docs/INTERNALS.md)."""
 
 from __future__ import annotations
 
@@ -11,44 +12,36 @@ import os
 import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
+import duckdb
 import polars as pl
 
-from pipeline.errors import InputFileError, ReportError
+from pipeline.errors import InputFileError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
-from pipeline.io.excel_in import SheetRead, expand_inputs, sha256_of
-from pipeline.io.excel_out import (
-    build_reports,
-    build_reports_from_files,
-    discard_reports,
-    publish_reports,
-    save_report_tables,
-)
-from pipeline.io.isolate import TMP_PREFIX, ReadJob, child_context, clean_leftovers, read_isolated
+from pipeline.io.excel_in import SheetRead, expand_inputs, file_problem, sha256_of
+from pipeline.io.excel_out import discard_reports, publish_reports
+from pipeline.io.excel_out.processes import build_workbooks
+from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
 from pipeline.io.store import (
-    DiffedWriter,
     NightWriter,
-    StagedWriter,
     close_work,
     connect_work,
     prepare_work_copy,
     publish_database,
+    query_frame,
     work_path,
     writing,
 )
-from pipeline.night import Night, Sheets, run_partitions
+from pipeline.night import Night, NightPlan, Sheets, run_partitions
 from pipeline.params import Params, load_params
 from pipeline.partition import estimated_rows, partition_count
 from pipeline.settings import RunSettings
 from pipeline.subsidy_lists import ListFacts, list_facts, list_tables
+from schemas.headers import load_header_map
 
 LIBRARIES = ("polars", "pandera", "duckdb", "fastexcel", "xlsxwriter")
 
@@ -62,12 +55,14 @@ class RunResult:
     reports: list[Path]
     night: Night
     lists: ListFacts
+    data_date: dt.date
+    counts: dict[str, int] = field(default_factory=dict)  # rows read / accepted / rejected / skipped, as in runs
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # per sheet, measured in its parser child: seconds reading it and checking its rows (None: reused)
+    # per sheet, measured in its parser child: seconds reading it (None: taken from the cache)
     sheet_seconds: list[dict] = field(default_factory=list)
-    # per big table: rows kept unchanged, inserted, deleted by this run
-    written: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # per per-person table: rows written, rows of the year's previous run replaced
+    written: dict[str, tuple[int, int]] = field(default_factory=dict)
     partitions: int = 1
 
     # the night's figures, as the summary and the tests read them
@@ -82,14 +77,6 @@ class RunResult:
     @property
     def duplicates(self) -> pl.DataFrame:
         return self.night.duplicates
-
-    @property
-    def determinations(self) -> pl.DataFrame | None:
-        return self.night.determinations
-
-    @property
-    def reconciliation(self) -> pl.DataFrame | None:
-        return self.night.reconciliation
 
     @property
     def unmatched(self) -> pl.DataFrame:
@@ -107,13 +94,22 @@ class RunResult:
     def other_year_payments(self) -> int:
         return self.night.other_years
 
+    def table(self, name: str) -> pl.DataFrame:
+        """A table of the published database, this run's coverage year (tests, explain)."""
+        con = duckdb.connect(str(self.db_path), read_only=True)
+        try:
+            return query_frame(con, f"SELECT * FROM {name} WHERE coverage_year = ? ORDER BY ALL", [self.coverage_year])
+        finally:
+            con.close()
+
 
 def run_night(settings: RunSettings) -> RunResult:
     """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned
     first. Everything the run creates is owner-only (umask 077): the files hold ID numbers (PIPL)."""
+    data_date = settings.as_of or dt.date.today()  # the date the command was started, before any wait
     previous_umask = os.umask(0o077)
     try:
-        with run_lock(settings.db_path):
+        with run_lock(settings.db_path, settings.wait_minutes, settings.say):
             clean_leftovers(settings.out_dir)
             if settings.db_path.parent.resolve() != settings.out_dir.resolve():
                 clean_leftovers(settings.db_path.parent)
@@ -121,16 +117,12 @@ def run_night(settings: RunSettings) -> RunResult:
             with ThreadPoolExecutor(max_workers=1) as copying:
                 work = copying.submit(prepare_work_copy, settings.db_path)
                 try:
-                    return _night(settings, work)
+                    return _night(settings, work, data_date)
                 except BaseException:
                     work_path(settings.db_path).unlink(missing_ok=True)
                     raise
     finally:
         os.umask(previous_umask)
-
-
-def _stage(settings: RunSettings, name: str) -> AbstractContextManager[object]:
-    return settings.step(name) if settings.step else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -141,49 +133,54 @@ class _Context:
     params: Params
     run_id: str
     started: dt.datetime
-    today: dt.date
+    data_date: dt.date
 
     @property
     def scratch(self) -> Path:
         return self.settings.out_dir / f"{TMP_PREFIX}{self.run_id}"
 
 
-def _night(settings: RunSettings, work: Future) -> RunResult:
-    started = dt.datetime.now()
-    ctx = _Context(
-        settings=settings,
-        params=load_params(settings.coverage_year, settings.region),
-        run_id=f"{started:%Y%m%dT%H%M%S}-{settings.coverage_year}-{uuid.uuid4().hex[:6]}",
-        started=started,
-        today=settings.today or started.date(),
-    )
-    with _stage(settings, "读取 read"):
+def _night(settings: RunSettings, work: Future, data_date: dt.date) -> RunResult:
+    stage = settings.step
+    with stage("准备 prepare"):
+        started = dt.datetime.now()
+        ctx = _Context(
+            settings=settings,
+            params=load_params(settings.coverage_year, settings.region),
+            run_id=f"{started:%Y%m%dT%H%M%S}-{settings.coverage_year}-{uuid.uuid4().hex[:6]}",
+            started=started,
+            data_date=data_date,
+        )
         paths = _input_paths(settings)
         n_parts = _partitions(settings, paths)
-        sheets, skipped, reused = _read(ctx, paths, lazy=n_parts > 1)
-    checkpoint("after_read")
-    lists = list_facts(sheets.subsidy_list, ctx.params)
     try:
-        night, writer, staged = _write(ctx, work, sheets, lists, n_parts)
+        with stage("读取 read"):
+            sheets, skipped, reused = _read(ctx, paths)
+        checkpoint("after_read")
+        with stage("校验 check"):
+            lists = list_facts(sheets.subsidy_list, ctx.params, data_date)
+        night, written, staged = _write(ctx, work, sheets, lists, n_parts)
     finally:
-        shutil.rmtree(ctx.scratch, ignore_errors=True)  # a partitioned night's sheets, the workbooks' rows
-    checkpoint("after_commit")
-    with _stage(settings, "发布 publish"):
+        shutil.rmtree(ctx.scratch, ignore_errors=True)  # parsed sheets not cached, a partitioned night's rows
+    with stage("发布 publish"):
         try:
             publish_database(settings.db_path, work.result())
         except BaseException:
             discard_reports(staged)  # the night is not published: neither are its workbooks
             raise
-    checkpoint("after_publish")
+        checkpoint("after_publish")
+        reports = publish_reports(staged)
     return RunResult(
         run_id=ctx.run_id,
         coverage_year=settings.coverage_year,
         region=settings.region,
         db_path=settings.db_path,
-        reports=publish_reports(staged),
+        reports=reports,
         night=night,
         lists=lists,
-        written=writer.written,
+        data_date=data_date,
+        counts=_counts(night, lists),
+        written=written,
         partitions=n_parts,
         warnings=_warnings(night, lists, skipped),
         notes=_notes(sheets, reused),
@@ -193,110 +190,49 @@ def _night(settings: RunSettings, work: Future) -> RunResult:
 
 def _write(
     ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, n_parts: int
-) -> tuple[Night, NightWriter, list[tuple[Path, Path]]]:
+) -> tuple[Night, dict[str, tuple[int, int]], list[tuple[Path, Path]]]:
     """The partitions written into the night's copy of the database, then the night's small tables and
-    the run in one commit, the copy checkpointed and closed, ready to publish; and the workbooks."""
-    settings = ctx.settings
-    with writing(settings.db_path):
+    the run in one commit, the copy checkpointed and closed; then the workbooks built from it."""
+    settings, stage = ctx.settings, ctx.settings.step
+    with stage("写入数据库 DuckDB"), writing(settings.db_path):
         con = connect_work(settings.db_path, work.result())
     try:
-        writer = (DiffedWriter if n_parts == 1 else StagedWriter)(con, settings.coverage_year, ctx.run_id)
-        night = run_partitions(sheets, ctx.params, writer, settings.step, n_parts, ctx.scratch, lists.in_force)
-        frames = {
-            "run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
-                pl.lit(settings.coverage_year, dtype=pl.Int32).alias("coverage_year")
-            ),
-            "rejected_rows": pl.concat([night.rejected, lists.rejected]),
-            "subsidy_totals": night.totals,
-            "status_changes": writer.status_changes(),
-            **list_tables(lists, night, ctx.params),
-        }
-        run_row = _run_row(ctx, night, lists)
-        staged = _write_with_workbooks(ctx, writer, frames, run_row)
-        with writing(settings.db_path):
+        writer = NightWriter(con, settings.coverage_year, ctx.run_id)
+        plan = NightPlan(ctx.params, ctx.data_date, n_parts, ctx.scratch, lists.in_force)
+        night = run_partitions(sheets, plan, writer, stage)
+        with stage("对账 reconcile"):
+            frames = {
+                "run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
+                    pl.lit(settings.coverage_year, dtype=pl.Int32).alias("coverage_year")
+                ),
+                "rejected_rows": pl.concat([night.rejected, lists.rejected]),
+                "subsidy_totals": night.totals,
+                **list_tables(lists, night, ctx.params),
+            }
+            run_row = _run_row(ctx, night, lists)
+        with stage("写入数据库 DuckDB"), writing(settings.db_path):
+            writer.finish(run_row, frames)
             close_work(con, work.result())
     except BaseException:
         con.close()
         raise
-    return night, writer, staged
-
-
-def _write_with_workbooks(
-    ctx: _Context, writer: NightWriter, frames: dict[str, pl.DataFrame], run_row: dict
-) -> list[tuple[Path, Path]]:
-    """Commit the night into its copy of the database and build the workbooks from the same rows.
-
-    A night in one piece saves the rows the workbooks read as Arrow IPC files and builds them in a
-    child process while this one writes the database: xlsxwriter writes cell by cell in Python (about
-    10 s of one core for 1.6 million cells at 1M + 1M), and the database write, on the other core,
-    mostly hides behind it (docs/INTERNALS.md). A night in partitions keeps no per-person rows
-    in memory and builds them from its committed copy.
-    """
-    settings = ctx.settings
-    if not settings.write_workbooks or not isinstance(writer, DiffedWriter):
-        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
-            writer.finish(run_row, frames)
-        if not settings.write_workbooks:
-            return []
-        with _stage(settings, "生成报表 Excel"):
-            return build_reports(
-                writer.con, ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, unmask=settings.unmask
+    staged: list[tuple[Path, Path]] = []
+    if settings.write_workbooks:
+        with stage("生成报表 Excel"):
+            staged = build_workbooks(
+                work.result(), ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, settings.unmask
             )
-    with _stage(settings, "生成报表 Excel"):
-        tables = {**frames, **writer.report_frames(), "runs": pl.DataFrame([run_row])}
-        files = save_report_tables(tables, ctx.scratch / "report_tables")
-    receive, send = child_context().Pipe(duplex=False)
-    builder = child_context().Process(
-        target=_build_reports_child,
-        args=(send, files, ctx.run_id, settings.coverage_year, settings.out_dir, ctx.params, settings.unmask),
-        daemon=True,  # ends with this process; killed, it finishes its workbooks and exits
-    )
-    builder.start()
-    send.close()
-    try:
-        with _stage(settings, "写入数据库 DuckDB"), writing(settings.db_path):
-            writer.finish(run_row, frames)
-    except BaseException:
-        with suppress(Exception):
-            discard_reports(_built(receive, builder))
-        raise
-    with _stage(settings, "生成报表 Excel"):  # what the workbooks still take once the database is written
-        return _built(receive, builder)
-
-
-def _build_reports_child(send: Connection, files: dict[str, str], run_id: str, *args: Any) -> None:
-    """Runs in the workbook process: sends (True, the staged workbooks) or (False, the exception)."""
-    try:
-        result: tuple[bool, Any] = (True, build_reports_from_files(files, run_id, *args))
-    except BaseException as e:
-        result = (False, e)
-    with suppress(BrokenPipeError):  # the night was stopped meanwhile
-        send.send(result)
-
-
-def _built(receive: Connection, builder: BaseProcess) -> list[tuple[Path, Path]]:
-    """The workbook process's result: its staged workbooks, or its exception raised here."""
-    try:
-        ok, value = receive.recv()
-    except EOFError:
-        ok, value = (
-            False,
-            ReportError(f"生成报表的进程意外退出 / the workbook process stopped (exit code {builder.exitcode})"),
-        )
-    builder.join()
-    if not ok:
-        raise value
-    return value
+        checkpoint("after_workbooks")
+    return night, writer.written, staged
 
 
 def _seconds(sheet: SheetRead) -> dict:
-    """Seconds reading and checking a sheet in its parser child (None: taken from the cache)."""
+    """Seconds reading a sheet in its parser child (None: taken from the cache)."""
     return {
         "kind": sheet.kind,
         "file": sheet.source_file,
         "sheet": sheet.sheet,
         "read_s": None if sheet.reused else sheet.read_seconds,
-        "check_s": None if sheet.reused else sheet.check_seconds,
     }
 
 
@@ -304,7 +240,8 @@ def _input_paths(settings: RunSettings) -> list[tuple[str, Path]]:
     specs = settings.input_specs()
     if not specs["roster"] or not specs["payments"]:
         raise InputFileError(
-            "须同时提供花名册和缴费明细 / give both --roster and --payments (or neither, for sample_data/)"
+            "须同时提供花名册和缴费明细：--roster 文件或目录 --payments 文件或目录 / give both --roster and "
+            "--payments (files, folders or globs)"
         )
     return [(kind, p) for kind in ("roster", "payments", "subsidy_list") for p in expand_inputs(specs[kind])]
 
@@ -325,23 +262,35 @@ def _sha256_or_empty(path: Path) -> str:
         return ""
 
 
-def _read(ctx: _Context, paths: list[tuple[str, Path]], lazy: bool) -> tuple[Sheets, list, list]:
-    """Every sheet of every input, read and checked in the parser children (or from the cache)."""
-    settings, params, today, scratch = ctx.settings, ctx.params, ctx.today, ctx.scratch
+def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, list]:
+    """Every sheet of every input, read in the parser children (or taken from the cache); a file
+    without a header row of its kind, or lacking a required column, is refused whole (docs/RULES.md
+    §6), or skipped with `--skip-bad-files`; a night left without a roster or a payments file stops."""
+    settings = ctx.settings
     limits = settings.read_limits
     with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # hashlib releases the GIL
         shas = list(pool.map(_sha256_or_empty, [p for _, p in paths]))
-    jobs = [
-        ReadJob(p, kind, settings.coverage_year, sha, settings.region, params.digest(), today)
-        for (kind, p), sha in zip(paths, shas)
-    ]
+    jobs = [ReadJob(p, kind, sha) for (kind, p), sha in zip(paths, shas)]
     cache_dir = settings.db_path.parent / cache.CACHE_DIR_NAME if settings.use_cache else None
-    per_job, skipped, reused = read_isolated(jobs, scratch, limits, settings.skip_bad_files, cache_dir, lazy=lazy)
+    per_job, skipped, reused = read_isolated(jobs, ctx.scratch, limits, settings.skip_bad_files, cache_dir)
     if cache_dir is not None:
         cache.prune(cache_dir)
     by_kind: dict[str, list] = {"roster": [], "payments": [], "subsidy_list": []}
     for job, sheets in zip(jobs, per_job):
+        problem = (
+            file_problem(job.path, load_header_map(job.kind), sheets, ctx.params.coverage_year) if sheets else None
+        )
+        if problem and not settings.skip_bad_files:
+            raise InputFileError(problem)
+        if problem:
+            skipped.append((job, problem))
+            continue
         by_kind[job.kind].extend(sheets)
+    for kind, title in (("roster", "花名册"), ("payments", "缴费明细")):
+        if not by_kind[kind]:
+            raise InputFileError(
+                f"没有可读的{title}文件，本次未运行 / no readable {kind} file is left (see the files skipped above)"
+            )
     return Sheets(by_kind["roster"], by_kind["payments"], by_kind["subsidy_list"]), skipped, reused
 
 
@@ -370,15 +319,30 @@ def library_versions() -> str:
     return json.dumps({name: importlib.metadata.version(name) for name in LIBRARIES}, sort_keys=True)
 
 
+def _counts(night: Night, lists: ListFacts) -> dict[str, int]:
+    """The night's row counts over every input (the subsidy lists' rows included, and also apart):
+    what `runs`, the workbook's summary and the console all say."""
+    skipped = pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")
+    sheets = pl.concat([night.sheets, lists.sheets])
+    row = sheets.select(
+        pl.col("rows_read").sum(), pl.col("accepted").sum(), pl.col("rejected").sum(), skipped.sum()
+    ).row(0)
+    return {
+        "rows_read": int(row[0]),
+        "rows_accepted": int(row[1]),
+        "rows_rejected": int(row[2]),
+        "rows_skipped": int(row[3]),
+        "roster_accepted": night.roster_accepted,
+        "payments_accepted": night.payments_accepted,
+        "subsidy_list_accepted": lists.rows.height,
+        "list_rows_read": int(lists.sheets["rows_read"].sum()),
+    }
+
+
 def _run_row(ctx: _Context, night: Night, lists: ListFacts) -> dict:
     settings, params = ctx.settings, ctx.params
     sheets = pl.concat([night.sheets, lists.sheets])
-    counts = sheets.select(
-        pl.col("rows_read").sum(),
-        pl.col("accepted").sum(),
-        pl.col("rejected").sum(),
-        (pl.col("skipped_blank") + pl.col("skipped_footer") + pl.col("skipped_duplicate")).sum().alias("skipped"),
-    ).row(0)
+    counts = _counts(night, lists)
     return {
         "run_id": ctx.run_id,
         "started_at": ctx.started,
@@ -386,18 +350,12 @@ def _run_row(ctx: _Context, night: Night, lists: ListFacts) -> dict:
         "coverage_year": settings.coverage_year,
         "region": settings.region,
         "inputs": _inputs_json(sheets),
-        "rows_read": counts[0],
-        "rows_accepted": counts[1],
-        "rows_rejected": counts[2],
-        "rows_skipped": counts[3],
-        "roster_accepted": night.roster_accepted,
-        "payments_accepted": night.payments_accepted,
-        "subsidy_list_accepted": lists.rows.height,
+        **{k: v for k, v in counts.items() if k != "list_rows_read"},
         "params_digest": params.digest(),
         "status": "completed",
         "message": "",
         "fingerprint": _fingerprint(sheets, params),
-        "as_of_date": ctx.today,
+        "as_of_date": ctx.data_date,
         "library_versions": library_versions(),
     }
 
@@ -416,9 +374,11 @@ def _warnings(night: Night, lists: ListFacts, skipped: list) -> list[str]:
 
 def _notes(sheets: Sheets, reused: list[ReadJob]) -> list[str]:
     whole = {str(job.path) for job in reused}
-    notes = [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {job.path}" for job in reused]
+    notes = [
+        f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {job.path}" for job in reused
+    ]
     notes += [
-        f"工作表未变，复用上次解析结果 / unchanged sheet reused: {s.source_file} [{s.sheet}]"
+        f"工作表未变，复用上次读取的行（校验重做）/ unchanged sheet, rows from the cache: {s.source_file} [{s.sheet}]"
         for s in sheets.all()
         if s.reused and s.source_file not in whole
     ]

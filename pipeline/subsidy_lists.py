@@ -9,22 +9,21 @@ enrolled (`subsidy_not_enrolled`) and the progress by township and label
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.conservation import NO_LINES, conservation
+from pipeline.conservation import conservation
 from pipeline.io.excel_in import SheetRead
-from pipeline.io.isolate import sheet_rejected, sheet_scan
-from pipeline.night import LISTED_COLUMNS, Night
+from pipeline.night import Night, check_sheets
 from pipeline.params import Params
 from pipeline.rules import tier
 from pipeline.rules.lists import in_force
-from pipeline.validate import LIST_OUT, REJECTED_SCHEMA, Checked, settle_subsidy_list
+from pipeline.validate import LIST_OUT, Checked, settle_subsidy_list
 
 UNKNOWN_PLACE = "未知"
 PLACE = ("county", "township", "village")
-_OUTCOME_SCHEMA = dict(zip(LISTED_COLUMNS, (pl.Utf8, pl.Utf8, pl.Utf8, pl.Utf8, pl.Utf8, pl.Date, pl.Boolean)))
 
 
 @dataclass
@@ -42,40 +41,12 @@ class ListFacts:
         return self.rows.filter("in_force")
 
 
-def _empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "source_file": pl.Utf8,
-            "sheet": pl.Utf8,
-            "row_number": pl.Int32,
-            "id_number": pl.Utf8,
-            "name": pl.Utf8,
-            "identity_labels": pl.List(pl.Utf8),
-            "identified_on": pl.Date,
-            "ended_on": pl.Date,
-            "department": pl.Utf8,
-            "county": pl.Utf8,
-            "township": pl.Utf8,
-            "village": pl.Utf8,
-            "extra_columns": pl.Utf8,
-        }
-    )
-
-
-def list_facts(sheets: list[SheetRead], params: Params) -> ListFacts:
-    """Settle the list rows (an exact copy in the same sheet is skipped; rows never reject each
-    other), assert conservation per file and sheet, mark the rows in force for Y."""
-    read = [s for s in sheets if s.data is not None or s.data_path is not None]
-    lines = pl.concat([NO_LINES, *[sheet_rejected(s).select(REJECTED_SCHEMA.keys()) for s in read]])
-    checked = [Checked(parsed=sheet_scan(s).collect(), rejected=NO_LINES) for s in read]
-    if checked:
-        settled = settle_subsidy_list(checked)
-        rows, duplicates = settled.accepted.select(LIST_OUT), settled.duplicates
-    else:
-        rows = _empty_rows()
-        duplicates = pl.DataFrame(
-            schema={"source_file": pl.Utf8, "sheet": pl.Utf8, "row_number": pl.Int32, "kept_at": pl.Utf8}
-        )
+def list_facts(sheets: list[SheetRead], params: Params, data_date: dt.date) -> ListFacts:
+    """Check and settle the list rows (an exact copy in the same sheet is skipped; rows never reject
+    each other), assert conservation per file and sheet, mark the rows in force for Y."""
+    checked = check_sheets(sheets, "subsidy_list", params, data_date, spill=None)
+    settled = settle_subsidy_list([Checked(parsed=r.load(), rejected=checked.rejected.clear()) for r in checked.rows])
+    rows, duplicates, lines = settled.accepted.select(LIST_OUT), settled.duplicates, checked.rejected
     accepted = rows.group_by("source_file", "sheet").agg(pl.len().alias("accepted"))
     counts = conservation(sheets, accepted, lines, duplicates)
     return ListFacts(
@@ -230,7 +201,7 @@ def progress(labels: pl.DataFrame, params: Params) -> pl.DataFrame:
 
 def list_tables(lists: ListFacts, night: Night, params: Params) -> dict[str, pl.DataFrame]:
     """subsidy_list_rows, subsidy_not_enrolled and subsidy_progress of the night."""
-    outcomes = night.listed if night.listed is not None else pl.DataFrame(schema=_OUTCOME_SCHEMA)
+    outcomes = night.listed
     rejected_ids = night.rejected.filter(pl.col("kind") == "roster")["id_number"].drop_nulls().unique()
     labels = _listing_labels(lists, outcomes, params)
     rows = lists.rows.with_columns(

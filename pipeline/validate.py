@@ -98,12 +98,6 @@ LIST_CONTENT = (
     "village",
 )
 LIST_OUT = ("source_file", "sheet", "row_number", *LIST_CONTENT, "extra_columns")
-# dates each kind compares with "today" (the run date): a cached sheet holds while none crosses it
-_TODAY_DATES = {
-    "roster": ["id_number__birth_date", "birth_date", "registered_on", "special_event_date", "subsidy_identified_on"],
-    "payments": ["id_number__birth_date", "paid_on"],
-    "subsidy_list": ["id_number__birth_date", "identified_on"],
-}
 
 
 @dataclass
@@ -330,28 +324,15 @@ def _rejected_lines(
 
 @dataclass
 class Checked:
-    """One sheet's rows after the row-level checks (run in the parser child, cached per sheet).
+    """One sheet's rows after the row-level checks.
 
     `parsed`: the typed output columns plus `__bad` (some cell failed),
-    `__key_ok` (the duplicate key can be trusted) and the key's raw text.
-    `today_from` / `today_until`: the same rows and reasons come out for any
-    "today" in [today_from, today_until) (the checks compare dates with
-    today); None is unbounded.
+    `__key_ok` (the duplicate key can be trusted) and the key's raw text;
+    `rejected`: one rejected_rows line per failing cell.
     """
 
     parsed: pl.DataFrame
     rejected: pl.DataFrame
-    today_from: dt.date | None = None
-    today_until: dt.date | None = None
-
-
-def _today_window(parsed: pl.DataFrame, dates: list[str], today: dt.date) -> tuple[dt.date | None, dt.date | None]:
-    """The latest checked date on or before today and the earliest one after it."""
-    row = parsed.select(
-        pl.max_horizontal(pl.col(d).filter(pl.col(d) <= today).max() for d in dates).alias("past"),
-        pl.min_horizontal(pl.col(d).filter(pl.col(d) > today).min() for d in dates).alias("future"),
-    ).row(0)
-    return row[0], row[1]
 
 
 def headers_seen_of(sheets: list) -> pl.DataFrame:
@@ -366,26 +347,28 @@ def headers_seen_of(sheets: list) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def check_sheet(sheet, params: Params, header_map: HeaderMap, today: dt.date) -> Checked:
-    """The row-level checks of one read sheet (pipeline.io.excel_in.SheetRead)."""
+def check_sheet(sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap, data_date: dt.date) -> Checked:
+    """The row-level checks of one sheet's rows as read (`sheet`: its pipeline.io.excel_in.SheetRead,
+    `rows`: the rows it read), against the night's parameters and data date (docs/RULES.md §6)."""
     kind = sheet.kind
+    raw = rows.with_columns(pl.lit(sheet.source_file).alias("source_file"), pl.lit(sheet.sheet).alias("sheet"))
     out: tuple[str, ...]
     if kind == "roster":
-        parsed = parse_roster(sheet.data, params, header_map)
+        parsed = parse_roster(raw, params, header_map)
         prev_required = header_map.field("prev_year_insured").is_required(params.coverage_year)
-        schema = roster_schema(params.coverage_year, prev_required, today)
+        schema = roster_schema(params.coverage_year, prev_required, data_date)
         out, key_ok = ROSTER_OUT, [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
     elif kind == "payments":
-        parsed, schema, out = parse_payments(sheet.data), payments_schema(today), PAYMENT_OUT
+        parsed, schema, out = parse_payments(raw), payments_schema(data_date), PAYMENT_OUT
         key_ok = [pl.col("ticket_no__raw"), pl.col("ticket_no").is_not_null().alias("__key_ok")]
     else:
-        parsed, schema, out = parse_subsidy_list(sheet.data, params), subsidy_list_schema(today), LIST_OUT
+        parsed, schema, out = parse_subsidy_list(raw, params), subsidy_list_schema(data_date), LIST_OUT
         key_ok = [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
-    rejected = _rejected_lines(parsed, failures(schema, parsed), kind, headers_seen_of([sheet]), header_map, today)
+    failed = failures(schema, parsed)
+    rejected = _rejected_lines(parsed, failed, kind, headers_seen_of([sheet]), header_map, data_date)
     bad = rejected["__i"].unique().implode()
     frame = parsed.select(*out, *key_ok, pl.col("__i").is_in(bad).alias("__bad"))
-    today_from, today_until = _today_window(parsed, _TODAY_DATES[kind], today)
-    return Checked(parsed=frame, rejected=rejected.drop("__i"), today_from=today_from, today_until=today_until)
+    return Checked(parsed=frame, rejected=rejected.drop("__i"))
 
 
 # --- across sheets: duplicates ---------------------------------------------------------------
@@ -488,15 +471,9 @@ def settle_payments(checked: list[Checked], header_map: HeaderMap) -> Validated:
 def settle_subsidy_list(checked: list[Checked]) -> Validated:
     """List rows never reject each other (one ID may be on several lists, with several labels); an
     exact copy of a row in the same sheet is skipped as a duplicate (docs/RULES.md §9)."""
-    keyed = [c for c in checked]
-    for c in keyed:
-        c.parsed = c.parsed.with_columns(
-            pl.concat_str(
-                [pl.col("source_file"), pl.col("sheet"), pl.col("id_number")], separator="\x1f", ignore_nulls=True
-            ).alias("__list_key")
-        )
+    key = pl.concat_str(
+        [pl.col("source_file"), pl.col("sheet"), pl.col("id_number")], separator="\x1f", ignore_nulls=True
+    ).alias("__list_key")
+    keyed = [Checked(parsed=c.parsed.with_columns(key), rejected=c.rejected) for c in checked]
     content = tuple(f for f in LIST_CONTENT if f != "id_number")
     return _settle(keyed, "__list_key", content, LIST_OUT, None)
-
-
-SETTLE = {"roster": settle_roster, "payments": settle_payments}

@@ -86,7 +86,7 @@ def night(folder: Path, roster: list[Path], payments: list[Path]):
         [str(p) for p in payments],
         folder / "medins.duckdb",
         folder,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
     return result, folder / "medins.duckdb"
@@ -902,12 +902,10 @@ def payment_sheets() -> tuple[dict[str, list[list]], dict[str, list]]:
     sheets["入库日期在前"] = paid_columns("入库日期", "缴款日期")
     sheets["缴款日期在前"] = paid_columns("缴款日期", "入库日期")
     sheets["票证号码"] = [with_header(PAYMENT_HEADER, append=("票证号码",)), [*payment_row(), "A00000001"]]
-    sheets["只有票证号码"] = [with_header(PAYMENT_HEADER, {"电子税票号码": "票证号码"}), payment_row()]
     sheets["缴费总金额"] = [
         with_header(PAYMENT_HEADER, {"缴费金额": "缴费总金额"}, ("缴费金额",)),
         [*payment_row(amount="1280.00"), "400.00"],
     ]
-    sheets["只有缴费总金额"] = [with_header(PAYMENT_HEADER, {"缴费金额": "缴费总金额"}), payment_row(amount="1280.00")]
     sheets["金额单位"] = [
         with_header(PAYMENT_HEADER, {"缴费金额": "实缴金额(元)"}, ("缴费金额（元）",)),
         [*payment_row(amount="380.00"), "400.00"],
@@ -1005,30 +1003,33 @@ def test_a_trailing_unit_is_dropped_and_the_first_listed_amount_alias_wins(cells
 
 
 def test_the_paper_ticket_number_is_an_extra_column_never_the_electronic_ticket(cells_night):
-    result, db = cells_night
+    _, db = cells_night
     (row,) = payments_of(db, "票证号码").values()
     assert json.loads(row["extra_columns"]) == {"票证号码": "A00000001"}
     assert row["ticket_no"] != "A00000001" and len(row["ticket_no"]) == 20
-    only = result.sheets.filter(pl.col("sheet") == "只有票证号码").row(0, named=True)
-    assert (only["accepted"], only["rejected"], only["note"]) == (
-        0,
-        1,
-        "缺少必填列 / missing required column(s): ticket_no",
-    )
-    assert [(r, c, why) for _, r, c, _, why in lines(result, "payments", "只有票证号码")] == [
-        (2, "电子税票号码", "电子税票号码为空，此项必填")
-    ]
+
+
+@pytest.mark.parametrize(
+    "renamed, missing",
+    [
+        ({"电子税票号码": "票证号码"}, "电子税票号码（也可写作：电子税票号）"),
+        ({"缴费金额": "缴费总金额"}, "缴费金额（也可写作：实缴金额、个人缴费金额）"),
+    ],
+)
+def test_a_payments_file_with_only_the_look_alike_column_is_refused_naming_the_real_one(tmp_path, renamed, missing):
+    """票证号码 is no 电子税票号码 and 缴费总金额 (with the fiscal subsidy) no 缴费金额: a sheet that has
+    only the look-alike lacks a required column, and its file is refused whole (docs/RULES.md §6)."""
+    roster = write_workbook(tmp_path / "roster.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", next(IDS))]})
+    payments = write_workbook(tmp_path / "payments.xlsx", {"S": [with_header(PAYMENT_HEADER, renamed), payment_row()]})
+    with pytest.raises(InputFileError) as refused:
+        night(tmp_path / "out", [roster], [payments])
+    assert str(refused.value).startswith(f"税务缴费明细缺少必填列：{missing}。")
 
 
 def test_the_total_amount_with_the_fiscal_subsidy_is_never_the_amount(cells_night):
-    result, db = cells_night
+    _, db = cells_night
     (row,) = payments_of(db, "缴费总金额").values()
     assert (float(row["amount"]), json.loads(row["extra_columns"])) == (400.0, {"缴费总金额": "1280.00"})
-    only = result.sheets.filter(pl.col("sheet") == "只有缴费总金额").row(0, named=True)
-    assert (only["accepted"], only["note"]) == (0, "缺少必填列 / missing required column(s): amount")
-    assert [(r, c, why) for _, r, c, _, why in lines(result, "payments", "只有缴费总金额")] == [
-        (2, "缴费金额", "缴费金额为空，此项必填")
-    ]
 
 
 # === 6. two-row headers ==================================================================================

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, roster_row, run_night, write_workbook
+from pipeline.errors import InputFileError
 
 TODAY = dt.date(2026, 11, 23)
 A = make_id("360222", dt.date(1990, 5, 1), 1)
@@ -35,7 +36,7 @@ def run(tmp_path: Path, roster: Path, payments: Path | None = None, year: int = 
         [str(payments)],
         tmp_path / "m.duckdb",
         tmp_path,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
 
@@ -87,7 +88,7 @@ def test_title_rows_blank_rows_and_footers_are_counted_not_rejected(tmp_path):
         "skipped_footer": 2,
         "skipped_duplicate": 0,
     }
-    assert result.determinations["row_number"].sort().to_list() == [4, 6]
+    assert result.table("determinations")["row_number"].sort().to_list() == [4, 6]
 
 
 def test_excel_row_numbers_survive_leading_empty_and_formatted_rows(tmp_path):
@@ -152,7 +153,7 @@ def test_every_date_form_is_read(tmp_path):
         roster_row(i, f"人{i}", pid, registered=form) for i, (pid, (form, _)) in enumerate(zip(people, DATE_FORMS))
     ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
-    got = dict(result.determinations.select("id_number", "enrolled_on").iter_rows())
+    got = dict(result.table("determinations").select("id_number", "enrolled_on").iter_rows())
     # due is 400 for these people, so enrolled_on comes from payments; read the residents table instead
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
     registered = dict(con.execute("SELECT id_number, registered_on FROM residents").fetchall())
@@ -192,7 +193,7 @@ def test_every_amount_form_is_read(tmp_path):
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     result = run(tmp_path, roster, payments)
     assert result.rejected.height == 0
-    assert result.determinations["net_paid_fen"].item() == sum(fen for _, fen in AMOUNT_FORMS)
+    assert result.table("reconciliation")["net_paid"].item() * 100 == sum(fen for _, fen in AMOUNT_FORMS)
 
 
 @pytest.mark.parametrize("bad", ["四百元", "400.005", "", "0"])
@@ -215,7 +216,7 @@ def test_coverage_year_forms(tmp_path):
     payments = write_workbook(tmp_path / "p.xlsx", {"S": rows})
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     result = run(tmp_path, roster, payments)
-    assert result.determinations["net_paid_fen"].item() == 40000
+    assert result.table("reconciliation")["net_paid"].item() * 100 == 40000
     # a period whose ends lie in two years (docs/RULES.md §6)
     assert reasons(result) == [
         (
@@ -242,7 +243,7 @@ def test_id_numbers_are_normalised(tmp_path):
     ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert result.rejected.height == 0
-    assert sorted(result.determinations["id_number"]) == sorted([A, x_id, C])
+    assert sorted(result.table("determinations")["id_number"]) == sorted([A, x_id, C])
 
 
 def test_real_people_are_not_rejected_on_region_codes(tmp_path):
@@ -256,7 +257,7 @@ def test_real_people_are_not_rejected_on_region_codes(tmp_path):
     rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", pid) for i, pid in enumerate(ids)]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert result.rejected.height == 0
-    assert result.determinations.height == 4
+    assert result.table("determinations").height == 4
 
 
 def test_bad_id_numbers_each_get_their_reason(tmp_path):
@@ -346,7 +347,7 @@ def test_labels_split_on_every_separator_and_aliases(tmp_path):
     ]
     rows = [ROSTER_HEADER] + [roster_row(i, f"人{i}", pid, labels=f) for i, (pid, f) in enumerate(zip(ids, forms))]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
-    labels = dict(result.determinations.select("id_number", "identity_labels").iter_rows())
+    labels = dict(result.table("determinations").select("id_number", "identity_labels").iter_rows())
     assert [labels[pid] for pid in ids] == [
         "特困供养人员",
         "城乡低保对象、孤儿",
@@ -376,13 +377,20 @@ def test_missing_required_cells_and_prev_year_required_from_2026(tmp_path):
     assert result_2025.rejected.height == 0
 
 
-def test_missing_required_column_rejects_every_row_and_says_so(tmp_path):
+def test_a_missing_required_column_refuses_the_file_naming_the_header(tmp_path):
+    """A missing column is the file's problem, not each row's (docs/RULES.md §6): the night stops with
+    exit code 2 and one line naming the header in the bureau's words, with its accepted spellings."""
     header = [h for h in ROSTER_HEADER if h != "乡镇(街道)"]
     rows = [header, [1, "张三", A, "浮梁县", "新平村", None, "是", None, None, "2025-10-20", None]]
-    result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
-    assert reasons(result) == [(2, "乡镇(街道)", "乡镇(街道)为空，此项必填")]
-    note = result.sheets.filter(pl.col("kind") == "roster")["note"].item()
-    assert note == "缺少必填列 / missing required column(s): township"
+    path = write_workbook(tmp_path / "r.xlsx", {"S": rows})
+    with pytest.raises(InputFileError) as e:
+        run(tmp_path, path)
+    assert e.value.exit_code == 2
+    assert str(e.value).startswith(
+        "参保登记花名册缺少必填列：乡镇(街道)（也可写作：乡镇、街道、乡(镇)、镇(街)、镇街、街镇、街道乡镇、所属乡镇、乡镇街道）。"
+    )
+    assert f"of sheet [S]: {path}" in str(e.value)
+    assert not (tmp_path / "m.duckdb").exists()  # nothing written
 
 
 # --- duplicates ---------------------------------------------------------------------
@@ -525,19 +533,20 @@ def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_p
     payments = one_payment(tmp_path)
     first = run(tmp_path, roster, payments)
     assert first.notes == []
+    first_determinations = first.table("determinations").drop("run_id")
     second = run(tmp_path, roster, payments)
-    assert len(second.notes) == 2 and all("unchanged file reused" in n for n in second.notes)
-    assert second.determinations.drop("source_file").equals(first.determinations.drop("source_file"))
+    assert len(second.notes) == 2 and all("unchanged file, rows from the cache" in n for n in second.notes)
+    assert second.table("determinations").drop("run_id").equals(first_determinations)
     # only the payments changed tonight: the roster is reused, the payments are parsed again
     more = write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A), pay_row(2, "李四", B)]})
     third = run(tmp_path, roster, more)
-    assert third.notes == [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}"]
-    assert third.determinations.filter(pl.col("enrolled")).height == 2
+    assert third.notes == [f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}"]
+    assert third.table("determinations").filter(pl.col("enrolled")).height == 2
     # the same bytes under another name: rows carry the new name
     renamed = tmp_path / "花名册_复制.xlsx"
     renamed.write_bytes(roster.read_bytes())
     fourth = run(tmp_path, renamed, more)
-    assert set(fourth.determinations["source_file"]) == {str(renamed)}
+    assert set(fourth.table("determinations")["source_file"]) == {str(renamed)}
     assert set(fourth.sheets.filter(pl.col("kind") == "roster")["source_file"]) == {str(renamed)}
 
 
@@ -562,8 +571,8 @@ def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
     )
     grown = run(tmp_path, roster, payments)
     assert grown.notes == [
-        f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}",
-        f"工作表未变，复用上次解析结果 / unchanged sheet reused: {payments} [10月]",
+        f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}",
+        f"工作表未变，复用上次读取的行（校验重做）/ unchanged sheet, rows from the cache: {payments} [10月]",
     ]
     assert grown.sheets.select("kind", "sheet", "reused", "accepted").rows() == [
         ("roster", "S", True, 3),
@@ -577,13 +586,13 @@ def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
         [str(payments)],
         tmp_path / "fresh.duckdb",
         tmp_path,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
         use_cache=False,
     )
-    assert grown.determinations.equals(fresh.determinations)
-    assert grown.reconciliation.equals(fresh.reconciliation)
-    assert grown.reconciliation.filter(pl.col("id_number") == A)["status"].item() == "underpaid"
+    assert grown.table("determinations").drop("run_id").equals(fresh.table("determinations").drop("run_id"))
+    assert grown.table("reconciliation").drop("run_id").equals(fresh.table("reconciliation").drop("run_id"))
+    assert grown.table("reconciliation").filter(pl.col("id_number") == A)["status"].item() == "underpaid"
 
 
 def test_a_sheet_whose_xml_is_the_same_but_whose_shared_strings_changed_is_parsed_again(tmp_path):
@@ -593,16 +602,17 @@ def test_a_sheet_whose_xml_is_the_same_but_whose_shared_strings_changed_is_parse
     payments = tmp_path / "payments.xlsx"
     write_workbook(payments, {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2025-11-01")]})
     first = run(tmp_path, roster, payments)
+    first_paid = first.table("reconciliation")["last_paid_on"].to_list()
     write_workbook(payments, {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2025-11-02")]})
     second = run(tmp_path, roster, payments)
-    assert second.notes == [f"文件未变（各工作表内容相同），复用上次解析结果 / unchanged file reused: {roster}"]
-    assert first.determinations["last_paid_on"].to_list() == [dt.date(2025, 11, 1)]
-    assert second.determinations["last_paid_on"].to_list() == [dt.date(2025, 11, 2)]
+    assert second.notes == [f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}"]
+    assert first_paid == [dt.date(2025, 11, 1)]
+    assert second.table("reconciliation")["last_paid_on"].to_list() == [dt.date(2025, 11, 2)]
 
 
-def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(tmp_path):
-    """The cache holds checked rows; a check that compares a birth date with "today" is only reused
-    while today stays on the same side of every birth date it compared."""
+def test_cached_rows_are_checked_again_against_each_nights_data_date(tmp_path):
+    """The cache holds the rows as read, never their checks: a sheet taken from the cache is checked
+    again every night, against that night's data date (a birth date in an ID that has come)."""
     born_later = make_id("360281", dt.date(2026, 11, 25), 7)  # two days after TODAY
     roster = write_workbook(
         tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A), roster_row(2, "新生", born_later)]}
@@ -617,7 +627,7 @@ def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(t
             [str(payments)],
             tmp_path / "m.duckdb",
             tmp_path,
-            today=today,
+            as_of=today,
             write_workbooks=False,
         )
 
@@ -626,15 +636,16 @@ def test_reused_checks_are_redone_when_today_passes_a_birth_date_they_compared(t
 
     first = night(TODAY)
     assert reasons(first) == [(3, "证件号码", "证件号码中的出生日期不存在或晚于今天")]
-    next_day = night(TODAY + dt.timedelta(days=1))  # still before the birth: reused as checked
+    next_day = night(TODAY + dt.timedelta(days=1))  # still before the birth: the same answer
     assert reused(next_day) == sorted([str(roster), str(payments)])
     assert reasons(next_day) == reasons(first)
-    birthday = night(dt.date(2026, 11, 25))  # the birth date has come: checked again, now accepted
-    assert reused(birthday) == [str(payments)]
-    assert reasons(birthday) == [] and birthday.determinations.height == 2
-    # a "today" before a birth date the cached checks accepted (A's, 1990-05-01) is checked again too
+    birthday = night(dt.date(2026, 11, 25))  # the birth date has come: the cached rows, now accepted
+    assert reused(birthday) == sorted([str(roster), str(payments)])
+    assert reasons(birthday) == [] and birthday.table("determinations").height == 2
+    # a data date before a birth date accepted so far (A's, 1990-05-01) rejects it, from the cache too
     early = night(dt.date(1990, 4, 30))
-    assert reused(early) == [] and (2, "证件号码", "证件号码中的出生日期不存在或晚于今天") in reasons(early)
+    assert reused(early) == sorted([str(roster), str(payments)])
+    assert (2, "证件号码", "证件号码中的出生日期不存在或晚于今天") in reasons(early)
 
 
 def test_run_sheets_say_which_files_were_reused_and_an_older_database_gains_the_column(tmp_path):
@@ -678,10 +689,39 @@ def test_a_damaged_cache_entry_is_parsed_again(tmp_path):
     )
     payments = one_payment(tmp_path)
     first = run(tmp_path, roster, payments)
+    first_determinations = first.table("determinations").drop("run_id")
     for arrow in (tmp_path / ".medins-cache").rglob("*.arrow"):
         arrow.write_bytes(b"not arrow")
     second = run(tmp_path, roster, payments)
     assert second.notes == [] and not any(second.sheets["reused"])
-    assert second.determinations.equals(first.determinations)
+    assert second.table("determinations").drop("run_id").equals(first_determinations)
     third = run(tmp_path, roster, payments)  # the entries were written again
     assert len(third.notes) == 2 and all(third.sheets["reused"])
+
+
+def test_a_parameter_changed_between_two_nights_judges_the_cached_rows_under_the_new_value(tmp_path, monkeypatch):
+    """The cache keeps the rows as read, keyed by the sheets' bytes and the reader, never by the
+    parameters: with the same files and another individual standard the next night parses nothing
+    and every row is judged under the new value (a 400-yuan payment now leaves 20 yuan to refund)."""
+    import dataclasses
+
+    import pipeline.run
+    from pipeline.params import Cited, load_params
+
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
+    payments = one_payment(tmp_path)  # 张三 pays 400 for 2026
+    first = run(tmp_path, roster, payments)
+    assert first.table("reconciliation").select("status", "amount_diff").rows() == [("paid_in_full", 0)]
+
+    def lower_standard(year: int, region: str):
+        params = load_params(year, region)
+        return dataclasses.replace(params, individual_standard_yuan=Cited(380, "a test's own standard"))
+
+    monkeypatch.setattr(pipeline.run, "load_params", lower_standard)
+    second = run(tmp_path, roster, payments)
+    assert [s["read_s"] for s in second.sheet_seconds] == [None, None]  # no sheet parsed again
+    assert all(second.sheets["reused"])
+    # due 380 (the standard 380, no subsidy); paid 400: 20 yuan over
+    assert second.table("reconciliation").select("individual_due", "status", "amount_diff").rows() == [
+        (380, "overpaid", 20)
+    ]

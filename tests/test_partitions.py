@@ -27,7 +27,7 @@ def _night(tmp_path: Path, name: str, roster: list[str], payments: list[str], pa
         payments,
         out / "medins.duckdb",
         out,
-        today=TODAY,
+        as_of=TODAY,
         partition_rows=partition_rows,
         **kw,
     )

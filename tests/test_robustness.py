@@ -181,8 +181,10 @@ def test_a_second_run_on_the_same_database_exits_quickly(night):
         second = medins_run(tmp_path, roster, payments)
         assert time.monotonic() - started < 30
     assert second.returncode == 5
+    holder = (db.parent / "medins.duckdb.lock").read_text()
+    assert holder.startswith(f"pid {os.getpid()}, started ")
     assert second.stderr.strip() == (
-        f"错误 / error: 另一个运行（pid {os.getpid()}）正在使用 {db} / another run (pid {os.getpid()}) is using {db}"
+        f"错误 / error: 另一个运行（{holder}）正在使用 {db} / another run ({holder}) is using {db}; see --wait"
     )
     assert "Traceback" not in second.stderr
     assert medins_run(tmp_path, roster, payments).returncode == 0
@@ -396,27 +398,26 @@ def test_the_previous_good_database_is_kept_and_restores(night):
 
 
 def test_a_bug_in_the_parser_child_is_reported_as_ours_not_as_a_damaged_file(tmp_path):
-    """An exception in the child that is not about the file (here: parameters for a region that does
-    not exist) must not read as "parser crashed, damaged file"; it carries the child's traceback."""
+    """An exception in the child that is not about the file (here: a kind of input with no header map)
+    must not read as "parser crashed, damaged file"; it carries the child's traceback."""
     from pipeline.io.isolate import ReadJob, read_isolated
 
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER]})
-    job = ReadJob(roster, "roster", 2026, "", "nowhere", "", dt.date(2026, 11, 23))
+    job = ReadJob(roster, "nowhere")
     with pytest.raises(RuntimeError, match=r"(?s)internal error while reading .*r\.xlsx.*Traceback"):
         read_isolated([job], tmp_path / "scratch", skip_bad_files=True)
 
 
-def test_when_every_payments_file_is_skipped_the_roster_is_still_determined(night):
-    """The only payments file is refused and skipped: no payment rows, every person unpaid or
-    subsidised, nothing lost and no crash."""
-    tmp_path, roster, _ = night
+def test_a_night_left_without_a_payments_file_stops_even_when_skipping_bad_files(night):
+    """The only payments file is refused and skipped: a night without payments would call everyone
+    unpaid, so it stops (docs/CONTRACT.md "The command") and publishes nothing."""
+    tmp_path, roster, payments = night
+    assert medins_run(tmp_path, roster, payments).returncode == 0
+    before = snapshot(tmp_path / "out")
     bad = hostile(tmp_path)["html"][0]
     result = medins_run(tmp_path, roster, bad, "--skip-bad-files")
-    assert result.returncode == 0, result.stderr
-    con = duckdb.connect(str(tmp_path / "out" / "medins.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM determinations").fetchall() == [(len(PEOPLE),)]
-    assert con.execute("SELECT count(*) FROM payments").fetchall() == [(0,)]
-    assert con.execute(
-        "SELECT count(*) FROM reconciliation WHERE status NOT IN ('unpaid', 'subsidized')"
-    ).fetchall() == [(0,)]
-    con.close()
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "错误 / error: 没有可读的缴费明细文件，本次未运行 / no readable payments file is left (see the files skipped above)"
+    )
+    assert snapshot(tmp_path / "out") == before

@@ -40,7 +40,7 @@ def figures(out: Path) -> dict:
             db,
             out,
             subsidy_lists=[str(base / "subsidy_list*")],
-            today=TODAY,
+            as_of=TODAY,
             write_workbooks=False,
         )
     con = duckdb.connect(str(db), read_only=True)

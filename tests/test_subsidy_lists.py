@@ -183,7 +183,7 @@ def night(tmp_path_factory) -> Night:
         db,
         base / "out",
         subsidy_lists=lists,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
     # 2025 needs no 上年度参保: that cell is left empty
@@ -204,7 +204,7 @@ def night(tmp_path_factory) -> Night:
         db_2025,
         base / "out_2025",
         subsidy_lists=lists_25,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
     return Night(db=db, result=result, db_2025=db_2025)

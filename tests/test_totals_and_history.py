@@ -66,7 +66,7 @@ def run(tmp_path, roster, payments, **kw):
         [str(payments)],
         tmp_path / "m.duckdb",
         tmp_path,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
         **kw,
     )
@@ -139,7 +139,7 @@ def test_years_without_a_central_share_report_no_split(tmp_path):
         [str(payments)],
         tmp_path / "m.duckdb",
         tmp_path,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
@@ -219,7 +219,7 @@ def test_status_changes_since_the_previous_run(night):
         [str(payments), str(more)],
         tmp_path / "m.duckdb",
         tmp_path,
-        today=TODAY,
+        as_of=TODAY,
         write_workbooks=False,
     )
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)

@@ -1,21 +1,21 @@
-"""The cache of checked sheets: a sheet read before (the same bytes) is not parsed or checked again.
+"""The cache of sheets read before: a sheet with the same bytes is not parsed again.
 
-An entry is one sheet's checked rows and rejected lines (Arrow IPC) with a
-manifest, under `<db dir>/.medins-cache/<key>/`. The key names everything the
-rows depend on: the sheet's bytes (for .xlsx the sheet's own XML and every
-other part of the file but the other sheets and docProps/, so an export that
-grew in one sheet is parsed in that sheet only; for other formats the whole
-file), the kind, year, region and parameters, the installed code (a digest of
-every file of the package) and the versions of the libraries that parse and
-check (polars, fastexcel, pandera, DuckDB). An entry is used
-only while "today" lies in the window where its date checks give the same
-answers (`today_from`, `today_until`). Entries unused for CACHE_KEEP_DAYS are
-removed; the cache holds ID numbers, so it is owner-only like everything else.
+An entry is what a parser child returned for one unit of work (an .xlsx
+sheet, or a whole file of another format): each sheet's rows under the header
+as text (Arrow IPC) and a manifest of its counts, under
+`<db dir>/.medins-cache/<key>/`. The key names exactly what the reading
+depends on: the unit's bytes (for an .xlsx sheet its own XML and every other
+part of the file but the other sheets and docProps/, so an export that grew
+in one sheet is parsed in that sheet only; for other formats the whole file),
+the kind of input (its header map) and the reader's version
+(`reader_version`: the reading code and the libraries that parse). No run
+date, parameters or coverage year: the checks of pipeline/validate.py run on
+the rows every night. Entries unused for CACHE_KEEP_DAYS are removed; the
+cache holds ID numbers, so it is owner-only like everything else.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import importlib.metadata
@@ -32,19 +32,27 @@ from pipeline.io.grids import sheet_members
 CACHE_DIR_NAME = ".medins-cache"
 CACHE_KEEP_DAYS = 14
 _ROOT = Path(__file__).resolve().parents[2]
-_PACKAGES = ("pipeline", "schemas", "policy_params")
-_LIBRARIES = ("polars", "fastexcel", "pandera", "duckdb")
+# What a parser child runs: the files whose text decides the rows it returns, and the libraries that
+# parse (pipeline/io/isolate.py `_read_unit`). Named here, in one place.
+READER_FILES = (
+    "pipeline/io/grids.py",
+    "pipeline/io/excel_in.py",
+    "pipeline/io/preflight.py",
+    "pipeline/io/rows.py",
+    "pipeline/parse.py",
+    "schemas/headers.py",
+    "schemas/headers.toml",
+)
+READER_LIBRARIES = ("polars", "fastexcel")
 
 
 @functools.cache
-def code_digest() -> str:
-    """sha256 over every file of the installed packages and the parsing libraries' versions."""
+def reader_version() -> str:
+    """sha256 over the reader's files and the parsing libraries' versions."""
     h = hashlib.sha256()
-    for package in _PACKAGES:
-        for path in sorted((_ROOT / package).rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".toml"):
-                h.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes())
-    for library in _LIBRARIES:
+    for name in READER_FILES:
+        h.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
+    for library in READER_LIBRARIES:
         h.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
     return h.hexdigest()[:16]
 
@@ -96,27 +104,18 @@ def unit_digests(path: Path, fmt: str, sha256: str, n_sheets: int) -> list[str] 
     return digests if len(digests) == n_sheets else None
 
 
-def entry_key(sheet_digest: str, kind: str, coverage_year: int, region: str, params_digest: str) -> str:
-    return f"{sheet_digest}-{kind}-{coverage_year}-{region}-{params_digest[:12]}-{code_digest()}"
+def entry_key(unit_digest: str, kind: str) -> str:
+    return f"{unit_digest}-{kind}-{reader_version()}"
 
 
-def _covers(manifest: list[dict], today: dt.date) -> bool:
-    """The entry's checks gave the same result for this "today" (dates compared with it)."""
-    for meta in manifest:
-        since, until = meta.get("today_from"), meta.get("today_until")
-        if (since and today < dt.date.fromisoformat(since)) or (until and today >= dt.date.fromisoformat(until)):
-            return False
-    return True
-
-
-def find(cache_dir: Path, key: str, today: dt.date) -> tuple[Path, list[dict]] | None:
-    """The entry and its manifest, when there is one that holds for `today`."""
+def find(cache_dir: Path, key: str) -> tuple[Path, list[dict]] | None:
+    """The entry and its manifest, when there is one."""
     entry = cache_dir / key
     try:
         manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return (entry, manifest) if _covers(manifest, today) else None
+    return entry, manifest
 
 
 def store(cache_dir: Path, key: str, out_dir: Path, manifest: list[dict]) -> Path:
@@ -125,9 +124,8 @@ def store(cache_dir: Path, key: str, out_dir: Path, manifest: list[dict]) -> Pat
     staging = cache_dir / f".{entry.name}.{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
     for meta in manifest:
-        for part in ("data_file", "rejected_file"):
-            if meta.get(part):
-                os.replace(out_dir / meta[part], staging / meta[part])
+        if meta.get("rows_file"):
+            os.replace(out_dir / meta["rows_file"], staging / meta["rows_file"])
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(staging, entry)

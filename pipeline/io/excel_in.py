@@ -23,8 +23,9 @@ import polars as pl
 from pipeline.errors import InputFileError
 from pipeline.io.grids import Grid, read_grids
 from pipeline.io.preflight import check_file
+from pipeline.io.rows import Rows
 from pipeline.parse import normalise_columns
-from schemas.headers import HeaderMap, match_header
+from schemas.headers import Field, HeaderMap, match_header
 
 # Fields whose digits Excel destroys when the cell is a number (15 significant digits).
 TEXT_ONLY_FIELDS = ("id_number", "ticket_no")
@@ -36,7 +37,13 @@ def numeric_flag(field_name: str) -> str:
 
 @dataclass
 class SheetRead:
-    """One sheet of one input file, read and trimmed to its data rows."""
+    """One sheet of one input file as read: its rows under the header as text, and the counts.
+
+    This is what a parser child returns and what the cache keeps (keyed by the
+    sheet's bytes and the reader's version, pipeline/io/cache.py); the checks
+    of pipeline/validate.py run on `rows` every night, with the night's
+    parameters and data date.
+    """
 
     kind: str
     source_file: str
@@ -46,19 +53,12 @@ class SheetRead:
     rows_read: int = 0
     skipped_blank: int = 0
     skipped_footer: int = 0
-    missing_required: tuple[str, ...] = ()
     note: str = ""
-    data: pl.DataFrame | None = None  # canonical fields as text + row_number + flags; typed once checked
     columns_seen: dict[str, str] = field(default_factory=dict)  # field -> header as written
-    rejected: pl.DataFrame | None = None  # rejected_rows lines, once checked (pipeline/validate.py)
-    today_from: str | None = None  # ISO dates: the checks hold for "today" in [today_from, today_until)
-    today_until: str | None = None
-    read_seconds: float | None = None  # measured in the parser child: reading, then the row checks
-    check_seconds: float | None = None
-    reused: bool = False  # rows and checks taken from the cache (the same sheet read before)
-    # read lazily (a night run in partitions): data and rejected stay in these Arrow IPC files
-    data_path: str | None = None
-    rejected_path: str | None = None
+    # row_number, the number-cell flags, every field of the kind as text, extra_columns (JSON); None: no rows
+    rows: Rows | None = None
+    read_seconds: float | None = None  # measured in the parser child
+    reused: bool = False  # taken from the cache (the same sheet bytes read before)
 
 
 SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".csv", ".txt", ".et")
@@ -224,13 +224,11 @@ def _flag_number_cells(body: pl.DataFrame, text_cols: dict[str, str], grid: Grid
     return body
 
 
-def _body(
-    grid: Grid, start: int, header: list[str | None], header_map: HeaderMap, result: SheetRead, coverage_year: int
-) -> pl.DataFrame:
-    """The rows under the header, trimmed, with source_file / sheet / row_number and the fields."""
+def _body(grid: Grid, start: int, header: list[str | None], header_map: HeaderMap, result: SheetRead) -> pl.DataFrame:
+    """The rows under the header, trimmed, with row_number and the fields (source_file and sheet are
+    the SheetRead's: a cached sheet is read again under tonight's file name)."""
     to_field, extras, seen = _column_plan(header, header_map)
     result.columns_seen = seen
-    result.missing_required = header_map.missing_required(set(seen), coverage_year)
     body = grid.cells.slice(start).with_row_index("__pos")
     result.rows_read = body.height
     body = _marks(normalise_columns(body, [c for c in body.columns if c.startswith("__c")]), header_map, header)
@@ -242,8 +240,6 @@ def _body(
     text_cols = {numeric_flag(f): c for c, f in to_field.items() if f in TEXT_ONLY_FIELDS}
     body = _flag_number_cells(body, text_cols, grid, start)
     selects = [
-        pl.lit(result.source_file).alias("source_file"),
-        pl.lit(grid.sheet).alias("sheet"),
         (pl.col("__pos").cast(pl.Int32) + (grid.first_row + start)).alias("row_number"),
         *[(pl.col(flag) if flag in text_cols else pl.lit(False)).fill_null(False).alias(flag) for flag in flags],
     ]
@@ -258,7 +254,7 @@ def _body(
     return body.select(*selects, extra.alias("extra_columns"))
 
 
-def read_sheet(grid: Grid, header_map: HeaderMap, source_file: str, sha256: str, coverage_year: int) -> SheetRead:
+def read_sheet(grid: Grid, header_map: HeaderMap, source_file: str, sha256: str) -> SheetRead:
     """One sheet, read and trimmed (the row numbers are the file's own)."""
     result = SheetRead(kind=header_map.kind, source_file=source_file, sha256=sha256, sheet=grid.sheet)
     if grid.cells.height == 0:
@@ -277,7 +273,7 @@ def read_sheet(grid: Grid, header_map: HeaderMap, source_file: str, sha256: str,
         if joined is not None:
             header, start = joined, start + 1
     result.header_row = grid.first_row + start - 1
-    result.data = _body(grid, start, header, header_map, result, coverage_year)
+    result.rows = Rows(frame=_body(grid, start, header, header_map, result))
     return result
 
 
@@ -285,8 +281,6 @@ def empty_read(header_map: HeaderMap) -> pl.DataFrame:
     """The columns `read_sheet` returns, with no rows (a kind with no sheet left to read)."""
     flags = [numeric_flag(f.name) for f in header_map.fields if f.name in TEXT_ONLY_FIELDS]
     schema = {
-        "source_file": pl.Utf8,
-        "sheet": pl.Utf8,
         "row_number": pl.Int32,
         **{f: pl.Boolean for f in flags},
         **{f.name: pl.Utf8 for f in header_map.fields},
@@ -298,7 +292,6 @@ def empty_read(header_map: HeaderMap) -> pl.DataFrame:
 def read_file(
     path: Path,
     header_map: HeaderMap,
-    coverage_year: int,
     sha256: str | None = None,
     only_sheet: int | None = None,
     fmt: str | None = None,
@@ -308,9 +301,7 @@ def read_file(
     fmt = fmt or check_file(path)
     sha = sha256 or sha256_of(path)
     try:
-        return [
-            read_sheet(grid, header_map, str(path), sha, coverage_year) for grid in read_grids(path, fmt, only_sheet)
-        ]
+        return [read_sheet(grid, header_map, str(path), sha) for grid in read_grids(path, fmt, only_sheet)]
     except (fastexcel.FastExcelError, zipfile.BadZipFile, OSError, KeyError, SyntaxError) as e:
         # calamine's errors for a damaged file; the preflight refuses what it can name before this
         raise InputFileError(
@@ -324,8 +315,31 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
-def require_a_header(path: Path, header_map: HeaderMap, sheets: list[SheetRead]) -> None:
+def _field_words(wanted: Field, header_map: HeaderMap) -> str:
+    """A required field in the bureau's words: its header, the other spellings accepted, and the
+    columns that may stand in for it (费款所属期起 + 费款所属期止)."""
+    words = wanted.header
+    if len(wanted.aliases) > 1:
+        words += f"（也可写作：{'、'.join(wanted.aliases[1:])}）"
+    if wanted.or_fields:
+        words += "，或两列 " + " + ".join(header_map.header_of(f) for f in wanted.or_fields)
+    return words
+
+
+def file_problem(path: Path, header_map: HeaderMap, sheets: list[SheetRead], coverage_year: int) -> str | None:
+    """Why a file is refused whole (docs/RULES.md §6), or None: no sheet has a header row of its kind,
+    or a sheet whose header row was found lacks a column required for its kind and year. A missing
+    column is the file's problem, not each row's."""
     if not any(s.header_row is not None for s in sheets):
-        raise InputFileError(
-            f"工作簿中没有找到{header_map.title}的表头行 / no {header_map.kind} header row in any sheet: {path}"
-        )
+        return f"工作簿中没有找到{header_map.title}的表头行 / no {header_map.kind} header row in any sheet: {path}"
+    for sheet in sheets:
+        if sheet.header_row is None:
+            continue
+        missing = header_map.missing_required(set(sheet.columns_seen), coverage_year)
+        if missing:
+            words = "；".join(_field_words(header_map.field(name), header_map) for name in missing)
+            return (
+                f"{header_map.title}缺少必填列：{words}。请在表头行补上该列后重新导出 / missing required column(s) "
+                f"{', '.join(missing)} in the header row (row {sheet.header_row}) of sheet [{sheet.sheet}]: {path}"
+            )
+    return None

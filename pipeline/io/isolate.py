@@ -4,16 +4,17 @@ calamine is native code: a hostile sheet can make it allocate hundreds of GB
 and kill the process without a Python exception. Each sheet is therefore read
 in its own child (forked from a forkserver that has the reader preloaded, so
 a child starts in milliseconds) under RLIMIT_AS and a wall-clock timeout;
-several children run at once, one per core. A child reads one sheet, checks
-its rows (pipeline/validate.py) and hands both back as Arrow IPC files with a
-JSON manifest. A child that dies, overruns or raises becomes an
-InputFileError naming the file. A sheet read before (pipeline/io/cache.py) is
-taken from the cache instead.
+several children run at once, one per core. A child reads one unit of work
+(an .xlsx sheet, or a whole file of another format) and hands back what it
+read: each sheet's rows under the header as text (Arrow IPC) and a JSON
+manifest of its counts. The checks run in the parent, every night
+(pipeline/validate.py). A child that dies, overruns or raises becomes an
+InputFileError naming the file. A unit read before (pipeline/io/cache.py,
+the same bytes and reader) is taken from the cache instead.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
@@ -34,12 +35,11 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.io import cache
-from pipeline.io.excel_in import SheetRead, read_file, require_a_header
+from pipeline.io.excel_in import SheetRead, read_file
 from pipeline.io.grids import sheet_members
 from pipeline.io.masking import mask_ids_in_text
 from pipeline.io.preflight import check_file
-from pipeline.params import load_params
-from pipeline.validate import check_sheet
+from pipeline.io.rows import Rows
 from schemas.headers import load_header_map
 
 TMP_PREFIX = ".medins-tmp-"
@@ -50,11 +50,7 @@ CACHE_DIR_NAME = cache.CACHE_DIR_NAME
 class ReadJob:
     path: Path
     kind: str
-    coverage_year: int
     sha256: str = ""
-    region: str = "jiangxi"
-    params_digest: str = ""
-    today: dt.date = dt.date.min
 
 
 @dataclass(frozen=True)
@@ -72,40 +68,26 @@ def child_context() -> ForkServerContext:
     global _context
     if _context is None:
         _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(["pipeline.io.isolate"])  # the readers, the checks (pandera), params
+        _context.set_forkserver_preload(["pipeline.io.isolate", "pipeline.io.excel_out"])  # the readers, the workbooks
     return _context
 
 
 # --- in the child ----------------------------------------------------------------------
 
 
-def _read_and_check(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str) -> list[dict]:
-    """Read one sheet, check its rows, write both as IPC; the manifest entries of what was written."""
-    header_map = load_header_map(job.kind)
-    params = load_params(job.coverage_year, job.region)
+def _read_unit(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str) -> list[dict]:
+    """Read one unit of work; each sheet's rows as IPC beside `out_base`; the manifest entries."""
     started = time.perf_counter()
     manifest = []
     for i, sheet in enumerate(
-        read_file(job.path, header_map, job.coverage_year, job.sha256 or None, only_sheet=sheet_index, fmt=fmt)
+        read_file(job.path, load_header_map(job.kind), job.sha256 or None, only_sheet=sheet_index, fmt=fmt)
     ):
         sheet.read_seconds = round(time.perf_counter() - started, 3)
-        meta = {}
-        if sheet.data is not None:
-            checked_at = time.perf_counter()
-            checked = check_sheet(sheet, params, header_map, job.today)
-            sheet.check_seconds = round(time.perf_counter() - checked_at, 3)
-            sheet.today_from = checked.today_from.isoformat() if checked.today_from else None
-            sheet.today_until = checked.today_until.isoformat() if checked.today_until else None
-            meta = {
-                "data_file": f"{Path(out_base).name}.{i}.arrow",
-                "rejected_file": f"{Path(out_base).name}.{i}.rejected.arrow",
-            }
-            checked.parsed.write_ipc(f"{out_base}.{i}.arrow")
-            checked.rejected.write_ipc(f"{out_base}.{i}.rejected.arrow")
-        fields = asdict(sheet)
-        for frame in ("data", "rejected", "data_path", "rejected_path"):
-            fields.pop(frame)
-        manifest.append({**fields, "missing_required": list(sheet.missing_required), **meta})
+        meta = {k: v for k, v in asdict(sheet).items() if k != "rows"}
+        if sheet.rows is not None:
+            meta["rows_file"] = f"{Path(out_base).name}.{i}.arrow"
+            sheet.rows.load().write_ipc(f"{out_base}.{i}.arrow")
+        manifest.append(meta)
     return manifest
 
 
@@ -115,7 +97,7 @@ def _child(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str, memor
     os.dup2(err, 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        result = {"ok": True, "sheets": _read_and_check(job, fmt, sheet_index, out_base)}
+        result = {"ok": True, "sheets": _read_unit(job, fmt, sheet_index, out_base)}
     except InputFileError as e:
         result = {"ok": False, "message": str(e)}
     except MemoryError:
@@ -130,48 +112,20 @@ def _child(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str, memor
 # --- in the parent ---------------------------------------------------------------------
 
 
-def _sheets_from(
-    manifest: list[dict], base: Path, job: ReadJob, reused: bool = False, lazy: bool = False
-) -> list[SheetRead]:
-    """Sheets back from IPC files; file name and sha256 are re-stamped with this run's file.
-    `lazy`: the frames stay in the files (`data_path`, `rejected_path`; see `sheet_scan`)."""
+def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = False) -> list[SheetRead]:
+    """Sheets back from a manifest; their rows stay in their IPC files under `base` until checked. File
+    name and sha256 are tonight's (a cached entry is named by its bytes, not by its path)."""
     out = []
     for meta in manifest:
         meta = dict(meta)
-        data_file, rejected_file = meta.pop("data_file", None), meta.pop("rejected_file", None)
-        meta.update(
-            missing_required=tuple(meta["missing_required"]),
-            source_file=str(job.path),
-            sha256=job.sha256,
-            reused=reused,
-        )
+        rows_file = meta.pop("rows_file", None)
+        meta.update(source_file=str(job.path), sha256=job.sha256, reused=reused)
         sheet = SheetRead(**meta)
-        if data_file and rejected_file:
-            sheet.data_path, sheet.rejected_path = str(base / data_file), str(base / rejected_file)
-            if lazy:
-                pl.read_ipc_schema(sheet.data_path)  # a damaged file is found now, not in a later step
-                pl.read_ipc_schema(sheet.rejected_path)
-            else:
-                sheet.data, sheet.rejected = sheet_scan(sheet).collect(), sheet_rejected(sheet)
-                sheet.data_path = sheet.rejected_path = None
+        if rows_file:
+            pl.read_ipc_schema(base / rows_file)  # a damaged file is found now, not in a later step
+            sheet.rows = Rows(path=base / rows_file)
         out.append(sheet)
     return out
-
-
-def sheet_scan(sheet: SheetRead) -> pl.LazyFrame:
-    """A sheet's checked rows, whether read eagerly or lazily (`data_path`)."""
-    if sheet.data_path is None:
-        assert sheet.data is not None
-        return sheet.data.lazy()
-    return pl.scan_ipc(sheet.data_path).with_columns(pl.lit(sheet.source_file).alias("source_file"))
-
-
-def sheet_rejected(sheet: SheetRead) -> pl.DataFrame:
-    """A sheet's rejected lines, whether read eagerly or lazily (`rejected_path`)."""
-    if sheet.rejected_path is None:
-        assert sheet.rejected is not None
-        return sheet.rejected
-    return pl.read_ipc(sheet.rejected_path).with_columns(pl.lit(sheet.source_file).alias("source_file"))
 
 
 def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: bool, memory: bool) -> str:
@@ -215,18 +169,15 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
         fmt = check_file(job.path)
         units: list[int | None] = list(range(len(sheet_members(job.path)))) if fmt == "xlsx" else [None]
         sizes = _unit_sizes(job.path, fmt)
-    except InputFileError:
-        raise
-    except Exception as e:  # a container that looked right but cannot be listed
+    except (zipfile.BadZipFile, KeyError, SyntaxError, ValueError, EOFError) as e:
+        # a container that looked right but cannot be listed (a zip without its parts, broken XML)
         raise InputFileError(
             f"文件已损坏或无法读取，请重新导出或重新下载 / cannot read file (damaged or truncated): export or "
             f"download it again: {job.path} ({type(e).__name__})"
         ) from None
     digests = cache.unit_digests(job.path, fmt, job.sha256, len(units)) if use_cache and job.sha256 else None
     keys: list[str | None] = (
-        [cache.entry_key(d, job.kind, job.coverage_year, job.region, job.params_digest) for d in digests]
-        if digests is not None
-        else [None] * len(units)
+        [cache.entry_key(d, job.kind) for d in digests] if digests is not None else [None] * len(units)
     )
     return _Plan(fmt=fmt, units=units, keys=keys, sizes=sizes)
 
@@ -241,14 +192,14 @@ def _unit_sizes(path: Path, fmt: str) -> list[int]:
     return [stored.get(member or "", 0) for member in sheet_members(path).values()]
 
 
-def _from_cache(cache_dir: Path, plan: _Plan, k: int, job: ReadJob, lazy: bool) -> list[SheetRead] | None:
+def _from_cache(cache_dir: Path, plan: _Plan, k: int, job: ReadJob) -> list[SheetRead] | None:
     """The sheet from its cache entry; None when there is none or its files cannot be read."""
     key = plan.keys[k]
-    hit = cache.find(cache_dir, key, job.today) if key else None
+    hit = cache.find(cache_dir, key) if key else None
     if hit is None:
         return None
     try:
-        sheets = _sheets_from(hit[1], hit[0], job, reused=True, lazy=lazy)
+        sheets = _sheets_from(hit[1], hit[0], job, reused=True)
         cache.touch(hit[0])
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None
@@ -261,14 +212,13 @@ def read_isolated(
     limits: ReadLimits = ReadLimits(),
     skip_bad_files: bool = False,
     cache_dir: Path | None = None,
-    lazy: bool = False,
 ) -> tuple[list[list[SheetRead]], list[tuple[ReadJob, str]], list[ReadJob]]:
     """Read every sheet of every job's file in children, or from the cache when the same sheet was read
     before; sheets are the unit of work, so one big file does not hold up the other core.
 
     Returns (sheets per job in order, skipped files with reasons, jobs whose every sheet came from
-    the cache). A bad file stops everything (InputFileError) unless `skip_bad_files`. `lazy`: the
-    sheets' frames stay in their IPC files (in the cache, or in `tmp_dir`, which the caller removes).
+    the cache). A bad file stops everything (InputFileError) unless `skip_bad_files`. The sheets'
+    rows stay in their IPC files (in the cache, or in `tmp_dir`, which the caller removes).
     """
     skipped: dict[int, str] = {}
 
@@ -289,34 +239,28 @@ def read_isolated(
     pending = [(j, k) for j, plan in enumerate(plans) if j not in skipped for k in range(plan.n_units)]
     if cache_dir is not None:
         with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # reading IPC releases the GIL
-            found = list(pool.map(lambda jk: _from_cache(cache_dir, plans[jk[0]], jk[1], jobs[jk[0]], lazy), pending))
+            found = list(pool.map(lambda jk: _from_cache(cache_dir, plans[jk[0]], jk[1], jobs[jk[0]]), pending))
         for (j, k), sheets in zip(pending, found):
             if sheets is not None:
                 plans[j].sheets[k] = sheets
     from_cache = {(j, k) for j, plan in enumerate(plans) for k in plan.sheets}
     to_parse = sorted((jk for jk in pending if jk not in from_cache), key=lambda jk: -plans[jk[0]].sizes[jk[1]])
     if to_parse:
-        _run_children(jobs, plans, to_parse, tmp_dir, limits, cache_dir, fail, lazy)
+        _run_children(jobs, plans, to_parse, tmp_dir, limits, cache_dir, fail)
     reused = [
         job
         for j, job in enumerate(jobs)
         if j not in skipped and plans[j].n_units and all((j, k) in from_cache for k in range(plans[j].n_units))
     ]
-    out: list[list[SheetRead]] = []
-    for j, job in enumerate(jobs):
-        sheets = [] if j in skipped else [s for k in range(plans[j].n_units) for s in plans[j].sheets.get(k, [])]
-        if j not in skipped:
-            try:
-                require_a_header(job.path, load_header_map(job.kind), sheets)
-            except InputFileError as e:
-                fail(j, str(e))
-                sheets = []
-        out.append(sheets)
+    out = [
+        [] if j in skipped else [s for k in range(plans[j].n_units) for s in plans[j].sheets.get(k, [])]
+        for j in range(len(jobs))
+    ]
     return out, [(jobs[j], m) for j, m in sorted(skipped.items())], reused
 
 
 def _collect(
-    job: ReadJob, plan: _Plan, k: int, out_base: str, tmp_dir: Path, cache_dir: Path | None, lazy: bool
+    job: ReadJob, plan: _Plan, k: int, out_base: str, tmp_dir: Path, cache_dir: Path | None
 ) -> list[SheetRead] | str:
     """A finished child's sheets (moved into the cache when there is one), or why there are none."""
     result = _load(out_base)
@@ -329,8 +273,8 @@ def _collect(
     key = plan.keys[k] if plan.keys else None
     if cache_dir is not None and key is not None:
         entry = cache.store(cache_dir, key, tmp_dir, result["sheets"])
-        return _sheets_from(result["sheets"], entry, job, lazy=lazy)
-    return _sheets_from(result["sheets"], tmp_dir, job, lazy=lazy)
+        return _sheets_from(result["sheets"], entry, job)
+    return _sheets_from(result["sheets"], tmp_dir, job)
 
 
 def _load(out_base: str) -> dict | None:
@@ -349,10 +293,8 @@ def _run_children(
     limits: ReadLimits,
     cache_dir: Path | None,
     fail: Callable[[int, str], None],
-    lazy: bool,
 ) -> None:
-    """Parse the `pending` (job, sheet) pairs in children, `limits.workers` at a time. The scratch
-    directory is removed at the end unless the sheets stay in it (`lazy`)."""
+    """Parse the `pending` (job, sheet) pairs in children, `limits.workers` at a time."""
     ctx = child_context()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[ForkServerProcess, float, str]] = {}
@@ -381,7 +323,7 @@ def _run_children(
                     proc.kill()
                 proc.join()
                 del running[(j, k)]
-                got = "" if timed_out else _collect(jobs[j], plans[j], k, out_base, tmp_dir, cache_dir, lazy)
+                got = "" if timed_out else _collect(jobs[j], plans[j], k, out_base, tmp_dir, cache_dir)
                 if isinstance(got, list):
                     plans[j].sheets[k] = got
                     continue
@@ -396,8 +338,6 @@ def _run_children(
         for proc, _, _ in running.values():
             proc.kill()
             proc.join()
-        if not lazy:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:

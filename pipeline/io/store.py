@@ -9,10 +9,10 @@ it reconnects; nothing the analyst holds can lock the night out. The file is
 written in DuckDB's v1.1 storage format, which every client from DuckDB 1.1
 on reads (docs/CONTRACT.md "Outputs").
 
-A night's writer (`DiffedWriter` for a night in one piece, `StagedWriter` for
-a night in partitions) replaces the rows of its coverage year and leaves
-other years alone; `runs` and `status_changes` keep every run. Money arrives
-as integer fen (`<column>_fen`) and is stored as exact DECIMAL(14,2) yuan.
+The night's writer (`NightWriter`, the same for a night in one piece and a
+night in partitions) replaces the rows of its coverage year and leaves other
+years alone; `runs` and `status_changes` keep every run. Money arrives as
+integer fen (`<column>_fen`) and is stored as exact DECIMAL(14,2) yuan.
 """
 
 from __future__ import annotations
@@ -23,37 +23,19 @@ import shutil
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
 from pipeline.faults import checkpoint
-from pipeline.io.tables import (
-    DIFFED_TABLES,
-    LOW_CARDINALITY,
-    MONEY,
-    PER_YEAR_TABLES,
-    ROW_KEYS,
-    STAGED_TABLES,
-    TABLES,
-    VIEWS,
-)
-
-T = TypeVar("T")
+from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
 
 INSERT_SLICE_ROWS = 500_000
 STORAGE_VERSION = "v1.1.0"  # the storage format DuckDB 1.1 and every later client reads
 _HEADER_VERSION_V1_1 = 64  # the version number such a file carries in its header
 _CATALOG = "night"
-STAGED_PREFIX = "__next_"
-# DuckDB's memory while a night in partitions writes (its own cache; the staged tables are on disk).
-WRITER_MEMORY_LIMIT = "1GB"
-ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 
 
 # --- files -------------------------------------------------------------------------------
@@ -167,7 +149,6 @@ def connect_work(db_path: Path, work: Path) -> duckdb.DuckDBPyConnection:
         # letting DuckDB write row groups in any order halves the insert at 1M rows.
         con.execute("SET preserve_insertion_order = false")
         ensure_tables(con)
-        drop_staged(con)  # of a night in partitions that was killed
     except BaseException:
         con.close()
         raise
@@ -238,6 +219,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         for column in table.columns:
             if column.name not in have:
                 con.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.definition.replace(' PRIMARY KEY', '')}")
+        for retired in RETIRED_COLUMNS.get(table.name, ()):
+            if retired in have:  # a column an earlier version kept for itself (never part of the contract)
+                con.execute(f'ALTER TABLE {table.name} DROP COLUMN "{retired}"')
         con.execute(f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
         for column in table.columns:
             con.execute(f'COMMENT ON COLUMN {table.name}."{column.name}" IS {_quote(column.comment)}')
@@ -292,249 +276,63 @@ def insert_frame(
             con.execute(sql)
 
 
-def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """The frame with `row_hash` (64-bit hash of every column it holds; run_id is not among them)
-    and `key_hash` (of the columns naming the row, tables.ROW_KEYS)."""
-    return frame.with_columns(
-        frame.hash_rows(seed=0).alias(ROW_HASH), frame.select(ROW_KEYS[table]).hash_rows(seed=0).alias(KEY_HASH)
-    )
-
-
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """A query's whole result as a polars frame (DECIMAL stays Decimal)."""
     return con.sql(sql, params=params or None).pl()
 
 
-def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the staged tables a killed night in partitions left behind."""
-    for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__next_%' AND database_name = current_database()"
-    ).fetchall():
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _status_changes(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int, incoming: str) -> pl.DataFrame:
-    """The status_changes rows: the persons whose status differs between the year's reconciliation
-    rows of the previous run and `incoming` (this run's: id_number, name, county, township, status,
-    amount_diff). Nothing to compare on a year's first run."""
-    columns = ", ".join(TABLES["status_changes"].column_names)
-    return query_frame(
-        con,
-        f"""
-        SELECT {columns} FROM (
-            SELECT ? AS run_id, ? AS coverage_year, coalesce(n.id_number, o.id_number) AS id_number,
-                   coalesce(n.name, o.name) AS name, coalesce(n.county, o.county) AS county,
-                   coalesce(n.township, o.township) AS township, o.run_id AS previous_run_id,
-                   o.status AS previous_status, n.status AS status, o.amount_diff AS previous_amount_diff,
-                   n.amount_diff AS amount_diff
-            FROM (SELECT * FROM reconciliation WHERE coverage_year = ?) o
-            FULL OUTER JOIN ({incoming}) n ON n.id_number = o.id_number
-            WHERE o.status IS DISTINCT FROM n.status
-              AND EXISTS (SELECT 1 FROM reconciliation WHERE coverage_year = ?)
-        )""",
-        [run_id, coverage_year, coverage_year, coverage_year],
-    )
-
-
-@contextmanager
-def memory_database(tables: dict[str, pa.Table], run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB where each Arrow table reads as its table of tables.py, with the columns
-    it holds (money in yuan, the run's id): what the workbooks query, without waiting for the night's
-    copy to be written. A query of a column left out fails loudly rather than reading NULL."""
-    con = duckdb.connect()
-    try:
-        for table, arrow in tables.items():
-            con.register(f"__frame_{table}", arrow)
-            select = _select_list(table, arrow.column_names, run_id, fill_missing=False)
-            con.execute(f"CREATE VIEW {table} AS SELECT {select} FROM __frame_{table}")
-        yield con
-    finally:
-        con.close()
-
-
-# --- the night's writers ---------------------------------------------------------------------
-
-
-@dataclass
-class _Diff:
-    """What a run changes in one diffed table for its coverage year."""
-
-    table: str
-    added: pl.DataFrame  # rows to insert (with row_hash and key_hash)
-    gone: pl.DataFrame | None  # __rowid of the rows to delete; None: delete the whole year
-    kept: int  # rows left in place (re-stamped with the run)
-    before: int  # rows of the year before the run
-
-
-def _diff(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, coverage_year: int) -> _Diff:
-    """Which rows of the year stay, go and come.
-
-    A row stays when a row of tonight's frame has the same row_hash *and* key_hash: the same line
-    of the same file, or the same person, with every column equal (a wrong match needs the row's
-    own 64-bit hash to collide, about 2^-64 per changed row). Where a row_hash repeats within the
-    table or the frame (identical rows), the year is rewritten whole.
-    """
-    frame = with_row_hash(frame, table)
-    old = query_frame(
-        con,
-        f"SELECT rowid AS __rowid, {ROW_HASH}, {KEY_HASH} FROM {table} WHERE {DIFFED_TABLES[table]} = ?",
-        [coverage_year],
-    )
-    hashed = old.filter(pl.col(ROW_HASH).is_not_null() & pl.col(KEY_HASH).is_not_null())
-    if hashed.height == 0 or hashed[ROW_HASH].n_unique() != hashed.height or frame[ROW_HASH].n_unique() != frame.height:
-        return _Diff(table, frame, None, 0, old.height)
-    # row_hash is unique on both sides: join on it alone, then require the key_hash to agree
-    same = (
-        frame.select(ROW_HASH, KEY_HASH, pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"))
-        .join(hashed, on=ROW_HASH, how="inner", suffix="__old")
-        .filter(pl.col(KEY_HASH) == pl.col(f"{KEY_HASH}__old"))
-    )
-    gone = old.select("__rowid").filter(~pl.col("__rowid").is_in(same["__rowid"].implode()))
-    added = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(same["__i"].implode()))
-    return _Diff(table, added, gone, same.height, old.height)
-
-
-def _apply(con: duckdb.DuckDBPyConnection, diff: _Diff, run_id: str, coverage_year: int) -> tuple[int, int, int]:
-    """Delete the rows that went, re-stamp the rows that stayed, insert the new; (kept, written, deleted)."""
-    year = f"{DIFFED_TABLES[diff.table]} = ?"
-    if diff.gone is None:
-        con.execute(f"DELETE FROM {diff.table} WHERE {year}", [coverage_year])
-    elif diff.gone.height:
-        with _registered(con, "__gone", diff.gone):
-            con.execute(f"DELETE FROM {diff.table} WHERE rowid IN (SELECT __rowid FROM __gone)")
-    if diff.kept:
-        con.execute(f"UPDATE {diff.table} SET run_id = ? WHERE {year} AND run_id <> ?", [run_id, coverage_year, run_id])
-    insert_frame(con, diff.table, diff.added, run_id)
-    return diff.kept, diff.added.height, diff.before - diff.kept
-
-
 class NightWriter:
-    """Writes one night of one coverage year into the night's copy of the database.
+    """Writes one night of one coverage year into the night's copy of the database, in one
+    transaction: the year's rows of every per-year table are replaced, other years' stay; `runs` and
+    `status_changes` keep every run.
 
-    `add(table, frame)` hands over one partition's rows of a per-person table;
-    `status_changes()` compares tonight's reconciliation with the year's
-    previous one; `finish` writes the rest (small tables, the run) and commits
-    in one transaction. `written`: per big table, (rows kept, rows written,
-    rows deleted). A failure before the commit leaves the published file as it
-    was (the night's copy is simply not published).
+    `add(table, frame)` inserts a partition's rows of a per-person table beside the year's rows of
+    the previous run; `finish` inserts the night's small tables, records the status changes (the
+    year's previous rows against tonight's), deletes the previous rows, adds the run and commits.
+    `written`: per per-person table, (rows written, rows of the previous run replaced). A failure
+    before the commit leaves the night's copy unpublished, so the published file is as it was.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
         self.con, self.coverage_year, self.run_id = con, coverage_year, run_id
-        self.written: dict[str, tuple[int, int, int]] = {}
+        self.written: dict[str, tuple[int, int]] = {}
+        con.execute("BEGIN TRANSACTION")
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
-        raise NotImplementedError
+        added, replaced = self.written.get(table, (0, 0))
+        self.written[table] = (added + frame.height, replaced)
+        insert_frame(self.con, table, frame, self.run_id)
 
-    def _replace_per_person_tables(self) -> None:
-        raise NotImplementedError
-
-    def status_changes(self) -> pl.DataFrame:
-        raise NotImplementedError
+    def _insert_status_changes(self) -> None:
+        """The persons whose status differs between the year's reconciliation rows of the previous run
+        and tonight's; nothing to compare on a year's first run."""
+        columns = ", ".join(TABLES["status_changes"].column_names)
+        self.con.execute(
+            f"""
+            INSERT INTO status_changes ({columns})
+            WITH o AS (SELECT * FROM reconciliation WHERE coverage_year = $year AND run_id <> $run),
+                 n AS (SELECT * FROM reconciliation WHERE coverage_year = $year AND run_id = $run)
+            SELECT $run, $year, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
+                   coalesce(n.county, o.county), coalesce(n.township, o.township), o.run_id, o.status, n.status,
+                   o.amount_diff, n.amount_diff
+            FROM o FULL OUTER JOIN n ON n.id_number = o.id_number
+            WHERE o.status IS DISTINCT FROM n.status AND EXISTS (SELECT 1 FROM o)""",
+            {"year": self.coverage_year, "run": self.run_id},
+        )
 
     def finish(self, run_row: dict, frames: dict[str, pl.DataFrame]) -> None:
         con, year = self.con, self.coverage_year
-        con.execute("BEGIN TRANSACTION")
-        self._replace_per_person_tables()
-        for table in PER_YEAR_TABLES:
-            if table not in STAGED_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
         for table in list(frames):
             insert_frame(con, table, frames.pop(table), self.run_id)
+        self._insert_status_changes()
+        for table, column in PER_YEAR_TABLES.items():
+            deleted = con.execute(
+                f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [year, self.run_id]
+            ).fetchone()
+            gone = int(deleted[0]) if deleted else 0
+            if table in self.written:
+                self.written[table] = (self.written[table][0], gone)
         insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
         checkpoint("before_commit")
-        checkpoint("commit")
         con.execute("COMMIT")
-
-
-class DiffedWriter(NightWriter):
-    """A night in one piece: the big tables are rewritten only where rows changed since the year's
-    previous run (`_diff`); the others are replaced."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
-        super().__init__(con, coverage_year, run_id)
-        self.frames: dict[str, pl.DataFrame] = {}
-
-    def add(self, table: str, frame: pl.DataFrame) -> None:
-        self.frames[table] = pl.concat([self.frames[table], frame]) if table in self.frames else frame
-
-    def report_frames(self) -> dict[str, pl.DataFrame]:
-        """The per-person frames the workbooks read (before `finish` writes and lets them go)."""
-        return {t: self.frames[t] for t in ("determinations", "reconciliation", "unmatched_payments")}
-
-    def status_changes(self) -> pl.DataFrame:
-        incoming = self.frames["reconciliation"].select(
-            "id_number", "name", "county", "township", "status", "amount_diff_fen"
-        )
-        with _registered(self.con, "__recon_frame", incoming):
-            return _status_changes(
-                self.con,
-                self.run_id,
-                self.coverage_year,
-                "SELECT id_number, name, county, township, status, "
-                f"CAST(CAST(amount_diff_fen AS DECIMAL(18,0)) * 0.01::DECIMAL(3,2) AS {MONEY}) "
-                "AS amount_diff FROM __recon_frame",
-            )
-
-    def _replace_per_person_tables(self) -> None:
-        con, year = self.con, self.coverage_year
-        for table in STAGED_TABLES:
-            frame = self.frames.pop(table)
-            if table in DIFFED_TABLES:
-                self.written[table] = _apply(con, _diff(con, table, frame, year), self.run_id, year)
-            else:
-                con.execute(f"DELETE FROM {table} WHERE coverage_year = ?", [year])
-                insert_frame(con, table, frame, self.run_id)
-            del frame  # let each table's rows go once written
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str, *params: object) -> int:
-    row = con.execute(sql, list(params)).fetchone()
-    return int(row[0]) if row else 0
-
-
-class StagedWriter(NightWriter):
-    """A night in partitions: each per-person table is built beside the real one as `__next_<table>`
-    (the other years' rows copied first), one committed partition at a time, with DuckDB's memory
-    capped (an open transaction keeps its new rows in memory). `finish` puts each staged table in
-    place of the real one (DROP, RENAME) and commits. These nights write
-    the big tables whole."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
-        super().__init__(con, coverage_year, run_id)
-        con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-        self.added = {t: 0 for t in DIFFED_TABLES}
-        self.before = {
-            t: _count(con, f"SELECT count(*) FROM {t} WHERE {column} = ?", coverage_year)
-            for t, column in DIFFED_TABLES.items()
-        }
-        for table in STAGED_TABLES:
-            columns = ", ".join(f'"{c}"' for c in TABLES[table].column_names)
-            con.execute(TABLES[table].ddl(STAGED_PREFIX + table))
-            con.execute(
-                f"INSERT INTO {STAGED_PREFIX}{table} ({columns}) SELECT {columns} FROM {table} "
-                f"WHERE {DIFFED_TABLES.get(table, 'coverage_year')} IS DISTINCT FROM ?",
-                [coverage_year],
-            )
-
-    def add(self, table: str, frame: pl.DataFrame) -> None:
-        if table in DIFFED_TABLES:
-            frame = with_row_hash(frame, table)
-            self.added[table] += frame.height
-        insert_frame(self.con, table, frame, self.run_id, into=STAGED_PREFIX + table)
-
-    def status_changes(self) -> pl.DataFrame:
-        return _status_changes(
-            self.con,
-            self.run_id,
-            self.coverage_year,
-            f"SELECT * FROM {STAGED_PREFIX}reconciliation WHERE coverage_year = {int(self.coverage_year)}",
-        )
-
-    def _replace_per_person_tables(self) -> None:
-        con = self.con
-        for table in STAGED_TABLES:
-            con.execute(f"DROP TABLE {table}")
-            con.execute(f"ALTER TABLE {STAGED_PREFIX}{table} RENAME TO {table}")
-        self.written = {t: (0, self.added[t], self.before[t]) for t in DIFFED_TABLES}
-        ensure_tables(con)  # the comments and views of the tables just put in place
+        checkpoint("commit")

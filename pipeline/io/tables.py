@@ -102,34 +102,24 @@ LOW_CARDINALITY = frozenset(
     }
 )
 
-# The big tables a run rewrites only where rows changed, each with the column naming the coverage
-# year its rows belong to. A night where only the payments changed keeps the unchanged rows.
-DIFFED_TABLES = {
+# Tables whose rows belong to one coverage year and are replaced by its next run, each with the
+# column naming the coverage year its rows belong to.
+PER_YEAR_TABLES = {
+    "run_sheets": "coverage_year",
     "residents": "coverage_year",
     "payments": "run_coverage_year",
+    "rejected_rows": "coverage_year",
     "determinations": "coverage_year",
     "reconciliation": "coverage_year",
+    "unmatched_payments": "coverage_year",
+    "subsidy_totals": "coverage_year",
+    "subsidy_list_rows": "coverage_year",
+    "subsidy_not_enrolled": "coverage_year",
+    "subsidy_progress": "coverage_year",
 }
-# The columns that name one row of each of them (hashed into key_hash): the line of the input file,
-# or the person.
-ROW_KEYS = {
-    "residents": ("source_file", "sheet", "row_number"),
-    "payments": ("source_file", "sheet", "row_number"),
-    "determinations": ("id_number",),
-    "reconciliation": ("id_number",),
+# Columns an earlier version kept for itself (the hashes of its incremental write), dropped from an
+# older database on its next night.
+RETIRED_COLUMNS = {
+    **{table: ("row_hash", "key_hash") for table in ("residents", "payments", "determinations", "reconciliation")},
+    "run_sheets": ("rows_reused",),
 }
-# Tables whose rows belong to one coverage year and are replaced by its next run.
-PER_YEAR_TABLES = (
-    "run_sheets",
-    "residents",
-    "rejected_rows",
-    "determinations",
-    "reconciliation",
-    "unmatched_payments",
-    "subsidy_totals",
-    "subsidy_list_rows",
-    "subsidy_not_enrolled",
-    "subsidy_progress",
-)
-# Per-person tables a night in partitions builds beside the real ones (store.StagedWriter).
-STAGED_TABLES = ("residents", "payments", "determinations", "reconciliation", "unmatched_payments")

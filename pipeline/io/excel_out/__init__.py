@@ -26,7 +26,6 @@ from typing import BinaryIO
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 from xlsxwriter import Workbook
 
 from pipeline.errors import ReportError
@@ -44,7 +43,6 @@ from pipeline.io.excel_out.fiscal import write_fiscal_workbook
 from pipeline.io.excel_out.lists import write_list
 from pipeline.io.excel_out.queries import Run
 from pipeline.io.excel_out.summary import add_charts, write_chart_data, write_summary
-from pipeline.io.store import memory_database
 from pipeline.params import Params
 from pipeline.vocabulary import TIER_NAMES, region_name
 
@@ -52,13 +50,13 @@ __all__ = [
     "EXCEL_CELL_MAX_CHARS",
     "TIER_NAMES",
     "TRUNCATION_MARKER",
+    "WORKBOOKS",
     "ReportError",
     "build_reports",
-    "build_reports_from_files",
+    "build_workbook",
     "discard_reports",
     "display_width",
     "publish_reports",
-    "save_report_tables",
     "write_reports",
 ]
 
@@ -277,6 +275,49 @@ def _write_fiscal(path: Path, con: duckdb.DuckDBPyConnection, run: Run, coverage
         handle.close()
 
 
+def _finals(out_dir: Path, coverage_year: int) -> dict[str, Path]:
+    return {
+        "reconciliation": out_dir / RECONCILIATION_REPORT.format(year=coverage_year),
+        "fiscal": out_dir / FISCAL_REPORT.format(year=coverage_year),
+    }
+
+
+WORKBOOKS = ("reconciliation", "fiscal")  # the largest first: the night starts it first
+
+
+def build_workbook(
+    which: str,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    coverage_year: int,
+    out_dir: Path,
+    params: Params,
+    *,
+    unmask: bool = False,
+    max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS,
+) -> tuple[Path, Path]:
+    """Write one workbook (`which`, one of WORKBOOKS) to a hidden `.{name}.tmp` file (mode 0600) from
+    the run's rows in the database; return (temp, final). Nothing a person opens changes until
+    `publish_reports`."""
+    if not 1 <= max_rows_per_sheet <= EXCEL_MAX_DATA_ROWS:
+        raise ValueError(f"max_rows_per_sheet must be 1..{EXCEL_MAX_DATA_ROWS}, got {max_rows_per_sheet}")
+    run = queries.read_run(con, run_id, coverage_year)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = _finals(out_dir, coverage_year)[which]
+    temp = out_dir / f".{final.name}.tmp"
+    try:
+        if which == "reconciliation":
+            _write_reconciliation_workbook(temp, con, run, coverage_year, params, unmask, max_rows_per_sheet)
+        else:
+            _write_fiscal(temp, con, run, coverage_year, params)
+        os.chmod(temp, 0o600)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp, final
+
+
 def build_reports(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -287,57 +328,26 @@ def build_reports(
     unmask: bool = False,
     max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS,
 ) -> list[tuple[Path, Path]]:
-    """Write both workbooks to hidden `.{name}.tmp` files (mode 0600); return (temp, final) pairs.
-
-    Nothing a person opens changes until `publish_reports`; the nightly run
-    builds them inside its DuckDB transaction, from the rows about to be
-    committed, and publishes right after the database.
-    """
-    if not 1 <= max_rows_per_sheet <= EXCEL_MAX_DATA_ROWS:
-        raise ValueError(f"max_rows_per_sheet must be 1..{EXCEL_MAX_DATA_ROWS}, got {max_rows_per_sheet}")
-    run = queries.read_run(con, run_id, coverage_year)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    finals = [
-        out_dir / RECONCILIATION_REPORT.format(year=coverage_year),
-        out_dir / FISCAL_REPORT.format(year=coverage_year),
-    ]
-    temps = [out_dir / f".{p.name}.tmp" for p in finals]
+    """Every workbook, one after the other, from an open connection; (temp, final) pairs."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        _write_reconciliation_workbook(temps[0], con, run, coverage_year, params, unmask, max_rows_per_sheet)
-        _write_fiscal(temps[1], con, run, coverage_year, params)
-        for temp in temps:
-            os.chmod(temp, 0o600)
+        for which in WORKBOOKS:
+            staged.append(
+                build_workbook(
+                    which,
+                    con,
+                    run_id,
+                    coverage_year,
+                    out_dir,
+                    params,
+                    unmask=unmask,
+                    max_rows_per_sheet=max_rows_per_sheet,
+                )
+            )
     except BaseException:
-        discard_reports(list(zip(temps, finals)))
+        discard_reports(staged)
         raise
-    return list(zip(temps, finals))
-
-
-def save_report_tables(tables: dict[str, pl.DataFrame], folder: Path) -> dict[str, str]:
-    """The night's frames the workbooks read, each as an Arrow IPC file in `folder` (table -> path),
-    for `build_reports_from_files` in another process; of determinations only the columns the
-    workbooks read (`queries.DETERMINATION_COLUMNS`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for table, frame in tables.items():
-        if table == "determinations":
-            frame = frame.select(queries.DETERMINATION_COLUMNS)
-        files[table] = str(folder / f"{table}.arrow")
-        # the Arrow types `to_arrow` gives (large_string, not string_view), which DuckDB scans in place
-        frame.write_ipc(files[table], compression="uncompressed", compat_level=pl.CompatLevel.oldest())
-    return files
-
-
-def build_reports_from_files(
-    files: dict[str, str], run_id: str, coverage_year: int, out_dir: Path, params: Params, unmask: bool
-) -> list[tuple[Path, Path]]:
-    """`build_reports` over the tables `save_report_tables` wrote, memory-mapped (only the pages a query
-    reads come into memory) and read as the tables (`store.memory_database`): what the nightly run's
-    workbook process runs while the parent writes the database (pipeline/run.py)."""
-    tables = {table: pa.ipc.open_file(pa.memory_map(path)).read_all() for table, path in files.items()}
-    with memory_database(tables, run_id) as con:
-        return build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask)
+    return staged
 
 
 def publish_reports(staged: list[tuple[Path, Path]]) -> list[Path]:
@@ -362,7 +372,7 @@ def write_reports(
     unmask: bool = False,
     max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS,
 ) -> list[Path]:
-    """Write 对账报告_{Y}.xlsx and 财政补助资金测算表_{Y}.xlsx into `out_dir`; return their paths."""
+    """Write every workbook into `out_dir`; return their paths."""
     return publish_reports(
         build_reports(con, run_id, coverage_year, out_dir, params, unmask=unmask, max_rows_per_sheet=max_rows_per_sheet)
     )

@@ -1,0 +1,80 @@
+"""The night's workbooks, built side by side: one process per workbook, each reading the night's
+committed copy of the database read-only (pipeline/run.py).
+
+xlsxwriter writes cell by cell in Python (about 7 µs a cell on one core), so
+the workbooks are built in parallel processes forked from the parsers'
+forkserver, each opening the database file on its own; the largest workbook
+starts first.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.errors import MedinsError, ReportError
+from pipeline.io.excel_out import WORKBOOKS, build_workbook, discard_reports
+from pipeline.params import Params
+
+
+def _build_child(send: Connection, which: str, db_path: str, run_id: str, *args: Any) -> None:
+    """Runs in a workbook process: sends (True, (temp, final)) or (False, the error)."""
+    result: tuple[bool, Any]
+    try:
+        con = duckdb.connect(db_path, read_only=True)
+        try:
+            result = (True, build_workbook(which, con, run_id, *args[:3], unmask=args[3]))
+        finally:
+            con.close()
+    except MedinsError as e:
+        result = (False, e)
+    except BaseException as e:  # sent as text: not every library's exception crosses a pipe
+        result = (False, ReportError(f"生成报表失败 / building the workbook {which} failed: {type(e).__name__}: {e}"))
+    with suppress(BrokenPipeError):  # the night was stopped meanwhile
+        send.send(result)
+
+
+def build_workbooks(
+    db_path: Path, run_id: str, coverage_year: int, out_dir: Path, params: Params, unmask: bool
+) -> list[tuple[Path, Path]]:
+    """Every workbook of the run, each in its own process from the committed database file; the
+    staged (temp, final) pairs, or the first error raised here (the others' files removed)."""
+    from pipeline.io.isolate import child_context  # the forkserver of the parsers
+
+    ctx = child_context()
+    running = []
+    for which in WORKBOOKS:
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_build_child,
+            args=(send, which, str(db_path), run_id, coverage_year, out_dir, params, unmask),
+            daemon=True,  # ends with this process
+        )
+        proc.start()
+        send.close()
+        running.append((receive, proc))
+    results: list[tuple[bool, Any]] = []
+    try:
+        for receive, proc in running:
+            try:
+                results.append(receive.recv())
+            except EOFError:
+                results.append(
+                    (False, ReportError(f"生成报表的进程意外退出 / a workbook process stopped ({proc.exitcode})"))
+                )
+            proc.join()
+    finally:
+        for _, proc in running:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    staged = [value for ok, value in results if ok]
+    errors = [value for ok, value in results if not ok]
+    if errors:
+        discard_reports(staged)
+        raise errors[0]
+    return staged
