@@ -27,10 +27,10 @@ from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
 from pipeline.vocabulary import RULE_NAMES, STATUS_NAMES, TIER_NAMES
 
-INTERP_EARLIEST = "[interp docs/RULES.md §4: 各规则取最早的待遇起始日]"
-INTERP_ASSISTANCE = "[interp docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
-INTERP_AGE = "[interp docs/RULES.md §0: 年龄按1月1日已满周岁计]"
-INTERP_REFUND = "[interp docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
+INTERP_EARLIEST = "[interp-4.1 docs/RULES.md §4: 各规则取最早的待遇起始日]"
+INTERP_ASSISTANCE = "[interp-1.1 docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
+INTERP_AGE = "[interp-0.1 docs/RULES.md §0: 年龄按1月1日已满周岁计]"
+INTERP_REFUND = "[interp-5.1 docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
 
 
 def _fmt(value: Any) -> str:
@@ -166,7 +166,7 @@ def _label_lines(p: dict, person: _Person, params: Params) -> list[str]:
     where = f"{p['source_file']} [{p['sheet']}] 第{p['row_number']}行"
     lines += [f"  {lab} — 花名册人员身份 ({where})" for lab in roster]
     for r in person.list_rows.to_dicts():
-        state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp docs/RULES.md §9]"
+        state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp-9.1 docs/RULES.md §9]"
         lines.append(
             f"  {r['identity_labels']} — 名单 {r['source_file']} [{r['sheet']}] 第{r['row_number']}行"
             f" ({_fmt(r['department'])}), 纳入 {_fmt(r['identified_on'])}, 退出 {_fmt(r['ended_on'])}: {state}"
@@ -235,7 +235,7 @@ def _arithmetic(rid: str, p: dict, start: dt.date | None, wait: dt.date | None, 
         "continuous_in_period": f"未断保, {ys} ≤ d = {d} ≤ {ce} → {d} + 1天 = {start}",
         "lapsed_before_year": f"断保, d = {d} < {ys} → 等待期至 {wait}, {start} 起",
         "lapsed_in_year": f"断保, {d} + {months}个月 = {wait}",
-        "continuous_after_period": f"未断保但 d = {d} > 征缴期末 {ce}: {d} + {months}个月 = {wait} [interp]",
+        "continuous_after_period": f"未断保但 d = {d} > 征缴期末 {ce}: {d} + {months}个月 = {wait} [interp-4.3]",
         "subsidized_no_waiting": f"资助参保对象 → {ys}",
         "special_status": f"max({ys}, {d} + 1天) = {start}",
         "special_event": f"特殊情形日期 {p['special_event_date']} ≤ d = {d}, 在期限内 → max({ys}, {d} + 1天) = {start}",

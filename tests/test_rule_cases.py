@@ -26,10 +26,13 @@ Case format (see any file in tests/cases/):
               as the night reads them; the product's own `in_force(params)` keeps
               the rows in force for Y, and those go to `determine` with the roster.
     expect    any of tier, individual_due, subsidy_amount (yuan), enrolled,
-              enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, age,
-              subsidy_identified_on (docs/RULES.md §9), and of the reconciliation
-              (docs/RULES.md §5): status, net_paid, amount_diff, subsidy_applied (yuan),
-              n_payments; a date expected to be empty is written "".
+              enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, rule_basis
+              (the exact text), age, subsidy_identified_on (docs/RULES.md §9), and of the
+              reconciliation (docs/RULES.md §5): status, net_paid, amount_diff,
+              subsidy_applied (yuan), n_payments; a date expected to be empty is written "".
+    cites     optional list of the markings of docs/RULES.md the case shows, e.g.
+              ["ex-3.3", "interp-4.1"] (tests/test_rules_doc.py: every worked example
+              and every [interp-N.M] reading is cited by a case, every citation exists).
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ EXPECT_MONEY = {
 }
 STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
 EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end", "subsidy_identified_on")
-EXPECT_KEYS = {"tier", "enrolled", "rule_id", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
+EXPECT_KEYS = {"tier", "enrolled", "rule_id", "rule_basis", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
+MARKING = re.compile(r"(?:ex|interp)-\d+\.\d+")  # a marking of docs/RULES.md: [ex-3.3], [interp-4.1]
 
 RESIDENTS_SCHEMA = {
     "coverage_year": pl.Int32,
@@ -182,6 +186,7 @@ class Case:
     payments: tuple[dict[str, Any], ...]
     expect: dict[str, Any] = field(default_factory=dict)
     lists: tuple[dict[str, Any], ...] = ()
+    cites: tuple[str, ...] = ()
 
     def where(self) -> str:
         return f"tests/cases/{self.file}:{self.line}"
@@ -303,7 +308,7 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise CaseFileError(f"{file}: a case has no name")
-    unknown = set(raw) - {"name", "year", "region", "person", "payments", "lists", "expect"}
+    unknown = set(raw) - {"name", "year", "region", "person", "payments", "lists", "expect", "cites"}
     if unknown:
         raise CaseFileError(f"{file}: case {name!r} has unknown key(s) {sorted(unknown)}")
     if not isinstance(raw.get("year"), int):
@@ -336,6 +341,9 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
         for key in LIST_DATE_KEYS:
             if key in row:
                 _date_or_none(name, f"lists.{key}", row[key])
+    cites = raw.get("cites", [])
+    if not isinstance(cites, list) or not all(isinstance(c, str) and MARKING.fullmatch(c) for c in cites):
+        raise CaseFileError(f'{file}: case {name!r}: cites must be a list of markings like "ex-3.3" or "interp-4.1"')
     expect = raw.get("expect")
     if not isinstance(expect, dict) or not expect:
         raise CaseFileError(f"{file}: case {name!r} expects nothing")
@@ -382,6 +390,7 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                     payments=tuple(dict(p) for p in raw.get("payments", [])),
                     expect=dict(raw["expect"]),
                     lists=tuple(dict(r) for r in raw.get("lists", [])),
+                    cites=tuple(raw.get("cites", [])),
                 )
             )
     return cases

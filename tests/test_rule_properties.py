@@ -13,7 +13,10 @@ region) and check what docs/RULES.md §2-§4 promise for every row at once:
 - rules without a waiting period leave waiting_end empty; rules with one
   start the day after it (or, past 31 December, give no benefit);
 - the order of the payment rows does not matter (each person has a twin
-  whose payments come in reverse order).
+  whose payments come in reverse order);
+- d is what §3 says, worked out here the plain way, person by person: for due 0
+  max(参保登记日期 or CS, birth), else the day from which on the running total of
+  the payments (by paid_on, ticket_no as text) never again drops below the due.
 
 One frame per example: the engine is vectorised, so the whole batch goes in at once.
 """
@@ -158,6 +161,33 @@ def _violations(frame: pl.DataFrame, broken: pl.Expr, what: str) -> list[str]:
         return [f"{what} ({bad.height} row(s)):\n{shown}"]
 
 
+def expected_enrolled_on(person: dict, rows: list[dict], due_fen: int, params) -> dt.date | None:
+    """docs/RULES.md §3 by hand: due 0 -> max(registered_on or CS, birth); else the first day of the
+    last run of rows whose running total is at or above the due, if the net reaches it."""
+    if due_fen == 0:
+        return max(person["registered_on"] or params.collection_start.value, person["birth_date"])
+    running, settled_on = 0, None
+    for row in sorted(rows, key=lambda r: (r["paid_on"], r["ticket_no"])):
+        running += row["amount_fen"]
+        if running < due_fen:
+            settled_on = None
+        elif settled_on is None:
+            settled_on = row["paid_on"]
+    return settled_on if running >= due_fen else None
+
+
+def _enrolment_dates_differ(out: pl.DataFrame, people: list[dict], payment_rows: list[dict], params) -> list[str]:
+    got = {r["id_number"]: r for r in out.select("id_number", "individual_due_fen", "enrolled_on").to_dicts()}
+    wrong = []
+    for person in people:
+        pid = person["id_number"]
+        rows = [r for r in payment_rows if r["id_number"] == pid and r["coverage_year"] == params.coverage_year]
+        want = expected_enrolled_on(person, rows, got[pid]["individual_due_fen"], params)
+        if got[pid]["enrolled_on"] != want:
+            wrong.append(f"{pid}: enrolled_on {got[pid]['enrolled_on']}, by hand {want}; payments {rows}")
+    return ["enrolled_on differs from docs/RULES.md §3 worked by hand:\n" + "\n".join(wrong[:5])] if wrong else []
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(batches())
 def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, list[dict], list[dict]]) -> None:
@@ -239,6 +269,8 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
         ),
         "a waiting rule does not start the day after its waiting_end (or has no benefit past YE)",
     )
+
+    problems += _enrolment_dates_differ(out, people, payment_rows, params)
 
     key = ["enrolled", "enrolled_on", "waiting_end", "benefit_start", "benefit_end", "rule_id"]
     twins = pl.DataFrame({"id_number": list(twin_of), "twin": list(twin_of.values())})
