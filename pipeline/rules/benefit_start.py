@@ -237,7 +237,8 @@ NEWBORN_MODELS = {
 
 
 def candidates(params: Params) -> list[Candidate]:
-    """The rules that can apply in Y, in tie-break order (the one place years differ)."""
+    """The rules that can apply in Y, in tie-break order: ordinary, the 2024 switch, newborn, status,
+    event [interp-4.4 docs/RULES.md §4] (the one place years differ)."""
     out = [ORDINARY_MODELS[params.benefit_model.value](params)]
     if params.subsidized_no_waiting.value:
         out.append(subsidized_no_waiting(params))
@@ -251,7 +252,7 @@ def benefit_columns(params: Params) -> list[list[pl.Expr]]:
     """rule_id, benefit_start, waiting_end, benefit_end (needs enrolled, enrolled_on and the tier columns).
 
     Earliest start wins; on equal starts a rule without waiting wins, then
-    the order of `candidates`. Benefits never start before birth: an earlier
+    the order of `candidates` [interp-4.4 docs/RULES.md §4]. Benefits never start before birth: an earlier
     winner starts on the birth date with no waiting. A start after YE means no
     benefit in Y (waiting_end still shown).
 
