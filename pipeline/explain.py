@@ -25,12 +25,13 @@ from pipeline.params import Params, load_params
 from pipeline.parse import normalise_id
 from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
+from pipeline.rules.enrolment import with_running_total
 from pipeline.vocabulary import RULE_NAMES, STATUS_NAMES, TIER_NAMES
 
-INTERP_EARLIEST = "[interp docs/RULES.md §4: 各规则取最早的待遇起始日]"
-INTERP_ASSISTANCE = "[interp docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
-INTERP_AGE = "[interp docs/RULES.md §0: 年龄按1月1日已满周岁计]"
-INTERP_REFUND = "[interp docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
+INTERP_EARLIEST = "[interp-4.1 docs/RULES.md §4: 各规则取最早的待遇起始日]"
+INTERP_ASSISTANCE = "[interp-1.1 docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
+INTERP_AGE = "[interp-0.1 docs/RULES.md §0: 年龄按1月1日已满周岁计]"
+INTERP_REFUND = "[interp-5.1 docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
 
 
 def _fmt(value: Any) -> str:
@@ -166,7 +167,7 @@ def _label_lines(p: dict, person: _Person, params: Params) -> list[str]:
     where = f"{p['source_file']} [{p['sheet']}] 第{p['row_number']}行"
     lines += [f"  {lab} — 花名册人员身份 ({where})" for lab in roster]
     for r in person.list_rows.to_dicts():
-        state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp docs/RULES.md §9]"
+        state = "有效" if r["in_force"] else "本年度无效(纳入晚于年末或年初前已退出) [interp-9.1 docs/RULES.md §9]"
         lines.append(
             f"  {r['identity_labels']} — 名单 {r['source_file']} [{r['sheet']}] 第{r['row_number']}行"
             f" ({_fmt(r['department'])}), 纳入 {_fmt(r['identified_on'])}, 退出 {_fmt(r['ended_on'])}: {state}"
@@ -196,7 +197,7 @@ def _label_lines(p: dict, person: _Person, params: Params) -> list[str]:
 
 
 def _amount_lines(p: dict, person: _Person, params: Params) -> list[str]:
-    """Tier with its clause, the amount due with the clause of that amount, the payments adding up to d."""
+    """Tier with its clause, the amount due with the clause of that amount, and how d comes about."""
     due, subsidy = p["individual_due_fen"], p["subsidy_amount_fen"]
     cite = {"full": params.full_subsidy_yuan.cite, "fixed": params.fixed_subsidy_yuan.cite}.get(
         p["tier"], params.individual_standard_yuan.cite
@@ -207,27 +208,82 @@ def _amount_lines(p: dict, person: _Person, params: Params) -> list[str]:
         f"资助类别 / tier: {TIER_NAMES[p['tier']]} ({p['tier']}) — {p['tier_basis']}",
         f"个人应缴 {_yuan(due)} 元 = 缴费标准 {_yuan(standard)} − 资助 {_yuan(subsidy)}; 依据: {cite}",
     ]
-    running = 0
-    for r in person.payments.filter(pl.col("coverage_year") == params.coverage_year).to_dicts():
-        running += r["amount_fen"]
+    lines += _running_total_lines(due, person, params)
+    if due == 0:
+        return [*lines, f"应缴为0, 登记即参保: 参保日期 d = {_registration_arithmetic(p, params)}"]
+    enrolled = "≥" if p["enrolled"] else "<"
+    return [
+        *lines,
+        f"实缴净额 {_yuan(p['net_paid_fen'])} 元 {enrolled} 应缴 {_yuan(due)} 元 → "
+        + (
+            f"已参保; 参保日期 d = {p['enrolled_on']} (自该笔起累计不再低于应缴, docs/RULES.md §3)"
+            if p["enrolled"]
+            else "未参保"
+        ),
+    ]
+
+
+def _registration_arithmetic(p: dict, params: Params) -> str:
+    """d of a person who owes nothing: max(参保登记日期 or CS, birth) (docs/RULES.md §3)."""
+    registered = p["registered_on"]
+    first = f"参保登记日期 {registered}" if registered else f"征缴期开始 {params.collection_start.value}"
+    empty = "" if registered else "参保登记日期未填, 取征缴期开始; "
+    return f"max({first}, 出生 {p['birth_date']}) = {p['enrolled_on']} ({empty}不早于出生, docs/RULES.md §3)"
+
+
+def _running_total_lines(due: int, person: _Person, params: Params) -> list[str]:
+    """The payments of Y in the order §3 adds them up (paid_on, ticket_no as text), the running total
+    row by row against the due, and the row from which on it never again drops below the due: the
+    same `with_running_total` the night uses."""
+    year = person.payments.filter(pl.col("coverage_year") == params.coverage_year)
+    if year.height == 0:
+        return ["  (本年度无缴费记录 / no payment for the year)"]
+    rows = with_running_total(
+        year.lazy().with_columns(pl.lit(0).alias("__p"), pl.lit(due, dtype=pl.Int64).alias("individual_due_fen"))
+    ).collect()
+    lines = ["  按缴费日期、票号排序逐笔累计 / running total (docs/RULES.md §3):"]
+    for r in rows.to_dicts():
+        kind = "退费" if r["amount_fen"] < 0 else "缴费"
+        compare = "<" if r["running_fen"] < due else "≥"
+        settles = " ← 自此累计不再低于应缴, d = 该笔缴费日期" if r["settles"] and due > 0 else ""
         lines.append(
-            f"  缴费 {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 {r['ticket_no']}) → 累计 {_yuan(running)} 元"
+            f"  {kind} {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 {r['ticket_no']}) → "
+            f"累计 {_yuan(r['running_fen'])} 元 {compare} 应缴 {_yuan(due)} 元{settles}"
         )
-    lines.append(
-        f"实缴净额 {_yuan(p['net_paid_fen'])} 元 {'≥' if p['enrolled'] else '<'} 应缴 {_yuan(due)} 元 → "
-        f"{'已参保' if p['enrolled'] else '未参保'}; 参保日期 d = {_fmt(p['enrolled_on'])}"
-        + (" (应缴为0: 参保登记日期, 空则征缴期开始日)" if due == 0 else "")
-    )
     return lines
+
+
+def _newborn_gap(p: dict, params: Params) -> tuple[str, dt.date | None]:
+    """How long after birth the newborn rule's date falls (2025: d, by payment; 2024 and 2026: r, by
+    registration), against the window, in words: a negative gap is a registration before birth,
+    which counts as within the window (docs/RULES.md §4)."""
+    by_payment = params.newborn_model.value == "payment"
+    day = p["enrolled_on"] if by_payment else (p["registered_on"] or p["enrolled_on"])
+    what, window = ("参保" if by_payment else "登记"), params.newborn_window_days.value
+    if day is None or p["birth_date"] is None:
+        return "", day
+    gap = (day - p["birth_date"]).days
+    if gap < 0:
+        return f"{what} {day} 早于出生 {p['birth_date']} {-gap}天, 视为{window}天内", day
+    return f"出生 {p['birth_date']} 后第{gap}天{what} ({day}) {'≤' if gap <= window else '>'} {window}天", day
+
+
+def _newborn_of_year(p: dict, params: Params) -> str:
+    """2024: why the newborn rule is this year's (docs/RULES.md §4, 赣医保发〔2023〕9号 三(四))."""
+    if params.newborn_model.value != "registration_only":
+        return ""
+    birth, r = p["birth_date"], p["registered_on"] or p["enrolled_on"]
+    if birth.year == params.coverage_year:
+        return f"出生于{params.coverage_year}年, "
+    return f"出生于上年, 登记 {r} ≥ 征缴期开始 {params.collection_start.value}, "
 
 
 def _arithmetic(rid: str, p: dict, start: dt.date | None, wait: dt.date | None, params: Params) -> str:
     """How the rule's date comes out of the person's dates (the Civil Code's counting, docs/RULES.md §0)."""
-    d, birth, ys, ce = p["enrolled_on"], p["birth_date"], params.year_start, params.collection_end.value
-    reg = p["registered_on"] or d
+    d, ys, ce = p["enrolled_on"], params.year_start, params.collection_end.value
     months = params.waiting_months.value if params.waiting_months else None
     days = params.waiting_days.value if params.waiting_days else None
-    gap = (reg - birth).days if reg and birth else None
+    gap, day = _newborn_gap(p, params)
     texts = {
         "in_collection_period": f"d = {d} ≤ 征缴期末 {ce} → {ys}",
         "late_waiting": f"{d} + {months}个月 = {wait}" if months else f"{d} + {days}天 = {wait}",
@@ -235,14 +291,28 @@ def _arithmetic(rid: str, p: dict, start: dt.date | None, wait: dt.date | None, 
         "continuous_in_period": f"未断保, {ys} ≤ d = {d} ≤ {ce} → {d} + 1天 = {start}",
         "lapsed_before_year": f"断保, d = {d} < {ys} → 等待期至 {wait}, {start} 起",
         "lapsed_in_year": f"断保, {d} + {months}个月 = {wait}",
-        "continuous_after_period": f"未断保但 d = {d} > 征缴期末 {ce}: {d} + {months}个月 = {wait} [interp]",
+        "continuous_after_period": f"未断保但 d = {d} > 征缴期末 {ce}: {d} + {months}个月 = {wait} [interp-4.3]",
         "subsidized_no_waiting": f"资助参保对象 → {ys}",
         "special_status": f"max({ys}, {d} + 1天) = {start}",
         "special_event": f"特殊情形日期 {p['special_event_date']} ≤ d = {d}, 在期限内 → max({ys}, {d} + 1天) = {start}",
-        "newborn_from_birth": f"出生后第{gap}天登记 ≤ {params.newborn_window_days.value}天 → max(出生 {birth}, {ys}) = {start}",
-        "newborn_next_day": f"出生后第{gap}天登记 > {params.newborn_window_days.value}天 → 登记次日 {start}",
+        "newborn_from_birth": f"{_newborn_of_year(p, params)}{gap} → max(出生 {p['birth_date']}, {ys}) = {start}",
+        "newborn_next_day": f"{gap} → max({ys}, {day} + 1天) = {start}",
     }
     return texts.get(rid, "")
+
+
+def _why_not(rid: str, p: dict, params: Params) -> str:
+    """Why the 2024 newborn rule does not apply to a child registered within the window: it is no
+    child of the year (docs/RULES.md §4, 赣医保发〔2023〕9号 三(四))."""
+    if rid != "newborn_from_birth" or params.newborn_model.value != "registration_only" or not p["birth_date"]:
+        return ""
+    gap, r = _newborn_gap(p, params)
+    if r is None or (r - p["birth_date"]).days > params.newborn_window_days.value:
+        return f" ({gap})" if gap else ""
+    return (
+        f" ({gap}, 但出生于{p['birth_date'].year}年, 非本年度出生且登记早于征缴期开始 "
+        f"{params.collection_start.value}: 本年度按普通居民)"
+    )
 
 
 def _rule_lines(p: dict, cands: list, params: Params) -> list[str]:
@@ -252,7 +322,7 @@ def _rule_lines(p: dict, cands: list, params: Params) -> list[str]:
         if not p["enrolled"]:
             outcome = "不适用 (未参保)"
         elif start is None:
-            outcome = "不适用 / does not apply"
+            outcome = "不适用 / does not apply" + _why_not(rid, p, params)
         else:
             outcome = f"起始 {start}" + (f", 等待期至 {wait}" if wait else ", 无等待期")
         lines.append(f"  - {RULE_NAMES.get(rid, rid)} [{rid}]: {outcome}")

@@ -6,6 +6,7 @@ import polars as pl
 
 from pipeline.params import Params
 from pipeline.rules.dates import date_lit
+from pipeline.rules.tier import is_subsidized_object
 
 RECONCILIATION_COLUMNS = (
     "coverage_year",
@@ -45,7 +46,7 @@ def identified_after_period(params: Params) -> pl.Expr:
     """A 资助参保对象 (labels giving full or fixed, 在校大学生 aside; not a newborn's tier alone)
     identified after CE (CE itself is within the period)."""
     return (
-        pl.col("is_subsidized_object") & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
+        is_subsidized_object() & (pl.col("subsidy_identified_on") > date_lit(params.collection_end.value))
     ).fill_null(False)
 
 
@@ -53,7 +54,7 @@ def refund_limited(params: Params) -> pl.Expr:
     """Identified after CE and already enrolled as an ordinary resident (net paid at least the full
     standard): nothing of the standard is refunded (赣医保发〔2023〕9号 二(二) "已参保且进入待遇享受期的，
     按规定不再办理退费手续"; "已参保" read as net paid >= standard, 已进入待遇享受期 not checked
-    [interp docs/RULES.md §5])."""
+    [interp-5.1 docs/RULES.md §5])."""
     standard = pl.lit(params.fen("individual_standard_yuan"), dtype=pl.Int64)
     return identified_after_period(params) & (pl.col("net_paid_fen") >= standard)
 
@@ -72,7 +73,7 @@ def refundable_fen(params: Params) -> pl.Expr:
 
 def subsidy_applied_fen(params: Params) -> pl.Expr:
     """What the participation subsidy really pays for this person: nothing where the refund is
-    limited (the person paid the standard themselves), else the tier's subsidy [interp
+    limited (the person paid the standard themselves), else the tier's subsidy [interp-5.3
     docs/RULES.md §5: what the person keeps paid plus what the subsidy pays is never more than the
     standard]."""
     return (
@@ -124,7 +125,7 @@ def refund_basis(params: Params) -> pl.Expr:
     return (
         pl.when(((s == "overpaid") | (s == "paid_in_full")) & limited)
         .then(pl.lit(params.basis("refund_identified_after_period")))
-        .when((s == "overpaid") & pl.col("is_subsidized_object") & ~identified_after_period(params))
+        .when((s == "overpaid") & is_subsidized_object() & ~identified_after_period(params))
         .then(pl.lit(params.basis("refund_identified_in_period")))
         .when(s == "overpaid")
         .then(pl.lit(params.basis("refund_overpaid")))

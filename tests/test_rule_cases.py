@@ -26,10 +26,13 @@ Case format (see any file in tests/cases/):
               as the night reads them; the product's own `in_force(params)` keeps
               the rows in force for Y, and those go to `determine` with the roster.
     expect    any of tier, individual_due, subsidy_amount (yuan), enrolled,
-              enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, age,
-              subsidy_identified_on (docs/RULES.md §9), and of the reconciliation
-              (docs/RULES.md §5): status, net_paid, amount_diff, subsidy_applied (yuan),
-              n_payments; a date expected to be empty is written "".
+              enrolled_on, waiting_end, benefit_start, benefit_end, rule_id, rule_basis
+              (the exact text), age, subsidy_identified_on (docs/RULES.md §9), and of the
+              reconciliation (docs/RULES.md §5): status, net_paid, amount_diff,
+              subsidy_applied (yuan), n_payments; a date expected to be empty is written "".
+    cites     optional list of the markings of docs/RULES.md the case shows, e.g.
+              ["ex-3.3", "interp-4.1"] (tests/test_rules_doc.py: every worked example
+              and every [interp-N.M] reading is cited by a case, every citation exists).
 """
 
 from __future__ import annotations
@@ -46,6 +49,21 @@ from typing import Any
 import polars as pl
 import pytest
 
+from case_frames import (
+    AREA_CODE,
+    DEFAULT_NAME,
+    DEFAULT_RESIDENCE_BASIS,
+    FIRST_ROW,
+    LIST_ROWS_SCHEMA,
+    PAYMENTS_SCHEMA,
+    RESIDENTS_SCHEMA,
+    SHEET,
+    build_list_rows,
+    build_payments,
+    build_residents,
+    check_digit,
+    make_id_number,
+)
 from pipeline.params import Params, load_params
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -64,17 +82,8 @@ CASE_FILES = (
 
 DEFAULT_REGION = "jiangxi"
 DEFAULT_BIRTH_DATE = dt.date(1980, 6, 15)
-DEFAULT_NAME = "张三"
-DEFAULT_RESIDENCE_BASIS = "本地户籍"
-ID_TYPE = "居民身份证"
-AREA_CODE = "360222"  # 景德镇市浮梁县
-COUNTY = "浮梁县"
-TOWNSHIP = "浮梁镇"
-SOURCE_FILE = "case.xlsx"
-SHEET = "S"
 LIST_FILE = "资助名单_{department}.xlsx"  # one list file per department, as the departments send them
 LIST_NO_DEPARTMENT = "未注明部门"
-FIRST_ROW = 2  # Excel row under the header
 
 TIERS = ("full", "fixed", "none")
 RULE_IDS = (
@@ -118,52 +127,8 @@ EXPECT_MONEY = {
 }
 STATUSES = ("subsidized", "unpaid", "underpaid", "overpaid", "paid_in_full")
 EXPECT_DATES = ("enrolled_on", "waiting_end", "benefit_start", "benefit_end", "subsidy_identified_on")
-EXPECT_KEYS = {"tier", "enrolled", "rule_id", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
-
-RESIDENTS_SCHEMA = {
-    "coverage_year": pl.Int32,
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "name": pl.Utf8,
-    "id_number": pl.Utf8,
-    "id_type": pl.Utf8,
-    "birth_date": pl.Date,
-    "county": pl.Utf8,
-    "township": pl.Utf8,
-    "village": pl.Utf8,
-    "residence_basis": pl.Utf8,
-    "identity_labels": pl.List(pl.Utf8),
-    "subsidy_identified_on": pl.Date,
-    "prev_year_insured": pl.Boolean,
-    "special_event": pl.Utf8,
-    "special_event_date": pl.Date,
-    "registered_on": pl.Date,
-    "extra_columns": pl.Utf8,
-}
-PAYMENTS_SCHEMA = {
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "id_number": pl.Utf8,
-    "name": pl.Utf8,
-    "amount_fen": pl.Int64,
-    "paid_on": pl.Date,
-    "coverage_year": pl.Int32,
-    "ticket_no": pl.Utf8,
-    "channel": pl.Utf8,
-}
-# the accepted list rows the rules read (pipeline.rules.lists.LIST_ROW_COLUMNS) and the department
-LIST_ROWS_SCHEMA = {
-    "id_number": pl.Utf8,
-    "identity_labels": pl.List(pl.Utf8),
-    "identified_on": pl.Date,
-    "ended_on": pl.Date,
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "department": pl.Utf8,
-}
+EXPECT_KEYS = {"tier", "enrolled", "rule_id", "rule_basis", "age", "status", "n_payments", *EXPECT_MONEY, *EXPECT_DATES}
+MARKING = re.compile(r"(?:ex|interp)-\d+\.\d+")  # a marking of docs/RULES.md: [ex-3.3], [interp-4.1]
 
 
 class CaseFileError(Exception):
@@ -182,6 +147,7 @@ class Case:
     payments: tuple[dict[str, Any], ...]
     expect: dict[str, Any] = field(default_factory=dict)
     lists: tuple[dict[str, Any], ...] = ()
+    cites: tuple[str, ...] = ()
 
     def where(self) -> str:
         return f"tests/cases/{self.file}:{self.line}"
@@ -201,80 +167,6 @@ def to_fen(yuan: int | float | str | Decimal) -> int:
     if fen != fen.to_integral_value():
         raise CaseFileError(f"amount {yuan!r} has more than two decimals")
     return int(fen)
-
-
-def check_digit(body: str) -> str:
-    """The GB 11643 check character of the first 17 digits of an ID number."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return "10X98765432"[sum(int(digit) * weight for digit, weight in zip(body, weights)) % 11]
-
-
-def make_id_number(birth_date: dt.date, sequence: int) -> str:
-    """A valid 18-character 居民身份证 number for this birth date."""
-    body = f"{AREA_CODE}{birth_date:%Y%m%d}{sequence % 1000:03d}"
-    return body + check_digit(body)
-
-
-def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFrame:
-    """The validated roster of docs/INTERNALS.md from person dicts (keys as the frame's columns)."""
-    records = []
-    for i, row in enumerate(rows):
-        records.append(
-            {
-                "coverage_year": coverage_year,
-                "source_file": SOURCE_FILE,
-                "sheet": SHEET,
-                "row_number": FIRST_ROW + i,
-                "name": row.get("name", DEFAULT_NAME),
-                "id_number": row["id_number"],
-                "id_type": ID_TYPE,
-                "birth_date": row["birth_date"],
-                "county": COUNTY,
-                "township": TOWNSHIP,
-                "village": None,
-                "residence_basis": row.get("residence_basis", DEFAULT_RESIDENCE_BASIS),
-                "identity_labels": list(row.get("identity_labels", [])),
-                "subsidy_identified_on": row.get("subsidy_identified_on"),
-                "prev_year_insured": row.get("prev_year_insured"),
-                "special_event": row.get("special_event"),
-                "special_event_date": row.get("special_event_date"),
-                "registered_on": row.get("registered_on"),
-                "extra_columns": "{}",
-            }
-        )
-    return (
-        pl.DataFrame(records, schema=RESIDENTS_SCHEMA, orient="row")
-        if records
-        else pl.DataFrame(schema=RESIDENTS_SCHEMA)
-    )
-
-
-def build_payments(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """The validated tax-bureau payments of docs/INTERNALS.md (amount_fen, coverage_year, ticket_no given)."""
-    records = []
-    for i, row in enumerate(rows):
-        records.append(
-            {
-                "source_file": SOURCE_FILE,
-                "sheet": SHEET,
-                "row_number": FIRST_ROW + i,
-                "id_number": row["id_number"],
-                "name": row.get("name", DEFAULT_NAME),
-                "amount_fen": row["amount_fen"],
-                "paid_on": row["paid_on"],
-                "coverage_year": row["coverage_year"],
-                "ticket_no": row["ticket_no"],
-                "channel": row.get("channel"),
-            }
-        )
-    return (
-        pl.DataFrame(records, schema=PAYMENTS_SCHEMA, orient="row") if records else pl.DataFrame(schema=PAYMENTS_SCHEMA)
-    )
-
-
-def build_list_rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """Accepted subsidy-list rows (docs/RULES.md §9), all of them, in force or not."""
-    return pl.DataFrame(rows, schema=LIST_ROWS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=LIST_ROWS_SCHEMA)
 
 
 def in_force_rows(list_rows: pl.DataFrame, params: Params) -> pl.DataFrame:
@@ -303,7 +195,7 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise CaseFileError(f"{file}: a case has no name")
-    unknown = set(raw) - {"name", "year", "region", "person", "payments", "lists", "expect"}
+    unknown = set(raw) - {"name", "year", "region", "person", "payments", "lists", "expect", "cites"}
     if unknown:
         raise CaseFileError(f"{file}: case {name!r} has unknown key(s) {sorted(unknown)}")
     if not isinstance(raw.get("year"), int):
@@ -336,6 +228,9 @@ def _check_case(file: str, raw: dict[str, Any]) -> None:
         for key in LIST_DATE_KEYS:
             if key in row:
                 _date_or_none(name, f"lists.{key}", row[key])
+    cites = raw.get("cites", [])
+    if not isinstance(cites, list) or not all(isinstance(c, str) and MARKING.fullmatch(c) for c in cites):
+        raise CaseFileError(f'{file}: case {name!r}: cites must be a list of markings like "ex-3.3" or "interp-4.1"')
     expect = raw.get("expect")
     if not isinstance(expect, dict) or not expect:
         raise CaseFileError(f"{file}: case {name!r} expects nothing")
@@ -382,6 +277,7 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                     payments=tuple(dict(p) for p in raw.get("payments", [])),
                     expect=dict(raw["expect"]),
                     lists=tuple(dict(r) for r in raw.get("lists", [])),
+                    cites=tuple(raw.get("cites", [])),
                 )
             )
     return cases

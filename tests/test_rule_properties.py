@@ -13,7 +13,10 @@ region) and check what docs/RULES.md §2-§4 promise for every row at once:
 - rules without a waiting period leave waiting_end empty; rules with one
   start the day after it (or, past 31 December, give no benefit);
 - the order of the payment rows does not matter (each person has a twin
-  whose payments come in reverse order).
+  whose payments come in reverse order);
+- d is what §3 says, worked out here the plain way, person by person: for due 0
+  max(参保登记日期 or CS, birth), else the day from which on the running total of
+  the payments (by paid_on, ticket_no as text) never again drops below the due.
 
 One frame per example: the engine is vectorised, so the whole batch goes in at once.
 """
@@ -26,15 +29,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_rule_cases import (
-    RULE_IDS,
-    TIERS,
-    build_payments,
-    build_residents,
-    collect,
-    make_id_number,
-    params_for,
-)
+from case_frames import build_payments, build_residents, make_id_number
+from test_rule_cases import RULE_IDS, TIERS, collect, params_for
 
 YEARS = (2024, 2025, 2026)
 REGIONS = ("jiangxi", "yichun", "jingdezhen")
@@ -86,15 +82,14 @@ def batches(draw: st.DrawFn) -> tuple[int, str, list[dict], list[dict]]:
     any_day = st.dates(early, late)
     # dates cluster where the rules change: around CE, and inside Y
     rule_days = st.one_of(any_day, st.dates(ce - 10 * DAY, ce + 10 * DAY), st.dates(ys, ye))
-    full_payment = st.sampled_from(PAID_IN_FULL_FEN)
     labels = st.one_of(
         st.just([]),
         st.lists(st.sampled_from(label_names), max_size=3, unique=True),
         st.lists(st.sampled_from(params.special_status_labels), min_size=1, max_size=1),
     )
 
-    people, payments = [], []
-    ticket = 0
+    people: list[dict] = []
+    payments: list[dict] = []
     for i in range(draw(st.integers(min_value=1, max_value=25))):
         # two thirds are born within three years before Y or in Y, so the newborn rules get exercised
         birth = draw(
@@ -119,22 +114,30 @@ def batches(draw: st.DrawFn) -> tuple[int, str, list[dict], list[dict]]:
                 "subsidy_identified_on": draw(st.none() | any_day),
             }
         )
-        for _ in range(draw(st.integers(min_value=0, max_value=3))):
-            ticket += 1
-            paid_on = draw(rule_days)
-            payments.append(
-                {
-                    "id_number": people[-1]["id_number"],
-                    "name": people[-1]["name"],
-                    "amount_fen": draw(
-                        st.one_of(full_payment, full_payment, st.sampled_from(AMOUNTS_FEN), st.integers(-50000, 60000))
-                    ),
-                    "paid_on": paid_on,
-                    "coverage_year": draw(st.sampled_from((year, year, year, year - 1))),
-                    "ticket_no": f"{paid_on:%Y%m%d}{ticket:012d}",
-                }
-            )
+        payments += _draw_payments(draw, people[-1], year, rule_days, len(payments) + 1)
     return year, region, people, payments
+
+
+def _draw_payments(draw: st.DrawFn, person: dict, year: int, days: st.SearchStrategy, first_ticket: int) -> list[dict]:
+    """0 to 3 payment rows of one person: mostly a due paid in full, else amounts near the dues,
+    refunds and any amount; a quarter of them for last year."""
+    full_payment = st.sampled_from(PAID_IN_FULL_FEN)
+    rows = []
+    for k in range(draw(st.integers(min_value=0, max_value=3))):
+        paid_on = draw(days)
+        rows.append(
+            {
+                "id_number": person["id_number"],
+                "name": person["name"],
+                "amount_fen": draw(
+                    st.one_of(full_payment, full_payment, st.sampled_from(AMOUNTS_FEN), st.integers(-50000, 60000))
+                ),
+                "paid_on": paid_on,
+                "coverage_year": draw(st.sampled_from((year, year, year, year - 1))),
+                "ticket_no": f"{paid_on:%Y%m%d}{first_ticket + k:012d}",
+            }
+        )
+    return rows
 
 
 def _violations(frame: pl.DataFrame, broken: pl.Expr, what: str) -> list[str]:
@@ -158,45 +161,42 @@ def _violations(frame: pl.DataFrame, broken: pl.Expr, what: str) -> list[str]:
         return [f"{what} ({bad.height} row(s)):\n{shown}"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(batches())
-def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, list[dict], list[dict]]) -> None:
-    from pipeline.rules import determine
+def expected_enrolled_on(person: dict, rows: list[dict], due_fen: int, params) -> dt.date | None:
+    """docs/RULES.md §3 by hand: due 0 -> max(registered_on or CS, birth); else the first day of the
+    last run of rows whose running total is at or above the due, if the net reaches it."""
+    if due_fen == 0:
+        return max(person["registered_on"] or params.collection_start.value, person["birth_date"])
+    running, settled_on = 0, None
+    for row in sorted(rows, key=lambda r: (r["paid_on"], r["ticket_no"])):
+        running += row["amount_fen"]
+        if running < due_fen:
+            settled_on = None
+        elif settled_on is None:
+            settled_on = row["paid_on"]
+    return settled_on if running >= due_fen else None
 
-    year, region, people, payment_rows = batch
-    params = params_for(year, region)
-    # every person has a twin whose payment rows come in reverse order: §3 sorts them by
-    # (paid_on, ticket_no) before the running sum, so twins must get the same determination
-    twin_of = {p["id_number"]: make_id_number(p["birth_date"], 500 + i) for i, p in enumerate(people)}
-    people = people + [{**p, "id_number": twin_of[p["id_number"]]} for p in people]
-    payment_rows = payment_rows + [{**p, "id_number": twin_of[p["id_number"]]} for p in reversed(payment_rows)]
+
+def _enrolment_dates_differ(out: pl.DataFrame, people: list[dict], payment_rows: list[dict], params) -> list[str]:
+    got = {r["id_number"]: r for r in out.select("id_number", "individual_due_fen", "enrolled_on").to_dicts()}
+    wrong = []
+    for person in people:
+        pid = person["id_number"]
+        rows = [r for r in payment_rows if r["id_number"] == pid and r["coverage_year"] == params.coverage_year]
+        want = expected_enrolled_on(person, rows, got[pid]["individual_due_fen"], params)
+        if got[pid]["enrolled_on"] != want:
+            wrong.append(f"{pid}: enrolled_on {got[pid]['enrolled_on']}, by hand {want}; payments {rows}")
+    return ["enrolled_on differs from docs/RULES.md §3 worked by hand:\n" + "\n".join(wrong[:5])] if wrong else []
+
+
+def _promises_broken(rows: pl.DataFrame, params) -> list[str]:
+    """What docs/RULES.md §2-§4 promise for every row (rows: the determinations with birth_date and
+    net_paid_for_year_fen)."""
     ys, ye = pl.lit(params.year_start, dtype=pl.Date), pl.lit(params.year_end, dtype=pl.Date)
     standard_fen = params.fen("individual_standard_yuan")
-
-    residents = build_residents(people, year)
-    payments = build_payments(payment_rows)
-    out = collect(determine(residents, payments, params))
-
-    assert out.height == residents.height, f"{residents.height} people in, {out.height} determinations out"
-    assert sorted(out["id_number"]) == sorted(residents["id_number"])
-
-    net = (
-        payments.filter(pl.col("coverage_year") == year)
-        .group_by("id_number")
-        .agg(pl.col("amount_fen").sum().alias("net_paid_for_year_fen"))
-    )
-    rows = (
-        out.drop("birth_date", strict=False)
-        .join(residents.select("id_number", "birth_date"), on="id_number", how="left")
-        .join(net, on="id_number", how="left")
-        .with_columns(pl.col("net_paid_for_year_fen").fill_null(0))
-    )
     start, end, waiting = pl.col("benefit_start"), pl.col("benefit_end"), pl.col("waiting_end")
     enrolled, rule = pl.col("enrolled"), pl.col("rule_id")
     due, subsidy = pl.col("individual_due_fen"), pl.col("subsidy_amount_fen")
-
-    problems: list[str] = []
-    problems += _violations(rows, ~pl.col("tier").is_in(TIERS), "tier is not full / fixed / none")
+    problems = _violations(rows, ~pl.col("tier").is_in(TIERS), "tier is not full / fixed / none")
     problems += _violations(rows, ~rule.is_in(RULE_IDS), "rule_id is not one of docs/INTERNALS.md")
     problems += _violations(rows, enrolled.is_null(), "enrolled is empty")
     problems += _violations(rows, start.is_not_null() & ((start < ys) | (start > ye)), "benefit_start outside [YS, YE]")
@@ -239,7 +239,12 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
         ),
         "a waiting rule does not start the day after its waiting_end (or has no benefit past YE)",
     )
+    return problems
 
+
+def _twins_differ(out: pl.DataFrame, twin_of: dict[str, str]) -> list[str]:
+    """§3 sorts the payments before adding them up: a twin whose rows came in reverse order gets the
+    same determination."""
     key = ["enrolled", "enrolled_on", "waiting_end", "benefit_start", "benefit_end", "rule_id"]
     twins = pl.DataFrame({"id_number": list(twin_of), "twin": list(twin_of.values())})
     pairs = twins.join(out.select("id_number", *key), on="id_number").join(
@@ -248,7 +253,44 @@ def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, lis
     differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_twin")) for c in key)
     if not (bad := pairs.filter(differs)).is_empty():
         with pl.Config(tbl_cols=-1, tbl_width_chars=250):
-            problems.append(f"payment rows in another order give another determination:\n{bad.head(5)}")
+            return [f"payment rows in another order give another determination:\n{bad.head(5)}"]
+    return []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(batches())
+def test_determinations_keep_the_promises_of_rules_md(batch: tuple[int, str, list[dict], list[dict]]) -> None:
+    from pipeline.rules import determine
+
+    year, region, people, payment_rows = batch
+    params = params_for(year, region)
+    # every person has a twin whose payment rows come in reverse order: §3 sorts them by
+    # (paid_on, ticket_no) before the running sum, so twins must get the same determination
+    twin_of = {p["id_number"]: make_id_number(p["birth_date"], 500 + i) for i, p in enumerate(people)}
+    people = people + [{**p, "id_number": twin_of[p["id_number"]]} for p in people]
+    payment_rows = payment_rows + [{**p, "id_number": twin_of[p["id_number"]]} for p in reversed(payment_rows)]
+    residents = build_residents(people, year)
+    payments = build_payments(payment_rows)
+    out = collect(determine(residents, payments, params))
+
+    assert out.height == residents.height, f"{residents.height} people in, {out.height} determinations out"
+    assert sorted(out["id_number"]) == sorted(residents["id_number"])
+
+    net = (
+        payments.filter(pl.col("coverage_year") == year)
+        .group_by("id_number")
+        .agg(pl.col("amount_fen").sum().alias("net_paid_for_year_fen"))
+    )
+    rows = (
+        out.drop("birth_date", strict=False)
+        .join(residents.select("id_number", "birth_date"), on="id_number", how="left")
+        .join(net, on="id_number", how="left")
+        .with_columns(pl.col("net_paid_for_year_fen").fill_null(0))
+    )
+    problems = _promises_broken(rows, params)
+    problems += _enrolment_dates_differ(out, people, payment_rows, params)
+
+    problems += _twins_differ(out, twin_of)
     assert not problems, f"Y={year}, region={region}\n" + "\n".join(problems)
 
 

@@ -2,7 +2,7 @@
 
 Each rule gives a candidate (rule_id, start, waiting_end) or a null start
 where it does not apply. The earliest start wins (each special rule only
-ever helps) [interp docs/RULES.md §4]; on a tie the rule without a waiting period
+ever helps) [interp-4.1 docs/RULES.md §4]; on a tie the rule without a waiting period
 wins. The year's models are chosen once, in `candidates`, from the
 parameters (benefit_model, newborn_model, subsidized_no_waiting).
 """
@@ -15,6 +15,7 @@ import polars as pl
 
 from pipeline.params import Params
 from pipeline.rules.dates import NULL_DATE, add_days, add_months, date_lit, days_between, next_day
+from pipeline.rules.tier import is_subsidized_object
 
 D = pl.col("enrolled_on")
 BIRTH = pl.col("birth_date")
@@ -56,7 +57,7 @@ def ordinary_wait_months(params: Params) -> Candidate:
 
 
 def ordinary_continuity(params: Params) -> Candidate:
-    """赣医保发〔2025〕12号 (八) 1-4 by 上年度参保, and case 5 [interp docs/RULES.md §4].
+    """赣医保发〔2025〕12号 (八) 1-4 by 上年度参保, and case 5 [interp-4.3 docs/RULES.md §4].
 
     1 continuous, d < YS -> YS; 2 continuous, YS <= d <= CE -> d + 1 day;
     3 lapsed, d < YS -> waiting to the day before lapsed_early_benefit_start;
@@ -107,7 +108,7 @@ def subsidized_no_waiting(params: Params) -> Candidate:
     """赣医保发〔2023〕9号 三(二): 资助参保对象 start YS whatever d (2024 switch)."""
     return Candidate(
         rule_id=_lit("subsidized_no_waiting"),
-        start=pl.when(pl.col("is_subsidized_object")).then(date_lit(params.year_start)).otherwise(NULL_DATE),
+        start=pl.when(is_subsidized_object()).then(date_lit(params.year_start)).otherwise(NULL_DATE),
         waiting_end=NULL_DATE,
     )
 
@@ -116,7 +117,7 @@ def special_status(params: Params) -> Candidate:
     """医疗救助对象 / 宗教教职人员 (no time limit): start max(YS, d + 1 day), no waiting.
 
     A 医疗救助对象 is a person holding that label or any label whose subsidy is medical assistance's
-    分类资助参保 (labels.toml `medical_assistance`) [interp docs/RULES.md §1], whatever its tier,
+    分类资助参保 (labels.toml `medical_assistance`) [interp-1.1 docs/RULES.md §1], whatever its tier,
     age condition or identification date (docs/RULES.md §4, §9).
     """
     names = list(
@@ -168,13 +169,27 @@ def _within(gap_days: pl.Expr, window: int) -> pl.Expr:
     return (gap_days <= window).fill_null(False)
 
 
+def newborn_of_year(params: Params) -> pl.Expr:
+    """The 2024 newborn rule is for this year's child: born in Y, or born in Y-1 and registered on or
+    after CS (赣医保发〔2023〕9号 三(四) "如已到新生儿出生次年居民医保征缴期的，监护人也可选择只缴纳出生次年居民医保费").
+    A child born in Y-1 and registered before CS was enrolled for its year of birth; born earlier, it
+    is an ordinary resident (docs/RULES.md §4)."""
+    ys, ye = date_lit(params.year_start), date_lit(params.year_end)
+    year_before = date_lit(params.year_start.replace(year=params.coverage_year - 1))
+    born_in_year = (BIRTH >= ys) & (BIRTH <= ye)
+    born_year_before = (BIRTH >= year_before) & (BIRTH < ys)
+    registered_in_period = _registration() >= date_lit(params.collection_start.value)
+    return (born_in_year | (born_year_before & registered_in_period)).fill_null(False)
+
+
 def newborn_registration_only(params: Params) -> Candidate:
-    """赣医保发〔2023〕9号 三(四): r - birth <= 90 days -> from max(birth, YS)."""
+    """赣医保发〔2023〕9号 三(四): a child of `newborn_of_year` registered within 90 days of birth
+    (r - birth <= 90 days) -> from max(birth, YS); otherwise the ordinary and special rules."""
     ys = date_lit(params.year_start)
     within = _within(days_between(_registration(), BIRTH), params.newborn_window_days.value)
     return Candidate(
         rule_id=_lit("newborn_from_birth"),
-        start=pl.when(within).then(pl.max_horizontal(BIRTH, ys)).otherwise(NULL_DATE),
+        start=pl.when(within & newborn_of_year(params)).then(pl.max_horizontal(BIRTH, ys)).otherwise(NULL_DATE),
         waiting_end=NULL_DATE,
     )
 
@@ -222,7 +237,8 @@ NEWBORN_MODELS = {
 
 
 def candidates(params: Params) -> list[Candidate]:
-    """The rules that can apply in Y, in tie-break order (the one place years differ)."""
+    """The rules that can apply in Y, in tie-break order: ordinary, the 2024 switch, newborn, status,
+    event [interp-4.4 docs/RULES.md §4] (the one place years differ)."""
     out = [ORDINARY_MODELS[params.benefit_model.value](params)]
     if params.subsidized_no_waiting.value:
         out.append(subsidized_no_waiting(params))
@@ -236,7 +252,7 @@ def benefit_columns(params: Params) -> list[list[pl.Expr]]:
     """rule_id, benefit_start, waiting_end, benefit_end (needs enrolled, enrolled_on and the tier columns).
 
     Earliest start wins; on equal starts a rule without waiting wins, then
-    the order of `candidates`. Benefits never start before birth: an earlier
+    the order of `candidates` [interp-4.4 docs/RULES.md §4]. Benefits never start before birth: an earlier
     winner starts on the birth date with no waiting. A start after YE means no
     benefit in Y (waiting_end still shown).
 

@@ -7,15 +7,48 @@ import polars as pl
 from pipeline.params import Params
 from pipeline.rules.dates import date_lit
 
+PAYMENT_ORDER = ("paid_on", "ticket_no")  # ticket_no is text: 20 digits with leading zeros, compared as text
+
+
+def with_running_total(rows: pl.LazyFrame, person: str = "__p") -> pl.LazyFrame:
+    """Each payment row of Y with `running_fen` and `settles` (docs/RULES.md §3).
+
+    `rows` holds `person`, paid_on, ticket_no, amount_fen and individual_due_fen. The rows are
+    sorted by (person, paid_on, ticket_no as text) and added up row by row per person
+    (`running_fen`). The settling row is the one from which on the running total never again drops
+    below the due: the row after the person's last row whose running total is below the due (or
+    their first row if there is none), provided the net, the last running total, reaches the due.
+    Paid, refunded, paid again: the second payment settles; paid twice, one refunded: the first.
+    Shared by `payment_totals` and `medins explain`, so a clerk is shown the rows the night added.
+    """
+    due = pl.col("individual_due_fen")
+    running = pl.col("running_fen")
+    position = pl.col("__row")
+    last_below = position.filter(running < due).max().over(person)
+    return (
+        rows.sort(person, *PAYMENT_ORDER)
+        .with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),  # after the sort (POLARS-PITFALLS 2)
+            pl.col("amount_fen").cum_sum().over(person).alias("running_fen"),
+        )
+        .with_columns(
+            (
+                (position == last_below.fill_null(position.min().over(person) - 1) + 1)
+                & (pl.col("amount_fen").sum().over(person) >= due)
+            ).alias("settles")
+        )
+        .drop("__row")
+    )
+
 
 def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -> pl.LazyFrame:
-    """Per person: net paid for Y, positive payments, and the day the running sum reached the due.
+    """Per person: net paid for Y, positive payments, last payment day and `reached_on`, the day
+    from which on the running total of their payments never again drops below the due (§3).
 
-    Payments are sorted by (paid_on, ticket_no as text); d is the first
-    paid_on at which the running sum reaches or exceeds individual_due.
-    `dues` holds `__p` (the person's row), id_number and individual_due_fen
-    of the roster; the result is keyed by `__p`. The ID text is matched once;
-    everything after works on the integer row.
+    `dues` holds `__p` (the person's row), id_number and individual_due_fen of the roster; the
+    result is keyed by `__p`. The ID text is matched once; everything after works on the integer
+    row. Most people pay once: `reached_on` is that payment's day if it covers the due, and only
+    people with several rows go through `with_running_total`.
     """
     year = (
         payments.filter(pl.col("coverage_year") == params.coverage_year)
@@ -33,26 +66,17 @@ def payment_totals(payments: pl.LazyFrame, dues: pl.LazyFrame, params: Params) -
         pl.col("paid_on").filter(positive).max().alias("last_paid_on"),
         pl.col("paid_on").first().alias("__first_on"),
     )
-    # Most people pay once: d is that payment's day if it covers the due. Only people with
-    # several rows need the running sum, so only their rows are sorted.
     several = (
-        year.join(per_person.filter(pl.col("__n_rows") > 1).select("__p"), on="__p", how="semi")
-        .sort("__p", "paid_on", "ticket_no")
-        .with_columns(pl.col("amount_fen").cum_sum().over("__p").alias("__running"))
-        .group_by("__p")
-        .agg(
-            pl.col("paid_on")
-            .filter(pl.col("__running") >= pl.col("individual_due_fen"))
-            .min()
-            .alias("__reached_several")
-        )
+        with_running_total(year.join(per_person.filter(pl.col("__n_rows") > 1).select("__p"), on="__p", how="semi"))
+        .filter("settles")
+        .select("__p", pl.col("paid_on").alias("__settled_on"))
     )
     once = pl.when((pl.col("__n_rows") == 1) & (pl.col("net_paid_fen") >= pl.col("individual_due_fen")))
     return per_person.join(several, on="__p", how="left").select(
         "__p",
         "net_paid_fen",
         "n_payments",
-        pl.coalesce(once.then(pl.col("__first_on")), pl.col("__reached_several")).alias("reached_on"),
+        pl.coalesce(once.then(pl.col("__first_on")), pl.col("__settled_on")).alias("reached_on"),
         "last_paid_on",
     )
 
@@ -66,11 +90,19 @@ def is_enrolled() -> pl.Expr:
     )
 
 
+def registration_day(params: Params) -> pl.Expr:
+    """Due 0: 参保登记日期, or CS when the cell is empty, but never before birth:
+    max(参保登记日期 or CS, birth date) (docs/RULES.md §3: nobody is enrolled before being born)."""
+    registered = pl.coalesce(pl.col("registered_on"), date_lit(params.collection_start.value))
+    return pl.max_horizontal(registered, pl.col("birth_date"))
+
+
 def enrolled_on(params: Params) -> pl.Expr:
-    """d: 参保登记日期 (or CS when empty) for due 0; else the day the running sum reached the due."""
+    """d (docs/RULES.md §3): for due 0 `registration_day`; else, when enrolled, the day from which on
+    the running total of the payments never again drops below the due."""
     return (
         pl.when(pl.col("individual_due_fen") == 0)
-        .then(pl.coalesce(pl.col("registered_on"), date_lit(params.collection_start.value)))
+        .then(registration_day(params))
         .when(pl.col("enrolled"))
         .then(pl.col("reached_on"))
         .otherwise(pl.lit(None, dtype=pl.Date))

@@ -21,7 +21,7 @@ LIST_ROW_COLUMNS = ("id_number", "identity_labels", "identified_on", "ended_on",
 
 
 def in_force(params: Params) -> pl.Expr:
-    """Identified on or before YE (or undated) and not ended before YS [interp docs/RULES.md §9:
+    """Identified on or before YE (or undated) and not ended before YS [interp-9.1 docs/RULES.md §9:
     赣州 letter 三(二)2 "致贫风险消除后不再享受资助参保政策"; a person still identified on 1 January keeps
     the subsidy for the year]."""
     return (

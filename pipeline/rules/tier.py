@@ -9,7 +9,7 @@ from pipeline.rules.dates import date_lit
 
 
 def age(params: Params) -> pl.Expr:
-    """Whole years completed on 1 January of Y [interp docs/RULES.md §0].
+    """Whole years completed on 1 January of Y [interp-0.1 docs/RULES.md §0].
 
     Born on 1 January: the year is completed that day (born 1 January 1966 is
     60 on 1 January 2026); anyone else completes it later in the year. A person born
@@ -104,6 +104,15 @@ def with_label_tier(people: pl.LazyFrame, params: Params) -> pl.LazyFrame:
         )
         .drop("__meets")
     )
+
+
+def is_subsidized_object() -> pl.Expr:
+    """资助参保对象 (docs/RULES.md §4): a label of the person's labels for Y (roster and in-force
+    lists, §9) gives full or fixed at their age, 在校大学生 aside; a newborn's tier alone does not
+    count. The one definition read by the 2024 switch (赣医保发〔2023〕9号 三(二),
+    benefit_start.subsidized_no_waiting) and by the limited refund of §5 (reconcile.refund_limited);
+    set by `with_label_tier` from labels.toml's `subsidized_object`."""
+    return pl.col("is_subsidized_object").fill_null(False)
 
 
 def is_newborn(params: Params) -> pl.Expr:
