@@ -68,3 +68,11 @@ class DatabaseWriteError(MedinsError):
     """The night's database could not be written or published (disk full, no permission)."""
 
     exit_code = 8
+
+
+class ParamsUnconfirmedError(ParamsError):
+    """A coverage year added with `medins params new` still has values not confirmed against its
+    notice, or without a citation (docs/NEW-YEAR.md). `medins run` refuses the year; `medins params
+    check` lists them."""
+
+    exit_code = 3
