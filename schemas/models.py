@@ -21,7 +21,7 @@ from pandera.api.polars.types import PolarsData
 from pipeline.parse import id_birth_date, id_checksum_ok, id_format_ok
 
 # Reason code -> sentence; {header} is the column as written, {raw} the cell, {today} the run date;
-# {label_hint} / {event_hint}: the closest accepted spellings (pipeline/validate.py, with_spelling_hints).
+# {label_hint} / {event_hint}: the closest accepted spellings (pipeline/hints.py).
 REASONS: dict[str, str] = {
     "required": "{header}为空，此项必填",
     "id_numeric_cell": "证件号码被Excel存成了数字，末几位已丢失；请把该列设置为文本格式后重新录入",

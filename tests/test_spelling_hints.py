@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.validate as validate
+import pipeline.hints as hints
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 from pipeline.cli import app
 from pipeline.params import load_params
@@ -34,22 +34,22 @@ AMOUNT_FORMS = "（可写作 400、400.00、400元、￥400、1,000.00；退费�
     ],
 )
 def test_closest_label_spellings(written, closest):
-    assert validate.closest_spellings(written, LABELS) == closest
+    assert hints.closest_spellings(written, LABELS) == closest
 
 
 def test_closest_event_spelling():
-    assert validate.closest_spellings("回国", PARAMS.event_types) == ["出国回国"]
+    assert hints.closest_spellings("回国", PARAMS.event_types) == ["出国回国"]
 
 
 def test_hints_are_worked_out_once_per_distinct_unknown_label(monkeypatch):
     calls: list[str] = []
-    real = validate.closest_spellings
+    real = hints.closest_spellings
 
     def counted(text, names):
         calls.append(text)
         return real(text, names)
 
-    monkeypatch.setattr(validate, "closest_spellings", counted)
+    monkeypatch.setattr(hints, "closest_spellings", counted)
     raws = ["低保户、特困", "特困", "城乡低保对象、低保户"] * 1000
     rejected = pl.DataFrame(
         {
@@ -57,7 +57,7 @@ def test_hints_are_worked_out_once_per_distinct_unknown_label(monkeypatch):
             "reason": [REASONS["label_unknown"].replace("{header}", "人员身份").replace("{raw}", r) for r in raws],
         }
     )
-    reasons = validate.with_spelling_hints(rejected, PARAMS)["reason"]
+    reasons = hints.with_spelling_hints(rejected, PARAMS)["reason"]
     assert sorted(calls) == ["低保户", "特困"]
     assert reasons[2] == (
         "人员身份“城乡低保对象、低保户”中有政策参数未列出的类别“低保户”（是否为：低保对象、城乡低保对象？），请核对写法"
