@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.metadata
 import os
 import sys
 import time
@@ -17,11 +19,15 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import MedinsError, RunArgumentError
+from pipeline.params import PARAMS_DIR_ENV, default_params_dir
 from pipeline.vocabulary import STATUS_NAMES, STATUSES
 
+# Help in click's plain layout (rich_markup_mode=None): it wraps at the terminal's width (80 at most)
+# and never cuts an option name short, as rich's table does in 80 columns.
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="medins: 城乡居民医保 nightly determination, reconciliation and fiscal-subsidy reports.",
 )
 console = Console(stderr=False)
@@ -85,16 +91,22 @@ class _StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-@app.command()
+@app.command(short_help="Run the nightly job for one coverage year.")
 def run(
     coverage_year: Annotated[int, typer.Option("--coverage-year", "-y", help="待遇年度, e.g. 2026")],
     region: Annotated[str, typer.Option(help="jiangxi (default), jingdezhen, yichun")] = "jiangxi",
-    roster: Annotated[list[str] | None, typer.Option(help="花名册: file, directory or glob; repeatable")] = None,
-    payments: Annotated[list[str] | None, typer.Option(help="缴费明细: file, directory or glob; repeatable")] = None,
+    roster: Annotated[
+        list[str] | None, typer.Option(metavar="FILE", help="花名册: file, directory or glob; repeatable")
+    ] = None,
+    payments: Annotated[
+        list[str] | None, typer.Option(metavar="FILE", help="缴费明细: file, directory or glob; repeatable")
+    ] = None,
     subsidy_list: Annotated[
         list[str] | None,
         typer.Option(
-            "--subsidy-list", help="资助参保对象名单 of another department: file, directory or glob; repeatable"
+            "--subsidy-list",
+            metavar="FILE",
+            help="资助参保对象名单 of another department: file, directory or glob; repeatable",
         ),
     ] = None,
     db: Annotated[Path | None, typer.Option(help="DuckDB output (default: medins.duckdb in the --out folder)")] = None,
@@ -221,7 +233,7 @@ def _print_summary(result, timings: list[tuple[str, float]], wall: float) -> Non
         console.print(f"报表 / report: {p}", highlight=False)
 
 
-@app.command()
+@app.command(short_help="Why a person got their tier, amounts and benefit dates.")
 def explain(
     id_number: Annotated[str, typer.Argument(help="证件号码")],
     coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
@@ -232,6 +244,94 @@ def explain(
 
     text = _guarded(lambda: explain_person(db, coverage_year, id_number))
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            version = importlib.metadata.version("medins")
+        except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+            version = "unknown (not installed)"
+        console.print(f"medins {version}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+params_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="政策参数 / policy parameters: add a new coverage year (docs/NEW-YEAR.md).",
+    short_help="政策参数 / policy parameters of a new year.",
+)
+app.add_typer(params_app, name="params")
+ParamsDir = Annotated[
+    Path | None,
+    typer.Option(help=f"policy_params folder [default: the installed one, or ${PARAMS_DIR_ENV}]", show_default=False),
+]
+
+
+@params_app.command("new", short_help="Write YEAR.toml from the latest year, unconfirmed.")
+def params_new(
+    year: Annotated[int, typer.Argument(metavar="YEAR", help="待遇年度, e.g. 2027")],
+    params_dir: ParamsDir = None,
+) -> None:
+    """Write policy_params/YEAR.toml from the latest year, every value unconfirmed and uncited.
+
+    Never overwrites a year. A region's overrides of the latest year are added to its file
+    for YEAR the same way.
+    """
+    from pipeline.new_year import write_new_year
+
+    base = params_dir or default_params_dir()
+    written = _guarded(lambda: write_new_year(year, base, dt.date.today()))
+    for path in written:
+        console.print(f"已写出 / written: {path}", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"下一步 / next: 对照{year}年度的通知逐项填写 / check each value against the {year} notice, "
+        f"then `medins params check {year}` (docs/NEW-YEAR.md)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@params_app.command("check", short_help="List the values of YEAR still unconfirmed or uncited.")
+def params_check(
+    year: Annotated[int, typer.Argument(metavar="YEAR", help="待遇年度, e.g. 2027")],
+    region: Annotated[str | None, typer.Option(help="only this region's overrides [default: all]")] = None,
+    params_dir: ParamsDir = None,
+) -> None:
+    """List the values of YEAR still unconfirmed or uncited, one line each.
+
+    Exit code 0 when every value is confirmed and cited (and the year loads for every
+    region); 3 when some are not, or a value is malformed.
+    """
+    from pipeline.new_year import check_year, open_items_error
+
+    base = params_dir or default_params_dir()
+
+    def body() -> None:
+        items = check_year(year, region, base)
+        for item in items:
+            console.print(item.line(), markup=False, highlight=False, soft_wrap=True)
+        if items:
+            raise open_items_error(year, items)
+
+    _guarded(body)
+    console.print(
+        f"{year}年度的政策参数均已确认并注明出处 / coverage year {year}: every value is confirmed and cited",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -75,3 +75,11 @@ class RunArgumentError(MedinsError):
     that is not where the history is)."""
 
     exit_code = 2
+
+
+class ParamsUnconfirmedError(ParamsError):
+    """A coverage year added with `medins params new` still has values not confirmed against its
+    notice, or without a citation (docs/NEW-YEAR.md). `medins run` refuses the year; `medins params
+    check` lists them."""
+
+    exit_code = 3

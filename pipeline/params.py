@@ -2,7 +2,9 @@
 
 The numbers of the notices live in ``policy_params/`` (TOML), each beside its
 citation. This module reads them once into a frozen object; any missing year,
-unknown key or bad value fails here, naming the file and the key.
+unknown key or bad value fails here, naming the file and the key. A year the
+bureau added with `medins params new` is refused until every value in it is
+confirmed and cited (`open_items`, docs/NEW-YEAR.md).
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ParamsError
+from pipeline.errors import ParamsError, ParamsUnconfirmedError
 
 PARAMS_DIR = Path(__file__).resolve().parent.parent / "policy_params"
+# Another policy_params folder (tests; a trial of a new year's file away from the installed one).
+PARAMS_DIR_ENV = "MEDINS_PARAMS_DIR"
 TIERS = ("full", "fixed", "none")
 TIER_RANK = {"none": 0, "fixed": 1, "full": 2}
 # labels giving a tier are tested as the bits of one Int64 (rules/tier.py: with_label_tier)
@@ -215,6 +221,7 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "newborn_grace_months": (int,),
     "low_income_enrolment_target": (float,),
 }
+VALUE_KEYS: tuple[str, ...] = tuple(_SCALARS)  # the keys holding one cited value, in the files' order
 _OPTIONAL_VALUE = {"critical_illness_per_capita_yuan", "central_share", "low_income_enrolment_target"}
 _MODEL_NEEDS = {
     "wait_days": ("waiting_days",),
@@ -245,7 +252,7 @@ _BASIS_SHARED = (
 )
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -257,7 +264,7 @@ def _cited(path: Path, key: str, raw: Any, shown_key: str | None = None) -> Cite
     shown = shown_key or key
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: key '{shown}' must be a table with value and cite")
-    extra = set(raw) - {"value", "cite", "not_given"}
+    extra = set(raw) - {"value", "cite", "not_given", "confirmed"}
     if extra:
         raise ParamsError(f"{path}: key '{shown}' has unknown field(s) {sorted(extra)}")
     if "not_given" in raw:
@@ -294,7 +301,7 @@ def _load_groups(path: Path, data: dict, names: set[str]) -> tuple[LabelGroup, .
 
 
 def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str, tuple[LabelGroup, ...]]:
-    data = _read_toml(path)
+    data = read_toml(path)
     labels = []
     for i, raw in enumerate(data.get("label", [])):
         unknown = set(raw) - {"name", "aliases", "tier", "age_rule", "subsidized_object", "medical_assistance", "cite"}
@@ -337,7 +344,7 @@ def _load_labels(path: Path) -> tuple[tuple[Label, ...], tuple, int, int, str, t
 
 
 def _label_cites(path: Path, data: dict, names: set[str]) -> tuple[tuple[str, str], ...]:
-    cites = data.get("label_cites", {})
+    cites = {k: v for k, v in data.get("label_cites", {}).items() if k != "confirmed"}
     unknown = sorted(set(cites) - names)
     if unknown:
         raise ParamsError(f"{path}: label_cites names unknown label(s) {unknown}")
@@ -346,14 +353,15 @@ def _label_cites(path: Path, data: dict, names: set[str]) -> tuple[tuple[str, st
     return tuple((str(k), str(v)) for k, v in cites.items())
 
 
-def _year_files(coverage_year: int, region: str, base: Path) -> tuple[Path, Path]:
+def year_files(coverage_year: int, region: str, base: Path) -> tuple[Path, Path]:
     """policy_params/<year>.toml and regions/<region>.toml, or a message saying what exists."""
     path = base / f"{coverage_year}.toml"
     if not path.exists():
         have = sorted(p.stem for p in base.glob("[0-9][0-9][0-9][0-9].toml"))
         raise ParamsError(
             f"没有{coverage_year}年度的政策参数 / no policy parameters for coverage year "
-            f"{coverage_year} (have: {', '.join(have)}); add {path.name} to policy_params/"
+            f"{coverage_year} (have: {', '.join(have)}); write them with `medins params new {coverage_year}` "
+            "(docs/NEW-YEAR.md)"
         )
     region_path = base / "regions" / f"{region}.toml"
     if not region_path.exists():
@@ -372,7 +380,7 @@ def _scalar_values(coverage_year: int, path: Path, data: dict, region_path: Path
         raise ParamsError(f"{path}: unknown key(s) {sorted(unknown)}")
     if data.get("coverage_year") != coverage_year:
         raise ParamsError(f"{path}: key 'coverage_year' is {data.get('coverage_year')!r}, expected {coverage_year}")
-    overrides = _read_toml(region_path).get(str(coverage_year), {})
+    overrides = read_toml(region_path).get(str(coverage_year), {})
     for key in overrides:
         if key not in _SCALARS:
             raise ParamsError(f"{region_path}: unknown key '{coverage_year}.{key}'")
@@ -422,7 +430,7 @@ def _special_events(path: Path, data: dict, event_types: tuple) -> tuple[Special
     for name, raw in data.get("special_events", {}).items():
         if name not in known_events:
             raise ParamsError(f"{path}: special_events.{name} is not an event type of labels.toml")
-        unknown = set(raw) - {"window_months", "window_days", "cite"}
+        unknown = set(raw) - {"window_months", "window_days", "cite", "confirmed"}
         if unknown or ("window_months" in raw) == ("window_days" in raw) or not raw.get("cite"):
             raise ParamsError(
                 f"{path}: special_events.{name} needs exactly one of window_months/window_days and a cite"
@@ -433,7 +441,7 @@ def _special_events(path: Path, data: dict, event_types: tuple) -> tuple[Special
 
 def _rule_basis(path: Path, data: dict, model: str, nmodel: str, no_waiting: bool) -> tuple[tuple[str, str], ...]:
     """What `rule_basis` says when each rule wins; every rule the year's models can pick needs one."""
-    basis = data.get("rule_basis", {})
+    basis = {k: v for k, v in data.get("rule_basis", {}).items() if k != "confirmed"}
     needed = set(_BASIS_NEEDS[model]) | set(_BASIS_SHARED)
     if no_waiting:
         needed.add("subsidized_no_waiting")
@@ -445,11 +453,113 @@ def _rule_basis(path: Path, data: dict, model: str, nmodel: str, no_waiting: boo
     return tuple((str(k), str(v)) for k, v in basis.items())
 
 
+# --- a year the bureau added: every value confirmed and cited before it runs (docs/NEW-YEAR.md) ---
+
+SHOWN_OPEN_KEYS = 3  # the refusal names this many keys, then "and N more"
+
+
+def default_params_dir() -> Path:
+    """The policy_params folder: $MEDINS_PARAMS_DIR where set, else the one installed with the package."""
+    override = os.environ.get(PARAMS_DIR_ENV, "").strip()
+    return Path(override) if override else PARAMS_DIR
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """A value not ready for a run: marked `confirmed = false`, or with an empty citation."""
+
+    source: str  # the file within policy_params/: 2027.toml, regions/jingdezhen.toml
+    key: str
+    unconfirmed: bool
+    uncited: bool
+
+    @property
+    def name(self) -> str:
+        """The key as the refusal names it (a region's key with its file)."""
+        return self.key if "/" not in self.source else f"{self.key} ({self.source})"
+
+    def line(self) -> str:
+        """One line of `medins params check`."""
+        zh = "、".join(word for word, on in (("未确认", self.unconfirmed), ("未注明出处", self.uncited)) if on)
+        en = ", ".join(word for word, on in (("unconfirmed", self.unconfirmed), ("uncited", self.uncited)) if on)
+        return f"{self.source} {self.key}: {zh} / {en}"
+
+
+def _confirmed(path: Path, key: str, table: dict) -> bool:
+    flag = table.get("confirmed", True)  # no marker: a year shipped with the product (CONTRACT)
+    if not isinstance(flag, bool):
+        raise ParamsError(f"{path}: key '{key}' field 'confirmed' must be true or false, got {flag!r}")
+    return flag
+
+
+def _cite_missing(table: dict) -> bool:
+    """The value's citation is empty (`cite`, or the `not_given` text saying the notice is silent)."""
+    cite = table["not_given"] if "not_given" in table else table.get("cite", "")
+    return not str(cite).strip()
+
+
+def _text_missing(table: dict) -> bool:
+    """rule_basis, label_cites: each text is its own citation."""
+    return any(not str(v).strip() for k, v in table.items() if k != "confirmed")
+
+
+_Marked = list[tuple[str, Any, Callable[[dict], bool]]]  # (key, table, its test for a missing citation)
+
+
+def _marked_tables(data: dict) -> _Marked:
+    """Every part of a year's file that cites a notice."""
+    tables: _Marked = [(key, data[key], _cite_missing) for key in _SCALARS if key in data]
+    events = data.get("special_events")
+    if isinstance(events, dict):
+        tables += [(f"special_events.{name}", raw, _cite_missing) for name, raw in events.items()]
+    if "special_status" in data:
+        tables.append(("special_status", data["special_status"], _cite_missing))
+    tables += [(key, data[key], _text_missing) for key in ("rule_basis", "label_cites") if key in data]
+    return tables
+
+
+def open_items(coverage_year: int, regions: Iterable[str], base: Path) -> list[OpenItem]:
+    """The values of policy_params/<year>.toml and of the regions' overrides for that year that are
+    still unconfirmed or uncited (a malformed part is left to `load_params` to name)."""
+    path = base / f"{coverage_year}.toml"
+    files: list[tuple[Path, str, _Marked]] = [(path, path.name, _marked_tables(read_toml(path)))]
+    for region in regions:
+        region_path = base / "regions" / f"{region}.toml"
+        overrides = read_toml(region_path).get(str(coverage_year))
+        pairs = overrides.items() if isinstance(overrides, dict) else ()
+        tables: _Marked = [(f"{coverage_year}.{key}", raw, _cite_missing) for key, raw in pairs]
+        files.append((region_path, f"regions/{region_path.name}", tables))
+    items = []
+    for file, source, marked in files:
+        for key, table, cite_missing in marked:
+            if not isinstance(table, dict):
+                continue
+            unconfirmed, uncited = not _confirmed(file, key, table), cite_missing(table)
+            if unconfirmed or uncited:
+                items.append(OpenItem(source, key, unconfirmed, uncited))
+    return items
+
+
+def refuse_open_items(coverage_year: int, items: list[OpenItem]) -> None:
+    """A year with values still to confirm or cite does not load: the run names them (CONTRACT)."""
+    if not items:
+        return
+    names = [item.name for item in items]
+    more = len(names) - SHOWN_OPEN_KEYS
+    shown = ", ".join(names[:SHOWN_OPEN_KEYS]) + (f" and {more} more" if more > 0 else "")
+    raise ParamsUnconfirmedError(
+        f"{coverage_year}年度的政策参数还有{len(items)}项未确认或未注明出处 / coverage year {coverage_year}: "
+        f"{len(items)} values not yet confirmed and cited: {shown}; "
+        f"see `medins params check {coverage_year}` and docs/NEW-YEAR.md"
+    )
+
+
 def load_params(coverage_year: int, region: str = "jiangxi", params_dir: Path | None = None) -> Params:
     """Read policy_params/<year>.toml with the region's overrides; check every key."""
-    base = params_dir or PARAMS_DIR
-    path, region_path = _year_files(coverage_year, region, base)
-    data = _read_toml(path)
+    base = params_dir or default_params_dir()
+    path, region_path = year_files(coverage_year, region, base)
+    refuse_open_items(coverage_year, open_items(coverage_year, (region,), base))
+    data = read_toml(path)
     values = _scalar_values(coverage_year, path, data, region_path)
     model, nmodel = _check_models(coverage_year, path, values)
     labels, event_types, elderly, adult, ages_cite, groups = _load_labels(base / "labels.toml")

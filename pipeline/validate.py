@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from pipeline.hints import with_spelling_hints
 from pipeline.params import Params
 from pipeline.parse import (
     is_bare_year,
@@ -365,7 +366,9 @@ def check_sheet(sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap
         parsed, schema, out = parse_subsidy_list(raw, params), subsidy_list_schema(data_date), LIST_OUT
         key_ok = [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
     failed = failures(schema, parsed)
-    rejected = _rejected_lines(parsed, failed, kind, headers_seen_of([sheet]), header_map, data_date)
+    rejected = with_spelling_hints(
+        _rejected_lines(parsed, failed, kind, headers_seen_of([sheet]), header_map, data_date), params
+    )
     bad = rejected["__i"].unique().implode()
     frame = parsed.select(*out, *key_ok, pl.col("__i").is_in(bad).alias("__bad"))
     return Checked(parsed=frame, rejected=rejected.drop("__i"))

@@ -20,7 +20,8 @@ from pandera.api.polars.types import PolarsData
 
 from pipeline.parse import id_birth_date, id_checksum_ok, id_format_ok
 
-# Reason code -> sentence; {header} is the column as written, {raw} the cell, {today} the run date.
+# Reason code -> sentence; {header} is the column as written, {raw} the cell, {today} the run date;
+# {label_hint} / {event_hint}: the closest accepted spellings (pipeline/hints.py).
 REASONS: dict[str, str] = {
     "required": "{header}为空，此项必填",
     "id_numeric_cell": "证件号码被Excel存成了数字，末几位已丢失；请把该列设置为文本格式后重新录入",
@@ -35,13 +36,14 @@ REASONS: dict[str, str] = {
     "paid_before_birth": "缴费日期早于出生日期",
     "birth_date_future": "出生日期晚于今天",
     "birth_date_mismatch": "出生日期与证件号码中的出生日期不一致",
-    "amount": "{header}“{raw}”不是可识别的金额",
+    # the forms pipeline/parse.py parse_amount_fen reads
+    "amount": "{header}“{raw}”不是可识别的金额（可写作 400、400.00、400元、￥400、1,000.00；退费写作 -400）",
     "amount_zero": "缴费金额为0",
     "year": "{header}“{raw}”不是可识别的年度（可用 2026、2026年、202601、2026-01-01、202601-202612）",
     "period_cross_year": "费款所属期跨年度（“{raw}”的起止不在同一年），无法确定待遇年度；请按年度分开",
     "yes_no": "{header}“{raw}”应为 是/否",
-    "label_unknown": "{header}“{raw}”中有政策参数未列出的类别，请核对写法",
-    "event_unknown": "特殊情形“{raw}”不是政策规定的情形",
+    "label_unknown": "{header}“{raw}”中有政策参数未列出的类别{label_hint}，请核对写法",
+    "event_unknown": "特殊情形“{raw}”不是政策规定的情形{event_hint}",
     "event_date_missing": "填写了特殊情形但缺少特殊情形日期",
     "residence_unknown": "参保身份“{raw}”应为 本地户籍 或 居住证",
     "ticket_numeric_cell": "电子税票号码被Excel存成了数字，末几位已丢失；请把该列设置为文本格式后重新导出",

@@ -119,7 +119,7 @@ def test_coverage_year_without_parameters_is_a_clear_error(tmp_path, good):
     assert result.exit_code == 3
     assert error_line(result) == (
         "错误 / error: 没有2027年度的政策参数 / no policy parameters for coverage year 2027 "
-        "(have: 2024, 2025, 2026); add 2027.toml to policy_params/"
+        "(have: 2024, 2025, 2026); write them with `medins params new 2027` (docs/NEW-YEAR.md)"
     )
 
 

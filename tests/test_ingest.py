@@ -202,8 +202,8 @@ def test_unreadable_amounts_are_rejected(tmp_path, bad):
     roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
     result = run(tmp_path, roster, payments)
     expected = {
-        "四百元": "缴费金额“四百元”不是可识别的金额",
-        "400.005": "缴费金额“400.005”不是可识别的金额",
+        "四百元": "缴费金额“四百元”不是可识别的金额（可写作 400、400.00、400元、￥400、1,000.00；退费写作 -400）",
+        "400.005": "缴费金额“400.005”不是可识别的金额（可写作 400、400.00、400元、￥400、1,000.00；退费写作 -400）",
         "": "缴费金额为空，此项必填",
         "0": "缴费金额为0",
     }[bad]
@@ -330,8 +330,12 @@ def test_unknown_identity_label_and_special_event_are_rejected(tmp_path):
     ]
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
     assert reasons(result) == [
-        (2, "人员身份", "人员身份“特困供养人”中有政策参数未列出的类别，请核对写法"),
-        (3, "特殊情形", "特殊情形“出国”不是政策规定的情形"),
+        (
+            2,
+            "人员身份",
+            "人员身份“特困供养人”中有政策参数未列出的类别“特困供养人”（是否为：特困供养人员？），请核对写法",
+        ),
+        (3, "特殊情形", "特殊情形“出国”不是政策规定的情形（是否为：出国回国？）"),
         (4, "特殊情形日期", "填写了特殊情形但缺少特殊情形日期"),
     ]
 

@@ -297,7 +297,7 @@ def test_bad_list_rows_are_rejected_with_their_reason_and_the_rest_kept(night):
             9,
             "身份类别",
             "低保户",
-            "身份类别“低保户”中有政策参数未列出的类别，请核对写法",
+            "身份类别“低保户”中有政策参数未列出的类别“低保户”（是否为：低保对象、城乡低保对象？），请核对写法",
             FENG.id_number,
         ),
         (MINZHENG_FILE, MINZHENG_SHEET, 10, "退出时间", "2025-03-01", "退出时间早于纳入时间", CHEN.id_number),
