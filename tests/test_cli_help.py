@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 
 runner = CliRunner()
-COMMANDS = [[], ["run"], ["sample"], ["explain"], ["params"], ["params", "new"], ["params", "check"]]
+COMMANDS = [[], ["run"], ["explain"], ["params"], ["params", "new"], ["params", "check"]]
 
 
 def display_width(line: str) -> int:
@@ -45,7 +45,7 @@ def test_every_option_name_of_run_appears_whole_at_80_columns():
 
 
 def test_every_command_is_listed_with_its_help():
-    assert all(name in help_at_80([]) for name in ("run", "sample", "explain", "params"))
+    assert all(name in help_at_80([]) for name in ("run", "explain", "params"))
     assert all(name in help_at_80(["params"]) for name in ("new", "check"))
 
 

@@ -81,7 +81,7 @@ def db(tmp_path_factory) -> Path:
     for year, (roster, payments) in NIGHTS.items():
         roster_file = write_workbook(base / f"roster_{year}.xlsx", {"花名册": [ROSTER_HEADER, *roster]})
         payment_file = write_workbook(base / f"payments_{year}.xlsx", {"缴费": [PAYMENT_HEADER, *payments]})
-        run_night(year, "jiangxi", [str(roster_file)], [str(payment_file)], database, out, today=TODAY)
+        run_night(year, "jiangxi", [str(roster_file)], [str(payment_file)], database, out, as_of=TODAY)
     return database
 
 
