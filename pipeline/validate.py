@@ -72,6 +72,7 @@ ROSTER_OUT = (
     "name",
     "id_number",
     *ROSTER_CONTENT[1:],
+    "phone",  # 联系电话: kept as written, never checked, not compared between duplicates
     "extra_columns",
 )
 PAYMENT_OUT = (

@@ -729,3 +729,27 @@ def test_a_parameter_changed_between_two_nights_judges_the_cached_rows_under_the
     assert second.table("reconciliation").select("individual_due", "status", "amount_diff").rows() == [
         (380, "overpaid", 20)
     ]
+
+
+@pytest.mark.parametrize("header", ["联系电话", "手机号码"])
+def test_the_phone_is_kept_as_written_never_rejected_and_not_compared_between_duplicates(tmp_path, header):
+    """联系电话 (docs/CONTRACT.md "Roster"): text as written, a number cell without `.0`, several
+    numbers in one cell; a phone is never a reason to reject a row, and two rows of one person that
+    differ only in the phone are one exact duplicate."""
+    rows = [
+        [*ROSTER_HEADER, header],
+        [*roster_row(1, "张三", A), "0798-1234567"],
+        [*roster_row(2, "李四", B), 13800138000],
+        [*roster_row(3, "王五", C), "13800138000、0798 7654321"],
+        [*roster_row(4, "张三", A), "13912345678"],  # 张三 again, another phone only: merged
+    ]
+    result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": rows}))
+    assert result.rejected.height == 0
+    assert sheet_counts(result)["skipped_duplicate"] == 1
+    phones = dict(result.table("residents").select("id_number", "phone").iter_rows())
+    assert phones == {A: "0798-1234567", B: "13800138000", C: "13800138000、0798 7654321"}
+
+
+def test_a_roster_without_a_phone_column_gives_no_phone(tmp_path):
+    result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]}))
+    assert result.table("residents")["phone"].to_list() == [None]
