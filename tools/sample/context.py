@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import ParamsError
+from pipeline.errors import ParamsError, SampleArgumentError
 from pipeline.params import load_params
 from schemas.headers import load_header_map
 
@@ -46,6 +46,26 @@ def counties() -> tuple[County, ...]:
     )
 
 
+@dataclass(frozen=True)
+class PaymentMix:
+    """How residents who owe something pay: the shares of each case, as cumulative thresholds of one
+    draw (unpaid below `unpaid`, underpaid below `underpaid`, ...), and payments by strangers (on no
+    roster) per resident. The defaults are the sample_data/ mix; the benchmark asks for others
+    (benchmarks/inputs.py), e.g. 9 % unpaid, 4 % underpaid, 3 % overpaid, 1.5 % unmatched."""
+
+    unpaid: float = 0.06
+    underpaid: float = 0.09
+    instalments: float = 0.11
+    paid_twice: float = 0.12
+    overpaid: float = 0.12  # paid the due twice, not (yet) refunded
+    strangers: float = 0.0
+
+    def __post_init__(self) -> None:
+        steps = (self.unpaid, self.underpaid, self.instalments, self.paid_twice, self.overpaid)
+        if not all(0 <= a <= b <= 1 for a, b in zip((0.0, *steps), steps)) or not 0 <= self.strangers <= 1:
+            raise SampleArgumentError(f"payment mix thresholds must rise within 0..1: {self}")
+
+
 @dataclass
 class Args:
     """The arguments of generate_sample, checked."""
@@ -60,6 +80,7 @@ class Args:
     sheets_per_file: int
     numeric_id_rows: list[int]
     extra_formats: bool
+    mix: PaymentMix = field(default_factory=PaymentMix)
 
 
 @dataclass

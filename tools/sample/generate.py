@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SampleArgumentError
-from tools.sample.context import Args, Sample
+from tools.sample.context import Args, PaymentMix, Sample
 from tools.sample.defects import WHATS, Spoiler, planted_indices
 from tools.sample.lists import SubsidyLists
 from tools.sample.paybooks import PaymentFiles
@@ -36,6 +36,7 @@ def generate_sample(
     sheets_per_file: int = 2,
     numeric_id_rows: list[int] | None = None,
     extra_formats: bool = True,
+    payment_mix: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write the rosters, payment files and subsidy lists for coverage year Y into out_dir; say what
     was planted.
@@ -48,7 +49,8 @@ def generate_sample(
     number (planted as id_numeric). extra_formats=False writes only the .xlsx roster(s) and
     payments.xlsx (the benchmark's night); True adds a township roster .xls (10 % more residents,
     at most 60,000), the tax bureau's payments .xlsx (two-row header) and CSV (GB18030), and the
-    subsidy lists of 民政 (.xlsx), 乡村振兴 (.xls) and 残联 (.csv).
+    subsidy lists of 民政 (.xlsx), 乡村振兴 (.xls) and 残联 (.csv). payment_mix: the fields of
+    tools.sample.context.PaymentMix to change (how residents pay; strangers' payments per resident).
 
     Returns: roster_files, payment_files, subsidy_list_files, files (Paths); residents, roster_rows,
     payment_rows, subsidy_list_rows (data rows written); bad_rows {what: {kind: rows}}; expected
@@ -70,6 +72,8 @@ def generate_sample(
         numeric_id_rows,
         extra_formats,
     )
+    if payment_mix:
+        args.mix = PaymentMix(**payment_mix)
     n_township = township_residents(rows) if extra_formats else 0
     total = rows + n_township
     pay_basis = total if payment_rows is None else payment_rows

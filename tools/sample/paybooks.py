@@ -169,6 +169,9 @@ class PaymentFiles:
             while s.pay_count < s.payment_target:
                 self.files[0].buffers[-1].append(self.payments.stranger(county_for_topup(s.pay_count)))
                 s.pay_count += 1
+        for k in range(round(s.args.mix.strangers * s.residents_total)):
+            self.files[0].buffers[-1].append(self.payments.stranger(county_for_topup(k)))
+            s.pay_count += 1
         for f in self.files:
             for j, sh in enumerate(f.sheets):
                 self._flush(f, j)

@@ -86,23 +86,27 @@ class Payments:
         return out
 
     def _owed(self, person: Person) -> list[Payment]:
-        s, r, due = self.s, self.s.prng, person.due_fen
+        s, r, due, mix = self.s, self.s.prng, person.due_fen, self.s.args.mix
         u = r.random()
-        if u < 0.06:
+        if u < mix.unpaid:
             s.cases["unpaid"] += 1
             return []
-        if u < 0.09:
+        if u < mix.underpaid:
             part = max(1, due * r.randint(2, 9) // 10 // 1000) * 1000
             s.cases["underpaid"] += 1
             return [self.pay(person, s.in_period(r), min(part, due - 100))]
-        if u < 0.11:
+        if u < mix.instalments:
             first = max(1000, due * r.randint(3, 7) // 10 // 1000 * 1000)
             d1 = s.in_period(r)
             d2 = max(d1, min(d1 + dt.timedelta(days=r.randint(1, 90)), s.CE + dt.timedelta(days=60)))
             s.cases["instalments"] += 1
             return [self.pay(person, d1, first), self.pay(person, d2, due - first)]
-        if u < 0.12:
+        if u < mix.paid_twice:
             return self._paid_twice(person)
+        if u < mix.overpaid:
+            d1 = s.in_period(r)
+            s.cases["overpaid"] += 1
+            return [self.pay(person, d1, due), self.pay(person, d1 + dt.timedelta(days=r.randint(0, 3)), due)]
         w = r.random()
         paid = self._boundary() if w < 0.03 else s.late(r) if w < 0.11 else s.in_period(r)
         if person.registered_on is not None and person.birth >= s.CS - dt.timedelta(days=120):
