@@ -21,6 +21,7 @@ import polars as pl
 from pipeline.errors import InputFileError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
+from pipeline.io.audit import check_totals_against_persons
 from pipeline.io.excel_in import SheetRead, expand_inputs, file_problem, sha256_of
 from pipeline.io.excel_out import discard_reports, publish_reports
 from pipeline.io.excel_out.processes import build_workbooks
@@ -211,7 +212,11 @@ def _write(
             }
             run_row = _run_row(ctx, night, lists)
         with stage("写入数据库 DuckDB"), writing(settings.db_path):
-            writer.finish(run_row, frames)
+            writer.finish(
+                run_row,
+                frames,
+                audit=lambda con: check_totals_against_persons(con, settings.coverage_year, ctx.run_id, ctx.params),
+            )
             close_work(con, work.result())
     except BaseException:
         con.close()

@@ -13,7 +13,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
-from pipeline.errors import TotalsError
 from pipeline.params import Params
 
 GROUP_KEYS = ("county", "township", "tier")
@@ -82,11 +81,6 @@ def _sum_keeping_null(column: str) -> pl.Expr:
     return pl.when(pl.col(column).is_null().all()).then(None).otherwise(pl.col(column).sum()).alias(column)
 
 
-def subsidy_totals(reconciliation: pl.DataFrame, params: Params) -> pl.DataFrame:
-    """Township, county (township '小计') and grand-total ('合计') rows, each per tier and for all tiers."""
-    return totals_from_township_sums([township_sums(reconciliation, params)], params)
-
-
 def totals_from_township_sums(parts: list[pl.DataFrame], params: Params) -> pl.DataFrame:
     """`subsidy_totals` from the township sums of one or more parts of the roster."""
     sums = [_sum_keeping_null(c) for c in SUM_COLUMNS]
@@ -122,33 +116,4 @@ def totals_from_township_sums(parts: list[pl.DataFrame], params: Params) -> pl.D
         "township",
         "tier",
     )
-    check_totals_add_up(out)
     return out
-
-
-def check_totals_add_up(totals: pl.DataFrame) -> None:
-    """Townships add up to their county, counties to the grand total, tiers to 'all' — exactly."""
-    sums = [pl.col(c).sum() for c in SUM_COLUMNS]
-
-    def compare(left: pl.DataFrame, right: pl.DataFrame, on: list[str], what: str) -> None:
-        joined = left.join(right, on=on, how="full", suffix="__r", coalesce=True)
-        for c in SUM_COLUMNS:
-            bad = joined.filter(pl.col(c).fill_null(0) != pl.col(f"{c}__r").fill_null(0))
-            if bad.height:
-                raise TotalsError(
-                    f"财政补助合计不平 / subsidy totals do not add up ({what}, {c}): {bad.head(3).to_dicts()}"
-                )
-
-    township = totals.filter(pl.col("level") == "township")
-    county = totals.filter(pl.col("level") == "county")
-    total = totals.filter(pl.col("level") == "total")
-    compare(
-        township.group_by("county", "tier").agg(sums),
-        county.select("county", "tier", *SUM_COLUMNS),
-        ["county", "tier"],
-        "乡镇→县",
-    )
-    compare(county.group_by("tier").agg(sums), total.select("tier", *SUM_COLUMNS), ["tier"], "县→合计")
-    for level, keys in ((township, ["county", "township"]), (county, ["county"]), (total, ["county"])):
-        tiers = level.filter(pl.col("tier") != ALL_TIERS).group_by(keys).agg(sums)
-        compare(tiers, level.filter(pl.col("tier") == ALL_TIERS).select(*keys, *SUM_COLUMNS), keys, "类别→全部")

@@ -21,7 +21,7 @@ import errno
 import os
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -320,10 +320,14 @@ class NightWriter:
             {"year": self.coverage_year, "run": self.run_id},
         )
 
-    def finish(self, run_row: dict, frames: dict[str, pl.DataFrame]) -> None:
+    def finish(
+        self, run_row: dict, frames: dict[str, pl.DataFrame], audit: Callable[[duckdb.DuckDBPyConnection], None]
+    ) -> None:
+        """`audit`: the checks of tonight's rows that must hold before the commit (pipeline/io/audit.py)."""
         con, year = self.con, self.coverage_year
         for table in list(frames):
             insert_frame(con, table, frames.pop(table), self.run_id)
+        audit(con)
         self._insert_status_changes()
         for table, column in PER_YEAR_TABLES.items():
             deleted = con.execute(
