@@ -73,7 +73,7 @@ def run(tmp_path, roster, payments, **kw):
 
 def test_totals_by_county_township_tier_and_grand_total(night):
     tmp_path, roster, payments, _ids, _ = night
-    result = run(tmp_path, roster, payments)
+    run(tmp_path, roster, payments)
     con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
     total = con.execute(
         "SELECT roster_count, enrolled_count, fiscal_per_capita_total, central_share_total, local_share_total,"
