@@ -7,39 +7,11 @@ import polars as pl
 from pipeline.params import Params
 from pipeline.rules.dates import date_lit
 from pipeline.rules.tier import is_subsidized_object
+from schemas.registry import TABLES
 
-RECONCILIATION_COLUMNS = (
-    "coverage_year",
-    "id_number",
-    "name",
-    "county",
-    "township",
-    "village",
-    "tier",
-    "individual_due_fen",
-    "net_paid_fen",
-    "n_payments",
-    "status",
-    "amount_diff_fen",
-    "last_paid_on",
-    "subsidy_identified_on",
-    "refund_basis",
-    "subsidy_applied_fen",
-    "enrolled",
-    "subsidy_amount_fen",
-)
-UNMATCHED_COLUMNS = (
-    "coverage_year",
-    "id_number",
-    "name",
-    "amount_fen",
-    "paid_on",
-    "ticket_no",
-    "reason",
-    "source_file",
-    "sheet",
-    "row_number",
-)
+# what the night hands on of each person besides the table's columns: the totals read them (pipeline/totals.py)
+RECONCILIATION_COLUMNS = (*TABLES["reconciliation"].frame_columns, "enrolled", "subsidy_amount_fen")
+UNMATCHED_COLUMNS = TABLES["unmatched_payments"].frame_columns
 
 
 def identified_after_period(params: Params) -> pl.Expr:

@@ -35,71 +35,26 @@ from pipeline.parse import (
 )
 from schemas.headers import HeaderMap
 from schemas.models import REASONS, id_facts, id_trusted, payments_schema, roster_schema, subsidy_list_schema
+from schemas.registry import TABLES
 
-REJECTED_SCHEMA = {
-    "kind": pl.Utf8,
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "column": pl.Utf8,
-    "raw_value": pl.Utf8,
-    "reason": pl.Utf8,
-    "id_number": pl.Utf8,
-}
+REJECTED_SCHEMA = TABLES["rejected_rows"].frame_schema
 DEFAULT_ID_TYPE = "居民身份证"
 DEFAULT_RESIDENCE = "本地户籍"
-ROSTER_CONTENT = (
-    "name",
-    "id_type",
-    "birth_date",
-    "county",
-    "township",
-    "village",
-    "residence_basis",
-    "identity_labels",
-    "subsidy_identified_on",
-    "prev_year_insured",
-    "special_event",
-    "special_event_date",
-    "registered_on",
+# the roster columns two rows of one person are compared on (docs/RULES.md §6): all but the row's
+# place and the phone (docs/CONTRACT.md: not part of the duplicate-contents comparison)
+ROSTER_CONTENT = tuple(
+    c
+    for c in TABLES["residents"].frame_columns
+    if c not in ("coverage_year", "source_file", "sheet", "row_number", "id_number", "phone", "extra_columns")
 )
-PAYMENT_CONTENT = ("id_number", "name", "amount_fen", "paid_on", "coverage_year", "channel")
-ROSTER_OUT = (
-    "coverage_year",
-    "source_file",
-    "sheet",
-    "row_number",
-    "name",
-    "id_number",
-    *ROSTER_CONTENT[1:],
-    "phone",  # 联系电话: kept as written, never checked, not compared between duplicates
-    "extra_columns",
+ROSTER_OUT = TABLES["residents"].frame_columns
+PAYMENT_OUT = TABLES["payments"].frame_columns
+# two rows of one ticket number are compared on all but the row's place (docs/RULES.md §6)
+PAYMENT_CONTENT = tuple(
+    c for c in PAYMENT_OUT if c not in ("source_file", "sheet", "row_number", "ticket_no", "extra_columns")
 )
-PAYMENT_OUT = (
-    "source_file",
-    "sheet",
-    "row_number",
-    "id_number",
-    "name",
-    "amount_fen",
-    "paid_on",
-    "coverage_year",
-    "ticket_no",
-    "channel",
-    "extra_columns",
-)
-LIST_CONTENT = (
-    "id_number",
-    "name",
-    "identity_labels",
-    "identified_on",
-    "ended_on",
-    "department",
-    "county",
-    "township",
-    "village",
-)
-LIST_OUT = ("source_file", "sheet", "row_number", *LIST_CONTENT, "extra_columns")
+LIST_OUT = TABLES["subsidy_list_rows"].frame_columns
+LIST_CONTENT = tuple(c for c in LIST_OUT if c not in ("source_file", "sheet", "row_number", "extra_columns"))
 
 
 @dataclass

@@ -55,7 +55,7 @@ def check_totals_against_persons(
         f"""
         WITH persons AS ({_persons_sql()}),
              e AS ({_expected_sql("county, township, ")} UNION ALL
-                   SELECT '合计', '合计', * FROM ({_expected_sql("")})),
+                   SELECT '合计', '合计', * FROM ({_expected_sql("")}) WHERE roster_count > 0),
              g AS ({stored} AND level IN ('township', 'total'))
         SELECT coalesce(e.county, g.county), coalesce(e.township, g.township),
                {", ".join(f"e.{f}, g.{f}" for f in _FIGURES)}

@@ -11,35 +11,17 @@ from pipeline.params import Params
 from pipeline.rules import amounts, enrolment, tier
 from pipeline.rules.benefit_start import with_benefit_columns
 from pipeline.rules.lists import no_list_rows, with_list_labels
+from schemas.registry import TABLES
 
+# the table's columns, and what reconciliation and the lists read of each person besides
 DETERMINATION_COLUMNS = (
-    "coverage_year",
-    "id_number",
-    "name",
-    "county",
-    "township",
-    "village",
-    "tier",
-    "identity_labels",
-    "age",
-    "individual_due_fen",
-    "subsidy_amount_fen",
+    *TABLES["determinations"].frame_columns,
     "net_paid_fen",
     "n_payments",
     "last_paid_on",
-    "enrolled",
-    "enrolled_on",
-    "waiting_end",
-    "benefit_start",
-    "benefit_end",
-    "rule_id",
-    "rule_basis",
     "tier_basis",
     "birth_date",
     "subsidy_identified_on",
-    "source_file",
-    "sheet",
-    "row_number",
     "is_subsidized_object",
     "roster_labels",
 )
