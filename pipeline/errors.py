@@ -83,3 +83,9 @@ class ParamsUnconfirmedError(ParamsError):
     check` lists them."""
 
     exit_code = 3
+
+
+class OutputSchemaError(MedinsError):
+    """The night's rows of a table do not fit the field registry (schemas/tables.toml): a bug of ours."""
+
+    exit_code = 4

@@ -31,6 +31,7 @@ import polars as pl
 from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
 from pipeline.faults import checkpoint
 from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
+from schemas.outputs import check_output
 
 INSERT_SLICE_ROWS = 500_000
 STORAGE_VERSION = "v1.1.0"  # the storage format DuckDB 1.1 and every later client reads
@@ -299,6 +300,7 @@ class NightWriter:
         con.execute("BEGIN TRANSACTION")
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
+        check_output(table, frame)
         added, replaced = self.written.get(table, (0, 0))
         self.written[table] = (added + frame.height, replaced)
         insert_frame(self.con, table, frame, self.run_id)
