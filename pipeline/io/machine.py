@@ -102,8 +102,8 @@ def no_space_message(folder: str, what_zh: str, what_en: str, needed: int | None
     need_zh = f"，约需 {math.ceil(needed / MB)} MB" if needed else ""
     need_en = f", about {math.ceil(needed / MB)} MB needed" if needed else ""
     return (
-        f"磁盘空间不足（{what_zh}；可用 {free} MB{need_zh}），本次未发布，已发布的文件未改动 / no space left on "
-        f"device: {folder} (free {free} MB{need_en}; writing {what_en}); the night was not published, the "
+        f"磁盘空间不足（可用 {free} MB{need_zh}；{what_zh}时），本次未发布，已发布的文件未改动 / no space left on "
+        f"device: {folder} (free {free} MB{need_en}) while writing {what_en}; the night was not published, the "
         "published files are untouched"
     )
 
