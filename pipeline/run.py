@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,11 +131,13 @@ def run_night(settings: RunSettings) -> RunResult:
 
 def _discard(settings: RunSettings) -> None:
     """A night that failed leaves nothing of its own: its private database copy (and a WAL beside it),
-    half-built workbooks, its scratch; the published files are not touched."""
-    work_path(settings.db_path).unlink(missing_ok=True)
-    clean_leftovers(settings.out_dir)
-    if settings.db_path.parent.resolve() != settings.out_dir.resolve():
-        clean_leftovers(settings.db_path.parent)
+    half-built workbooks, its scratch; the published files are not touched. As far as the machine lets
+    it: the night's own error is what the operator must read, not one of removing a file."""
+    with suppress(OSError):
+        work_path(settings.db_path).unlink(missing_ok=True)
+        clean_leftovers(settings.out_dir)
+        if settings.db_path.parent.resolve() != settings.out_dir.resolve():
+            clean_leftovers(settings.db_path.parent)
 
 
 @contextmanager

@@ -232,6 +232,13 @@ def _out_of_memory(job: ReadJob, limits: ReadLimits, killed: bool, asked: int | 
     )
 
 
+def _removed(job: ReadJob) -> InputChangedError:
+    return InputChangedError(
+        f"输入文件在读取时被删除或移走，请确认文件后重新运行 / input file removed while being read: check the "
+        f"file and run again: {job.path}"
+    )
+
+
 def changed_since_hashed(job: ReadJob) -> InputChangedError | None:
     """The input removed, or its size or time not those taken when it was hashed; None when as it was."""
     if job.size < 0:
@@ -239,10 +246,7 @@ def changed_since_hashed(job: ReadJob) -> InputChangedError | None:
     try:
         st = os.stat(job.path)
     except FileNotFoundError:
-        return InputChangedError(
-            f"输入文件在读取时被删除或移走，请确认文件后重新运行 / input file removed while being read: check the "
-            f"file and run again: {job.path}"
-        )
+        return _removed(job)
     except OSError:
         return None
     if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
@@ -265,23 +269,23 @@ def _scratch_error(kind: str, tmp_dir: Path) -> MedinsError:
 
 
 def _child_error(job: ReadJob, result: dict, exitcode: int | None, out_base: str, limits: ReadLimits) -> MedinsError:
-    """Why a child returned no sheets, by what happened (module docstring)."""
-    tmp_dir = Path(out_base).parent
+    """Why a child returned no sheets, by what happened (module docstring): its own files not written;
+    the input changed meanwhile (then whatever else it met follows from that); what the child met."""
     if result.get("internal"):
         raise RuntimeError(
             f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n{result['internal']}"
         )
+    scratch = result.get("scratch") or {code: kind for kind, code in CHILD_EXITS.items()}.get(exitcode or 0)
+    if scratch or result.get("input") == machine.NO_SPACE:
+        return _scratch_error(scratch or machine.NO_SPACE, Path(out_base).parent)
+    if changed := changed_since_hashed(job):
+        return changed
     if result.get("message"):
         return InputFileError(result["message"])
     if result.get("memory"):
         return _out_of_memory(job, limits, killed=False)
-    scratch = result.get("scratch") or {code: kind for kind, code in CHILD_EXITS.items()}.get(exitcode or 0)
-    if scratch or result.get("input") == machine.NO_SPACE:
-        return _scratch_error(scratch or machine.NO_SPACE, tmp_dir)
     if result.get("input") == machine.GONE:
-        return changed_since_hashed(job) or InputChangedError(
-            f"输入文件在读取时被删除或移走 / input file removed while being read: {job.path}"
-        )
+        return _removed(job)
     if result.get("input") == machine.NO_PERMISSION:
         return InputFileError(f"没有读取权限 / no permission to read the file: {job.path} ({result.get('error')})")
     if result.get("panic"):
@@ -455,7 +459,7 @@ def _collect(
     result = _load(out_base)
     tmp_dir = Path(out_base).parent
     if not result or not result.get("ok"):
-        return changed_since_hashed(job) or _child_error(job, result or {}, exitcode, out_base, limits)
+        return _child_error(job, result or {}, exitcode, out_base, limits)
     key = plan.keys[k] if plan.keys else None
     if cache_dir is not None and key is not None:
         with machine.writing_to(cache_dir, "写读取缓存", "the cache of sheets read"):
