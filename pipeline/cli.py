@@ -120,7 +120,15 @@ def run(
     skip_bad_files: Annotated[
         bool, typer.Option(help="go on without unreadable files (listed in the summary)")
     ] = False,
-    parse_memory_gb: Annotated[float, typer.Option(help="memory limit of each workbook parser")] = 6.0,
+    parse_memory_limit: Annotated[
+        float,
+        typer.Option(
+            "--parse-memory-limit",
+            "--parse-memory-gb",  # the earlier name, kept for existing cron lines
+            metavar="GB",
+            help="memory limit of each input parser, in GB",
+        ),
+    ] = 6.0,
     parse_timeout: Annotated[float, typer.Option(help="seconds one workbook may take to parse")] = 900.0,
     reparse: Annotated[bool, typer.Option(help="parse every file again even when its sha256 was seen before")] = False,
 ) -> None:
@@ -145,7 +153,7 @@ def run(
             step=timer.step,
             skip_bad_files=skip_bad_files,
             use_cache=not reparse,
-            read_limits=ReadLimits(memory_bytes=int(parse_memory_gb * 1024**3), timeout_seconds=parse_timeout),
+            read_limits=ReadLimits(memory_bytes=int(parse_memory_limit * 1024**3), timeout_seconds=parse_timeout),
             wait_minutes=wait,
             say=lambda line: console.print(f"信息 / info: {line}", markup=False, highlight=False, soft_wrap=True),
         )

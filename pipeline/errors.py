@@ -65,9 +65,47 @@ class DatabaseDamagedError(MedinsError):
 
 
 class DatabaseWriteError(MedinsError):
-    """The night's database could not be written or published (disk full, no permission)."""
+    """The night's database could not be written or published, for a reason of the machine other than a
+    full disk or a missing permission (an I/O error of the disk, a folder removed meanwhile)."""
 
     exit_code = 8
+
+
+class NoSpaceError(MedinsError):
+    """No space left on the device where the night writes (parser scratch, cache, database, workbooks).
+
+    Made by pipeline/io/machine.py. The free space is measured when the message is shown (after the
+    night's scratch files are removed: what the operator has now); `needed` is the night's estimate
+    (pipeline/io/machine.py `night_needs`), filled in by pipeline/run.py."""
+
+    exit_code = 9
+
+    def __init__(self, folder: str, what_zh: str, what_en: str, needed: int | None = None) -> None:
+        super().__init__(folder, what_zh, what_en, needed)
+        self.folder, self.what_zh, self.what_en, self.needed = folder, what_zh, what_en, needed
+
+    def __str__(self) -> str:
+        from pipeline.io.machine import no_space_message
+
+        return no_space_message(self.folder, self.what_zh, self.what_en, self.needed)
+
+
+class NoPermissionError(MedinsError):
+    """A folder the night writes into cannot be written (permission, a read-only file system)."""
+
+    exit_code = 10
+
+
+class MemoryLimitError(MedinsError):
+    """A parser (or a workbook process) ran out of memory: its limit reached, or killed by the system."""
+
+    exit_code = 11
+
+
+class InputChangedError(MedinsError):
+    """An input file was removed or changed while the night read it."""
+
+    exit_code = 12
 
 
 class RunArgumentError(MedinsError):

@@ -11,14 +11,16 @@ import json
 import os
 import shutil
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline.errors import InputFileError
+from pipeline.errors import InputFileError, NoSpaceError
 from pipeline.faults import checkpoint
 from pipeline.io import cache
 from pipeline.io.audit import check_totals_against_persons
@@ -27,6 +29,7 @@ from pipeline.io.excel_out import discard_reports, publish_reports
 from pipeline.io.excel_out.processes import build_workbooks
 from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
 from pipeline.io.lock import run_lock
+from pipeline.io.machine import night_needs, writing_to
 from pipeline.io.store import (
     NightWriter,
     close_work,
@@ -120,10 +123,34 @@ def run_night(settings: RunSettings) -> RunResult:
                 try:
                     return _night(settings, work, data_date)
                 except BaseException:
-                    work_path(settings.db_path).unlink(missing_ok=True)
+                    wait([work])  # the copy done or failed before its file is removed
+                    _discard(settings)
                     raise
     finally:
         os.umask(previous_umask)
+
+
+def _discard(settings: RunSettings) -> None:
+    """A night that failed leaves nothing of its own: its private database copy (and a WAL beside it),
+    half-built workbooks, its scratch; the published files are not touched. As far as the machine lets
+    it: the night's own error is what the operator must read, not one of removing a file."""
+    with suppress(OSError):
+        work_path(settings.db_path).unlink(missing_ok=True)
+        clean_leftovers(settings.out_dir)
+        if settings.db_path.parent.resolve() != settings.out_dir.resolve():
+            clean_leftovers(settings.db_path.parent)
+
+
+@contextmanager
+def _space_estimate(settings: RunSettings, paths: list[tuple[str, Path]]) -> Iterator[None]:
+    """A full disk's message says about how much the night needs there (pipeline/io/machine.py)."""
+    try:
+        yield
+    except NoSpaceError as e:
+        if e.needed is None:
+            inputs = sum(_size(p) for _, p in paths)
+            e.needed = night_needs(Path(e.folder), inputs, settings.db_path, settings.out_dir)
+        raise
 
 
 @dataclass(frozen=True)
@@ -154,23 +181,24 @@ def _night(settings: RunSettings, work: Future, data_date: dt.date) -> RunResult
         )
         paths = _input_paths(settings)
         n_parts = _partitions(settings, paths)
-    try:
-        with stage("读取 read"):
-            sheets, skipped, reused = _read(ctx, paths)
-        checkpoint("after_read")
-        with stage("校验 check"):
-            lists = list_facts(sheets.subsidy_list, ctx.params, data_date)
-        night, written, staged = _write(ctx, work, sheets, lists, n_parts)
-    finally:
-        shutil.rmtree(ctx.scratch, ignore_errors=True)  # parsed sheets not cached, a partitioned night's rows
-    with stage("发布 publish"):
+    with _space_estimate(settings, paths):
         try:
-            publish_database(settings.db_path, work.result())
-        except BaseException:
-            discard_reports(staged)  # the night is not published: neither are its workbooks
-            raise
-        checkpoint("after_publish")
-        reports = publish_reports(staged)
+            with stage("读取 read"):
+                sheets, skipped, reused = _read(ctx, paths)
+            checkpoint("after_read")
+            with stage("校验 check"):
+                lists = list_facts(sheets.subsidy_list, ctx.params, data_date)
+            night, written, staged = _write(ctx, work, sheets, lists, n_parts)
+        finally:
+            shutil.rmtree(ctx.scratch, ignore_errors=True)  # parsed sheets not cached, a partitioned night's rows
+        with stage("发布 publish"):
+            try:
+                publish_database(settings.db_path, work.result())
+            except BaseException:
+                discard_reports(staged)  # the night is not published: neither are its workbooks
+                raise
+            checkpoint("after_publish")
+            reports = publish_reports(staged)
     return RunResult(
         run_id=ctx.run_id,
         coverage_year=settings.coverage_year,
@@ -198,9 +226,10 @@ def _write(
     with stage("写入数据库 DuckDB"), writing(settings.db_path):
         con = connect_work(settings.db_path, work.result())
     try:
-        writer = NightWriter(con, settings.coverage_year, ctx.run_id)
+        writer = NightWriter(con, settings.coverage_year, ctx.run_id, settings.db_path)
         plan = NightPlan(ctx.params, ctx.data_date, n_parts, ctx.scratch, lists.in_force)
-        night = run_partitions(sheets, plan, writer, stage)
+        with writing_to(settings.out_dir, "写分区暂存文件", "a partition's rows (scratch)"):
+            night = run_partitions(sheets, plan, writer, stage)  # its database writes say so themselves
         with stage("对账 reconcile"):
             frames = {
                 "run_sheets": pl.concat([night.sheets, lists.sheets]).with_columns(
@@ -259,12 +288,21 @@ def _partitions(settings: RunSettings, paths: list[tuple[str, Path]]) -> int:
     return partition_count(roster_rows, settings.partition_rows, settings.partition_rows)
 
 
-def _sha256_or_empty(path: Path) -> str:
-    """The file's sha256 (the cache key); empty when unreadable, so the preflight says why."""
+def _size(path: Path) -> int:
     try:
-        return sha256_of(path)
+        return path.stat().st_size
     except OSError:
-        return ""
+        return 0
+
+
+def _job(kind: str, path: Path) -> ReadJob:
+    """The file's sha256 (the cache key), and its size and time taken before it, so a file changed
+    while read is found (pipeline/io/isolate.py); empty when unreadable, so the preflight says why."""
+    try:
+        st = path.stat()
+        return ReadJob(path, kind, sha256_of(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return ReadJob(path, kind)
 
 
 def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, list]:
@@ -274,8 +312,7 @@ def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, l
     settings = ctx.settings
     limits = settings.read_limits
     with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # hashlib releases the GIL
-        shas = list(pool.map(_sha256_or_empty, [p for _, p in paths]))
-    jobs = [ReadJob(p, kind, sha) for (kind, p), sha in zip(paths, shas)]
+        jobs = list(pool.map(lambda kp: _job(*kp), paths))
     cache_dir = settings.db_path.parent / cache.CACHE_DIR_NAME if settings.use_cache else None
     per_job, skipped, reused = read_isolated(jobs, ctx.scratch, limits, settings.skip_bad_files, cache_dir)
     if cache_dir is not None:

@@ -38,7 +38,7 @@ def test_every_option_name_of_run_appears_whole_at_80_columns():
     text = help_at_80(["run"])
     run = typer.main.get_command(app).commands["run"]
     names = [name for param in run.params for name in (*param.opts, *param.secondary_opts)]
-    assert "--skip-bad-files" in names and "--parse-memory-gb" in names
+    assert "--skip-bad-files" in names and "--parse-memory-limit" in names and "--parse-memory-gb" in names
     words = set(text.replace(",", " ").split())
     assert [name for name in names if name not in words] == []
     assert "…" not in text

@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 import pipeline.io.store
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
 from pipeline.cli import app
-from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
+from pipeline.errors import DatabaseDamagedError, NoPermissionError, NoSpaceError
 
 REPO = Path(__file__).resolve().parents[1]
 DUCKDB_CLI = REPO / ".venv" / "bin" / "duckdb"
@@ -444,9 +444,21 @@ def refuse_work_copy(monkeypatch, db: Path) -> None:
     monkeypatch.setattr(pipeline.io.store.shutil, "copyfile", copyfile)
 
 
-FAILURES = {
-    "disk full at the publish rename": (refuse_publish_rename, "磁盘空间不足 / no space left on the disk"),
-    "permission denied copying the published file": (refuse_work_copy, "没有写入权限 / no permission to write"),
+FAILURES = {  # how, the exit code, the message (pipeline/io/machine.py) as a pattern with {out} for the folder
+    "disk full at the publish rename": (
+        refuse_publish_rename,
+        NoSpaceError.exit_code,
+        r"磁盘空间不足（可用 [0-9.]+ MB，约需 \d+ MB；发布数据库时），本次未发布，已发布的文件未改动 / no space left on "
+        r"device: {out} \(free [0-9.]+ MB, about \d+ MB needed\) while writing the published database and its "
+        r"\.previous; the night was not published, the published files are untouched",
+    ),
+    "permission denied copying the published file": (
+        refuse_work_copy,
+        NoPermissionError.exit_code,
+        r"没有写入权限（复制数据库）：{out}，权限 drwx------，属主 \S+，运行用户 .+；本次未发布，已发布的文件未改动 / "
+        r"cannot write the night's copy of the database in {out}: permission drwx------, owner \S+, running as .+; "
+        r"the night was not published, the published files are untouched",
+    ),
 }
 
 
@@ -464,13 +476,13 @@ def fail_a_night(published: Path, tmp_path: Path, monkeypatch, failure: str):
 
 
 @pytest.mark.parametrize("failure", list(FAILURES))
-def test_a_night_that_cannot_write_exits_8_and_leaves_the_published_outputs(published, tmp_path, monkeypatch, failure):
+def test_a_night_that_cannot_write_exits_9_or_10_and_leaves_the_published_outputs(
+    published, tmp_path, monkeypatch, failure
+):
     out, db, before, result = fail_a_night(published, tmp_path, monkeypatch, failure)
-    assert result.exit_code == DatabaseWriteError.exit_code == 8, result.output
-    assert one_line(result.output) == (
-        f"错误 / error: {FAILURES[failure][1]}：本次结果未发布，已发布的数据库未改动 / "
-        f"the night was not published, {db} is untouched: {out}"
-    )
+    _, code, pattern = FAILURES[failure]
+    assert result.exit_code == code, result.output
+    assert re.fullmatch("错误 / error: " + pattern.format(out=re.escape(str(out))), one_line(result.output))
     assert digest(db) == before["medins.duckdb"]
     assert {name: digest(out / name) for name in before if name.endswith(".xlsx")} == {
         name: h for name, h in before.items() if name.endswith(".xlsx")
@@ -484,7 +496,7 @@ def test_a_night_that_cannot_write_exits_8_and_leaves_the_published_outputs(publ
 )
 def test_a_night_that_cannot_write_leaves_no_temporary_file(published, tmp_path, monkeypatch, failure):
     out, _, _, result = fail_a_night(published, tmp_path, monkeypatch, failure)
-    assert result.exit_code == 8, result.output
+    assert result.exit_code == FAILURES[failure][1], result.output
     assert leftovers(out) == []
 
 

@@ -27,6 +27,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from pipeline.faults import disk_full
 from pipeline.io.grids import sheet_members
 
 CACHE_DIR_NAME = ".medins-cache"
@@ -119,16 +120,22 @@ def find(cache_dir: Path, key: str) -> tuple[Path, list[dict]] | None:
 
 
 def store(cache_dir: Path, key: str, out_dir: Path, manifest: list[dict]) -> Path:
-    """Move a parser child's files (named in the manifest) into the cache under `key`."""
+    """Move a parser child's files (named in the manifest) into the cache under `key` (copied when the
+    cache is on another file system); nothing half-stored is left when it fails."""
     entry = cache_dir / key
     staging = cache_dir / f".{entry.name}.{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    for meta in manifest:
-        if meta.get("rows_file"):
-            os.replace(out_dir / meta["rows_file"], staging / meta["rows_file"])
-    (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(staging, entry)
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        disk_full("cache", staging)
+        for meta in manifest:
+            if meta.get("rows_file"):
+                shutil.move(out_dir / meta["rows_file"], staging / meta["rows_file"])
+        (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(staging, entry)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return entry
 
 

@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.io.grids import Grid, read_grids
+from pipeline.io.machine import kind_of
 from pipeline.io.preflight import check_file
 from pipeline.io.rows import Rows
 from pipeline.parse import normalise_columns
@@ -303,6 +304,8 @@ def read_file(
     try:
         return [read_sheet(grid, header_map, str(path), sha) for grid in read_grids(path, fmt, only_sheet)]
     except (fastexcel.FastExcelError, zipfile.BadZipFile, OSError, KeyError, SyntaxError) as e:
+        if kind_of(e) is not None:
+            raise  # the machine's (the file removed, unreadable, no space): not a damaged file
         # calamine's errors for a damaged file; the preflight refuses what it can name before this
         raise InputFileError(
             f"文件已损坏或无法读取，请重新导出或重新下载 / cannot read file (damaged or truncated): export or "

@@ -8,9 +8,18 @@ several children run at once, one per core. A child reads one unit of work
 (an .xlsx sheet, or a whole file of another format) and hands back what it
 read: each sheet's rows under the header as text (Arrow IPC) and a JSON
 manifest of its counts. The checks run in the parent, every night
-(pipeline/validate.py). A child that dies, overruns or raises becomes an
-InputFileError naming the file. A unit read before (pipeline/io/cache.py,
-the same bytes and reader) is taken from the cache instead.
+(pipeline/validate.py). A unit read before (pipeline/io/cache.py, the same
+bytes and reader) is taken from the cache instead.
+
+What goes wrong is reported by what happened (pipeline/io/machine.py): a
+problem of the file (InputFileError, exit 2: refused whole, or skipped with
+--skip-bad-files); the memory limit reached, or the child killed by the
+system (MemoryLimitError, exit 11); the input removed or changed while read
+(its size and time against those taken when it was hashed: InputChangedError,
+exit 12); no space or no permission for the child's own files
+(NoSpaceError 9, NoPermissionError 10: never skipped, the next file would
+meet the same). The child classifies its errors and says which in its JSON
+result; when not even that can be written it exits with CHILD_EXITS.
 """
 
 from __future__ import annotations
@@ -18,13 +27,16 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import resource
 import shutil
+import signal
 import time
 import traceback
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing import forkserver
 from multiprocessing.connection import wait
@@ -33,8 +45,16 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import InputFileError
-from pipeline.io import cache
+from pipeline.errors import (
+    DatabaseWriteError,
+    InputChangedError,
+    InputFileError,
+    MedinsError,
+    MemoryLimitError,
+    NoSpaceError,
+)
+from pipeline.faults import checkpoint, disk_full
+from pipeline.io import cache, machine
 from pipeline.io.excel_in import SheetRead, read_file
 from pipeline.io.grids import sheet_members
 from pipeline.io.masking import mask_ids_in_text
@@ -48,9 +68,13 @@ CACHE_DIR_NAME = cache.CACHE_DIR_NAME
 
 @dataclass(frozen=True)
 class ReadJob:
+    """One input file; its size and modification time as they were when it was hashed (-1: unknown)."""
+
     path: Path
     kind: str
     sha256: str = ""
+    size: int = -1
+    mtime_ns: int = -1
 
 
 @dataclass(frozen=True)
@@ -74,9 +98,32 @@ def child_context() -> ForkServerContext:
 
 # --- in the child ----------------------------------------------------------------------
 
+# The child's exit status when not even its JSON result could be written, by the machine's error.
+CHILD_EXITS = {machine.NO_SPACE: 90, machine.NO_PERMISSION: 91, machine.GONE: 92}
+
+
+class _OwnFiles(Exception):
+    """An error of the machine writing the child's own files (its rows, its stderr): not the input's."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@contextmanager
+def _own_files() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        kind = machine.kind_of(e)
+        if kind is None:
+            raise
+        raise _OwnFiles(kind) from None
+
 
 def _read_unit(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str) -> list[dict]:
     """Read one unit of work; each sheet's rows as IPC beside `out_base`; the manifest entries."""
+    checkpoint("in_parser")
     started = time.perf_counter()
     manifest = []
     for i, sheet in enumerate(
@@ -86,27 +133,52 @@ def _read_unit(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str) -
         meta = {k: v for k, v in asdict(sheet).items() if k != "rows"}
         if sheet.rows is not None:
             meta["rows_file"] = f"{Path(out_base).name}.{i}.arrow"
-            sheet.rows.load().write_ipc(f"{out_base}.{i}.arrow")
+            rows = sheet.rows.load()
+            with _own_files():
+                disk_full("scratch", f"{out_base}.{i}.arrow")
+                rows.write_ipc(f"{out_base}.{i}.arrow")
         manifest.append(meta)
     return manifest
 
 
+def _outcome(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str, memory_bytes: int) -> dict:
+    """What the child reports: the sheets, or what went wrong and whose it is."""
+    try:
+        with _own_files():
+            os.dup2(os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        return {"ok": True, "sheets": _read_unit(job, fmt, sheet_index, out_base)}
+    except _OwnFiles as e:
+        return {"ok": False, "scratch": e.kind}
+    except InputFileError as e:
+        return {"ok": False, "message": str(e)}
+    except MemoryError:
+        return {"ok": False, "memory": True}
+    except Exception as e:  # the machine's (the input removed, unreadable), else a bug of ours
+        kind = machine.kind_of(e)
+        if kind is not None:
+            return {"ok": False, "input": kind, "error": mask_ids_in_text(_first_line(e))}
+        return {"ok": False, "internal": mask_ids_in_text("".join(traceback.format_exception(e)))}
+    except BaseException as e:  # a native parser's panic (pyo3's PanicException is a BaseException)
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        return {"ok": False, "panic": mask_ids_in_text(_first_line(e))}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
 def _child(job: ReadJob, fmt: str, sheet_index: int | None, out_base: str, memory_bytes: int) -> None:
     """Runs in the child: the result (or why there is none) as JSON beside the IPC files."""
-    err = os.open(out_base + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(err, 2)
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    result = _outcome(job, fmt, sheet_index, out_base, memory_bytes)
     try:
-        result = {"ok": True, "sheets": _read_unit(job, fmt, sheet_index, out_base)}
-    except InputFileError as e:
-        result = {"ok": False, "message": str(e)}
-    except MemoryError:
-        result = {"ok": False, "memory": True}
-    except Exception as e:  # a bug of ours, not a damaged file: the parent reports it as one
-        result = {"ok": False, "internal": mask_ids_in_text("".join(traceback.format_exception(e)))}
-    with open(out_base + ".json.tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False)
-    os.replace(out_base + ".json.tmp", out_base + ".json")
+        with open(out_base + ".json.tmp", "w", encoding="utf-8") as f:
+            json.dump(result, f, ensure_ascii=False)
+        os.replace(out_base + ".json.tmp", out_base + ".json")
+    except OSError as e:
+        os._exit(CHILD_EXITS.get(machine.kind_of(e) or "", 1))
 
 
 # --- in the parent ---------------------------------------------------------------------
@@ -128,20 +200,128 @@ def _sheets_from(manifest: list[dict], base: Path, job: ReadJob, reused: bool = 
     return out
 
 
-def _failure(job: ReadJob, exitcode: int | None, limits: ReadLimits, timed_out: bool, memory: bool) -> str:
-    if timed_out:
-        return (
-            f"解析超时（超过{limits.timeout_seconds:.0f}秒）/ parsing took longer than "
-            f"{limits.timeout_seconds:.0f} s: {job.path}"
+_SCRATCH = ("写解析暂存文件", "the parsed rows (parser scratch)")
+# what --skip-bad-files may go on without: a file's own problems, not the machine's
+SKIPPABLE = (InputFileError, MemoryLimitError, InputChangedError)
+
+
+def _timed_out(job: ReadJob, limits: ReadLimits) -> InputFileError:
+    return InputFileError(
+        f"解析超时（超过{limits.timeout_seconds:.0f}秒）/ parsing took longer than "
+        f"{limits.timeout_seconds:.0f} s: {job.path}"
+    )
+
+
+def _out_of_memory(job: ReadJob, limits: ReadLimits, killed: bool, asked: int | None = None) -> MemoryLimitError:
+    """The limit and the option that sets it; what the parser asked for when it said (`asked`, bytes)."""
+    gb = f"{limits.memory_bytes / 1024**3:g}"
+    if killed:
+        return MemoryLimitError(
+            f"解析程序被系统终止（SIGKILL），多为内存耗尽：每个解析进程上限 {gb} GB，可用 --parse-memory-limit 设置 / "
+            f"the parser was killed (SIGKILL), most often by the system running out of memory: limit {gb} GB per "
+            f"parser, set with --parse-memory-limit: {job.path}"
         )
-    if memory:
-        return (
-            f"解析时内存超过上限（{limits.memory_bytes / 1024**3:.0f} GB），工作表可能异常 / "
-            f"parser ran out of memory ({limits.memory_bytes / 1024**3:.0f} GB limit): {job.path}"
+    zh, en = (
+        (f"，一次申请 {asked / 1024**3:.3g} GB", f", it asked for {asked / 1024**3:.3g} GB at once")
+        if asked
+        else ("", "")
+    )
+    return MemoryLimitError(
+        f"解析时内存超过上限（{gb} GB{zh}），可用 --parse-memory-limit 调高 / parser ran out of memory ({gb} GB "
+        f"limit{en}; raise it with --parse-memory-limit): {job.path}"
+    )
+
+
+def _removed(job: ReadJob) -> InputChangedError:
+    return InputChangedError(
+        f"输入文件在读取时被删除或移走，请确认文件后重新运行 / input file removed while being read: check the "
+        f"file and run again: {job.path}"
+    )
+
+
+def changed_since_hashed(job: ReadJob) -> InputChangedError | None:
+    """The input removed, or its size or time not those taken when it was hashed; None when as it was."""
+    if job.size < 0:
+        return None
+    try:
+        st = os.stat(job.path)
+    except FileNotFoundError:
+        return _removed(job)
+    except OSError:
+        return None
+    if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+        return InputChangedError(
+            f"输入文件在读取时被改动，请等导出或复制完成后重新运行 / input file changed while being read: run again "
+            f"when the export or copy is complete: {job.path}"
         )
-    return (
-        f"解析程序崩溃（退出码 {exitcode}），文件可能损坏或内存超限 / parser crashed "
-        f"(exit {exitcode}), damaged file or memory limit: {job.path}"
+    return None
+
+
+def _scratch_error(kind: str, tmp_dir: Path) -> MedinsError:
+    """The machine's error writing the parsers' scratch folder (in the --out folder)."""
+    if kind == machine.NO_SPACE:
+        return NoSpaceError(str(tmp_dir.parent), *_SCRATCH)
+    if kind == machine.NO_PERMISSION:
+        return machine.no_permission(tmp_dir.parent, *_SCRATCH)
+    return DatabaseWriteError(
+        f"解析暂存目录在运行中被删除 / the parser scratch folder was removed while the night ran: {tmp_dir}"
+    )
+
+
+def _child_error(job: ReadJob, result: dict, exitcode: int | None, out_base: str, limits: ReadLimits) -> MedinsError:
+    """Why a child returned no sheets, by what happened (module docstring): its own files not written;
+    the input changed meanwhile (then whatever else it met follows from that); what the child met."""
+    if result.get("internal"):
+        raise RuntimeError(
+            f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n{result['internal']}"
+        )
+    scratch = result.get("scratch") or {code: kind for kind, code in CHILD_EXITS.items()}.get(exitcode or 0)
+    if scratch or result.get("input") == machine.NO_SPACE:
+        return _scratch_error(scratch or machine.NO_SPACE, Path(out_base).parent)
+    if changed := changed_since_hashed(job):
+        return changed
+    if result.get("message"):
+        return InputFileError(result["message"])
+    if result.get("memory"):
+        return _out_of_memory(job, limits, killed=False)
+    if result.get("input") == machine.GONE:
+        return _removed(job)
+    if result.get("input") == machine.NO_PERMISSION:
+        return InputFileError(f"没有读取权限 / no permission to read the file: {job.path} ({result.get('error')})")
+    if result.get("panic"):
+        return InputFileError(
+            f"解析程序读取此文件时出错，请用Excel或WPS打开后另存为 .xlsx / the parser failed on this file "
+            f"({result['panic']}): open it in Excel or WPS and save it again as .xlsx: {job.path}"
+        )
+    return _died(job, exitcode, out_base, limits)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _died(job: ReadJob, exitcode: int | None, out_base: str, limits: ReadLimits) -> MedinsError:
+    """A child that left no result: killed (SIGKILL: most often the system's out-of-memory killer), out of
+    memory in native code (Rust aborts with "memory allocation of … failed"), or crashed."""
+    try:
+        with open(out_base + ".stderr", encoding="utf-8", errors="replace") as f:
+            stderr = f.read(1 << 20)
+    except OSError:
+        stderr = ""
+    if exitcode == -signal.SIGKILL:
+        return _out_of_memory(job, limits, killed=True)
+    if asked := re.search(r"memory allocation of (\d+) bytes failed", stderr):
+        return _out_of_memory(job, limits, killed=False, asked=int(asked[1]))
+    if "MemoryError" in stderr:
+        return _out_of_memory(job, limits, killed=False)
+    how = _signal_name(-exitcode) if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
+    return InputFileError(
+        f"解析程序读取此文件时崩溃（{how}），请用Excel或WPS打开后另存为 .xlsx，或用 --skip-bad-files 跳过 / the "
+        f"parser crashed ({how}) reading this file: open it in Excel or WPS and save it again as .xlsx, or skip "
+        f"it with --skip-bad-files: {job.path}"
     )
 
 
@@ -169,7 +349,15 @@ def _plan(job: ReadJob, use_cache: bool) -> _Plan:
         fmt = check_file(job.path)
         units: list[int | None] = list(range(len(sheet_members(job.path)))) if fmt == "xlsx" else [None]
         sizes = _unit_sizes(job.path, fmt)
+    except InputFileError as e:
+        raise changed_since_hashed(job) or e from None  # removed or rewritten meanwhile: say so, not "damaged"
+    except OSError as e:
+        raise changed_since_hashed(job) or InputFileError(
+            f"无法读取文件 / cannot read file: {job.path} ({e.strerror or type(e).__name__})"
+        ) from None
     except (zipfile.BadZipFile, KeyError, SyntaxError, ValueError, EOFError) as e:
+        if changed := changed_since_hashed(job):
+            raise changed from None
         # a container that looked right but cannot be listed (a zip without its parts, broken XML)
         raise InputFileError(
             f"文件已损坏或无法读取，请重新导出或重新下载 / cannot read file (damaged or truncated): export or "
@@ -217,15 +405,16 @@ def read_isolated(
     before; sheets are the unit of work, so one big file does not hold up the other core.
 
     Returns (sheets per job in order, skipped files with reasons, jobs whose every sheet came from
-    the cache). A bad file stops everything (InputFileError) unless `skip_bad_files`. The sheets'
-    rows stay in their IPC files (in the cache, or in `tmp_dir`, which the caller removes).
+    the cache). A bad file stops everything (its error: module docstring) unless `skip_bad_files`; an
+    error of the machine stops everything always. The sheets' rows stay in their IPC files (in the
+    cache, or in `tmp_dir`, which the caller removes).
     """
     skipped: dict[int, str] = {}
 
-    def fail(j: int, message: str) -> None:
-        if not skip_bad_files:
-            raise InputFileError(message)
-        skipped.setdefault(j, message)
+    def fail(j: int, error: MedinsError) -> None:
+        if not skip_bad_files or not isinstance(error, SKIPPABLE):
+            raise error
+        skipped.setdefault(j, str(error))
 
     child_context()
     forkserver.ensure_running()  # the parsers' forkserver imports its modules meanwhile
@@ -233,9 +422,9 @@ def read_isolated(
     for j, job in enumerate(jobs):
         try:
             plans.append(_plan(job, cache_dir is not None))
-        except InputFileError as e:
+        except (InputFileError, InputChangedError) as e:
             plans.append(_Plan())
-            fail(j, str(e))
+            fail(j, e)
     pending = [(j, k) for j, plan in enumerate(plans) if j not in skipped for k in range(plan.n_units)]
     if cache_dir is not None:
         with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # reading IPC releases the GIL
@@ -247,6 +436,9 @@ def read_isolated(
     to_parse = sorted((jk for jk in pending if jk not in from_cache), key=lambda jk: -plans[jk[0]].sizes[jk[1]])
     if to_parse:
         _run_children(jobs, plans, to_parse, tmp_dir, limits, cache_dir, fail)
+    for j, job in enumerate(jobs):  # a file rewritten while read, its sheets from the cache or a child
+        if j not in skipped and (changed := changed_since_hashed(job)):
+            fail(j, changed)
     reused = [
         job
         for j, job in enumerate(jobs)
@@ -260,19 +452,18 @@ def read_isolated(
 
 
 def _collect(
-    job: ReadJob, plan: _Plan, k: int, out_base: str, tmp_dir: Path, cache_dir: Path | None
-) -> list[SheetRead] | str:
-    """A finished child's sheets (moved into the cache when there is one), or why there are none."""
+    job: ReadJob, plan: _Plan, k: int, out_base: str, exitcode: int | None, limits: ReadLimits, cache_dir: Path | None
+) -> list[SheetRead] | MedinsError:
+    """A finished child's sheets (moved into the cache when there is one), or why there are none: the
+    input changed meanwhile, or what the child says (`_child_error`)."""
     result = _load(out_base)
+    tmp_dir = Path(out_base).parent
     if not result or not result.get("ok"):
-        if result and result.get("internal"):
-            raise RuntimeError(
-                f"读取 {job.path} 时程序出错 / internal error while reading {job.path}:\n{result['internal']}"
-            )
-        return (result or {}).get("message") or ("memory" if result and result.get("memory") else "")
+        return _child_error(job, result or {}, exitcode, out_base, limits)
     key = plan.keys[k] if plan.keys else None
     if cache_dir is not None and key is not None:
-        entry = cache.store(cache_dir, key, tmp_dir, result["sheets"])
+        with machine.writing_to(cache_dir, "写读取缓存", "the cache of sheets read"):
+            entry = cache.store(cache_dir, key, tmp_dir, result["sheets"])
         return _sheets_from(result["sheets"], entry, job)
     return _sheets_from(result["sheets"], tmp_dir, job)
 
@@ -292,11 +483,12 @@ def _run_children(
     tmp_dir: Path,
     limits: ReadLimits,
     cache_dir: Path | None,
-    fail: Callable[[int, str], None],
+    fail: Callable[[int, MedinsError], None],
 ) -> None:
     """Parse the `pending` (job, sheet) pairs in children, `limits.workers` at a time."""
     ctx = child_context()
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with machine.writing_to(tmp_dir.parent, *_SCRATCH):
+        tmp_dir.mkdir(parents=True, exist_ok=True)
     running: dict[tuple[int, int], tuple[ForkServerProcess, float, str]] = {}
     failed: set[int] = set()
     try:
@@ -323,17 +515,16 @@ def _run_children(
                     proc.kill()
                 proc.join()
                 del running[(j, k)]
-                got = "" if timed_out else _collect(jobs[j], plans[j], k, out_base, tmp_dir, cache_dir)
+                got = (
+                    _timed_out(jobs[j], limits)
+                    if timed_out
+                    else _collect(jobs[j], plans[j], k, out_base, proc.exitcode, limits, cache_dir)
+                )
                 if isinstance(got, list):
                     plans[j].sheets[k] = got
                     continue
                 failed.add(j)
-                fail(
-                    j,
-                    got
-                    if got not in ("", "memory")
-                    else _failure(jobs[j], proc.exitcode, limits, timed_out, got == "memory"),
-                )
+                fail(j, got)
     finally:
         for proc, _, _ in running.values():
             proc.kill()
@@ -345,7 +536,15 @@ def clean_leftovers(out_dir: Path) -> list[Path]:
     (`.<name>.xlsx.tmp`), an unpublished database (`.<name>.night.tmp`). Called under the run lock."""
     removed = []
     if out_dir.is_dir():
-        leftovers = (TMP_PREFIX + "*", ".*.xlsx.tmp", ".*.previous.tmp", ".*.night.tmp", ".*.night.tmp.wal")
+        leftovers = (
+            TMP_PREFIX + "*",
+            ".*.xlsx.tmp",
+            ".*.xlsx.tmp.parts",
+            ".*.previous.tmp",
+            ".*.night.tmp",
+            ".*.night.tmp.wal",
+            ".*.night.tmp.v1_1",
+        )
         for p in [p for pattern in leftovers for p in out_dir.glob(pattern)]:
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)

@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import RunLockedError
+from pipeline.io.machine import writing_to
 
 _POLL_SECONDS = 1.0
+_LOCK = ("写运行锁文件", "the run's lock file")
 
 
 def _holder(fd: int) -> str:
@@ -30,9 +32,10 @@ def _holder(fd: int) -> str:
 def run_lock(db_path: Path, wait_minutes: float = 0.0, say: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold `<db>.lock` for the whole run. Held by another run: wait up to `wait_minutes` for it
     (telling `say` once, with the other run's pid and start time), else stop naming the holder."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = db_path.with_name(db_path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    with writing_to(db_path.parent, *_LOCK):  # the first write of a night: a full disk or a folder not ours
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait_minutes * 60
         told = False
@@ -55,8 +58,9 @@ def run_lock(db_path: Path, wait_minutes: float = 0.0, say: Callable[[str], None
                     )
                     told = True
                 time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
+        with writing_to(db_path.parent, *_LOCK):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
         yield
     finally:
         os.close(fd)

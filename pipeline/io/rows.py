@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.faults import disk_full
+
 
 @dataclass(frozen=True)
 class Rows:
@@ -26,6 +28,7 @@ class Rows:
         if spill_to is None:
             return Rows(frame=frame)
         spill_to.parent.mkdir(parents=True, exist_ok=True)
+        disk_full("spill", spill_to)
         frame.write_ipc(spill_to)
         return Rows(path=spill_to)
 

@@ -17,7 +17,6 @@ integer fen (`<column>_fen`) and is stored as exact DECIMAL(14,2) yuan.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import struct
@@ -28,8 +27,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.errors import DatabaseDamagedError, DatabaseWriteError
-from pipeline.faults import checkpoint
+from pipeline.errors import DatabaseDamagedError, DatabaseWriteError, MedinsError
+from pipeline.faults import checkpoint, disk_full
+from pipeline.io.machine import kind_of, write_error
 from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
 from schemas.outputs import check_output
 
@@ -65,27 +65,34 @@ def _damaged(db_path: Path, what: str) -> DatabaseDamagedError:
     )
 
 
-def _write_error(e: OSError | duckdb.Error, db_path: Path) -> DatabaseWriteError:
-    text = str(e)
-    if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in text:
-        why = "磁盘空间不足 / no space left on the disk"
-    elif isinstance(e, PermissionError) or "Permission denied" in text or "Read-only" in text:
-        why = "没有写入权限 / no permission to write"
-    else:
-        why = f"写入失败 / write failed ({type(e).__name__})"
+_WRITE = ("写数据库", "the night's database")
+
+
+def _write_error(e: OSError | duckdb.Error, db_path: Path, what: tuple[str, str] = _WRITE) -> MedinsError:
+    """Disk full (NoSpaceError) or no permission (NoPermissionError) in the database's folder, by
+    pipeline/io/machine.py; any other failure to write it, DatabaseWriteError."""
+    typed = write_error(e, db_path.parent, *what)
+    if typed is not None:
+        return typed
+    text = (str(e).strip().splitlines() or [""])[0][:200]
     return DatabaseWriteError(
-        f"{why}：本次结果未发布，已发布的数据库未改动 / the night was not published, "
-        f"{db_path} is untouched: {db_path.parent}"
+        f"写入失败（{type(e).__name__}: {text}）：本次结果未发布，已发布的数据库未改动 / write failed "
+        f"({type(e).__name__}: {text}): the night was not published, {db_path} is untouched: {db_path.parent}"
     )
 
 
 @contextmanager
-def writing(db_path: Path) -> Iterator[None]:
-    """Disk full or no permission while writing the night's copy or publishing it: one clear line."""
+def writing(db_path: Path, what: tuple[str, str] = _WRITE) -> Iterator[None]:
+    """Disk full, no permission or another failure of the machine while writing the night's copy or
+    publishing it: one clear line. DuckDB says a full disk as text, in whichever exception the
+    statement raised (an IOException, or a TransactionException from the COMMIT)."""
     try:
         yield
-    except (OSError, duckdb.IOException, duckdb.PermissionException) as e:
-        raise _write_error(e, db_path) from None
+    except (OSError, duckdb.Error) as e:
+        io = isinstance(e, OSError | duckdb.IOException | duckdb.PermissionException)
+        if not io and kind_of(e) is None:
+            raise
+        raise _write_error(e, db_path, what) from None
 
 
 def prepare_work_copy(db_path: Path) -> Path:
@@ -99,7 +106,8 @@ def prepare_work_copy(db_path: Path) -> Path:
         head = f.read(4096)
     if len(head) < 4096 or head[8:12] != b"DUCK":
         raise _damaged(db_path, "已损坏或不是DuckDB数据库")
-    with writing(db_path):
+    with writing(db_path, ("复制数据库", "the night's copy of the database")):
+        disk_full("database_copy", work)
         shutil.copyfile(db_path, work)
     return work
 
@@ -140,7 +148,7 @@ def connect_work(db_path: Path, work: Path) -> duckdb.DuckDBPyConnection:
         _attach(con, work, _CATALOG)
         con.execute(f"USE {_CATALOG}")
     except (duckdb.IOException, duckdb.PermissionException, OSError) as e:
-        if isinstance(e, OSError) or "No space" in str(e) or "Permission" in str(e):
+        if isinstance(e, OSError) or kind_of(e) is not None:
             raise _write_error(e, db_path) from None
         raise _damaged(db_path, "已损坏（无法打开）") from None
     except duckdb.Error:
@@ -178,7 +186,7 @@ def _fsync(path: Path) -> None:
 def publish_database(db_path: Path, work: Path) -> None:
     """Put the night's copy in place of the published database in one step (written, synced, renamed);
     the old file becomes `.previous` (a hard link: the same bytes, no copy)."""
-    with writing(db_path):
+    with writing(db_path, ("发布数据库", "the published database and its .previous")):
         _fsync(work)
         previous = previous_path(db_path)
         if db_path.exists() and not (previous.exists() and os.path.samefile(db_path, previous)):
@@ -294,8 +302,8 @@ class NightWriter:
     before the commit leaves the night's copy unpublished, so the published file is as it was.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str) -> None:
-        self.con, self.coverage_year, self.run_id = con, coverage_year, run_id
+    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str, db_path: Path) -> None:
+        self.con, self.coverage_year, self.run_id, self.db_path = con, coverage_year, run_id, db_path
         self.written: dict[str, tuple[int, int]] = {}
         con.execute("BEGIN TRANSACTION")
 
@@ -303,7 +311,9 @@ class NightWriter:
         check_output(table, frame)
         added, replaced = self.written.get(table, (0, 0))
         self.written[table] = (added + frame.height, replaced)
-        insert_frame(self.con, table, frame, self.run_id)
+        with writing(self.db_path):  # its own: the partitions' scratch is written between these
+            disk_full("database_write", self.db_path)
+            insert_frame(self.con, table, frame, self.run_id)
 
     def _insert_status_changes(self) -> None:
         """The persons whose status differs between the year's reconciliation rows of the previous run

@@ -19,6 +19,7 @@ is written to `.{name}.tmp` and moved into place only when both are complete.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import polars as pl
 from xlsxwriter import Workbook
 
 from pipeline.errors import ReportError
+from pipeline.faults import disk_full
 from pipeline.io.excel_out import progress, queries
 from pipeline.io.excel_out.cells import (
     EXCEL_CELL_MAX_CHARS,
@@ -133,8 +135,14 @@ class _ListSpec:
     rows: Callable[[], pl.DataFrame]
 
 
+def _parts_dir(path: Path) -> Path:
+    """xlsxwriter's temporary sheet files of the workbook at `path`: its own folder, removed with it."""
+    return path.with_name(path.name + ".parts")
+
+
 def _open_workbook(path: Path, run: Run, title: str, params: Params) -> tuple[Workbook, BinaryIO]:
     path.unlink(missing_ok=True)
+    _parts_dir(path).mkdir(mode=0o700, exist_ok=True)
     handle = open(path, "wb", opener=lambda p, flags: os.open(p, flags, 0o600))
     wb = Workbook(
         handle,
@@ -142,9 +150,9 @@ def _open_workbook(path: Path, run: Run, title: str, params: Params) -> tuple[Wo
             "strings_to_formulas": False,
             "strings_to_urls": False,
             "strings_to_numbers": False,
-            # rows go to temporary files as they are written, in the output folder (owner-only: they hold IDs)
+            # rows go to temporary files as they are written, beside the workbook (owner-only: they hold IDs)
             "constant_memory": True,
-            "tmpdir": str(path.parent),
+            "tmpdir": str(_parts_dir(path)),
         },
     )
     wb.set_properties(
@@ -311,10 +319,13 @@ def build_workbook(
             _write_reconciliation_workbook(temp, con, run, coverage_year, params, unmask, max_rows_per_sheet)
         else:
             _write_fiscal(temp, con, run, coverage_year, params)
+        disk_full("workbook", temp)
         os.chmod(temp, 0o600)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    finally:
+        shutil.rmtree(_parts_dir(temp), ignore_errors=True)  # what xlsxwriter left when it failed
     return temp, final
 
 

@@ -9,6 +9,7 @@ starts first.
 
 from __future__ import annotations
 
+import signal
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -16,14 +17,17 @@ from typing import Any
 
 import duckdb
 
-from pipeline.errors import MedinsError, ReportError
-from pipeline.io.excel_out import WORKBOOKS, build_workbook, discard_reports
+from pipeline.errors import MedinsError, MemoryLimitError, ReportError
+from pipeline.faults import checkpoint
+from pipeline.io.excel_out import FISCAL_REPORT, RECONCILIATION_REPORT, WORKBOOKS, build_workbook, discard_reports
+from pipeline.io.machine import write_error
 from pipeline.params import Params
 
 
 def _build_child(send: Connection, which: str, db_path: str, run_id: str, *args: Any) -> None:
     """Runs in a workbook process: sends (True, (temp, final)) or (False, the error)."""
     result: tuple[bool, Any]
+    checkpoint("in_workbook")
     try:
         con = duckdb.connect(db_path, read_only=True)
         try:
@@ -33,9 +37,24 @@ def _build_child(send: Connection, which: str, db_path: str, run_id: str, *args:
     except MedinsError as e:
         result = (False, e)
     except BaseException as e:  # sent as text: not every library's exception crosses a pipe
-        result = (False, ReportError(f"生成报表失败 / building the workbook {which} failed: {type(e).__name__}: {e}"))
+        name = (RECONCILIATION_REPORT if which == "reconciliation" else FISCAL_REPORT).format(year=args[0])
+        machines = write_error(e, Path(args[1]), f"生成报表{name}", f"the workbook {name}")
+        result = (
+            False,
+            machines or ReportError(f"生成报表失败 / building the workbook {which} failed: {type(e).__name__}: {e}"),
+        )
     with suppress(BrokenPipeError):  # the night was stopped meanwhile
         send.send(result)
+
+
+def _stopped(exitcode: int | None) -> MedinsError:
+    """A workbook process that died without a word: SIGKILL is most often the system out of memory."""
+    if exitcode == -signal.SIGKILL:
+        return MemoryLimitError(
+            "生成报表的进程被系统终止（SIGKILL），多为内存耗尽 / a workbook process was killed (SIGKILL), most "
+            "often by the system running out of memory"
+        )
+    return ReportError(f"生成报表的进程意外退出 / a workbook process stopped ({exitcode})")
 
 
 def build_workbooks(
@@ -63,9 +82,8 @@ def build_workbooks(
             try:
                 results.append(receive.recv())
             except EOFError:
-                results.append(
-                    (False, ReportError(f"生成报表的进程意外退出 / a workbook process stopped ({proc.exitcode})"))
-                )
+                proc.join()
+                results.append((False, _stopped(proc.exitcode)))
             proc.join()
     finally:
         for _, proc in running:
