@@ -243,14 +243,21 @@ def _print_summary(result, timings: list[tuple[str, float]], wall: float) -> Non
 
 @app.command(short_help="Why a person got their tier, amounts and benefit dates.")
 def explain(
-    id_number: Annotated[str, typer.Argument(help="证件号码")],
+    id_number: Annotated[str, typer.Argument(help="证件号码, or as a workbook masks it (then with --name)")],
     coverage_year: Annotated[int, typer.Option("--coverage-year", "-y")] = 2026,
-    db: Annotated[Path, typer.Option(help="DuckDB of the last run")] = Path("out/medins.duckdb"),
+    name: Annotated[str | None, typer.Option(help="姓名: finds the person of a masked ID")] = None,
+    db: Annotated[Path | None, typer.Option(help="DuckDB of the last run (default: medins.duckdb in --out)")] = None,
+    out: Annotated[Path, typer.Option(help="the folder `medins run --out` wrote to")] = Path("out"),
 ) -> None:
-    """Why a person got their tier, amounts and benefit dates (for a clerk on the phone)."""
+    """Why a person got their tier, amounts and benefit dates (for a clerk on the phone).
+
+    A person without an accepted roster row: the rejected roster row and the year's
+    payments that match nobody. The first line says so when today's policy parameters
+    are not the ones the run used.
+    """
     from pipeline.explain import explain_person
 
-    text = _guarded(lambda: explain_person(db, coverage_year, id_number))
+    text = _guarded(lambda: explain_person(_database(db, out), coverage_year, id_number, name), out)
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -58,6 +58,12 @@ class PersonNotFound(MedinsError):
     exit_code = 6
 
 
+class ExplainArgumentError(MedinsError):
+    """`medins explain` was given an ID it cannot look up as given (a masked ID without --name)."""
+
+    exit_code = 2
+
+
 class DatabaseDamagedError(MedinsError):
     """The published database file is truncated, damaged or not a DuckDB file."""
 

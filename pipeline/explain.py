@@ -11,6 +11,9 @@ marked where it decides something.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,20 +21,26 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.errors import InputFileError, PersonNotFound
-from pipeline.io.masking import mask_id
-from pipeline.io.store import query_frame
+from pipeline.errors import ExplainArgumentError, PersonNotFound
+from pipeline.io.masking import mask_id, mask_ids_in_text
+from pipeline.io.store import query_frame, reading
 from pipeline.params import Params, load_params
 from pipeline.parse import normalise_id
 from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
 from pipeline.rules.enrolment import with_running_total
-from pipeline.vocabulary import RULE_NAMES, STATUS_NAMES, TIER_NAMES
+from pipeline.vocabulary import REFUND_BASIS_NAMES, RULE_NAMES, STATUS_NAMES, TIER_NAMES, UNMATCHED_REASON_NAMES
 
 INTERP_EARLIEST = "[interp-4.1 docs/RULES.md §4: 各规则取最早的待遇起始日]"
 INTERP_ASSISTANCE = "[interp-1.1 docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
 INTERP_AGE = "[interp-0.1 docs/RULES.md §0: 年龄按1月1日已满周岁计]"
 INTERP_REFUND = "[interp-5.1 docs/RULES.md §5: 已参保按实缴净额不低于缴费标准认定，未核对是否已进入待遇享受期]"
+TO_DO = {
+    "not_on_roster": "处理 / what to do: 核对缴费记录上的证件号码和姓名；如确属本地参保人员，补入花名册后重新运行 / check the "
+    "ID and name on the payment; if the person belongs on the roster, add them to it and run again",
+    "roster_rejected": "处理 / what to do: 按上述原因改正花名册中该人员的行后重新运行 / correct the person's roster "
+    "row as the reasons above say and run again",
+}
 
 
 def _fmt(value: Any) -> str:
@@ -44,6 +53,15 @@ def _yuan(fen: int | None) -> str:
     return "—" if fen is None else f"{fen / 100:.2f}"
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The run whose rows the database holds for the year (the latest: each night replaces the year's)."""
+
+    run_id: str
+    region: str
+    params_digest: str | None
+
+
 @dataclass
 class _Person:
     """What the database holds of one person for one coverage year."""
@@ -54,75 +72,129 @@ class _Person:
     determination: dict
     reconciliation: dict
     rejected: pl.DataFrame
-    run: tuple | None
+    unmatched: pl.DataFrame
 
 
-def _read(db_path: Path, coverage_year: int, wanted: str) -> _Person:
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-
-        def frame(sql: str, *params: Any) -> pl.DataFrame:
-            return query_frame(con, sql, list(params))
-
-        det = frame("SELECT * FROM determinations WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
-        recon = frame("SELECT * FROM reconciliation WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted)
-        run = con.execute(
-            "SELECT run_id, region, finished_at FROM runs WHERE coverage_year = ? ORDER BY finished_at DESC LIMIT 1",
-            [coverage_year],
-        ).fetchall()
-        return _Person(
-            resident=frame("SELECT * FROM residents WHERE coverage_year = ? AND id_number = ?", coverage_year, wanted),
-            payments=frame(
-                "SELECT id_number, name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, coverage_year,"
-                " ticket_no, channel, source_file, sheet, row_number FROM payments"
-                " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no",
-                coverage_year,
-                wanted,
-            ),
-            list_rows=frame(
-                "SELECT id_number, identity_labels, identified_on, ended_on, department, source_file, sheet, row_number,"
-                " in_force FROM subsidy_list_rows WHERE coverage_year = ? AND id_number = ?"
-                " ORDER BY source_file, sheet, row_number",
-                coverage_year,
-                wanted,
-            ),
-            determination=det.row(0, named=True) if det.height else {},
-            reconciliation=recon.row(0, named=True) if recon.height else {},
-            rejected=frame(
-                'SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
-                ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"',
-                coverage_year,
-                wanted,
-            ),
-            run=run[0] if run else None,
+def _latest_run(con: duckdb.DuckDBPyConnection, db_path: Path, coverage_year: int) -> _Run:
+    rows = con.execute(
+        "SELECT run_id, region, params_digest FROM runs WHERE coverage_year = ? ORDER BY finished_at DESC LIMIT 1",
+        [coverage_year],
+    ).fetchall()
+    if not rows:
+        raise PersonNotFound(
+            f"数据库中没有{coverage_year}年度的运行结果，请先运行 medins run / no run for coverage year "
+            f"{coverage_year} in {db_path}: run `medins run --coverage-year {coverage_year}` first"
         )
-    finally:
-        con.close()
+    return _Run(*rows[0])
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, coverage_year: int, typed: str, name: str | None) -> str:
+    """The full ID the clerk means: the ID as typed, or one masked as the workbooks show it
+    (360222********1234) together with the name: the one person of the year (roster or unmatched
+    payments) with that name whose ID begins and ends as shown."""
+    text = pl.select(normalise_id(pl.lit(typed))).item()
+    if "*" not in text:
+        return text
+    if not name or not name.strip():
+        raise ExplainArgumentError(
+            f"遮蔽的证件号码 {text} 须同时给出姓名：--name 姓名 / a masked ID needs the person's name: --name NAME"
+        )
+    wanted = re.sub(r"\s+", "", name)
+    head, tail = text[: text.index("*")], text[text.rindex("*") + 1 :]
+    found = [
+        r[0]
+        for r in con.execute(
+            r"""SELECT DISTINCT id_number FROM (
+                 SELECT id_number, name FROM residents WHERE coverage_year = $year
+                 UNION ALL SELECT id_number, name FROM unmatched_payments WHERE coverage_year = $year)
+               WHERE regexp_replace(name, '\s+', '', 'g') = $name AND starts_with(id_number, $head)
+                 AND suffix(id_number, $tail) AND length(id_number) >= $shown ORDER BY id_number""",
+            {"year": coverage_year, "name": wanted, "head": head, "tail": tail, "shown": len(head) + len(tail)},
+        ).fetchall()
+    ]
+    if len(found) != 1:
+        raise PersonNotFound(
+            f"{coverage_year}年度花名册和无登记缴费中姓名为{wanted}、证件号码符合 {text} 的有{len(found)}人"
+            + ("，请输入完整证件号码" if found else "")
+            + f" / {len(found)} persons named {wanted} with an ID matching {text} in {coverage_year}"
+            + (": type the full ID" if found else " (roster or unmatched payments)")
+        )
+    return str(found[0])
+
+
+def _read(con: duckdb.DuckDBPyConnection, coverage_year: int, wanted: str) -> _Person:
+    def frame(sql: str) -> pl.DataFrame:
+        return query_frame(con, sql, [coverage_year, wanted])
+
+    det = frame("SELECT * FROM determinations WHERE coverage_year = ? AND id_number = ?")
+    recon = frame("SELECT * FROM reconciliation WHERE coverage_year = ? AND id_number = ?")
+    return _Person(
+        resident=frame("SELECT * FROM residents WHERE coverage_year = ? AND id_number = ?"),
+        payments=frame(
+            "SELECT id_number, name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, coverage_year,"
+            " ticket_no, channel, source_file, sheet, row_number FROM payments"
+            " WHERE run_coverage_year = ? AND id_number = ? ORDER BY paid_on, ticket_no"
+        ),
+        list_rows=frame(
+            "SELECT id_number, identity_labels, identified_on, ended_on, department, source_file, sheet, row_number,"
+            " in_force FROM subsidy_list_rows WHERE coverage_year = ? AND id_number = ?"
+            " ORDER BY source_file, sheet, row_number"
+        ),
+        determination=det.row(0, named=True) if det.height else {},
+        reconciliation=recon.row(0, named=True) if recon.height else {},
+        rejected=frame(
+            'SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
+            ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"'
+        ),
+        unmatched=frame(
+            "SELECT name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, ticket_no, reason, source_file,"
+            " sheet, row_number FROM unmatched_payments WHERE coverage_year = ? AND id_number = ?"
+            " ORDER BY paid_on, ticket_no, source_file, sheet, row_number"
+        ),
+    )
 
 
 def _labels(text: pl.Expr) -> pl.Expr:
     return text.fill_null("").str.split("、").list.eval(pl.element().filter(pl.element() != ""))
 
 
-def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
-    if not db_path.exists():
-        raise InputFileError(
-            f"找不到数据库，请先运行 medins run / database not found, run `medins run` first: {db_path}"
-        )
-    wanted = pl.select(normalise_id(pl.lit(id_number))).item()
-    person = _read(db_path, coverage_year, wanted)
-    masked = mask_id(wanted)
+def earlier_digest(params: Params) -> str:
+    """The digest versions before issue 22 recorded in runs.params_digest: the values of `as_rows`
+    and the labels only."""
+    rows = [*params.as_rows(), {"labels": [lab.__dict__ for lab in params.labels]}]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _params_note(params: Params, run: _Run) -> list[str]:
+    """The first line when today's parameters of the year are not known to be the ones the run used:
+    the working below is redone with today's, the result line is the run's."""
+    if run.params_digest == params.digest():
+        return []
+    year, region = params.coverage_year, params.region
+    if run.params_digest == earlier_digest(params):
+        return [
+            f"注意 / note: 运行 {run.run_id} 由早期版本记录参数摘要，只能核对金额、日期、规则参数和身份类别，这些与今天的"
+            f"{year}年度政策参数({region})相同 / run {run.run_id} was recorded by an earlier version whose digest "
+            "covers the amounts, dates, models and labels only: those equal today's"
+        ]
+    return [
+        f"注意 / note: 今天的{year}年度政策参数({region})与运行 {run.run_id} 所用的不同：以下计算按今天的参数重做，"
+        f"可能与该次运行不同，“结论”一行是该次运行的结论 / today's policy parameters for {year} ({region}) differ "
+        f"from those run {run.run_id} used: the working below is redone with today's and may differ from what "
+        "the run decided; the 结论 / result line is the run's"
+    ]
+
+
+def explain_person(db_path: Path, coverage_year: int, id_number: str, name: str | None = None) -> str:
+    with reading(db_path) as con:
+        run = _latest_run(con, db_path, coverage_year)
+        wanted = _resolve(con, coverage_year, id_number, name)
+        person = _read(con, coverage_year, wanted)
+    params = load_params(coverage_year, run.region)
+    masked = mask_id(wanted) or ""
+    note = _params_note(params, run)
     if person.resident.height == 0:
-        if person.rejected.height:
-            return "\n".join(
-                [f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:"]
-                + [
-                    f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {r['reason']}"
-                    for r in person.rejected.to_dicts()
-                ]
-            )
-        raise PersonNotFound(f"{coverage_year}年度花名册中没有此证件号码 / not on the {coverage_year} roster: {masked}")
-    params = load_params(coverage_year, person.run[1] if person.run else "jiangxi")
+        return "\n".join([*note, *_not_on_roster(person, masked, coverage_year)])
     in_force = person.list_rows.filter("in_force").with_columns(_labels(pl.col("identity_labels")))
     frame = with_enrolment(
         person.resident.with_columns(_labels(pl.col("identity_labels"))).lazy(),
@@ -139,7 +211,7 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
         ]
     )
     p = frame.collect().row(0, named=True)
-    lines = _heading(p, masked or "", coverage_year, person)
+    lines = [*note, *_heading(p, masked, coverage_year, run)]
     lines += _label_lines(p, person, params)
     lines += _amount_lines(p, person, params)
     lines += _rule_lines(p, cands, params)
@@ -147,11 +219,43 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str) -> str:
     return "\n".join(lines)
 
 
-def _heading(p: dict, masked: str, year: int, person: _Person) -> list[str]:
-    run = person.run[0] if person.run else "—"
+def _not_on_roster(person: _Person, masked: str, year: int) -> list[str]:
+    """A person without an accepted roster row of the year: the rejected roster lines and the
+    payments of the year that match nobody, with what to do; neither: not found."""
+    if not person.rejected.height and not person.unmatched.height:
+        raise PersonNotFound(
+            f"{year}年度花名册和本年度缴费中都没有此证件号码 / not on the {year} roster and no payment for {year}: "
+            f"{masked}"
+        )
+    lines = []
+    if person.rejected.height:
+        lines.append(f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:")
+        lines += [
+            f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {mask_ids_in_text(r['reason'])}"
+            for r in person.rejected.to_dicts()
+        ]
+    else:
+        who = " ".join(str(v) for v in (person.unmatched["name"].drop_nulls().first(), masked) if v)
+        lines.append(
+            f"{who}: {year}年度花名册中没有此证件号码，以下缴费无法对账 / not on the {year} roster: "
+            "these payments match nobody"
+        )
+    if person.unmatched.height:
+        lines.append(f"本年度无登记缴费 / unmatched payments for {year}:")
+        lines += [
+            f"  {'退费' if r['amount_fen'] < 0 else '缴费'} {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 "
+            f"{r['ticket_no']}) — {UNMATCHED_REASON_NAMES.get(r['reason'], r['reason'])}; {r['source_file']} "
+            f"[{r['sheet']}] 第{r['row_number']}行"
+            for r in person.unmatched.to_dicts()
+        ]
+    lines.append(TO_DO["roster_rejected" if person.rejected.height else "not_on_roster"])
+    return lines
+
+
+def _heading(p: dict, masked: str, year: int, run: _Run) -> list[str]:
     return [
         f"{p['name']} {masked}  {year}年度  ({p['county']} {p['township']} {_fmt(p['village'])})",
-        f"来源 / source: {p['source_file']} [{p['sheet']}] 第{p['row_number']}行; run {run}",
+        f"来源 / source: {p['source_file']} [{p['sheet']}] 第{p['row_number']}行; run {run.run_id}",
         "",
         "输入 / inputs:",
         f"  出生日期 {p['birth_date']} (1月1日年龄 {p['age']} {INTERP_AGE})",
@@ -341,11 +445,15 @@ def _result_lines(person: _Person, params: Params) -> list[str]:
         f"  {d.get('rule_basis')}",
     ]
     if r:
+        code = r.get("refund_basis")
         lines.append(
             f"对账 / reconciliation: {STATUS_NAMES.get(r['status'], r['status'])} ({r['status']}), "
             f"差额 {r['amount_diff']} 元; 资助参保实际支付 {r.get('subsidy_applied')} 元"
-            + (f" — {r['refund_basis']}" if r.get("refund_basis") else "")
+            + (f" — 退费依据 {REFUND_BASIS_NAMES[code]} [{code}]" if code in REFUND_BASIS_NAMES else "")
+            + (f" — {code}" if code and code not in REFUND_BASIS_NAMES else "")  # a sentence of an earlier version
         )
-        if r.get("refund_basis") and "征缴期结束后" in r["refund_basis"]:
+        if code in REFUND_BASIS_NAMES:
+            lines.append(f"  依据: {params.basis(code)}")
+        if code == "refund_identified_after_period":
             lines.append(f"  {INTERP_REFUND}")
     return lines

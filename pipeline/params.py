@@ -15,7 +15,7 @@ import json
 import os
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -190,13 +190,9 @@ class Params:
         return rows
 
     def digest(self) -> str:
-        """sha256 of the parameter values, recorded in `runs` for audit."""
-        payload = json.dumps(
-            [*self.as_rows(), {"labels": [lab.__dict__ for lab in self.labels]}],
-            ensure_ascii=False,
-            sort_keys=True,
-            default=str,
-        )
+        """sha256 of every value loaded (each field, nested ones too; dates and Decimals as text),
+        recorded in `runs.params_digest`: `medins explain` compares it with today's."""
+        payload = json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -90,17 +90,18 @@ def amount_diff_fen() -> pl.Expr:
 
 
 def refund_basis(params: Params) -> pl.Expr:
-    """Why a refund is what it is: limited (identified after CE, paid the standard), a 资助参保对象's
-    excess over the reduced due, or an ordinary overpayment."""
+    """Why a refund is what it is, as a code of schemas/vocabulary.toml [refund_bases] (its clause is
+    the year's rule_basis of the same key): limited (identified after CE, paid the standard), a
+    资助参保对象's excess over the reduced due, or an ordinary overpayment."""
     s = pl.col("status")
     limited = refund_limited(params) & (pl.col("net_paid_fen") > pl.col("individual_due_fen"))
     return (
         pl.when(((s == "overpaid") | (s == "paid_in_full")) & limited)
-        .then(pl.lit(params.basis("refund_identified_after_period")))
+        .then(pl.lit("refund_identified_after_period"))
         .when((s == "overpaid") & is_subsidized_object() & ~identified_after_period(params))
-        .then(pl.lit(params.basis("refund_identified_in_period")))
+        .then(pl.lit("refund_identified_in_period"))
         .when(s == "overpaid")
-        .then(pl.lit(params.basis("refund_overpaid")))
+        .then(pl.lit("refund_overpaid"))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
         .alias("refund_basis")
     )
@@ -122,7 +123,9 @@ def reconcile(determinations: pl.DataFrame, params: Params) -> pl.DataFrame:
 def unmatched_payments(
     payments: pl.DataFrame, residents: pl.DataFrame, rejected: pl.DataFrame, params: Params
 ) -> pl.DataFrame:
-    """Payments for Y whose ID matches no accepted roster row, with the reason.
+    """Payments for Y whose ID matches no accepted roster row, with the reason as a code of
+    schemas/vocabulary.toml [unmatched_reasons]: roster_rejected (the person's roster row failed a
+    check) or not_on_roster.
 
     Payments for other coverage years are kept in `payments` but not
     reconciled here (docs/RULES.md §5).
@@ -134,8 +137,8 @@ def unmatched_payments(
         .join(rejected_ids.lazy().with_columns(pl.lit(True).alias("__roster_rejected")), on="id_number", how="left")
         .with_columns(
             pl.when(pl.col("__roster_rejected").fill_null(False))
-            .then(pl.lit("花名册中该人员的行未通过校验（见“校验未通过”），缴费暂无法对账"))
-            .otherwise(pl.lit("花名册中无此证件号码的参保登记"))
+            .then(pl.lit("roster_rejected"))
+            .otherwise(pl.lit("not_on_roster"))
             .alias("reason")
         )
         .select(UNMATCHED_COLUMNS)

@@ -87,7 +87,7 @@ def insert_person(con, year: int, person: tuple, run_id: str = RUN_ID) -> None:
             status,
             diff,
             last_paid,
-            "docs/RULES.md §5 多缴部分退还 net_paid - due" if status == "overpaid" else None,
+            "refund_overpaid" if status == "overpaid" else None,
         ],
     )
 
@@ -112,7 +112,7 @@ def build_db(
         insert_person(con, year, person)
     con.execute(
         "INSERT INTO unmatched_payments VALUES (?, ?, ?, '孙丽', 400, DATE '2025-12-01', ?, "
-        "'证件号码不在花名册', '缴费明细.xlsx', 'Sheet1', 7)",
+        "'not_on_roster', '缴费明细.xlsx', 'Sheet1', 7)",
         [RUN_ID, year, ID_UNMATCHED, TICKET],
     )
     rejected = [
@@ -277,8 +277,12 @@ def test_exception_lists_carry_the_columns_a_clerk_needs_to_phone_the_person(rep
     (unpaid,) = rows_of(recon["未缴"])
     assert unpaid[:11] == ("赵敏", mask_id(ID_UNPAID), "浮梁县", "瑶里镇", "瑶里村", "定额资助", 80, 0, 80, 0, None)
     assert "320" in unpaid[11]  # the basis of the amount due: the fixed-subsidy clause
+    # the refund's basis code shown as the year's clause (policy_params rule_basis.refund_overpaid)
     (over,) = rows_of(recon["多缴应退费"])
-    assert over[8] == 400 and over[11].startswith("docs/RULES.md §5")
+    assert over[8] == 400 and over[11] == "docs/RULES.md §5 实缴净额超过个人应缴金额, 多缴部分应退"
+    # the reason code by its name (schemas/vocabulary.toml [unmatched_reasons])
+    (stranger,) = rows_of(recon["无登记缴费"])
+    assert stranger[5] == "花名册中无此证件号码的参保登记"
 
 
 def test_a_formula_looking_name_comes_back_as_the_same_text(reports_2026):

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.errors import DatabaseDamagedError, DatabaseWriteError, MedinsError
+from pipeline.errors import DatabaseDamagedError, DatabaseWriteError, InputFileError, MedinsError, RunLockedError
 from pipeline.faults import checkpoint, disk_full
 from pipeline.io.machine import kind_of, write_error
 from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
@@ -102,14 +102,48 @@ def prepare_work_copy(db_path: Path) -> Path:
     work.unlink(missing_ok=True)
     if not db_path.exists():
         return work
-    with db_path.open("rb") as f:
-        head = f.read(4096)
-    if len(head) < 4096 or head[8:12] != b"DUCK":
-        raise _damaged(db_path, "已损坏或不是DuckDB数据库")
+    _check_header(db_path)
     with writing(db_path, ("复制数据库", "the night's copy of the database")):
         disk_full("database_copy", work)
         shutil.copyfile(db_path, work)
     return work
+
+
+def _check_header(db_path: Path) -> None:
+    with db_path.open("rb") as f:
+        head = f.read(4096)
+    if len(head) < 4096 or head[8:12] != b"DUCK":
+        raise _damaged(db_path, "已损坏或不是DuckDB数据库")
+
+
+@contextmanager
+def reading(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The published database open read-only while the block runs (`medins explain`). A file that is
+    not a DuckDB database, or that DuckDB finds damaged opening or reading it, is refused as the
+    night refuses it (DatabaseDamagedError, naming the copy to restore); a file another program holds
+    open for writing is said to be in use, never called damaged."""
+    if not db_path.exists():
+        raise InputFileError(
+            f"找不到数据库，请先运行 medins run / database not found, run `medins run` first: {db_path}"
+        )
+    _check_header(db_path)
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as e:
+        if "lock" in str(e):
+            raise RunLockedError(
+                f"数据库正被其他程序以可写方式打开，请关闭后重试 / the database is open for writing in another "
+                f"program: close it and try again: {db_path}"
+            ) from None
+        raise _damaged(db_path, "已损坏（无法打开）") from None
+    try:
+        yield con
+    except (duckdb.ProgrammingError, duckdb.DataError):
+        raise  # a query of ours, not the file
+    except duckdb.Error:
+        raise _damaged(db_path, "已损坏（无法打开）") from None
+    finally:
+        con.close()
 
 
 def _header_version(path: Path) -> int:

@@ -16,7 +16,7 @@ from pipeline.errors import ReportError
 from pipeline.io.excel_out.cells import excel_date_sql
 from pipeline.io.masking import mask_id_expr
 from pipeline.params import Params
-from pipeline.vocabulary import STATUS_NAMES
+from pipeline.vocabulary import REFUND_BASIS_NAMES, STATUS_NAMES, UNMATCHED_REASON_NAMES
 from schemas.headers import HEADERS_PATH
 
 # Per-year result tables the reports read; all must hold the reported run's rows.
@@ -102,19 +102,28 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str, coverage_year: int) ->
     return run
 
 
+def _coded(column: str, texts: dict[str, str]) -> tuple[str, list[str]]:
+    """SQL showing a code column as its text (a code not in `texts` as it is), and its parameters."""
+    whens = " ".join("WHEN ? THEN ?" for _ in texts)
+    return f"CASE {column} {whens} ELSE {column} END", [v for pair in texts.items() for v in pair]
+
+
 def person_list(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str, params: Params) -> pl.DataFrame:
-    """Persons of one status, with where their amount due comes from (docs/RULES.md §2)."""
+    """Persons of one status, with where their amount due comes from (docs/RULES.md §2): a refund's
+    basis code as the year's clause (rule_basis of the same key), else the clause of the tier's amount."""
     basis = "CASE r.tier WHEN 'full' THEN ? WHEN 'fixed' THEN ? ELSE ? END"
+    refund, refund_texts = _coded("r.refund_basis", {code: params.basis(code) for code in REFUND_BASIS_NAMES})
     return fetch_frame(
         con,
         f"""
         SELECT r.name, r.id_number, r.county, r.township, r.village, r.tier,
                {fen("r.individual_due")}, {fen("r.net_paid")}, {fen("r.amount_diff")},
-               r.n_payments, {excel_date_sql("r.last_paid_on")}, COALESCE(r.refund_basis, {basis})
+               r.n_payments, {excel_date_sql("r.last_paid_on")}, COALESCE({refund}, {basis})
         FROM reconciliation r
         WHERE r.coverage_year = ? AND r.status = ?
         ORDER BY r.county, r.township, r.village, r.name, r.id_number""",
         [
+            *refund_texts,
             params.full_subsidy_yuan.cite,
             params.fixed_subsidy_yuan.cite,
             params.individual_standard_yuan.cite,
@@ -125,14 +134,16 @@ def person_list(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str,
 
 
 def unmatched(con: duckdb.DuckDBPyConnection, coverage_year: int) -> pl.DataFrame:
+    """Unmatched payments, the reason code by its name (schemas/vocabulary.toml [unmatched_reasons])."""
+    reason, reason_names = _coded("reason", UNMATCHED_REASON_NAMES)
     return fetch_frame(
         con,
         f"""
-        SELECT name, id_number, {fen("amount")}, {excel_date_sql("paid_on")}, ticket_no, reason,
+        SELECT name, id_number, {fen("amount")}, {excel_date_sql("paid_on")}, ticket_no, {reason},
                source_file, sheet, row_number
         FROM unmatched_payments WHERE coverage_year = ?
         ORDER BY source_file, sheet, row_number, ticket_no""",
-        [coverage_year],
+        [*reason_names, coverage_year],
     )
 
 
