@@ -29,7 +29,14 @@ from pipeline.parse import normalise_id
 from pipeline.rules import with_enrolment
 from pipeline.rules.benefit_start import candidates
 from pipeline.rules.enrolment import with_running_total
-from pipeline.vocabulary import REFUND_BASIS_NAMES, RULE_NAMES, STATUS_NAMES, TIER_NAMES, UNMATCHED_REASON_NAMES
+from pipeline.vocabulary import (
+    KIND_NAMES,
+    REFUND_BASIS_NAMES,
+    RULE_NAMES,
+    STATUS_NAMES,
+    TIER_NAMES,
+    UNMATCHED_REASON_NAMES,
+)
 
 INTERP_EARLIEST = "[interp-4.1 docs/RULES.md §4: 各规则取最早的待遇起始日]"
 INTERP_ASSISTANCE = "[interp-1.1 docs/RULES.md §1: 该身份的资助属医疗救助分类资助参保，按医疗救助对象不设等待期]"
@@ -143,8 +150,8 @@ def _read(con: duckdb.DuckDBPyConnection, coverage_year: int, wanted: str) -> _P
         determination=det.row(0, named=True) if det.height else {},
         reconciliation=recon.row(0, named=True) if recon.height else {},
         rejected=frame(
-            'SELECT source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
-            ' WHERE coverage_year = ? AND id_number = ? ORDER BY source_file, sheet, row_number, "column"'
+            'SELECT kind, source_file, sheet, row_number, "column", raw_value, reason FROM rejected_rows'
+            ' WHERE coverage_year = ? AND id_number = ? ORDER BY kind, source_file, sheet, row_number, "column"'
         ),
         unmatched=frame(
             "SELECT name, CAST(round(amount * 100) AS BIGINT) AS amount_fen, paid_on, ticket_no, reason, source_file,"
@@ -220,36 +227,40 @@ def explain_person(db_path: Path, coverage_year: int, id_number: str, name: str 
 
 
 def _not_on_roster(person: _Person, masked: str, year: int) -> list[str]:
-    """A person without an accepted roster row of the year: the rejected roster lines and the
-    payments of the year that match nobody, with what to do; neither: not found."""
+    """A person without an accepted roster row of the year: the rejected roster lines, the payments
+    of the year that match nobody and the person's other rejected rows, with what to do; none of
+    these: not found."""
     if not person.rejected.height and not person.unmatched.height:
         raise PersonNotFound(
             f"{year}年度花名册和本年度缴费中都没有此证件号码 / not on the {year} roster and no payment for {year}: "
             f"{masked}"
         )
-    lines = []
-    if person.rejected.height:
-        lines.append(f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:")
-        lines += [
-            f"  {r['source_file']} [{r['sheet']}] 第{r['row_number']}行 {r['column']}: {mask_ids_in_text(r['reason'])}"
-            for r in person.rejected.to_dicts()
-        ]
+    roster = person.rejected.filter(pl.col("kind") == "roster")
+    if roster.height:
+        lines = [f"{masked}: 花名册中该人员的行未通过校验 / roster row rejected:", *_rejected_lines(roster)]
     else:
         who = " ".join(str(v) for v in (person.unmatched["name"].drop_nulls().first(), masked) if v)
-        lines.append(
-            f"{who}: {year}年度花名册中没有此证件号码，以下缴费无法对账 / not on the {year} roster: "
-            "these payments match nobody"
-        )
+        lines = [f"{who}: {year}年度花名册中没有此证件号码 / not on the {year} roster"]
     if person.unmatched.height:
-        lines.append(f"本年度无登记缴费 / unmatched payments for {year}:")
+        lines.append(f"本年度无登记缴费（无法对账）/ payments for {year} matching no roster row:")
         lines += [
             f"  {'退费' if r['amount_fen'] < 0 else '缴费'} {r['paid_on']} {_yuan(r['amount_fen'])} 元 (票号 "
             f"{r['ticket_no']}) — {UNMATCHED_REASON_NAMES.get(r['reason'], r['reason'])}; {r['source_file']} "
             f"[{r['sheet']}] 第{r['row_number']}行"
             for r in person.unmatched.to_dicts()
         ]
-    lines.append(TO_DO["roster_rejected" if person.rejected.height else "not_on_roster"])
-    return lines
+    others = person.rejected.filter(pl.col("kind") != "roster")
+    if others.height:
+        lines += ["其他未通过校验的行 / other rejected rows:", *_rejected_lines(others, with_kind=True)]
+    return [*lines, TO_DO["roster_rejected" if roster.height else "not_on_roster"]]
+
+
+def _rejected_lines(rejected: pl.DataFrame, with_kind: bool = False) -> list[str]:
+    return [
+        f"  {KIND_NAMES.get(r['kind'], r['kind']) + ' ' if with_kind else ''}{r['source_file']} [{r['sheet']}] "
+        f"第{r['row_number']}行 {r['column']}: {mask_ids_in_text(r['reason'])}"
+        for r in rejected.to_dicts()
+    ]
 
 
 def _heading(p: dict, masked: str, year: int, run: _Run) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, roster_row, run_night, write_workbook
-from pipeline.explain import earlier_digest
+from pipeline.explain import TO_DO, earlier_digest
 from pipeline.io.masking import mask_id
 from pipeline.params import PARAMS_DIR, PARAMS_DIR_ENV, Cited, load_params
 
@@ -60,12 +62,14 @@ def _twin(p: Person) -> Person:
     return Person(p.name, next(i for i in ids if i[-4:] == p.id_number[-4:]))
 
 
+# 2026: on no roster, one payment row rejected (an amount that is no number)
+BAD_PAYMENT = Person("赵错款", make_id("360222", dt.date(1975, 5, 5), 10))
 # 2026: two 张同名 whose IDs mask alike
 SAME_NAME = Person("张同名", make_id("360222", dt.date(1990, 1, 1), 9))
 SAME_NAME_TWIN = _twin(SAME_NAME)
 
 
-def _payment(n: int, p: Person, amount: float, paid_on: str, year: int) -> list:
+def _payment(n: int, p: Person, amount: float | str, paid_on: str, year: int) -> list:
     return [n, p.name, p.id_number, amount, paid_on, str(year), f"3360000000000000{n:04d}", "微信"]
 
 
@@ -103,6 +107,7 @@ NIGHTS = {
             _payment(4, OVERPAID, 450, "2025-11-02", 2026),
             _payment(5, STRANGER, 400, "2025-11-03", 2026),
             _payment(6, REJECTED, 400, "2025-11-04", 2026),
+            _payment(7, BAD_PAYMENT, "四百", "2025-11-05", 2026),
         ],
     ),
 }
@@ -241,9 +246,8 @@ def test_explain_of_an_overpaid_person_names_the_refund_basis_code_and_the_claus
 
 def test_explain_of_a_person_who_only_paid_shows_the_unmatched_payment_and_what_to_do(db):
     assert _lines(_invoke("--db", str(db), STRANGER.id_number)) == [
-        f"陈无名 {mask_id(STRANGER.id_number)}: 2026年度花名册中没有此证件号码，以下缴费无法对账 / not on the 2026"
-        " roster: these payments match nobody",
-        "本年度无登记缴费 / unmatched payments for 2026:",
+        f"陈无名 {mask_id(STRANGER.id_number)}: 2026年度花名册中没有此证件号码 / not on the 2026 roster",
+        "本年度无登记缴费（无法对账）/ payments for 2026 matching no roster row:",
         "缴费 2025-11-03 400.00 元 (票号 33600000000000000005) — 花名册中无此证件号码的参保登记;"
         f" {db.parent.parent / 'payments_2026.xlsx'} [缴费] 第6行",
         "处理 / what to do: 核对缴费记录上的证件号码和姓名；如确属本地参保人员，补入花名册后重新运行 / check the ID and"
@@ -256,12 +260,22 @@ def test_explain_of_a_rejected_roster_row_shows_its_reasons_its_payments_and_wha
     assert lines[0] == f"{mask_id(REJECTED.id_number)}: 花名册中该人员的行未通过校验 / roster row rejected:"
     assert lines[1].startswith(f"{db.parent.parent / 'roster_2026.xlsx'} [花名册] 第5行 人员身份: ")
     assert lines[2:] == [
-        "本年度无登记缴费 / unmatched payments for 2026:",
+        "本年度无登记缴费（无法对账）/ payments for 2026 matching no roster row:",
         "缴费 2025-11-04 400.00 元 (票号 33600000000000000006) — 花名册中该人员的行未通过校验（见“校验未通过”），"
         f"缴费暂无法对账; {db.parent.parent / 'payments_2026.xlsx'} [缴费] 第7行",
         "处理 / what to do: 按上述原因改正花名册中该人员的行后重新运行 / correct the person's roster row as the reasons"
         " above say and run again",
     ]
+
+
+def test_explain_of_a_person_whose_only_payment_was_rejected_shows_that_row(db):
+    lines = _lines(_invoke("--db", str(db), BAD_PAYMENT.id_number))
+    assert lines[:2] == [
+        f"{mask_id(BAD_PAYMENT.id_number)}: 2026年度花名册中没有此证件号码 / not on the 2026 roster",
+        "其他未通过校验的行 / other rejected rows:",
+    ]
+    assert lines[2].startswith(f"税务缴费明细 {db.parent.parent / 'payments_2026.xlsx'} [缴费] 第8行 缴费金额: ")
+    assert lines[3:] == [TO_DO["not_on_roster"]]
 
 
 def test_a_masked_id_with_the_name_explains_the_same_as_the_full_id(db):
@@ -321,6 +335,30 @@ def test_a_damaged_database_is_refused_as_the_run_refuses_it(db, tmp_path):
         "没有可恢复的副本，移走该文件后重新运行将新建数据库 / no copy to restore: move the file away and the next run"
         " builds a new database"
     )
+
+
+def test_a_database_another_program_holds_open_for_writing_is_said_to_be_in_use_not_damaged(db, tmp_path):
+    copied = tmp_path / "medins.duckdb"
+    shutil.copyfile(db, copied)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+            str(copied),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout and holder.stdout.readline() == "open\n"
+        assert _error(_invoke("--db", str(copied), REPAID.id_number), 5) == (
+            "错误 / error: 数据库正被其他程序以可写方式打开，请关闭后重试 / the database is open for writing in another "
+            f"program: close it and try again: {copied}"
+        )
+    finally:
+        holder.communicate("")
 
 
 # --- the run's parameters (issue 22) ---------------------------------------------------------------
