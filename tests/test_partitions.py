@@ -161,8 +161,8 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
     assert parts.sheets.equals(whole.sheets) and parts.totals.equals(whole.totals)
     assert parts.figures == whole.figures and whole.figures["persons"] == 10
     assert parts.unmatched.equals(whole.unmatched)
-    assert whole.unmatched["reason"].str.contains("未通过校验").sum() == 2  # 人1 twice (the roster conflict)
-    assert whole.unmatched["reason"].str.contains("无此证件号码").sum() == 2  # nobody; 人9 (mistyped in the roster)
+    assert (whole.unmatched["reason"] == "roster_rejected").sum() == 2  # 人1 twice (the roster conflict)
+    assert (whole.unmatched["reason"] == "not_on_roster").sum() == 2  # nobody; 人9 (mistyped in the roster)
     assert whole.other_year_payments == parts.other_year_payments == 1
     for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         assert _cells(tmp_path / "parts" / name) == _cells(tmp_path / "whole" / name)
