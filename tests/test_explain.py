@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, roster_row, run_night, write_workbook
 from pipeline.explain import TO_DO, earlier_digest
 from pipeline.io.masking import mask_id
+from pipeline.io.tables import VIEWS
 from pipeline.params import PARAMS_DIR, PARAMS_DIR_ENV, Cited, load_params
+from pipeline.vocabulary import REFUND_BASIS_NAMES
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -242,6 +244,8 @@ def test_explain_of_an_overpaid_person_names_the_refund_basis_code_and_the_claus
     shown = con.execute('SELECT 退费依据 FROM "应退费人员" WHERE 姓名 = ?', [OVERPAID.name]).fetchall()
     con.close()
     assert stored == [("refund_overpaid",)] and shown == [("实缴净额超过个人应缴, 多缴部分应退",)]
+    view = VIEWS["应退费人员"].sql  # the view says each code as schemas/vocabulary.toml names it
+    assert all(f"WHEN '{code}' THEN '{name}'" in view for code, name in REFUND_BASIS_NAMES.items())
 
 
 def test_explain_of_a_person_who_only_paid_shows_the_unmatched_payment_and_what_to_do(db):
