@@ -28,6 +28,10 @@ NOT_ENROLLED_REASON_NAMES: dict[str, str] = _words()["not_enrolled_reasons"]
 RULE_NAMES: dict[str, str] = _words()["rules"]
 UNMATCHED_REASON_NAMES: dict[str, str] = _words()["unmatched_reasons"]
 REFUND_BASIS_NAMES: dict[str, str] = _words()["refund_bases"]
+MODEL_NAMES: dict[str, dict[str, str]] = {
+    "benefit_model": _words()["benefit_models"],
+    "newborn_model": _words()["newborn_models"],
+}
 
 
 @cache

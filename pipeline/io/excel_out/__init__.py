@@ -1,19 +1,23 @@
-"""The two Excel workbooks the bureau reads in the morning (docs/CONTRACT.md "Outputs").
+"""The three Excel workbooks the bureau reads in the morning (docs/CONTRACT.md "Outputs").
 
-- 对账报告_{Y}.xlsx: a summary with key figures and charts, then one sheet per
-  exception list (少缴, 未缴, 多缴应退费, 无登记缴费, 校验未通过, 较上次变化), with the
-  columns a clerk needs to phone the person; when the night had subsidy lists,
-  also 资助对象参保进展 and 资助对象未参保.
-- 财政补助资金测算表_{Y}.xlsx: the totals of docs/RULES.md §8 by county, township
-  and tier, with county subtotals, the grand total and the parameters with
-  their citations.
+- 催缴名单_{Y}.xlsx: the lists a township clerk phones from, one sheet each: 未缴,
+  少缴 and, when the night had subsidy lists, 资助对象未参保; with the roster's
+  联系电话 next to the name when the year's roster has phone numbers.
+- 对账报告_{Y}.xlsx: a summary with key figures, charts and the list of lists
+  (naming the phone lists' workbook), then 多缴应退费, 无登记缴费, 校验未通过,
+  较上次变化 and, when the night had subsidy lists, 资助对象参保进展.
+- 财政补助资金测算表_{Y}.xlsx: the totals of docs/RULES.md §8, the grand total
+  first, then each county's subtotal over its townships and tiers, and the
+  parameters with their citations.
 
-Everything is read from the DuckDB tables of `pipeline.io.tables` and written
-through xlsxwriter's public API (`constant_memory`: rows go to disk as they are
-written). IDs are masked unless `unmask=True`. Text is always written as text
-(a name such as `=HYPERLINK(...)` stays a name). The same run gives
+Each is built in its own process (processes.py; WORKBOOKS, the largest first):
+xlsxwriter writes one cell at a time in Python, so the night builds them side
+by side. Everything is read from the DuckDB tables of `pipeline.io.tables` and
+written through xlsxwriter's public API (`constant_memory`: rows go to disk as
+they are written). IDs are masked unless `unmask=True`. Text is always written
+as text (a name such as `=HYPERLINK(...)` stays a name). The same run gives
 byte-identical files: the workbook's creation time is the data date. Each file
-is written to `.{name}.tmp` and moved into place only when both are complete.
+is written to `.{name}.tmp` and moved into place only when all are complete.
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ from pipeline.io.excel_out.cells import (
     EXCEL_MAX_DATA_ROWS,
     TRUNCATION_MARKER,
     Column,
+    Formats,
     Stats,
     display_width,
     make_formats,
 )
 from pipeline.io.excel_out.fiscal import write_fiscal_workbook
-from pipeline.io.excel_out.lists import write_list
+from pipeline.io.excel_out.lists import sheet_names, sheet_parts, write_list
 from pipeline.io.excel_out.queries import Run
-from pipeline.io.excel_out.summary import add_charts, write_chart_data, write_summary
+from pipeline.io.excel_out.summary import ListEntry, add_charts, write_chart_data, write_summary
 from pipeline.params import Params
 from pipeline.vocabulary import TIER_NAMES, region_name
 
@@ -62,69 +67,52 @@ __all__ = [
     "write_reports",
 ]
 
+PHONE_LISTS = "催缴名单_{year}.xlsx"
 RECONCILIATION_REPORT = "对账报告_{year}.xlsx"
 FISCAL_REPORT = "财政补助资金测算表_{year}.xlsx"
 
+# The columns of the lists, in order: the printed ones first (README "The workbooks" says why these);
+# a width is the widest a text column grows, a longer text wraps inside it.
+NAME = Column("姓名", "text", "name", 12)
+PHONE = Column("联系电话", "free", "phone", 24)  # shown in full; "free": an ID typed into it is masked
+ID = Column("证件号码", "id", "id_number", 20)
+TOWNSHIP = Column("乡镇(街道)", "text", "township", 14)
+VILLAGE = Column("村(社区)", "text", "village", 14)
+TIER = Column("资助类别", "tier", "tier", 12)
+DUE = Column("应缴金额", "money", "individual_due")
+PAID = Column("实缴金额", "money", "net_paid")
+LAST_PAID = Column("最后缴费日期", "date", "last_paid_on")
+BASIS_ON_SCREEN = Column("依据", "free", "basis", printed=False)  # the clause of the amount due, not printed
 
-def person_columns(diff_header: str) -> tuple[Column, ...]:
-    return (
-        Column("姓名", "text"),
-        Column("证件号码", "id"),
-        Column("县(市、区)", "text"),
-        Column("乡镇(街道)", "text"),
-        Column("村(社区)", "text"),
-        Column("资助类别", "tier"),
-        Column("应缴金额", "money"),
-        Column("实缴金额", "money"),
-        Column(diff_header, "money"),
-        Column("缴费笔数", "count"),
-        Column("最后缴费日期", "date"),
-        Column("依据", "free"),
-    )
-
-
-UNMATCHED_COLUMNS = (
-    Column("姓名", "text"),
-    Column("证件号码", "id"),
-    Column("缴费金额", "money"),
-    Column("缴费日期", "date"),
-    Column("电子税票号码", "text"),
-    Column("原因", "free"),
-    Column("文件", "text"),
-    Column("工作表", "text"),
-    Column("行号", "count"),
-)
-REJECTED_COLUMNS = (
-    Column("数据来源", "kind"),
-    Column("文件", "text"),
-    Column("工作表", "text"),
-    Column("行号", "count"),
-    Column("列", "text"),
-    Column("原始值", "free"),
-    Column("原因", "free"),
-    Column("证件号码", "id"),
-)
-STATUS_CHANGE_COLUMNS = (
-    Column("姓名", "text"),
-    Column("证件号码", "id"),
-    Column("县(市、区)", "text"),
-    Column("乡镇(街道)", "text"),
-    Column("上次状态", "status_change"),
-    Column("本次状态", "status_change"),
-    Column("上次差额", "money"),
-    Column("本次差额", "money"),
-    Column("上次运行编号", "text"),
-)
+UNPAID_COLUMNS = (NAME, PHONE, ID, TOWNSHIP, VILLAGE, TIER, DUE, BASIS_ON_SCREEN)
+UNDERPAID_COLUMNS = (
+    NAME, PHONE, ID, TOWNSHIP, VILLAGE, TIER, DUE, PAID, Column("差额", "money", "amount_diff"), LAST_PAID,
+    BASIS_ON_SCREEN,
+)  # fmt: skip
 NOT_ENROLLED_COLUMNS = (
-    Column("姓名", "text"),
-    Column("证件号码", "id"),
-    Column("县(市、区)", "text"),
-    Column("乡镇(街道)", "text"),
-    Column("村(社区)", "text"),
-    Column("身份类别", "text"),
-    Column("认定部门", "text"),
-    Column("原因", "reason"),
-)
+    NAME, PHONE, ID, TOWNSHIP, VILLAGE, Column("身份类别", "text", "identity_labels", 20),
+    Column("认定部门", "text", "department", 20), Column("原因", "reason", "reason", 20),
+)  # fmt: skip
+OVERPAID_COLUMNS = (
+    NAME, ID, TOWNSHIP, VILLAGE, TIER, DUE, PAID, Column("应退金额", "money", "amount_diff"), LAST_PAID,
+    Column("依据", "free", "basis", 36),
+)  # fmt: skip
+UNMATCHED_COLUMNS = (
+    NAME, ID, Column("缴费金额", "money", "amount"), Column("缴费日期", "date", "paid_on"),
+    Column("电子税票号码", "text", "ticket_no", 22), Column("原因", "free", "reason", 28),
+    Column("文件", "text", "source_file", 26), Column("工作表", "text", "sheet", 14),
+    Column("行号", "count", "row_number"),
+)  # fmt: skip
+REJECTED_COLUMNS = (
+    Column("数据来源", "kind", "kind", 18), Column("文件", "text", "source_file", 26),
+    Column("工作表", "text", "sheet", 14), Column("行号", "count", "row_number"), Column("列", "text", "column", 14),
+    Column("原始值", "free", "raw_value", 24), Column("原因", "free", "reason", 36), ID,
+)  # fmt: skip
+STATUS_CHANGE_COLUMNS = (
+    NAME, ID, TOWNSHIP, Column("上次状态", "status_change", "previous_status", 16),
+    Column("本次状态", "status_change", "status", 16), Column("上次差额", "money", "previous_amount_diff"),
+    Column("本次差额", "money", "amount_diff"), Column("上次运行编号", "text", "previous_run_id", 30),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +121,28 @@ class _ListSpec:
     title: str
     columns: tuple[Column, ...]
     rows: Callable[[], pl.DataFrame]
+    grouped: bool = False  # persons by township: heading rows, a page per large township
+    size: Callable[[], tuple[int, int]] | None = None  # (rows, townships): how the summary names its sheets
+
+
+@dataclass(frozen=True)
+class _Night:
+    """What every workbook of the night is built from."""
+
+    con: duckdb.DuckDBPyConnection
+    run: Run
+    coverage_year: int
+    params: Params
+    unmask: bool
+    max_rows_per_sheet: int
+
+    @property
+    def place(self) -> str:
+        return region_name(self.run.region or self.params.region)
+
+    def title(self, name: str) -> str:
+        """A list's page title: place, year, list, data date."""
+        return f"{self.place}{self.coverage_year}年度 {name} 数据日期{self.run.as_of_date or ''}"
 
 
 def _parts_dir(path: Path) -> Path:
@@ -168,103 +178,133 @@ def _open_workbook(path: Path, run: Run, title: str, params: Params) -> tuple[Wo
     return wb, handle
 
 
-def _list_specs(
-    con: duckdb.DuckDBPyConnection, run: Run, coverage_year: int, params: Params, unmask: bool, place: str, date: str
-) -> list[_ListSpec]:
-    def title(name: str) -> str:
-        return f"{place}{coverage_year}年度 {name} 数据日期{date}"
+def _phone_specs(night: _Night) -> list[_ListSpec]:
+    """The lists a township clerk phones from (催缴名单), with 联系电话 when the year's roster has
+    phone numbers. A further phone list is one more spec here (the summary lists it too)."""
+    con, year, params = night.con, night.coverage_year, night.params
+    phone = queries.has_phone(con, year)
+
+    def shown(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+        return columns if phone else tuple(c for c in columns if c is not PHONE)
 
     specs = [
         _ListSpec(
-            "少缴",
-            title("少缴名单"),
-            person_columns("差额"),
-            lambda: queries.person_list(con, coverage_year, "underpaid", params),
-        ),
-        _ListSpec(
             "未缴",
-            title("未缴名单"),
-            person_columns("差额"),
-            lambda: queries.person_list(con, coverage_year, "unpaid", params),
+            night.title("未缴名单"),
+            shown(UNPAID_COLUMNS),
+            lambda: queries.person_list(con, year, "unpaid", params),
+            grouped=True,
+            size=lambda: queries.person_list_size(con, year, "unpaid"),
         ),
         _ListSpec(
-            "多缴应退费",
-            title("多缴应退费名单"),
-            person_columns("应退金额"),
-            lambda: queries.person_list(con, coverage_year, "overpaid", params),
-        ),
-        _ListSpec("无登记缴费", title("无登记缴费"), UNMATCHED_COLUMNS, lambda: queries.unmatched(con, coverage_year)),
-        _ListSpec(
-            "校验未通过",
-            title("校验未通过的行"),
-            REJECTED_COLUMNS,
-            lambda: queries.rejected_rows(con, coverage_year, unmask),
-        ),
-        _ListSpec(
-            "较上次变化",
-            title("对账状态较上次变化"),
-            STATUS_CHANGE_COLUMNS,
-            lambda: queries.status_changes(con, run.run_id),
+            "少缴",
+            night.title("少缴名单"),
+            shown(UNDERPAID_COLUMNS),
+            lambda: queries.person_list(con, year, "underpaid", params),
+            grouped=True,
+            size=lambda: queries.person_list_size(con, year, "underpaid"),
         ),
     ]
+    if queries.has_lists(con, year):
+        specs.append(
+            _ListSpec(
+                "资助对象未参保",
+                night.title("资助参保对象未参保名单"),
+                shown(NOT_ENROLLED_COLUMNS),
+                lambda: queries.subsidy_not_enrolled(con, year),
+                grouped=True,
+                size=lambda: queries.subsidy_not_enrolled_size(con, year),
+            )
+        )
     return specs
 
 
-def _write_reconciliation_workbook(
-    path: Path,
-    con: duckdb.DuckDBPyConnection,
-    run: Run,
-    coverage_year: int,
-    params: Params,
-    unmask: bool,
-    max_rows_per_sheet: int,
-) -> None:
-    wb, handle = _open_workbook(path, run, f"{coverage_year}年度城乡居民医保缴费对账报告", params)
-    place, date = region_name(run.region or params.region), f"{run.as_of_date or ''}"
+def _report_specs(night: _Night) -> list[_ListSpec]:
+    con, year, params = night.con, night.coverage_year, night.params
+    return [
+        _ListSpec(
+            "多缴应退费",
+            night.title("多缴应退费名单"),
+            OVERPAID_COLUMNS,
+            lambda: queries.person_list(con, year, "overpaid", params),
+            grouped=True,
+        ),
+        _ListSpec("无登记缴费", night.title("无登记缴费"), UNMATCHED_COLUMNS, lambda: queries.unmatched(con, year)),
+        _ListSpec(
+            "校验未通过",
+            night.title("校验未通过的行"),
+            REJECTED_COLUMNS,
+            lambda: queries.rejected_rows(con, year, night.unmask),
+        ),
+        _ListSpec(
+            "较上次变化",
+            night.title("对账状态较上次变化"),
+            STATUS_CHANGE_COLUMNS,
+            lambda: queries.status_changes(con, night.run.run_id),
+            grouped=True,
+        ),
+    ]
+
+
+def _write_lists(wb: Workbook, fmts: Formats, stats: Stats, night: _Night, specs: list[_ListSpec]) -> list[ListEntry]:
+    """Each list on its own sheet(s), one after the other (a list's rows are dropped once written)."""
+    entries = []
+    for spec in specs:
+        rows = spec.rows()
+        sheets = write_list(
+            wb,
+            fmts,
+            spec.name,
+            spec.columns,
+            rows,
+            unmask=night.unmask,
+            max_rows_per_sheet=night.max_rows_per_sheet,
+            stats=stats,
+            title=spec.title,
+            grouped=spec.grouped,
+        )
+        entries.append(ListEntry(spec.name, sheets, rows.height))
+        del rows
+    return entries
+
+
+def _write_phone_workbook(path: Path, night: _Night) -> None:
+    """催缴名单: the phone lists, each its own sheet, no summary."""
+    wb, handle = _open_workbook(path, night.run, f"{night.coverage_year}年度城乡居民医保催缴名单", night.params)
+    try:
+        _write_lists(wb, make_formats(wb), Stats(), night, _phone_specs(night))
+        wb.close()
+    finally:
+        handle.close()
+
+
+def _phone_entries(night: _Night) -> list[ListEntry]:
+    """Where the phone lists are, for the summary: their workbook, sheets and rows, counted here."""
+    workbook = PHONE_LISTS.format(year=night.coverage_year)
+    entries = []
+    for spec in _phone_specs(night):
+        n, townships = spec.size() if spec.size else (0, 0)
+        parts = sheet_parts(n, townships, night.max_rows_per_sheet)
+        entries.append(ListEntry(spec.name, sheet_names(spec.name, len(parts)), n, workbook))
+    return entries
+
+
+def _write_reconciliation_workbook(path: Path, night: _Night) -> None:
+    con, year, params = night.con, night.coverage_year, night.params
+    wb, handle = _open_workbook(path, night.run, f"{year}年度城乡居民医保缴费对账报告", params)
     try:
         fmts, stats = make_formats(wb), Stats()
         summary = wb.add_worksheet("汇总")
-        lists = []
-        for spec in _list_specs(con, run, coverage_year, params, unmask, place, date):
-            rows = spec.rows()
-            sheets = write_list(
-                wb,
-                fmts,
-                spec.name,
-                spec.columns,
-                rows,
-                unmask=unmask,
-                max_rows_per_sheet=max_rows_per_sheet,
-                stats=stats,
-                title=spec.title,
-            )
-            lists.append((spec.name, sheets, rows.height))
-            del rows
-        if queries.has_lists(con, coverage_year):  # the subsidy lists' progress, and who to reach
+        lists = _write_lists(wb, fmts, stats, night, _report_specs(night))
+        if queries.has_lists(con, year):  # the subsidy lists' progress (who to reach: the phone lists)
             group = params.groups[0].name if params.groups else ""
             progress.write_progress(
-                wb,
-                fmts,
-                queries.subsidy_progress(con, coverage_year, group),
-                params,
-                f"{place}{coverage_year}年度 资助参保对象参保进展 数据日期{date}",
+                wb, fmts, queries.subsidy_progress(con, year, group), params, night.title("资助参保对象参保进展")
             )
-            rows = queries.subsidy_not_enrolled(con, coverage_year)
-            sheets = write_list(
-                wb,
-                fmts,
-                "资助对象未参保",
-                NOT_ENROLLED_COLUMNS,
-                rows,
-                unmask=unmask,
-                max_rows_per_sheet=max_rows_per_sheet,
-                stats=stats,
-                title=f"{place}{coverage_year}年度 资助参保对象未参保名单 数据日期{date}",
-            )
-            lists.append(("资助对象未参保", sheets, rows.height))
-        figures = queries.summary_figures(con, coverage_year)
-        ranges, label_col = write_chart_data(wb, fmts, con, coverage_year, figures)
-        free_row = write_summary(summary, fmts, run, coverage_year, params, figures, lists, stats, unmask)
+        figures = queries.summary_figures(con, year)
+        ranges, label_col = write_chart_data(wb, fmts, con, year, figures)
+        entries = _phone_entries(night) + lists
+        free_row = write_summary(summary, fmts, night.run, year, params, figures, entries, stats, night.unmask)
         add_charts(wb, summary, ranges, label_col, max(free_row, 35))
         summary.activate()
         wb.close()
@@ -272,11 +312,13 @@ def _write_reconciliation_workbook(
         handle.close()
 
 
-def _write_fiscal(path: Path, con: duckdb.DuckDBPyConnection, run: Run, coverage_year: int, params: Params) -> None:
-    wb, handle = _open_workbook(path, run, f"{coverage_year}年度城乡居民医保财政补助资金测算表", params)
+def _write_fiscal(path: Path, night: _Night) -> None:
+    wb, handle = _open_workbook(
+        path, night.run, f"{night.coverage_year}年度城乡居民医保财政补助资金测算表", night.params
+    )
     try:
         write_fiscal_workbook(
-            wb, make_formats(wb), con, run, coverage_year, params, region_name(run.region or params.region)
+            wb, make_formats(wb), night.con, night.run, night.coverage_year, night.params, night.place
         )
         wb.close()
     finally:
@@ -285,12 +327,13 @@ def _write_fiscal(path: Path, con: duckdb.DuckDBPyConnection, run: Run, coverage
 
 def _finals(out_dir: Path, coverage_year: int) -> dict[str, Path]:
     return {
+        "phone": out_dir / PHONE_LISTS.format(year=coverage_year),
         "reconciliation": out_dir / RECONCILIATION_REPORT.format(year=coverage_year),
         "fiscal": out_dir / FISCAL_REPORT.format(year=coverage_year),
     }
 
 
-WORKBOOKS = ("reconciliation", "fiscal")  # the largest first: the night starts it first
+WORKBOOKS = ("phone", "reconciliation", "fiscal")  # the largest first: the night starts it first
 
 
 def build_workbook(
@@ -307,18 +350,21 @@ def build_workbook(
     """Write one workbook (`which`, one of WORKBOOKS) to a hidden `.{name}.tmp` file (mode 0600) from
     the run's rows in the database; return (temp, final). Nothing a person opens changes until
     `publish_reports`."""
-    if not 1 <= max_rows_per_sheet <= EXCEL_MAX_DATA_ROWS:
-        raise ValueError(f"max_rows_per_sheet must be 1..{EXCEL_MAX_DATA_ROWS}, got {max_rows_per_sheet}")
+    if not 2 <= max_rows_per_sheet <= EXCEL_MAX_DATA_ROWS:  # a heading row and a person
+        raise ValueError(f"max_rows_per_sheet must be 2..{EXCEL_MAX_DATA_ROWS}, got {max_rows_per_sheet}")
     run = queries.read_run(con, run_id, coverage_year)
+    night = _Night(con, run, coverage_year, params, unmask, max_rows_per_sheet)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = _finals(out_dir, coverage_year)[which]
     temp = out_dir / f".{final.name}.tmp"
     try:
-        if which == "reconciliation":
-            _write_reconciliation_workbook(temp, con, run, coverage_year, params, unmask, max_rows_per_sheet)
+        if which == "phone":
+            _write_phone_workbook(temp, night)
+        elif which == "reconciliation":
+            _write_reconciliation_workbook(temp, night)
         else:
-            _write_fiscal(temp, con, run, coverage_year, params)
+            _write_fiscal(temp, night)
         disk_full("workbook", temp)
         os.chmod(temp, 0o600)
     except BaseException:

@@ -20,6 +20,34 @@ CITATION_COLUMN_WIDTH = 60
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _FIRST_TRUE_EXCEL_DATE = dt.date(1900, 3, 1)  # before it Excel counts a 1900-02-29
 
+# The printed page: A4 across, fit to the page width (README "The workbooks"). Excel's column width
+# unit is the width of "0" in the workbook's default font, 11 pt Calibri (xlsxwriter's); a column
+# given width w is stored as w + 5/7 (5 pixels of cell padding at 7 pixels a unit), the width
+# openpyxl reads back. How wide a unit prints differs: Calibri's "0" is 1038/2048 em, 5.575 pt at
+# 11 pt, and LibreOffice prints a unit so wide; Excel rounds it to whole pixels at 96 dpi, 7 px =
+# 5.25 pt. The body's printed size is checked at the wider unit (the smaller scale), a page's fill
+# at the narrower one (the larger scale: fewer rows a page).
+A4_LANDSCAPE_PT = (841.89, 595.28)  # 297 x 210 mm
+MARGINS_IN = {
+    "left": 0.4,
+    "right": 0.4,
+    "top": 0.75,
+    "bottom": 0.75,
+}  # the title and page number print in top and bottom
+POINTS_PER_INCH = 72
+PRINTABLE_PT = (
+    A4_LANDSCAPE_PT[0] - POINTS_PER_INCH * (MARGINS_IN["left"] + MARGINS_IN["right"]),
+    A4_LANDSCAPE_PT[1] - POINTS_PER_INCH * (MARGINS_IN["top"] + MARGINS_IN["bottom"]),
+)
+CALIBRI_UNIT_PT = 11 * 1038 / 2048  # a width unit as LibreOffice prints it
+EXCEL_UNIT_PT = 7 * 0.75  # a width unit as Excel prints it
+CELL_PADDING_UNITS = 5 / 7
+BODY_FONT_PT = 11
+MIN_PRINTED_FONT_PT = 9  # the smallest body text a printed list may have (issue 24)
+ROW_HEIGHT_PT = 15  # a row of 11 pt text; a wrapped cell's row is this per line
+HEADING_HEIGHT_PT = 18  # a township's heading row
+PAPER_A4 = 9
+
 # kinds of list columns: text, id (masked ID), free (text that may quote an ID), tier, status,
 # status_change, kind (roster/payments/...), reason (not enrolled), money, count, date, rate
 TEXT_KINDS = frozenset({"text", "id", "free", "tier", "status", "status_change", "kind", "reason"})
@@ -37,10 +65,15 @@ _RIGHT_INDENTED = {"align": "right", "indent": 1}  # keeps a number off the next
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a list sheet: its Chinese header and what kind of value it holds."""
+    """One column of a list sheet: its Chinese header, what kind of value it holds, the field of the
+    list's rows it shows, the widest it grows (a longer text wraps inside that width), and whether
+    it prints (a column shown on screen only stands after the printed ones, outside the print area)."""
 
     header: str
     kind: str
+    field: str = ""
+    width: int = MAX_COLUMN_WIDTH
+    printed: bool = True
 
 
 @dataclass
@@ -54,12 +87,13 @@ class Formats:
     title: Any
     note: Any
     value_text: Any
-    top: Any
+    middle: Any
     wrap: Any
     link: Any
     warn: Any
     plain: Any
     wrap_note: Any
+    heading: Any
     number: dict[str, Any]
     # fiscal table rows by kind: (text format, number formats, 未规定 format)
     row_styles: dict[str, tuple[Any, dict[str, Any], Any]]
@@ -68,7 +102,7 @@ class Formats:
 def make_formats(wb: Workbook) -> Formats:
     def numbers(extra: dict) -> dict[str, Any]:
         return {
-            k: wb.add_format({"num_format": f, **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
+            k: wb.add_format({"num_format": f, "valign": "vcenter", **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
             for k, f in NUMBER_FORMATS.items()
         }
 
@@ -93,12 +127,13 @@ def make_formats(wb: Workbook) -> Formats:
         title=wb.add_format({"bold": True, "font_size": 14}),
         note=wb.add_format({"font_color": "#595959", "indent": 1}),
         value_text=wb.add_format({"align": "right", "indent": 1}),
-        top=wb.add_format({"valign": "top"}),
-        wrap=wb.add_format({"text_wrap": True, "valign": "top"}),
+        middle=wb.add_format({"valign": "vcenter"}),
+        wrap=wb.add_format({"text_wrap": True, "valign": "vcenter"}),
         link=wb.add_format({"font_color": "#0563C1", "underline": 1}),
         warn=wb.add_format({"bg_color": "#F8CBAD", "num_format": "0.00%", **_RIGHT_INDENTED}),
         plain=wb.add_format({}),
         wrap_note=wb.add_format({"font_color": "#595959", "text_wrap": True, "valign": "top"}),
+        heading=wb.add_format({"bold": True, "bg_color": "#E2EFDA", "bottom": 1, "valign": "vcenter"}),
         number=numbers({}),
         row_styles={
             "township": row_style({}),
@@ -170,9 +205,30 @@ def content_width(values: Sequence[Any], kind: str) -> int:
     return len(shown) + (1 if min(present) < 0 else 0)
 
 
-def column_width(header: str, width_of_content: int) -> int:
-    """A width that shows the header (and its filter button) and the longest value, capped."""
-    return min(MAX_COLUMN_WIDTH, max(display_width(header) + 4, width_of_content + 2))
+def column_width(header: str, width_of_content: int, most: int = MAX_COLUMN_WIDTH) -> int:
+    """A width that shows the header (and its filter button) and the longest value, up to `most`."""
+    return max(display_width(header) + 4, min(most, width_of_content + 2))
+
+
+def print_scale(widths: Sequence[float], unit_pt: float = CALIBRI_UNIT_PT) -> float:
+    """The scale of a page fit to the width of A4 across, its columns given `widths`, a width unit
+    printing `unit_pt` wide: at most 1 (a page is never enlarged)."""
+    return min(1.0, PRINTABLE_PT[0] / sum((w + CELL_PADDING_UNITS) * unit_pt for w in widths))
+
+
+def set_print_layout(ws: Any, title: str, printed: tuple[int, int] | None = None) -> None:
+    """A4 across with the list's margins, fit to the page width, any number of pages down, the
+    header row on every page, the title on top and the page number below; when `printed` (last
+    row, number of columns) is given, only those first columns print."""
+    ws.set_landscape()
+    ws.set_paper(PAPER_A4)
+    ws.set_margins(**MARGINS_IN)
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0)
+    ws.set_header(page_title(title))
+    ws.set_footer("&C第 &P 页 / 共 &N 页")
+    if printed is not None:
+        ws.print_area(0, 0, printed[0], printed[1] - 1)
 
 
 def looks_rich(text: object) -> bool:

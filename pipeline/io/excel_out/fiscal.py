@@ -1,34 +1,37 @@
-"""财政补助资金测算表: the totals of docs/RULES.md §8 by county, township and tier, and the
-parameters with their citations."""
+"""财政补助资金测算表: the totals of docs/RULES.md §8, the grand total first (finance's figure, with
+the central and local shares), then each county's subtotal over its townships and tiers; and the
+parameters with their citations, their values in words."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import duckdb
+import polars as pl
 from xlsxwriter import Workbook
 
 from pipeline.io.excel_out import queries
 from pipeline.io.excel_out.cells import (
     CITATION_COLUMN_WIDTH,
+    EXCEL_MAX_DATA_ROWS,
     MAX_COLUMN_WIDTH,
     NOT_GIVEN,
+    ROW_HEIGHT_PT,
     TEXT_KINDS,
     Column,
     Formats,
     Stats,
-    column_width,
     content_width,
     display_width,
     fit_cell_text,
     write_text,
 )
-from pipeline.io.excel_out.lists import set_up_list_sheet
+from pipeline.io.excel_out.lists import set_up_list_sheet, write_list
 from pipeline.io.excel_out.queries import Run
 from pipeline.params import Params
-from pipeline.vocabulary import PARAMETER_NAMES, TIER_NAMES
+from pipeline.vocabulary import MODEL_NAMES, PARAMETER_NAMES, TIER_NAMES
 
-TIER_ORDER = ("full", "fixed", "none", "all")
+TIER_ORDER = ("all", "full", "fixed", "none")  # a place's 全部 row first, then its tiers
 FISCAL_COLUMNS = (
     Column("县(市、区)", "text"),
     Column("乡镇(街道)", "text"),
@@ -47,6 +50,13 @@ FISCAL_COLUMNS = (
 _CENTRAL_COLUMNS = (7, 8)
 _CRITICAL_ILLNESS_COLUMN = 10
 _BOOL_NAMES = {"True": "是", "False": "否"}
+_SHARES = frozenset({"central_share", "low_income_enrolment_target"})  # shown as a percentage
+PARAMETER_COLUMNS = (
+    Column("参数", "text", "label", 30),
+    Column("取值", "text", "value", 30),
+    Column("依据", "text", "citation", CITATION_COLUMN_WIDTH),
+    Column("参数代码", "text", "code", 30),
+)
 
 
 def _cells(rows: list[tuple], params: Params, stats: Stats) -> list[tuple[str, list[Any]]]:
@@ -78,11 +88,12 @@ def _write_fiscal_sheet(
 ) -> None:
     ws = wb.add_worksheet("财政补助测算")
     cells = _cells(rows, params, stats)
+    # the headers wrap over two lines: a column is as wide as its amounts, and the page prints larger
     widths = [
         min(
             MAX_COLUMN_WIDTH,
             max(
-                [display_width(col.header) + 4]
+                [(display_width(col.header) + 1) // 2 + 4]
                 + [
                     content_width([v], "text" if isinstance(v, str) else col.kind) + 2
                     for _, shown in cells
@@ -92,6 +103,7 @@ def _write_fiscal_sheet(
         )
         for c, col in enumerate(FISCAL_COLUMNS)
     ]
+    ws.set_row(0, 2 * ROW_HEIGHT_PT)
     set_up_list_sheet(ws, FISCAL_COLUMNS, widths, len(rows), fmts, title)
     for r, (style, shown) in enumerate(cells, 1):
         text_fmt, number_fmts, not_given_fmt = fmts.row_styles.get(style, fmts.row_styles["township"])
@@ -124,40 +136,46 @@ def _notes(params: Params, run: Run) -> list[str]:
             else f"大病保险人均筹资：{NOT_GIVEN}（{critical.cite}）。"
         ),
         "资助参保金额为实际支付的资助（征缴期结束后认定、已自缴全额的人员不再计入）。",
-        "小计行为该县(市、区)合计，合计行为全部县(市、区)合计；参保率 = 参保人数 ÷ 参保登记人数。",
+        "第一行「合计」为全部县(市、区)合计；各县(市、区)的「小计」行在其乡镇(街道)之前；参保率 = 参保人数 ÷ 参保登记人数。",
         f"数据批次 {run.fingerprint}（数据日期 {run.created:%Y-%m-%d}），参数文件 {'、'.join(params.sources)}。",
     ]
 
 
+def _value_in_words(key: str, value: str) -> str:
+    """A parameter's value as the bureau says it: a model in words, 是/否, a share as a percentage."""
+    if key in MODEL_NAMES:
+        return MODEL_NAMES[key].get(value, value)
+    if key in _SHARES and value != NOT_GIVEN:
+        return f"{float(value) * 100:g}%"
+    return _BOOL_NAMES.get(value, value)
+
+
 def _write_parameters_sheet(wb: Workbook, fmts: Formats, params: Params, stats: Stats, title: str) -> None:
-    ws = wb.add_worksheet("参数及依据")
-    columns = (Column("参数", "text"), Column("取值", "text"), Column("依据", "text"), Column("参数代码", "text"))
-    rows = []
-    for item in params.as_rows():
-        key = item["parameter"]
-        label = (
-            f"特殊情形「{key.split(':', 1)[1]}」参保期限"
-            if key.startswith("special_event:")
-            else PARAMETER_NAMES.get(key, key)
-        )
-        rows.append([label, _BOOL_NAMES.get(item["value"], item["value"]), item["citation"], key])
-    for row in rows:
-        for c, v in enumerate(row):
-            row[c], cut = fit_cell_text(v)
-            stats.truncated_cells += cut
-    widths = [
-        column_width(col.header, max((display_width(r[c]) for r in rows), default=0)) for c, col in enumerate(columns)
+    rows = [
+        {
+            "label": (
+                f"特殊情形「{key.split(':', 1)[1]}」参保期限"
+                if (key := item["parameter"]).startswith("special_event:")
+                else PARAMETER_NAMES.get(key, key)
+            ),
+            "value": _value_in_words(key, item["value"]),
+            "citation": item["citation"],
+            "code": key,
+        }
+        for item in params.as_rows()
     ]
-    widths[2] = CITATION_COLUMN_WIDTH
-    set_up_list_sheet(ws, columns, widths, len(rows), fmts, title)
-    for r, row in enumerate(rows, 1):
-        # neither Excel nor LibreOffice grows a row for wrapped text a program wrote: the citation's
-        # lines are counted (15 points a line), before the row is written
-        lines = -(-display_width(row[2]) // (CITATION_COLUMN_WIDTH - 2))
-        if lines > 1:
-            ws.set_row(r, 15 * lines)
-        for c, v in enumerate(row):
-            ws.write_string(r, c, v, fmts.wrap if c == 2 else fmts.top)
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(("label", "value", "citation", "code"), pl.Utf8))
+    write_list(
+        wb,
+        fmts,
+        "参数及依据",
+        PARAMETER_COLUMNS,
+        frame,
+        unmask=True,
+        max_rows_per_sheet=EXCEL_MAX_DATA_ROWS,
+        stats=stats,
+        title=title,
+    )
 
 
 def write_fiscal_workbook(

@@ -13,7 +13,7 @@ from pipeline.io.excel_out.cells import (
     column_width,
     content_width,
     display_width,
-    page_title,
+    set_print_layout,
     write_text,
 )
 from pipeline.io.excel_out.summary import FONT, GRIDLINES
@@ -61,12 +61,7 @@ def write_progress(wb: Workbook, fmts: Formats, rows: pl.DataFrame, params: Para
                 chart_rows.append((f"{county} {township}" if several else township, rate))
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, rows.height, len(COLUMNS) - 1)
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.repeat_rows(0)
-    ws.set_header(page_title(title))
-    ws.set_footer("&C第 &P 页 / 共 &N 页")
+    set_print_layout(ws, title)
     target = params.low_income_enrolment_target
     notes = [
         f"名单人数：有效名单行中使有关人员享受全额或定额资助（或属于医疗救助对象）的人数；在花名册：花名册中有通过校验的行；"

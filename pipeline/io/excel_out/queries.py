@@ -109,17 +109,20 @@ def _coded(column: str, texts: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def person_list(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str, params: Params) -> pl.DataFrame:
-    """Persons of one status, with where their amount due comes from (docs/RULES.md §2): a refund's
-    basis code as the year's clause (rule_basis of the same key), else the clause of the tier's amount."""
+    """Persons of one status with their roster phone, sorted by place, and where their amount due
+    comes from (docs/RULES.md §2): a refund's basis code as the year's clause (rule_basis of the same
+    key), else the clause of the tier's amount."""
     basis = "CASE r.tier WHEN 'full' THEN ? WHEN 'fixed' THEN ? ELSE ? END"
     refund, refund_texts = _coded("r.refund_basis", {code: params.basis(code) for code in REFUND_BASIS_NAMES})
     return fetch_frame(
         con,
         f"""
-        SELECT r.name, r.id_number, r.county, r.township, r.village, r.tier,
-               {fen("r.individual_due")}, {fen("r.net_paid")}, {fen("r.amount_diff")},
-               r.n_payments, {excel_date_sql("r.last_paid_on")}, COALESCE({refund}, {basis})
+        SELECT r.name, res.phone, r.id_number, r.county, r.township, r.village, r.tier,
+               {fen("r.individual_due")} AS individual_due, {fen("r.net_paid")} AS net_paid,
+               {fen("r.amount_diff")} AS amount_diff, r.n_payments,
+               {excel_date_sql("r.last_paid_on")} AS last_paid_on, COALESCE({refund}, {basis}) AS basis
         FROM reconciliation r
+        LEFT JOIN residents res ON res.coverage_year = r.coverage_year AND res.id_number = r.id_number
         WHERE r.coverage_year = ? AND r.status = ?
         ORDER BY r.county, r.township, r.village, r.name, r.id_number""",
         [
@@ -133,14 +136,39 @@ def person_list(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str,
     )
 
 
+def person_list_size(con: duckdb.DuckDBPyConnection, coverage_year: int, status: str) -> tuple[int, int]:
+    """How many persons of one status, in how many townships (as `person_list` groups them)."""
+    return _size(con, "reconciliation WHERE coverage_year = ? AND status = ?", [coverage_year, status])
+
+
+def _size(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any]) -> tuple[int, int]:
+    n, places = fetch(
+        con,
+        f"SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM {rows} GROUP BY county, township)",
+        params,
+    )[0]
+    return int(n), int(places)
+
+
+def has_phone(con: duckdb.DuckDBPyConnection, coverage_year: int) -> bool:
+    """An accepted roster row of the year has a phone: the phone lists show the column."""
+    return bool(
+        fetch(
+            con,
+            "SELECT EXISTS (SELECT 1 FROM residents WHERE coverage_year = ? AND trim(phone) <> '')",
+            [coverage_year],
+        )[0][0]
+    )
+
+
 def unmatched(con: duckdb.DuckDBPyConnection, coverage_year: int) -> pl.DataFrame:
     """Unmatched payments, the reason code by its name (schemas/vocabulary.toml [unmatched_reasons])."""
     reason, reason_names = _coded("reason", UNMATCHED_REASON_NAMES)
     return fetch_frame(
         con,
         f"""
-        SELECT name, id_number, {fen("amount")}, {excel_date_sql("paid_on")}, ticket_no, {reason},
-               source_file, sheet, row_number
+        SELECT name, id_number, {fen("amount")} AS amount, {excel_date_sql("paid_on")} AS paid_on, ticket_no,
+               {reason} AS reason, source_file, sheet, row_number
         FROM unmatched_payments WHERE coverage_year = ?
         ORDER BY source_file, sheet, row_number, ticket_no""",
         [*reason_names, coverage_year],
@@ -194,7 +222,8 @@ def status_changes(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
         con,
         f"""
         SELECT name, id_number, county, township, previous_status, status,
-               {fen("previous_amount_diff")}, {fen("amount_diff")}, previous_run_id
+               {fen("previous_amount_diff")} AS previous_amount_diff, {fen("amount_diff")} AS amount_diff,
+               previous_run_id
         FROM status_changes WHERE run_id = ?
         ORDER BY county, township, name, id_number""",
         [run_id],
@@ -272,6 +301,7 @@ def county_money(con: duckdb.DuckDBPyConnection, coverage_year: int) -> list[tup
 
 
 def subsidy_rows(con: duckdb.DuckDBPyConnection, coverage_year: int, tier_order: Sequence[str]) -> list[tuple]:
+    """The fiscal table's rows: the grand total first, then each county's subtotal over its townships."""
     tier_rank = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(tier_order))
     return fetch(
         con,
@@ -283,8 +313,8 @@ def subsidy_rows(con: duckdb.DuckDBPyConnection, coverage_year: int, tier_order:
                {money("critical_illness_total")}, {money("individual_due_total")},
                {money("individual_collected_total")}
         FROM subsidy_totals WHERE coverage_year = ?
-        ORDER BY CASE level WHEN 'total' THEN 1 ELSE 0 END, county,
-                 CASE level WHEN 'township' THEN 0 ELSE 1 END, township,
+        ORDER BY CASE level WHEN 'total' THEN 0 ELSE 1 END, county,
+                 CASE level WHEN 'county' THEN 0 ELSE 1 END, township,
                  CASE tier {tier_rank} ELSE 9 END, tier""",
         [coverage_year],
     )
@@ -319,11 +349,19 @@ def subsidy_progress(con: duckdb.DuckDBPyConnection, coverage_year: int, group: 
 
 
 def subsidy_not_enrolled(con: duckdb.DuckDBPyConnection, coverage_year: int) -> pl.DataFrame:
+    """Listed persons not enrolled, with their roster phone where they have an accepted roster row."""
     return fetch_frame(
         con,
         """
-        SELECT name, id_number, county, township, village, identity_labels, department, reason
-        FROM subsidy_not_enrolled WHERE coverage_year = ?
-        ORDER BY county, township, village, reason, name, id_number""",
+        SELECT s.name, res.phone, s.id_number, s.county, s.township, s.village, s.identity_labels, s.department,
+               s.reason
+        FROM subsidy_not_enrolled s
+        LEFT JOIN residents res ON res.coverage_year = s.coverage_year AND res.id_number = s.id_number
+        WHERE s.coverage_year = ?
+        ORDER BY s.county, s.township, s.village, s.reason, s.name, s.id_number""",
         [coverage_year],
     )
+
+
+def subsidy_not_enrolled_size(con: duckdb.DuckDBPyConnection, coverage_year: int) -> tuple[int, int]:
+    return _size(con, "subsidy_not_enrolled WHERE coverage_year = ?", [coverage_year])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -27,6 +28,17 @@ from pipeline.vocabulary import RUN_STATUS_NAMES, STATUS_NAMES, STATUSES, region
 Worksheet = Any  # a worksheet made by Workbook.add_worksheet (its public methods only)
 FONT = {"name": "宋体"}
 GRIDLINES = {"visible": True, "line": {"color": "#D9D9D9"}}
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """A list in the summary's list of lists: its sheets, rows, and the workbook holding it when that
+    is another one (the phone lists', in the same folder)."""
+
+    name: str
+    sheets: list[str]
+    rows: int
+    workbook: str = ""
 
 
 def _items(
@@ -74,11 +86,12 @@ def write_summary(
     coverage_year: int,
     params: Params,
     figures: dict[str, Any],
-    lists: list[tuple[str, list[str], int]],
+    lists: list[ListEntry],
     stats: Stats,
     unmask: bool,
 ) -> int:
-    """Key figures and the list of lists, in row order; returns the first free row below them."""
+    """Key figures and the list of lists (each linked to its first sheet, in this workbook or the one
+    named beside it), in row order; returns the first free row below them."""
     items = _items(run, coverage_year, params, figures, stats, unmask)
     summary.write_string(0, 0, f"{coverage_year}年度城乡居民基本医疗保险缴费对账报告", fmts.title)
     summary.write_row(2, 0, ("项目", "数值", "说明"), fmts.header)
@@ -95,11 +108,13 @@ def write_summary(
         row += 1
     row += 1
     summary.write_row(row, 0, ("清单", "行数", "工作表"), fmts.header)
-    for name, sheets, n in lists:
+    for entry in lists:
         row += 1
-        summary.write_url(row, 0, f"internal:'{sheets[0]}'!A1", fmts.link, string=name)
-        summary.write_number(row, 1, n, fmts.number["count"])
-        summary.write_string(row, 2, "、".join(sheets), fmts.note)
+        where = f"external:{entry.workbook}#" if entry.workbook else "internal:"
+        summary.write_url(row, 0, f"{where}'{entry.sheets[0]}'!A1", fmts.link, string=entry.name)
+        summary.write_number(row, 1, entry.rows, fmts.number["count"])
+        sheets = "、".join(entry.sheets)
+        summary.write_string(row, 2, f"{entry.workbook}：{sheets}" if entry.workbook else sheets, fmts.note)
     summary.set_column(0, 0, 22)
     value_width = max((display_width(str(v)) for _, v, kind, _ in items if kind == "text" and v), default=0)
     summary.set_column(1, 1, min(MAX_COLUMN_WIDTH, max(24, value_width + 3)))
