@@ -247,4 +247,4 @@ def write_text(ws: Any, row: int, col: int, text: str, fmts: Formats, cell_forma
 
 def page_title(text: str) -> str:
     """A print header (on every printed page) naming the list; `&` is Excel's header escape."""
-    return f'&C&"宋体,加粗"&12{text.replace("&", "&&")}'
+    return f'&C&12&"宋体,加粗"{text.replace("&", "&&")}'
