@@ -83,7 +83,7 @@ def test_the_sample_night_in_four_partitions_equals_the_night_in_one_piece(sampl
     assert parts.totals.equals(whole.totals) and parts.figures == whole.figures
     assert parts.other_year_payments == whole.other_year_payments
     assert sorted(parts.warnings) == sorted(whole.warnings)
-    for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
+    for name in ("催缴名单_2026.xlsx", "对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         assert _cells(tmp / "parts" / name) == _cells(tmp / "whole" / name)
 
 
@@ -164,7 +164,7 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
     assert (whole.unmatched["reason"] == "roster_rejected").sum() == 2  # 人1 twice (the roster conflict)
     assert (whole.unmatched["reason"] == "not_on_roster").sum() == 2  # nobody; 人9 (mistyped in the roster)
     assert whole.other_year_payments == parts.other_year_payments == 1
-    for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
+    for name in ("催缴名单_2026.xlsx", "对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         assert _cells(tmp_path / "parts" / name) == _cells(tmp_path / "whole" / name)
 
 

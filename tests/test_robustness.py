@@ -102,7 +102,7 @@ def assert_readable(out: Path, run_count: int) -> None:
     assert con.execute("SELECT count(*) FROM runs").fetchall() == [(run_count,)]
     assert con.execute("SELECT count(*) FROM determinations").fetchall() == [(len(PEOPLE),)]
     con.close()
-    for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
+    for name in ("催缴名单_2026.xlsx", "对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         openpyxl.load_workbook(out / name, read_only=True).close()
 
 
@@ -363,7 +363,7 @@ def test_no_unmasked_id_in_any_workbook_log_or_terminal_output(night):
 def test_unmask_shows_full_ids_in_the_workbooks(night):
     tmp_path, roster, payments = night
     assert medins_run(tmp_path, roster, payments, "--unmask").returncode == 0
-    text = _all_text_of_workbook(tmp_path / "out" / "对账报告_2026.xlsx")
+    text = _all_text_of_workbook(tmp_path / "out" / "催缴名单_2026.xlsx")
     assert PEOPLE[3] in text  # person 3 paid 300 of 400: on the 少缴 list
 
 
@@ -379,7 +379,7 @@ def test_two_runs_on_identical_inputs_give_byte_identical_workbooks(night):
     tmp_path, roster, payments = night
     assert medins_run(tmp_path, roster, payments, out="a").returncode == 0
     assert medins_run(tmp_path, roster, payments, out="b").returncode == 0
-    for name in ("对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
+    for name in ("催缴名单_2026.xlsx", "对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 

@@ -102,7 +102,9 @@ class Formats:
 def make_formats(wb: Workbook) -> Formats:
     def numbers(extra: dict) -> dict[str, Any]:
         return {
-            k: wb.add_format({"num_format": f, "valign": "vcenter", **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra})
+            k: wb.add_format(
+                {"num_format": f, "valign": "vcenter", **_NUMBER_ALIGNMENT.get(k, _RIGHT_INDENTED), **extra}
+            )
             for k, f in NUMBER_FORMATS.items()
         }
 
