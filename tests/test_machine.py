@@ -38,7 +38,7 @@ WHAT = {  # the write each injected point names, as the message says it
     "database_copy": "the night's copy of the database",
     "database_write": "the night's database",
     "spill": "a partition's rows (scratch)",
-    "workbook": "the workbook 对账报告_2026.xlsx",
+    "workbook": "the workbook 催缴名单_2026.xlsx",  # the first of WORKBOOKS
 }
 TAIL = "the night was not published, the published files are untouched"
 

@@ -58,6 +58,7 @@ __all__ = [
     "TIER_NAMES",
     "TRUNCATION_MARKER",
     "WORKBOOKS",
+    "WORKBOOK_FILES",
     "ReportError",
     "build_reports",
     "build_workbook",
@@ -325,15 +326,12 @@ def _write_fiscal(path: Path, night: _Night) -> None:
         handle.close()
 
 
-def _finals(out_dir: Path, coverage_year: int) -> dict[str, Path]:
-    return {
-        "phone": out_dir / PHONE_LISTS.format(year=coverage_year),
-        "reconciliation": out_dir / RECONCILIATION_REPORT.format(year=coverage_year),
-        "fiscal": out_dir / FISCAL_REPORT.format(year=coverage_year),
-    }
-
-
 WORKBOOKS = ("phone", "reconciliation", "fiscal")  # the largest first: the night starts it first
+WORKBOOK_FILES = {"phone": PHONE_LISTS, "reconciliation": RECONCILIATION_REPORT, "fiscal": FISCAL_REPORT}
+
+
+def _finals(out_dir: Path, coverage_year: int) -> dict[str, Path]:
+    return {which: out_dir / WORKBOOK_FILES[which].format(year=coverage_year) for which in WORKBOOKS}
 
 
 def build_workbook(

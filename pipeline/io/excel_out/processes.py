@@ -19,7 +19,7 @@ import duckdb
 
 from pipeline.errors import MedinsError, MemoryLimitError, ReportError
 from pipeline.faults import checkpoint
-from pipeline.io.excel_out import FISCAL_REPORT, RECONCILIATION_REPORT, WORKBOOKS, build_workbook, discard_reports
+from pipeline.io.excel_out import WORKBOOK_FILES, WORKBOOKS, build_workbook, discard_reports
 from pipeline.io.machine import write_error
 from pipeline.params import Params
 
@@ -37,7 +37,7 @@ def _build_child(send: Connection, which: str, db_path: str, run_id: str, *args:
     except MedinsError as e:
         result = (False, e)
     except BaseException as e:  # sent as text: not every library's exception crosses a pipe
-        name = (RECONCILIATION_REPORT if which == "reconciliation" else FISCAL_REPORT).format(year=args[0])
+        name = WORKBOOK_FILES[which].format(year=args[0])
         machines = write_error(e, Path(args[1]), f"生成报表{name}", f"the workbook {name}")
         result = (
             False,
