@@ -83,17 +83,23 @@ def _cells(rows: list[tuple], params: Params, stats: Stats) -> list[tuple[str, l
     return out
 
 
+def _header_width(header: str) -> int:
+    """The header row is two lines tall: a header of six characters or more wraps after its first
+    half (参保登记 | 人数), so a column is as wide as its amounts and the 13 columns print larger."""
+    width = display_width(header)
+    return (width + 1) // 2 + 3 if width >= 12 else width + 2
+
+
 def _write_fiscal_sheet(
     wb: Workbook, fmts: Formats, rows: list[tuple], params: Params, run: Run, stats: Stats, title: str
 ) -> None:
     ws = wb.add_worksheet("财政补助测算")
     cells = _cells(rows, params, stats)
-    # the headers wrap over two lines: a column is as wide as its amounts, and the page prints larger
     widths = [
         min(
             MAX_COLUMN_WIDTH,
             max(
-                [(display_width(col.header) + 1) // 2 + 4]
+                [_header_width(col.header)]
                 + [
                     content_width([v], "text" if isinstance(v, str) else col.kind) + 2
                     for _, shown in cells
