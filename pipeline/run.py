@@ -198,7 +198,7 @@ def _write(
     with stage("写入数据库 DuckDB"), writing(settings.db_path):
         con = connect_work(settings.db_path, work.result())
     try:
-        writer = NightWriter(con, settings.coverage_year, ctx.run_id)
+        writer = NightWriter(con, settings.coverage_year, ctx.run_id, ctx.data_date)
         plan = NightPlan(ctx.params, ctx.data_date, n_parts, ctx.scratch, lists.in_force)
         night = run_partitions(sheets, plan, writer, stage)
         with stage("对账 reconcile"):

@@ -29,7 +29,7 @@ import polars as pl
 from xlsxwriter import Workbook
 
 from pipeline.errors import ReportError
-from pipeline.io.excel_out import progress, queries
+from pipeline.io.excel_out import collection, progress, queries
 from pipeline.io.excel_out.cells import (
     EXCEL_CELL_MAX_CHARS,
     EXCEL_MAX_DATA_ROWS,
@@ -216,6 +216,10 @@ def _write_reconciliation_workbook(
     try:
         fmts, stats = make_formats(wb), Stats()
         summary = wb.add_worksheet("汇总")
+        snapshot = collection.read_snapshot(con, coverage_year, run.created.date())
+        collection.write_collection_progress(
+            wb, fmts, con, snapshot, params, f"{place}{coverage_year}年度 征缴进度 数据日期{date}"
+        )
         lists = []
         for spec in _list_specs(con, run, coverage_year, params, unmask, place, date):
             rows = spec.rows()
@@ -254,6 +258,19 @@ def _write_reconciliation_workbook(
                 title=f"{place}{coverage_year}年度 资助参保对象未参保名单 数据日期{date}",
             )
             lists.append(("资助对象未参保", sheets, rows.height))
+        if snapshot.prev_run_id is not None:  # against the database's run for Y-1 (none: no list)
+            lists.append(
+                collection.write_not_renewed(
+                    wb,
+                    fmts,
+                    con,
+                    coverage_year,
+                    unmask=unmask,
+                    max_rows_per_sheet=max_rows_per_sheet,
+                    stats=stats,
+                    title=f"{place}{coverage_year}年度 上年参保未续保名单 数据日期{date}",
+                )
+            )
         figures = queries.summary_figures(con, coverage_year)
         ranges, label_col = write_chart_data(wb, fmts, con, coverage_year, figures)
         free_row = write_summary(summary, fmts, run, coverage_year, params, figures, lists, stats, unmask)
