@@ -22,6 +22,7 @@ from pipeline.io.excel_out.cells import (
     Stats,
     column_width,
     content_width,
+    display_width,
     excel_serial,
     page_title,
     write_text,
@@ -135,9 +136,12 @@ def write_collection_progress(
     wb: Workbook, fmts: Formats, con: duckdb.DuckDBPyConnection, snapshot: Snapshot, params: Params, title: str
 ) -> None:
     """The sheet 征缴进度: the table, its notes, the curves' data below them and the chart beside it.
-    Rows are written top to bottom (the workbook streams them: constant_memory)."""
-    ws = wb.add_worksheet(SHEET)
+    Rows are written top to bottom (the workbook streams them: constant_memory). No snapshot of the
+    data date (a database no night of this version wrote): no sheet."""
     rows = snapshot.rows
+    if rows.height == 0:
+        return
+    ws = wb.add_worksheet(SHEET)
     widths = [column_width(c.header, content_width(rows[:, i + 1].to_list(), c.kind)) for i, c in enumerate(COLUMNS)]
     widths[0] = max(widths[0], 14)  # the data block's dates below (数据日期 and 上年数据日期)
     for c, (column, width) in enumerate(zip(COLUMNS, widths)):
@@ -154,32 +158,30 @@ def write_collection_progress(
     ws.set_header(page_title(title))
     ws.set_footer("&C第 &P 页 / 共 &N 页")
     notes = _notes(snapshot)
-    for r, note in enumerate(notes, rows.height + 2):
-        ws.set_row(r, 30)
+    for r, note in enumerate(notes, rows.height + 2):  # each wrapped across the table's width
+        ws.set_row(r, 15 * -(-display_width(note) // max(sum(widths) - 4, 1)))
         ws.merge_range(r, 0, r, len(COLUMNS) - 1, note, fmts.wrap_note)
     # the chart below the notes, as wide as the table; the snapshot rows it draws below the chart
     at_row = rows.height + len(notes) + 3
-    start = params.collection_start.value
-    this_year = [(d, (d - start).days, n) for d, n in enrolment_curve(con, snapshot.coverage_year)]
-    last_year = _aligned_last_year(con, snapshot.coverage_year, params)
-    if this_year:
-        chart = _chart(wb, snapshot, this_year, last_year, at_row + CHART_ROWS + 1)
+    curves = read_curves(con, snapshot.coverage_year, params)
+    if curves.this_year:
+        chart = _chart(wb, snapshot, curves, at_row + CHART_ROWS + 1)
         chart.set_size({"width": max(480, 7 * sum(widths)), "height": 20 * CHART_ROWS})
         ws.insert_chart(at_row, 0, chart)
-    _write_curves(ws, fmts, at_row + CHART_ROWS + 1, this_year, last_year)
+    _write_curves(ws, fmts, at_row + CHART_ROWS + 1, curves)
 
 
 def _write_place_row(ws: Any, r: int, values: tuple, fmts: Formats) -> None:
-    """One place: text, counts and the rate in its level's style; an empty figure as a styled blank."""
+    """One place: text, counts and the rate in its level's style; an empty figure left empty."""
     level, county, township, *figures = values
     text_fmt, numbers, _ = fmts.row_styles["township" if level == "township" else level]
     write_text(ws, r, 0, county, fmts, text_fmt)
     write_text(ws, r, 1, township, fmts, text_fmt)
     for c, (column, value) in enumerate(zip(COLUMNS[2:], figures), 2):
-        if value is None:
-            ws.write_blank(r, c, None, numbers[column.kind])
-        else:
+        if value is not None:
             ws.write_number(r, c, value, numbers[column.kind])
+        elif text_fmt is not None:  # a subtotal's empty figure keeps the row's shading
+            ws.write_blank(r, c, None, text_fmt)
 
 
 def _notes(snapshot: Snapshot) -> list[str]:
@@ -205,27 +207,42 @@ def _notes(snapshot: Snapshot) -> list[str]:
     ]
 
 
-def _aligned_last_year(
-    con: duckdb.DuckDBPyConnection, coverage_year: int, params: Params
-) -> list[tuple[dt.date, int, dt.date, int]]:
-    """Last year's snapshots (total level), each with its days since last year's collection start and
-    the date as many days after this year's start: (date, days, aligned date, enrolled)."""
-    last = enrolment_curve(con, coverage_year - 1)
-    if not last:
-        return []
+@dataclass(frozen=True)
+class Curves:
+    """The chart's points: this year's snapshots (date, days since this year's collection start,
+    enrolled) and last year's (date, days since last year's start, the date as many days after this
+    year's start, enrolled), those of them no later in their period than `horizon_days`: the end of
+    this year's collection period or its latest snapshot, whichever is later."""
+
+    start: dt.date
+    horizon_days: int
+    this_year: list[tuple[dt.date, int, int]]
+    last_year: list[tuple[dt.date, int, dt.date, int]]
+
+
+def read_curves(con: duckdb.DuckDBPyConnection, coverage_year: int, params: Params) -> Curves:
+    """Total enrolled by data date for Y, and for Y-1 aligned by days since each year's collection start."""
     start = params.collection_start.value
-    last_start = load_params(coverage_year - 1, params.region).collection_start.value
-    return [(d, (d - last_start).days, start + (d - last_start), n) for d, n in last]
+    this_year = [(d, (d - start).days, n) for d, n in enrolment_curve(con, coverage_year)]
+    horizon = max([(params.collection_end.value - start).days, *(days for _, days, _ in this_year)])
+    last = enrolment_curve(con, coverage_year - 1)
+    last_year = []
+    if last:
+        last_start = load_params(coverage_year - 1, params.region).collection_start.value
+        last_year = [
+            (d, (d - last_start).days, start + (d - last_start), n) for d, n in last if (d - last_start).days <= horizon
+        ]
+    return Curves(start, horizon, this_year, last_year)
 
 
 def _write_curves(
     ws: Any,
     fmts: Formats,
     header_row: int,
-    this_year: list[tuple[dt.date, int, int]],
-    last_year: list[tuple[dt.date, int, dt.date, int]],
+    curves: Curves,
 ) -> None:
     """The snapshots the chart draws: this year's in columns A-C, last year's in E-H, row by row."""
+    this_year, last_year = curves.this_year, curves.last_year
     ws.set_row(header_row, 30)
     ws.write_row(header_row, 0, CURVE_HEADERS, fmts.header)
     if last_year:
@@ -249,13 +266,13 @@ def _write_curves(
 def _chart(
     wb: Workbook,
     snapshot: Snapshot,
-    this_year: list[tuple[dt.date, int, int]],
-    last_year: list[tuple[dt.date, int, dt.date, int]],
+    curves: Curves,
     header_row: int,
 ) -> Any:
     """Enrolled by data date, this year's line and last year's beside it (its dates moved to as many
-    days after this year's collection start)."""
+    days after this year's collection start), from this year's collection start on."""
     y, first = snapshot.coverage_year, header_row + 1
+    this_year, last_year = curves.this_year, curves.last_year
     chart = wb.add_chart({"type": "scatter", "subtype": "straight_with_markers"})
     chart.add_series(
         {
@@ -285,6 +302,10 @@ def _chart(
             "num_format": "m月d日",
             "num_font": FONT,
             "major_gridlines": GRIDLINES,
+            "min": excel_serial(curves.start) + min([0, *(t[1] for t in this_year), *(t[1] for t in last_year)]),
+            "max": excel_serial(curves.start) + curves.horizon_days,
+            # about ten labels: a week, a fortnight or a month apart
+            "major_unit": next((days for days in (7, 14) if curves.horizon_days <= 10 * days), 30),
         }
     )
     chart.set_y_axis(
