@@ -1,7 +1,7 @@
 """征缴进度 and 上年参保未续保 (docs/RULES.md §10): a snapshot per (year, data date), last year's insured
 counted by last year's place, and who has not renewed.
 
-One small county (浮梁县, region jingdezhen). A 2025 night (data date 2025-03-01) holds last year;
+One small county (浮梁县, region jingdezhen). Two 2025 nights (data dates 2024-12-31, 2025-03-01) hold last year;
 then 2026 nights on data dates D1 < D2 < D3, each on the exports as they stood that day (the payment
 file grows; the newborn's roster row arrives with D3). The expected figures are worked out by hand
 from the table of people below, never read off the product. The nights run once for the module.
@@ -37,7 +37,8 @@ from pipeline.io.excel_out.collection import read_snapshot
 from pipeline.io.tables import DDL
 
 COUNTY, FULIANG, EHU = "浮梁县", "浮梁镇", "鹅湖镇"
-LAST_YEAR_DATE = dt.date(2025, 3, 1)
+# last year's nights: in its collection period, and after it further on than this year's period reaches
+LAST_YEAR_DATES = (dt.date(2024, 12, 31), dt.date(2025, 3, 1))
 D1, D2, D3 = dt.date(2025, 11, 1), dt.date(2025, 11, 10), dt.date(2025, 11, 20)
 HEADER = [*ROSTER_HEADER, "联系电话"]
 
@@ -141,16 +142,17 @@ def nights(tmp_path_factory) -> Nights:
     tmp = tmp_path_factory.mktemp("progress")
     db = tmp / "medins.duckdb"
     states, runs, not_renewed = {}, {}, {}
-    last = _night(
-        tmp,
-        db,
-        2025,
-        _roster_2025(tmp / "r2025.xlsx"),
-        _payments(tmp / "p2025.xlsx", "2025", PAID_2025),
-        LAST_YEAR_DATE,
-        write_workbooks=False,
-    )
-    runs["2025"] = last.run_id
+    for date in LAST_YEAR_DATES:
+        last = _night(
+            tmp,
+            db,
+            2025,
+            _roster_2025(tmp / "r2025.xlsx"),
+            _payments(tmp / "p2025.xlsx", "2025", PAID_2025),
+            date,
+            write_workbooks=False,
+        )
+        runs["2025"] = last.run_id  # the last one's results are those the database holds
     reports: list[Path] = []
     steps = [("D1", D1, D1), ("D2", D2, D2), ("D3", D3, D3), ("D2 again", D2, D3), ("D1 after D3", D1, D1)]
     for step, date, paid_by in steps:
@@ -231,13 +233,13 @@ def test_a_night_for_an_earlier_date_run_last_leaves_the_later_snapshots_alone(n
 
 def test_the_year_before_has_its_own_snapshot_without_last_year_figures(nights):
     rows = nights.states["D3"].filter(pl.col("coverage_year") == 2025)
-    assert set(rows["data_date"]) == {LAST_YEAR_DATE}
+    assert set(rows["data_date"]) == set(LAST_YEAR_DATES)
     # no 2024 run in the database: the comparison columns are empty
     assert (
         rows.select("prev_run_id", "prev_enrolled_count", "renewed_count", "new_enrolled_count").null_count().row(0)
         == (rows.height,) * 4
     )
-    assert _total(rows, LAST_YEAR_DATE)["enrolled_count"] == 6
+    assert [_total(rows, d)["enrolled_count"] for d in LAST_YEAR_DATES] == [6, 6]
 
 
 def test_not_renewed_lists_last_years_insured_not_enrolled_tonight_with_the_reason(nights):
@@ -309,8 +311,9 @@ def test_the_chart_draws_the_snapshot_rows_and_last_years_curve_aligned_by_days_
     # this year's: the total rows of the three 2026 snapshots as they stood after the D3 night
     assert [d.date() for d in _cells(ws, this_x)] == [D1, D2, D3]
     assert _cells(ws, this_y) == [1, 2, 4]
-    # last year's one snapshot, 2025-03-01: 167 days after 2024-09-15, drawn 167 days after 2025-10-15
-    assert [d.date() for d in _cells(ws, last_x)] == [dt.date(2026, 3, 31)]
+    # last year's snapshot of 2024-12-31, 107 days after 2024-09-15, drawn 107 days after 2025-10-15; the one
+    # of 2025-03-01 (day 167) lies beyond this year's period (2025-10-15 to 2026-02-28: 136 days) and is left out
+    assert [d.date() for d in _cells(ws, last_x)] == [dt.date(2026, 1, 30)]
     assert _cells(ws, last_y) == [6]
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
-from pipeline.io.excel_in import SheetRead, read_sheet
-from pipeline.io.grids import TEXT_FORMAT, read_grids
+from pipeline.io.excel_in import TEXT_ONLY_FIELDS, SheetRead, numeric_flag, read_sheet
+from pipeline.io.grids import TEXT_FORMAT, Grid, read_grids
 from pipeline.io.preflight import check_file
 from pipeline.params import Params, load_params
 from pipeline.validate import check_sheet
@@ -56,11 +56,13 @@ class SampleFile:
         self.source, self.params = source, params
         self.header_map = load_header_map(next(k for k in KINDS if source.name.startswith(k)))
         self.fmt = check_file(source)
-        self.sheets = []
+        self.sheets: list[tuple[Grid, SheetRead, pl.DataFrame | None, pl.DataFrame]] = []
+        self.numbers: list[set[tuple[int, int]]] = []  # per sheet: (row number, column) of ID cells Excel made numbers
         for grid in read_grids(source, self.fmt):
             sheet = read_sheet(grid, self.header_map, str(source), "")
             rows = sheet.rows.load() if sheet.rows is not None else None
             self.sheets.append((grid, sheet, rows, self._rejected(sheet, rows, LAST_DAY)))
+            self.numbers.append(_number_cells(grid, sheet, rows))
 
     def _rejected(self, sheet: SheetRead, rows: pl.DataFrame | None, data_date: dt.date) -> pl.DataFrame:
         if rows is None:
@@ -73,29 +75,52 @@ class SampleFile:
         the last day there is: a date after `data_date`."""
         _, sheet, rows, late = self.sheets[index]
         early = self._rejected(sheet, rows, data_date)
-        return early.join(late, on=["row_number", "column"], how="anti", nulls_equal=True)["row_number"].to_list()
+        after = early.join(late, on=["row_number", "column"], how="anti", nulls_equal=True)["row_number"]
+        return after.unique().sort().to_list()
 
     def kept(self, index: int, data_date: dt.date) -> pl.DataFrame:
+        """The grid's rows but those dated after `data_date`, each with its row number first."""
         grid = self.sheets[index][0]
-        numbers = pl.int_range(grid.first_row, grid.first_row + grid.cells.height, eager=True)
-        return grid.cells.filter(~numbers.is_in(self.rows_dated_after(index, data_date)))
+        numbers = pl.int_range(grid.first_row, grid.first_row + grid.cells.height, eager=True, dtype=pl.Int32)
+        return grid.cells.insert_column(0, numbers.alias("__row")).filter(
+            ~pl.col("__row").is_in(self.rows_dated_after(index, data_date))
+        )
 
     def write_as_of(self, out_dir: Path, data_date: dt.date) -> Path:
         """A copy without the rows dated after `data_date`."""
         if self.fmt == TEXT_FORMAT:
             target = out_dir / self.source.name
-            self.kept(0, data_date).write_csv(target, include_header=False, include_bom=True)
+            self.kept(0, data_date).drop("__row").write_csv(target, include_header=False, include_bom=True)
             return target
         target = out_dir / f"{self.source.stem}.xlsx"
         wb = xlsxwriter.Workbook(str(target), {"strings_to_numbers": False, "strings_to_formulas": False})
         for i, (grid, *_) in enumerate(self.sheets):
             ws = wb.add_worksheet(grid.sheet)
-            for r, row in enumerate(self.kept(i, data_date).iter_rows()):
+            kept = self.kept(i, data_date)
+            for r, (row_number, *row) in enumerate(kept.iter_rows()):
                 for c, text in enumerate(row):
-                    if text is not None:
+                    if (row_number, c) in self.numbers[i]:
+                        ws.write_number(r, c, float(text))
+                    elif text is not None:
                         ws.write_string(r, c, text)
         wb.close()
         return target
+
+
+def _number_cells(grid: Grid, sheet: SheetRead, rows: pl.DataFrame | None) -> set[tuple[int, int]]:
+    """(row number, grid column) of the ID and ticket cells stored as numbers (the product flags them:
+    docs/RULES.md §6), so that a copy keeps them numbers."""
+    if rows is None or sheet.header_row is None:
+        return set()
+    header = grid.cells.head(sheet.header_row - grid.first_row + 1)
+    cells = set()
+    for field in TEXT_ONLY_FIELDS:
+        flag, written = numeric_flag(field), sheet.columns_seen.get(field)
+        if flag not in rows.columns or written is None:
+            continue
+        column = next(c for c, name in enumerate(header.columns) if written in header[name].to_list())
+        cells |= {(int(r), column) for r in rows.filter(pl.col(flag))["row_number"]}
+    return cells
 
 
 def main(argv: list[str] | None = None) -> int:
