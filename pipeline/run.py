@@ -103,6 +103,16 @@ class RunResult:
         finally:
             con.close()
 
+    def renewal(self) -> tuple[int, int] | None:
+        """(renewed, last year's insured) in tonight's snapshot (docs/RULES.md §10); None without a run
+        for the year before."""
+        total = self.table("collection_progress").filter(
+            (pl.col("data_date") == self.data_date) & (pl.col("level") == "total")
+        )
+        if total.height == 0 or total["prev_enrolled_count"][0] is None:
+            return None
+        return int(total["renewed_count"][0]), int(total["prev_enrolled_count"][0])
+
 
 def run_night(settings: RunSettings) -> RunResult:
     """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned

@@ -118,6 +118,7 @@ class Nights:
     not_renewed: dict[str, list[tuple]]  # not_renewed after each step
     runs: dict[str, str]  # run id of each step
     reports: list[Path]
+    renewal: tuple[int, int] | None  # what the D3 night's summary says
 
 
 def _progress(db: Path) -> pl.DataFrame:
@@ -154,6 +155,7 @@ def nights(tmp_path_factory) -> Nights:
         )
         runs["2025"] = last.run_id  # the last one's results are those the database holds
     reports: list[Path] = []
+    renewal = None
     steps = [("D1", D1, D1), ("D2", D2, D2), ("D3", D3, D3), ("D2 again", D2, D3), ("D1 after D3", D1, D1)]
     for step, date, paid_by in steps:
         # D2 again: the export of D2 as corrected later (庚's payment of 11-15 dated 11-08 by the tax bureau)
@@ -168,8 +170,9 @@ def nights(tmp_path_factory) -> Nights:
             write_workbooks=step == "D3",
         )
         states[step], runs[step], not_renewed[step] = _progress(db), result.run_id, _not_renewed(db)
-        reports = reports or [p for p in result.reports if p.name.startswith("对账报告")]
-    return Nights(db, tmp, states, not_renewed, runs, reports)
+        if step == "D3":
+            reports, renewal = [p for p in result.reports if p.name.startswith("对账报告")], result.renewal()
+    return Nights(db, tmp, states, not_renewed, runs, reports, renewal)
 
 
 def _total(state: pl.DataFrame, date: dt.date) -> dict:
@@ -213,6 +216,7 @@ def test_last_years_insured_are_counted_by_last_years_township(nights):
         ("total", None): (6, 4, 6, 2, 2, 2 / 6),  # enrolled 4 = renewed 2 + new 2 for the total
     }
     assert set(rows["prev_run_id"]) == {nights.runs["2025"]}
+    assert nights.renewal == (2, 6)  # the run summary's line: renewed of last year's insured
 
 
 def test_a_rerun_of_a_data_date_replaces_that_snapshot_only(nights):
@@ -346,6 +350,7 @@ def test_without_a_run_for_last_year_the_comparison_is_empty_and_nobody_is_liste
     assert comparison.null_count().row(0) == (4, 4, 4, 4)
     assert _total(progress, D3)["enrolled_count"] == 4
     assert result.table("not_renewed").height == 0
+    assert result.renewal() is None
     (report,) = [p for p in result.reports if p.name.startswith("对账报告")]
     assert "上年参保未续保" not in openpyxl.load_workbook(report).sheetnames
     # 浮梁镇: 辛 庚 乙 enrolled; a week earlier there is no snapshot in this database
