@@ -349,6 +349,11 @@ def test_without_a_run_for_last_year_the_comparison_is_empty_and_nobody_is_liste
     comparison = progress.select("prev_run_id", "prev_enrolled_count", "renewed_count", "new_enrolled_count")
     assert comparison.null_count().row(0) == (4, 4, 4, 4)
     assert _total(progress, D3)["enrolled_count"] == 4
+    # the figures of this year are docs/RULES.md §8's, place by place (all tiers together)
+    figures = ["roster_count", "enrolled_count", "individual_due_total", "individual_collected_total"]
+    places = progress.filter(pl.col("level") == "township").select("county", "township", *figures).sort("township")
+    totals = result.table("subsidy_totals").filter((pl.col("level") == "township") & (pl.col("tier") == "all"))
+    assert places.equals(totals.select("county", "township", *figures).sort("township"))
     assert result.table("not_renewed").height == 0
     assert result.renewal() is None
     (report,) = [p for p in result.reports if p.name.startswith("对账报告")]
