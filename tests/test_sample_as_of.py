@@ -40,6 +40,7 @@ def test_a_copy_leaves_out_exactly_the_rows_dated_after_the_data_date(tmp_path, 
     original = SampleFile(SAMPLE / name, params)
     dropped = [original.rows_dated_after(i, DATE) for i in range(len(original.sheets))]
     assert all(dropped), "every sheet of the sample has rows dated after 2025-11-30"
+    original.write_as_of(tmp_path, DATE - dt.timedelta(days=30))  # one file read, copies for several dates
     copy = original.write_as_of(tmp_path, DATE)
     assert copy.suffix == (".csv" if name.endswith(".csv") else ".xlsx")
     # the copy read by the product: the rows of the original less those dated after the data date ...

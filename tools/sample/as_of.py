@@ -82,7 +82,7 @@ class SampleFile:
         """The grid's rows but those dated after `data_date`, each with its row number first."""
         grid = self.sheets[index][0]
         numbers = pl.int_range(grid.first_row, grid.first_row + grid.cells.height, eager=True, dtype=pl.Int32)
-        return grid.cells.insert_column(0, numbers.alias("__row")).filter(
+        return grid.cells.select(numbers.alias("__row"), pl.all()).filter(
             ~pl.col("__row").is_in(self.rows_dated_after(index, data_date))
         )
 
