@@ -17,8 +17,24 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The sample years whose collection period `make run` goes through night by night (one night per month
+# end, `--as-of`, on the exports as they stood that day: tools/sample/as_of.py) before tonight's night
+# on the whole sample, so 征缴进度 draws a curve; README "make run".
+PERIOD_YEARS := 2025 2026
+EXPORTS := out/.sample-exports
+
 run: $(STAMP)
 	@for y in $(YEARS); do \
+	  case " $(PERIOD_YEARS) " in *" $$y "*) \
+	    dates=$$($(BIN)/python -m tools.sample.as_of --coverage-year $$y --region $(REGION) \
+	      --from sample_data/$$y --out $(EXPORTS)/$$y) || exit $$?; \
+	    for d in $$dates; do \
+	      echo "$$y 年度 数据日期 $$d"; \
+	      $(BIN)/medins run --coverage-year $$y --region $(REGION) --out out/ --as-of $$d \
+	        --roster "$(EXPORTS)/$$y/$$d/roster*" --payments "$(EXPORTS)/$$y/$$d/payments*" \
+	        --subsidy-list "$(EXPORTS)/$$y/$$d/subsidy_list*" > /dev/null || exit $$?; \
+	    done;; \
+	  esac; \
 	  $(BIN)/medins run --coverage-year $$y --region $(REGION) --out out/ \
 	    --roster 'sample_data/'$$y'/roster*' --payments 'sample_data/'$$y'/payments*' \
 	    --subsidy-list 'sample_data/'$$y'/subsidy_list*' || exit $$?; \

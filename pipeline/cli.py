@@ -212,6 +212,9 @@ def _print_summary(result, timings: list[tuple[str, float]], wall: float) -> Non
             f"{counts['list_rows_read']:,} / {counts['subsidy_list_accepted']:,}",
         )
     t.add_row("参保人数 enrolled", f"{figures['enrolled']:,} / {figures['persons']:,}")
+    renewal = result.renewal()
+    if renewal is not None:
+        t.add_row("上年参保已续保 renewed of last year's insured", f"{renewal[0]:,} / {renewal[1]:,}")
     for s in STATUSES:
         t.add_row(f"  {STATUS_NAMES[s]} {s}", f"{figures[s]:,}")
     t.add_row("无登记缴费 unmatched payments", f"{result.unmatched.height:,}")

@@ -106,6 +106,16 @@ class RunResult:
         finally:
             con.close()
 
+    def renewal(self) -> tuple[int, int] | None:
+        """(renewed, last year's insured) in tonight's snapshot (docs/RULES.md §10); None without a run
+        for the year before."""
+        total = self.table("collection_progress").filter(
+            (pl.col("data_date") == self.data_date) & (pl.col("level") == "total")
+        )
+        if total.height == 0 or total["prev_enrolled_count"][0] is None:
+            return None
+        return int(total["renewed_count"][0]), int(total["prev_enrolled_count"][0])
+
 
 def run_night(settings: RunSettings) -> RunResult:
     """The nightly job, holding the database's run lock; temporary files of killed runs are cleaned
@@ -226,7 +236,7 @@ def _write(
     with stage("写入数据库 DuckDB"), writing(settings.db_path):
         con = connect_work(settings.db_path, work.result())
     try:
-        writer = NightWriter(con, settings.coverage_year, ctx.run_id, settings.db_path)
+        writer = NightWriter(con, settings.coverage_year, ctx.run_id, settings.db_path, ctx.data_date)
         plan = NightPlan(ctx.params, ctx.data_date, n_parts, ctx.scratch, lists.in_force)
         with writing_to(settings.out_dir, "写分区暂存文件", "a partition's rows (scratch)"):
             night = run_partitions(sheets, plan, writer, stage)  # its database writes say so themselves

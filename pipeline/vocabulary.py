@@ -25,6 +25,7 @@ STATUSES: tuple[str, ...] = tuple(STATUS_NAMES)
 KIND_NAMES: dict[str, str] = _words()["kinds"]
 RUN_STATUS_NAMES: dict[str, str] = _words()["run_statuses"]
 NOT_ENROLLED_REASON_NAMES: dict[str, str] = _words()["not_enrolled_reasons"]
+NOT_RENEWED_REASON_NAMES: dict[str, str] = _words()["not_renewed_reasons"]
 RULE_NAMES: dict[str, str] = _words()["rules"]
 UNMATCHED_REASON_NAMES: dict[str, str] = _words()["unmatched_reasons"]
 REFUND_BASIS_NAMES: dict[str, str] = _words()["refund_bases"]

@@ -22,7 +22,8 @@ def _console_count(output: str, label: str) -> int:
     return int(re.sub(r"[^\d]", "", line.split("│")[-2]))
 
 
-def test_console_runs_and_workbook_say_the_same_counts(tmp_path):
+def test_console_runs_and_workbook_say_the_same_counts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not beside a checkout's out/medins.duckdb (`make run`), which the run would name
     roster = write_workbook(
         tmp_path / "roster.xlsx",
         {

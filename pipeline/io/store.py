@@ -17,6 +17,7 @@ integer fen (`<column>_fen`) and is stored as exact DECIMAL(14,2) yuan.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import struct
@@ -30,6 +31,7 @@ import polars as pl
 from pipeline.errors import DatabaseDamagedError, DatabaseWriteError, InputFileError, MedinsError, RunLockedError
 from pipeline.faults import checkpoint, disk_full
 from pipeline.io.machine import kind_of, write_error
+from pipeline.io.progress_sql import insert_progress
 from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
 from schemas.outputs import check_output
 
@@ -331,13 +333,18 @@ class NightWriter:
 
     `add(table, frame)` inserts a partition's rows of a per-person table beside the year's rows of
     the previous run; `finish` inserts the night's small tables, records the status changes (the
-    year's previous rows against tonight's), deletes the previous rows, adds the run and commits.
+    year's previous rows against tonight's), writes the collection-progress snapshot of `data_date`
+    and the not-renewed rows (pipeline/io/progress_sql.py), deletes the previous rows, adds the run
+    and commits.
     `written`: per per-person table, (rows written, rows of the previous run replaced). A failure
     before the commit leaves the night's copy unpublished, so the published file is as it was.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str, db_path: Path) -> None:
-        self.con, self.coverage_year, self.run_id, self.db_path = con, coverage_year, run_id, db_path
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, coverage_year: int, run_id: str, db_path: Path, data_date: dt.date
+    ) -> None:
+        self.con, self.coverage_year, self.run_id = con, coverage_year, run_id
+        self.db_path, self.data_date = db_path, data_date
         self.written: dict[str, tuple[int, int]] = {}
         con.execute("BEGIN TRANSACTION")
 
@@ -375,6 +382,7 @@ class NightWriter:
             insert_frame(con, table, frames.pop(table), self.run_id)
         audit(con)
         self._insert_status_changes()
+        insert_progress(con, year, self.data_date, self.run_id)
         for table, column in PER_YEAR_TABLES.items():
             deleted = con.execute(
                 f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [year, self.run_id]

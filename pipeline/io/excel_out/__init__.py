@@ -22,6 +22,7 @@ is written to `.{name}.tmp` and moved into place only when all are complete.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from xlsxwriter import Workbook
 
 from pipeline.errors import ReportError
 from pipeline.faults import disk_full
-from pipeline.io.excel_out import progress, queries
+from pipeline.io.excel_out import collection, progress, queries
 from pipeline.io.excel_out.cells import (
     EXCEL_CELL_MAX_CHARS,
     EXCEL_MAX_DATA_ROWS,
@@ -94,6 +95,7 @@ NOT_ENROLLED_COLUMNS = (
     NAME, PHONE, ID, TOWNSHIP, VILLAGE, Column("身份类别", "text", "identity_labels", 20),
     Column("认定部门", "text", "department", 20), Column("原因", "reason", "reason", 20),
 )  # fmt: skip
+NOT_RENEWED_COLUMNS = (NAME, PHONE, ID, TOWNSHIP, VILLAGE, Column("原因", "text", "reason", 20))
 OVERPAID_COLUMNS = (
     NAME, ID, TOWNSHIP, VILLAGE, TIER, DUE, PAID, Column("应退金额", "money", "amount_diff"), LAST_PAID,
     Column("依据", "free", "basis", 36),
@@ -140,6 +142,10 @@ class _Night:
     @property
     def place(self) -> str:
         return region_name(self.run.region or self.params.region)
+
+    @property
+    def data_date(self) -> dt.date:
+        return self.run.created.date()
 
     def title(self, name: str) -> str:
         """A list's page title: place, year, list, data date."""
@@ -215,6 +221,18 @@ def _phone_specs(night: _Night) -> list[_ListSpec]:
                 lambda: queries.subsidy_not_enrolled(con, year),
                 grouped=True,
                 size=lambda: queries.subsidy_not_enrolled_size(con, year),
+            )
+        )
+    if collection.has_previous_year(con, year, night.data_date):  # docs/RULES.md §10: against Y-1's run
+        with_phone = collection.not_renewed_has_phone(con, year)
+        specs.append(
+            _ListSpec(
+                collection.LIST_SHEET,
+                night.title("上年参保未续保名单"),
+                NOT_RENEWED_COLUMNS if with_phone else tuple(c for c in NOT_RENEWED_COLUMNS if c is not PHONE),
+                lambda: collection.not_renewed_rows(con, year),
+                grouped=True,
+                size=lambda: collection.not_renewed_size(con, year),
             )
         )
     return specs
@@ -296,6 +314,8 @@ def _write_reconciliation_workbook(path: Path, night: _Night) -> None:
     try:
         fmts, stats = make_formats(wb), Stats()
         summary = wb.add_worksheet("汇总")
+        snapshot = collection.read_snapshot(con, year, night.data_date)
+        collection.write_collection_progress(wb, fmts, con, snapshot, params, night.title("征缴进度"))
         lists = _write_lists(wb, fmts, stats, night, _report_specs(night))
         if queries.has_lists(con, year):  # the subsidy lists' progress (who to reach: the phone lists)
             group = params.groups[0].name if params.groups else ""
