@@ -248,7 +248,7 @@ def measure_night(spec: dict) -> dict:
         "database_mb": round((work / "medins.duckdb").stat().st_size / MB, 1),
         "partitions": result.partitions,
         "workbooks": [_workbook_size(p) for p in result.reports],
-        "written": {t: dict(zip(("written", "replaced"), n)) for t, n in result.written.items()},
+        "written": {t: dict(zip(("kept", "written", "deleted"), n)) for t, n in result.written.items()},
         "figures": result.figures,
     }
 

@@ -26,7 +26,7 @@ from pipeline.io.excel_in import SheetRead, empty_read
 from pipeline.io.rows import Rows
 from pipeline.io.store import NightWriter
 from pipeline.params import Params
-from pipeline.partition import payment_partition, roster_partition, shared_tickets
+from pipeline.partition import payment_partition, roster_partition
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
 from pipeline.settings import Stage
@@ -105,9 +105,9 @@ def partitions(roster: CheckedSheets, payments: CheckedSheets, n_parts: int, spi
     """The night's partitions of residents: a person's roster rows and payments in the same one; the
     rows of a ticket number found under two ID numbers all in partition 0, where the duplicate rule
     sees them together (pipeline/partition.py)."""
-    shared = shared_tickets([r.scan() for r in payments.rows])
     roster_pieces = _pieces(roster.rows, roster_partition(n_parts), n_parts, spill, "roster")
-    payment_pieces = _pieces(payments.rows, payment_partition(n_parts, shared), n_parts, spill, "payments")
+    payment_part = payment_partition(n_parts, [r.scan() for r in payments.rows])
+    payment_pieces = _pieces(payments.rows, payment_part, n_parts, spill, "payments")
     for p in range(n_parts):
         yield Partition(
             roster=[Checked(parsed=r.load(), rejected=NO_LINES) for r in roster_pieces[p]],

@@ -78,6 +78,9 @@ def partition_count(
 
 
 def _id_part(n_parts: int) -> pl.Expr:
+    """A hash of the ID modulo the partitions (with one partition every row is in it: no hash to make)."""
+    if n_parts == 1:
+        return pl.lit(0, dtype=pl.UInt32)
     return (pl.col("id_number").hash(seed=_ID_SEED) % n_parts).cast(pl.UInt32)
 
 
@@ -109,7 +112,10 @@ def shared_tickets(frames: list[pl.LazyFrame]) -> pl.Series:
     )
 
 
-def payment_partition(n_parts: int, shared: pl.Series) -> pl.Expr:
-    """The partition of a checked payment row: its ID's, or 0 for a ticket shared by two IDs."""
-    shared_ticket = pl.col("__key_ok").fill_null(False) & pl.col("ticket_no").is_in(shared.implode())
+def payment_partition(n_parts: int, frames: list[pl.LazyFrame]) -> pl.Expr:
+    """The partition of a checked payment row of `frames` (every payment sheet): its ID's, or 0 for a
+    ticket shared by two IDs (`shared_tickets`; with one partition there is nothing to look for)."""
+    if n_parts == 1:
+        return _id_part(n_parts)
+    shared_ticket = pl.col("__key_ok").fill_null(False) & pl.col("ticket_no").is_in(shared_tickets(frames).implode())
     return pl.when(shared_ticket).then(pl.lit(0, dtype=pl.UInt32)).otherwise(_id_part(n_parts))

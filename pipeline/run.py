@@ -65,8 +65,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     # per sheet, measured in its parser child: seconds reading it (None: taken from the cache)
     sheet_seconds: list[dict] = field(default_factory=list)
-    # per per-person table: rows written, rows of the year's previous run replaced
-    written: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # per per-person table: rows kept from the year's previous run, rows written, rows deleted
+    written: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     partitions: int = 1
 
     # the night's figures, as the summary and the tests read them
@@ -229,7 +229,7 @@ def _night(settings: RunSettings, work: Future, data_date: dt.date) -> RunResult
 
 def _write(
     ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, n_parts: int
-) -> tuple[Night, dict[str, tuple[int, int]], list[tuple[Path, Path]]]:
+) -> tuple[Night, dict[str, tuple[int, int, int]], list[tuple[Path, Path]]]:
     """The partitions written into the night's copy of the database, then the night's small tables and
     the run in one commit, the copy checkpointed and closed; then the workbooks built from it."""
     settings, stage = ctx.settings, ctx.settings.step

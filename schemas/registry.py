@@ -84,6 +84,7 @@ class Table:
     year: str | None = None
     added_when_written: tuple[str, ...] = ("run_id",)
     values: tuple[tuple[str, str], ...] = field(default=())  # column -> vocabulary section
+    incremental: bool = False  # the year's rows kept where tonight's are the same (row_hash, key_hash)
 
     @property
     def column_names(self) -> list[str]:
@@ -95,6 +96,11 @@ class Table:
 
     def ddl(self, name: str | None = None) -> str:
         return f"CREATE TABLE IF NOT EXISTS {name or self.name} ({', '.join(c.definition for c in self.columns)})"
+
+    @property
+    def key_frame_columns(self) -> tuple[str, ...]:
+        """The key's columns in the night's frame (those the writer adds are not among them)."""
+        return tuple(c.frame_name for c in self.columns if c.name in self.key and c.name not in self.added_when_written)
 
     @property
     def frame_columns(self) -> tuple[str, ...]:
@@ -125,6 +131,7 @@ def _table(name: str, t: dict) -> Table:
         year=t.get("year"),
         added_when_written=tuple(t.get("added_when_written", ("run_id",))),
         values=tuple(t.get("values", {}).items()),
+        incremental=bool(t.get("incremental", False)),
     )
 
 

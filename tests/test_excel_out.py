@@ -124,7 +124,7 @@ def test_chinese_characters_count_two_columns_wide():
 def test_the_three_workbooks_have_the_sheets_the_bureau_expects(reports_2026):
     (phone, recon, fiscal), paths = reports_2026
     assert [p.name for p in paths] == NAMES
-    assert phone.sheetnames == ["未缴", "少缴"]  # no subsidy lists tonight: no 资助对象未参保
+    assert phone.sheetnames == ["未缴", "少缴", "说明"]  # no subsidy lists tonight: no 资助对象未参保
     assert recon.sheetnames == ["汇总", "多缴应退费", "无登记缴费", "校验未通过", "较上次变化", "图表数据"]
     assert fiscal.sheetnames == ["财政补助测算", "参数及依据"]
     assert phone.properties.title == "2026年度城乡居民医保催缴名单"
@@ -162,7 +162,6 @@ def test_exception_lists_carry_the_columns_a_clerk_needs_on_paper(reports_2026):
         "实缴金额",
         "差额",
         "最后缴费日期",
-        "依据",
     ]
     assert header(phone["未缴"]) == [
         "姓名",
@@ -172,8 +171,10 @@ def test_exception_lists_carry_the_columns_a_clerk_needs_on_paper(reports_2026):
         "村(社区)",
         "资助类别",
         "应缴金额",
-        "依据",
     ]
+    # the clause of each tier's amount due, once, on 说明
+    legend = [r for r in phone["说明"].iter_rows(min_row=4, values_only=True)]
+    assert [(tier, due) for tier, due, _ in legend] == [("全额资助", 0), ("定额资助", 80), ("普通", 400)]
     assert header(recon["多缴应退费"]) == [
         "姓名",
         "证件号码",
@@ -201,7 +202,7 @@ def test_exception_lists_carry_the_columns_a_clerk_needs_on_paper(reports_2026):
     # 赵敏 (低保, fixed) owes 80 = 400 standard - 320 fixed subsidy; her phone as the roster wrote it
     (unpaid,) = rows_of(phone["未缴"])
     assert unpaid[:7] == ("赵敏", PHONES[ID_UNPAID], mask_id(ID_UNPAID), "瑶里镇", "瑶里村", "定额资助", 80)
-    assert "320" in unpaid[7]  # the basis of the amount due: the fixed-subsidy clause
+    assert len(unpaid) == 7  # the basis of the amount due is the tier's clause, on 说明
     # the refund's basis code shown as the year's clause (policy_params rule_basis.refund_overpaid)
     (over,) = rows_of(recon["多缴应退费"])
     assert over[7] == 400 and over[9] == "docs/RULES.md §5 实缴净额超过个人应缴金额, 多缴部分应退"
@@ -279,7 +280,7 @@ def test_lists_have_a_frozen_header_an_autofilter_and_widths_that_fit_chinese(re
     (phone, _, _), _ = reports_2026
     ws = phone["少缴"]
     assert ws.freeze_panes == "A2"
-    assert ws.auto_filter.ref == "A1:K3"  # the header, the heading of 鹅湖镇, one person
+    assert ws.auto_filter.ref == "A1:J3"  # the header, the heading of 鹅湖镇, one person
     # 最后缴费日期 is 6 wide characters = 12 columns, + 4 for the filter button
     assert ws.column_dimensions["J"].width >= 16
     # xlsxwriter stores a width of 50 characters as 50.71 (cell padding)
@@ -290,7 +291,8 @@ def test_every_list_prints_with_a_title_and_its_header_on_each_page(reports_2026
     """Township clerks print the lists and work down them: A4 across, fit to the page width, the
     header row repeated, a title naming the list, year and data date."""
     (phone, recon, fiscal), _ = reports_2026
-    for ws in [*phone.worksheets, *recon.worksheets[1:5], fiscal["财政补助测算"], fiscal["参数及依据"]]:
+    lists = [ws for ws in phone.worksheets if ws.title != "说明"]
+    for ws in [*lists, *recon.worksheets[1:5], fiscal["财政补助测算"], fiscal["参数及依据"]]:
         assert ws.print_title_rows == "$1:$1", ws.title
         assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
         # fit to one page across (1 is the default width, left out of the file), any number down
@@ -304,7 +306,6 @@ def test_every_list_prints_with_a_title_and_its_header_on_each_page(reports_2026
         assert "2026年度" in ws.oddHeader.center.text, ws.title
     assert "少缴名单" in phone["少缴"].oddHeader.center.text
     assert "数据日期2026-03-01" in phone["少缴"].oddHeader.center.text
-    assert phone["少缴"].print_area == "'少缴'!$A$1:$J$3"  # 依据 stays on screen
 
 
 def test_the_summary_holds_the_key_figures_and_three_charts(reports_2026):

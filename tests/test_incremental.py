@@ -72,10 +72,13 @@ def test_a_second_night_of_the_year_equals_a_night_into_a_fresh_database(tmp_pat
         for name, year_col in PER_YEAR_TABLES.items():
             ids = con.execute(f"SELECT DISTINCT run_id FROM {name} WHERE {year_col} = 2026").fetchall()
             assert ids in ([(second.run_id,)], []), name
-    # 4 residents and 3 payment lines written; the previous run's 4 and 3 replaced
-    assert second.written["residents"] == (4, 4)
-    assert second.written["payments"] == (3, 3)
-    assert second.written["determinations"] == (4, 4)
+    # (kept, written, deleted): the roster unchanged, every resident row kept; the payments file has
+    # another name tonight, so every line is new (3 written, 3 deleted); persons 1, 2 and 3 changed
+    # (1 paid less, 2 no longer paid, 3 now paid), person 0 is kept
+    assert second.written["residents"] == (4, 0, 0)
+    assert second.written["payments"] == (0, 3, 3)
+    assert second.written["determinations"] == (1, 3, 3)
+    assert second.written["reconciliation"] == (1, 3, 3)
 
 
 def test_status_changes_name_who_changed_since_the_years_previous_run(tmp_path):
@@ -86,6 +89,23 @@ def test_status_changes_name_who_changed_since_the_years_previous_run(tmp_path):
     assert sorted(changes.select("id_number", "previous_status", "status").rows()) == sorted(
         [(IDS[1], "paid_in_full", "underpaid"), (IDS[2], "paid_in_full", "unpaid"), (IDS[3], "unpaid", "paid_in_full")]
     )
+
+
+def test_the_same_night_twice_keeps_every_row_and_stamps_it_with_the_new_run(tmp_path):
+    r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400, 1: 400})
+    first = night(tmp_path, "m.duckdb", r, p)
+    second = night(tmp_path, "m.duckdb", r, p)
+    assert {t: second.written[t] for t in ("residents", "payments", "determinations", "reconciliation")} == {
+        "residents": (4, 0, 0),
+        "payments": (2, 0, 0),
+        "determinations": (4, 0, 0),
+        "reconciliation": (4, 0, 0),
+    }
+    assert first.run_id != second.run_id
+    with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+        for name in ("residents", "payments", "determinations", "reconciliation", "run_sheets"):
+            assert con.execute(f"SELECT DISTINCT run_id FROM {name}").fetchall() == [(second.run_id,)], name
+        assert con.execute("SELECT count(*) FROM status_changes").fetchall() == [(0,)]
 
 
 def test_the_first_night_of_a_year_records_no_status_change_and_leaves_other_years_alone(tmp_path):

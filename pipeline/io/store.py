@@ -35,7 +35,9 @@ from pipeline.io.progress_sql import insert_progress
 from pipeline.io.tables import LOW_CARDINALITY, MONEY, PER_YEAR_TABLES, RETIRED_COLUMNS, TABLES, VIEWS
 from schemas.outputs import check_output
 
-INSERT_SLICE_ROWS = 500_000
+# slices of whole row groups (DuckDB writes 122,880 rows a group): no part-filled group to merge
+INSERT_SLICE_ROWS = 8 * 122_880
+ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 STORAGE_VERSION = "v1.1.0"  # the storage format DuckDB 1.1 and every later client reads
 _HEADER_VERSION_V1_1 = 64  # the version number such a file carries in its header
 _CATALOG = "night"
@@ -326,18 +328,34 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = 
     return con.sql(sql, params=params or None).pl()
 
 
+def with_row_hash(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The frame with `row_hash` (of every column the table stores from it, text compared as text) and
+    `key_hash` (of the columns naming the row: its file, sheet and row, or the person)."""
+    t = TABLES[table]
+    content = frame.select(t.frame_columns).with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
+    return frame.with_columns(
+        content.hash_rows(seed=0).alias(ROW_HASH),
+        content.select(t.key_frame_columns).hash_rows(seed=0).alias(KEY_HASH),
+    )
+
+
 class NightWriter:
     """Writes one night of one coverage year into the night's copy of the database, in one
-    transaction: the year's rows of every per-year table are replaced, other years' stay; `runs` and
-    `status_changes` keep every run.
+    transaction: the year's rows of every per-year table are replaced, other years' stay; `runs`,
+    `status_changes` and `collection_progress` keep every run's.
 
-    `add(table, frame)` inserts a partition's rows of a per-person table beside the year's rows of
-    the previous run; `finish` inserts the night's small tables, records the status changes (the
-    year's previous rows against tonight's), writes the collection-progress snapshot of `data_date`
-    and the not-renewed rows (pipeline/io/progress_sql.py), deletes the previous rows, adds the run
-    and commits.
-    `written`: per per-person table, (rows written, rows of the previous run replaced). A failure
-    before the commit leaves the night's copy unpublished, so the published file is as it was.
+    The big per-person tables (`incremental` in the registry) keep the year's rows that tonight gives
+    again unchanged: a row stays when a row of tonight's frame has the same key and the same content
+    (`key_hash` and `row_hash`, 64-bit hashes; a wrong match needs the row's own hash to collide, about
+    2^-64 per changed row); only the others are inserted. The year's old hashes are read once, so the
+    partitions of a night, whatever their number, are compared with all of them alike.
+
+    `add(table, frame)` writes a partition's rows of a per-person table; `finish` inserts the night's
+    small tables, records the status changes (the year's rows that go against those that come),
+    re-stamps the kept rows with the run, writes the collection-progress snapshot of `data_date` and
+    the not-renewed rows (pipeline/io/progress_sql.py), deletes the year's rows of earlier runs, adds
+    the run and commits. `written`: per per-person table, (rows kept, rows written, rows deleted). A
+    failure before the commit leaves the night's copy unpublished, so the published file is as it was.
     """
 
     def __init__(
@@ -345,33 +363,67 @@ class NightWriter:
     ) -> None:
         self.con, self.coverage_year, self.run_id = con, coverage_year, run_id
         self.db_path, self.data_date = db_path, data_date
-        self.written: dict[str, tuple[int, int]] = {}
+        self.written: dict[str, tuple[int, int, int]] = {}
         con.execute("BEGIN TRANSACTION")
+        self.old = {
+            name: query_frame(
+                con,
+                f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?"
+                f" AND {ROW_HASH} IS NOT NULL",
+                [coverage_year],
+            ).unique(subset=[KEY_HASH, ROW_HASH], keep="first")
+            for name, t in TABLES.items()
+            if t.incremental
+        }
+        self.kept: dict[str, list[pl.Series]] = {name: [] for name in self.old}
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
         check_output(table, frame)
-        added, replaced = self.written.get(table, (0, 0))
-        self.written[table] = (added + frame.height, replaced)
+        if table in self.old:
+            frame = with_row_hash(frame, table)
+            same = frame.select(KEY_HASH, ROW_HASH).join(self.old[table], on=[KEY_HASH, ROW_HASH], how="inner")
+            self.kept[table].append(same["__rowid"])
+            frame = frame.join(same.select(KEY_HASH, ROW_HASH), on=[KEY_HASH, ROW_HASH], how="anti")
+        kept, added, _ = self.written.get(table, (0, 0, 0))
+        self.written[table] = (kept + (len(self.kept[table][-1]) if table in self.old else 0), added + frame.height, 0)
         with writing(self.db_path):  # its own: the partitions' scratch is written between these
             disk_full("database_write", self.db_path)
             insert_frame(self.con, table, frame, self.run_id)
 
+    def _register_kept(self) -> None:
+        """The kept rows of each incremental table as a temporary table `__kept_<table>` (their rowids)."""
+        for table, parts in self.kept.items():
+            rowids = pl.concat([pl.Series("__rowid", [], dtype=pl.Int64), *[p.cast(pl.Int64) for p in parts]])
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE __kept_{table} (__rowid BIGINT)")
+            with _registered(self.con, "__kept_rows", rowids.to_frame()):
+                self.con.execute(f"INSERT INTO __kept_{table} SELECT __rowid FROM __kept_rows")
+
     def _insert_status_changes(self) -> None:
-        """The persons whose status differs between the year's reconciliation rows of the previous run
-        and tonight's; nothing to compare on a year's first run."""
+        """The persons whose status differs between the year's reconciliation rows that go (of earlier
+        runs, not kept tonight) and those that come (written tonight); a kept row has not changed.
+        Nothing to compare on a year's first run."""
         columns = ", ".join(TABLES["status_changes"].column_names)
         self.con.execute(
             f"""
             INSERT INTO status_changes ({columns})
-            WITH o AS (SELECT * FROM reconciliation WHERE coverage_year = $year AND run_id <> $run),
+            WITH before AS (SELECT rowid AS __rowid, * FROM reconciliation WHERE coverage_year = $year
+                              AND run_id <> $run),
+                 o AS (SELECT * FROM before WHERE __rowid NOT IN (SELECT __rowid FROM __kept_reconciliation)),
                  n AS (SELECT * FROM reconciliation WHERE coverage_year = $year AND run_id = $run)
             SELECT $run, $year, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
                    coalesce(n.county, o.county), coalesce(n.township, o.township), o.run_id, o.status, n.status,
                    o.amount_diff, n.amount_diff
             FROM o FULL OUTER JOIN n ON n.id_number = o.id_number
-            WHERE o.status IS DISTINCT FROM n.status AND EXISTS (SELECT 1 FROM o)""",
+            WHERE o.status IS DISTINCT FROM n.status AND EXISTS (SELECT 1 FROM before)""",
             {"year": self.coverage_year, "run": self.run_id},
         )
+
+    def _restamp_kept(self) -> None:
+        for table in self.kept:
+            self.con.execute(
+                f"UPDATE {table} SET run_id = ? WHERE rowid IN (SELECT __rowid FROM __kept_{table})", [self.run_id]
+            )
+            self.con.execute(f"DROP TABLE __kept_{table}")
 
     def finish(
         self, run_row: dict, frames: dict[str, pl.DataFrame], audit: Callable[[duckdb.DuckDBPyConnection], None]
@@ -380,16 +432,18 @@ class NightWriter:
         con, year = self.con, self.coverage_year
         for table in list(frames):
             insert_frame(con, table, frames.pop(table), self.run_id)
-        audit(con)
+        self._register_kept()
         self._insert_status_changes()
+        self._restamp_kept()
+        audit(con)
         insert_progress(con, year, self.data_date, self.run_id)
         for table, column in PER_YEAR_TABLES.items():
             deleted = con.execute(
                 f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [year, self.run_id]
             ).fetchone()
-            gone = int(deleted[0]) if deleted else 0
             if table in self.written:
-                self.written[table] = (self.written[table][0], gone)
+                kept, added, _ = self.written[table]
+                self.written[table] = (kept, added, int(deleted[0]) if deleted else 0)
         insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
         checkpoint("before_commit")
         con.execute("COMMIT")

@@ -57,9 +57,6 @@ LOW_CARDINALITY = frozenset(
     }
 )
 
-# Columns an earlier version kept for itself (the hashes of its incremental write, a count of rows
-# whose checks were reused), dropped from an older database on its next night.
-RETIRED_COLUMNS = {
-    **{table: ("row_hash", "key_hash") for table in ("residents", "payments", "determinations", "reconciliation")},
-    "run_sheets": ("rows_reused",),
-}
+# Columns an earlier version kept for itself (a count of rows whose checks were reused), dropped from
+# an older database on its next night.
+RETIRED_COLUMNS = {"run_sheets": ("rows_reused",)}

@@ -84,12 +84,11 @@ TIER = Column("资助类别", "tier", "tier", 12)
 DUE = Column("应缴金额", "money", "individual_due")
 PAID = Column("实缴金额", "money", "net_paid")
 LAST_PAID = Column("最后缴费日期", "date", "last_paid_on")
-BASIS_ON_SCREEN = Column("依据", "free", "basis", printed=False)  # the clause of the amount due, not printed
-
-UNPAID_COLUMNS = (NAME, PHONE, ID, TOWNSHIP, VILLAGE, TIER, DUE, BASIS_ON_SCREEN)
+# The clause of an amount due is one of three, named by the tier: the phone lists' 说明 sheet gives
+# them once (`_write_legend`) instead of on every row.
+UNPAID_COLUMNS = (NAME, PHONE, ID, TOWNSHIP, VILLAGE, TIER, DUE)
 UNDERPAID_COLUMNS = (
     NAME, PHONE, ID, TOWNSHIP, VILLAGE, TIER, DUE, PAID, Column("差额", "money", "amount_diff"), LAST_PAID,
-    BASIS_ON_SCREEN,
 )  # fmt: skip
 NOT_ENROLLED_COLUMNS = (
     NAME, PHONE, ID, TOWNSHIP, VILLAGE, Column("身份类别", "text", "identity_labels", 20),
@@ -287,11 +286,36 @@ def _write_lists(wb: Workbook, fmts: Formats, stats: Stats, night: _Night, specs
     return entries
 
 
+def _write_legend(wb: Workbook, fmts: Formats, night: _Night) -> None:
+    """说明: where each tier's amount due comes from (docs/RULES.md §2), said once for every list."""
+    p = night.params
+    ws = wb.add_worksheet("说明")
+    ws.write_string(0, 0, f"{night.coverage_year}年度 个人应缴金额的依据", fmts.title)
+    ws.write_row(2, 0, ("资助类别", "个人应缴(元)", "依据"), fmts.header)
+    standard = p.fen("individual_standard_yuan") or 0
+    subsidies = {"full": p.fen("full_subsidy_yuan") or 0, "fixed": p.fen("fixed_subsidy_yuan") or 0, "none": 0}
+    cites = {
+        "full": p.full_subsidy_yuan.cite,
+        "fixed": p.fixed_subsidy_yuan.cite,
+        "none": p.individual_standard_yuan.cite,
+    }
+    for r, tier in enumerate(("full", "fixed", "none"), 3):
+        ws.write_string(r, 0, TIER_NAMES[tier])
+        ws.write_number(r, 1, (standard - subsidies[tier]) / 100, fmts.number["money"])
+        ws.write_string(r, 2, cites[tier], fmts.wrap)
+    ws.set_column(0, 1, 14)
+    ws.set_column(2, 2, 80)
+    ws.set_landscape()
+    ws.set_paper(9)
+
+
 def _write_phone_workbook(path: Path, night: _Night) -> None:
-    """催缴名单: the phone lists, each its own sheet, no summary."""
+    """催缴名单: the phone lists, each its own sheet, no summary; and 说明, the clauses of the amounts due."""
     wb, handle = _open_workbook(path, night.run, f"{night.coverage_year}年度城乡居民医保催缴名单", night.params)
     try:
-        _write_lists(wb, make_formats(wb), Stats(), night, _phone_specs(night))
+        fmts = make_formats(wb)
+        _write_lists(wb, fmts, Stats(), night, _phone_specs(night))
+        _write_legend(wb, fmts, night)
         wb.close()
     finally:
         handle.close()
