@@ -352,9 +352,9 @@ class NightWriter:
 
     `add(table, frame)` writes a partition's rows of a per-person table; `finish` inserts the night's
     small tables, records the status changes (the year's rows that go against those that come),
-    re-stamps the kept rows with the run, writes the collection-progress snapshot of `data_date` and
-    the not-renewed rows (pipeline/io/progress_sql.py), deletes the year's rows of earlier runs, adds
-    the run and commits. `written`: per per-person table, (rows kept, rows written, rows deleted). A
+    deletes the year's rows of earlier runs but the kept ones and re-stamps those with the run, checks
+    the totals (`audit`), writes the collection-progress snapshot of `data_date` and the not-renewed
+    rows (pipeline/io/progress_sql.py), adds the run and commits. `written`: per per-person table, (rows kept, rows written, rows deleted). A
     failure before the commit leaves the night's copy unpublished, so the published file is as it was.
     """
 
@@ -371,7 +371,7 @@ class NightWriter:
                 f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?"
                 f" AND {ROW_HASH} IS NOT NULL",
                 [coverage_year],
-            ).unique(subset=[KEY_HASH, ROW_HASH], keep="first")
+            )
             for name, t in TABLES.items()
             if t.incremental
         }
@@ -418,12 +418,24 @@ class NightWriter:
             {"year": self.coverage_year, "run": self.run_id},
         )
 
-    def _restamp_kept(self) -> None:
-        for table in self.kept:
-            self.con.execute(
-                f"UPDATE {table} SET run_id = ? WHERE rowid IN (SELECT __rowid FROM __kept_{table})", [self.run_id]
-            )
-            self.con.execute(f"DROP TABLE __kept_{table}")
+    def _replace_year(self, table: str, column: str) -> int:
+        """Delete the year's rows of earlier runs (of an incremental table: those not kept tonight), then
+        stamp the kept ones with the run; the rows deleted."""
+        con, args = self.con, [self.coverage_year, self.run_id]
+        if table not in self.kept:
+            deleted = con.execute(f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", args)
+            return int((deleted.fetchone() or (0,))[0])
+        deleted = con.execute(
+            f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?"
+            f" AND rowid NOT IN (SELECT __rowid FROM __kept_{table})",
+            args,
+        )
+        gone = int((deleted.fetchone() or (0,))[0])
+        con.execute(
+            f"UPDATE {table} SET run_id = ? WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [self.run_id, *args]
+        )
+        con.execute(f"DROP TABLE __kept_{table}")
+        return gone
 
     def finish(
         self, run_row: dict, frames: dict[str, pl.DataFrame], audit: Callable[[duckdb.DuckDBPyConnection], None]
@@ -434,16 +446,13 @@ class NightWriter:
             insert_frame(con, table, frames.pop(table), self.run_id)
         self._register_kept()
         self._insert_status_changes()
-        self._restamp_kept()
-        audit(con)
-        insert_progress(con, year, self.data_date, self.run_id)
         for table, column in PER_YEAR_TABLES.items():
-            deleted = con.execute(
-                f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [year, self.run_id]
-            ).fetchone()
+            gone = self._replace_year(table, column)
             if table in self.written:
                 kept, added, _ = self.written[table]
-                self.written[table] = (kept, added, int(deleted[0]) if deleted else 0)
+                self.written[table] = (kept, added, gone)
+        audit(con)
+        insert_progress(con, year, self.data_date, self.run_id)
         insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
         checkpoint("before_commit")
         con.execute("COMMIT")
