@@ -115,3 +115,18 @@ def test_the_first_night_of_a_year_records_no_status_change_and_leaves_other_yea
     night(tmp_path, "m.duckdb", r, payments(tmp_path, "p2.xlsx", {0: 400, 1: 400}), year=2025)
     assert table(tmp_path / "m.duckdb", "status_changes", "WHERE coverage_year = 2025").height == 0
     assert table(tmp_path / "m.duckdb", "determinations", "WHERE coverage_year = 2026").equals(before)
+
+
+def test_rows_written_before_the_hashes_were_kept_are_replaced_not_kept(tmp_path):
+    """A database from an earlier version has the year's rows without row_hash: they match nothing,
+    so the night replaces them (no row is left twice, none of an old run remains)."""
+    r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400})
+    night(tmp_path, "m.duckdb", r, p)
+    with duckdb.connect(str(tmp_path / "m.duckdb")) as con:
+        for name in ("residents", "payments", "determinations", "reconciliation"):
+            con.execute(f"UPDATE {name} SET row_hash = NULL, key_hash = NULL")
+    second = night(tmp_path, "m.duckdb", r, p)
+    assert second.written["residents"] == (0, 4, 4)
+    with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM residents").fetchall() == [(4, 1)]
+        assert con.execute("SELECT count(*) FROM residents WHERE row_hash IS NULL").fetchall() == [(0,)]

@@ -253,16 +253,16 @@ def _quote(text: str) -> str:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables and views; add to a database made by an earlier version the columns added
-    since (tables are only ever extended); put every comment in place."""
+    since (tables are only ever extended); put every comment in place (those that differ)."""
     for table in TABLES.values():
         con.execute(table.ddl())
-        have = {
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
+        have = dict(
+            con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ?"
+                " AND database_name = current_database()",
                 [table.name],
             ).fetchall()
-        }
+        )
         for column in table.columns:
             if column.name not in have:
                 con.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.definition.replace(' PRIMARY KEY', '')}")
@@ -271,7 +271,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f'ALTER TABLE {table.name} DROP COLUMN "{retired}"')
         con.execute(f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
         for column in table.columns:
-            con.execute(f'COMMENT ON COLUMN {table.name}."{column.name}" IS {_quote(column.comment)}')
+            if have.get(column.name) != column.comment:
+                con.execute(f'COMMENT ON COLUMN {table.name}."{column.name}" IS {_quote(column.comment)}')
     for view in VIEWS.values():
         con.execute(f'CREATE OR REPLACE VIEW "{view.name}" AS {view.sql}')
         con.execute(f'COMMENT ON VIEW "{view.name}" IS {_quote(view.comment)}')
@@ -368,8 +369,8 @@ class NightWriter:
         self.old = {
             name: query_frame(
                 con,
-                f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?"
-                f" AND {ROW_HASH} IS NOT NULL",
+                # a row without hashes (written before they were kept) matches nothing: it goes
+                f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?",
                 [coverage_year],
             )
             for name, t in TABLES.items()
@@ -391,12 +392,15 @@ class NightWriter:
             insert_frame(self.con, table, frame, self.run_id)
 
     def _register_kept(self) -> None:
-        """The kept rows of each incremental table as a temporary table `__kept_<table>` (their rowids)."""
+        """Of each incremental table, the year's old rows kept tonight and those that go, as temporary
+        tables `__kept_<table>` and `__gone_<table>` (their rowids)."""
         for table, parts in self.kept.items():
-            rowids = pl.concat([pl.Series("__rowid", [], dtype=pl.Int64), *[p.cast(pl.Int64) for p in parts]])
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE __kept_{table} (__rowid BIGINT)")
-            with _registered(self.con, "__kept_rows", rowids.to_frame()):
-                self.con.execute(f"INSERT INTO __kept_{table} SELECT __rowid FROM __kept_rows")
+            kept = pl.concat([pl.Series("__rowid", [], dtype=pl.Int64), *[p.cast(pl.Int64) for p in parts]])
+            gone = self.old[table]["__rowid"].cast(pl.Int64).filter(~self.old[table]["__rowid"].is_in(kept.implode()))
+            for name, rowids in (("kept", kept), ("gone", gone)):
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE __{name}_{table} (__rowid BIGINT)")
+                with _registered(self.con, "__rows", rowids.alias("__rowid").to_frame()):
+                    self.con.execute(f"INSERT INTO __{name}_{table} SELECT __rowid FROM __rows")
 
     def _insert_status_changes(self) -> None:
         """The persons whose status differs between the year's reconciliation rows that go (of earlier
@@ -408,7 +412,7 @@ class NightWriter:
             INSERT INTO status_changes ({columns})
             WITH before AS (SELECT rowid AS __rowid, * FROM reconciliation WHERE coverage_year = $year
                               AND run_id <> $run),
-                 o AS (SELECT * FROM before WHERE __rowid NOT IN (SELECT __rowid FROM __kept_reconciliation)),
+                 o AS (SELECT * FROM before WHERE __rowid IN (SELECT __rowid FROM __gone_reconciliation)),
                  n AS (SELECT * FROM reconciliation WHERE coverage_year = $year AND run_id = $run)
             SELECT $run, $year, coalesce(n.id_number, o.id_number), coalesce(n.name, o.name),
                    coalesce(n.county, o.county), coalesce(n.township, o.township), o.run_id, o.status, n.status,
