@@ -26,6 +26,7 @@ def sheet_table(sheets: list[SheetRead], kind: str | None = None) -> pl.DataFram
                 "skipped_footer": s.skipped_footer,
                 "note": s.note,
                 "reused": s.reused,
+                "checks_reused": s.checks_reused,
             }
             for s in sheets
         ],
@@ -40,6 +41,7 @@ def sheet_table(sheets: list[SheetRead], kind: str | None = None) -> pl.DataFram
             "skipped_footer": pl.Int64,
             "note": pl.Utf8,
             "reused": pl.Boolean,
+            "checks_reused": pl.Boolean,
         },
     )
 

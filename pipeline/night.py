@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline.conservation import NO_LINES, conservation
 from pipeline.faults import checkpoint
+from pipeline.io import cache
 from pipeline.io.excel_in import SheetRead, empty_read
 from pipeline.io.rows import Rows
 from pipeline.io.store import NightWriter
@@ -30,9 +31,18 @@ from pipeline.params import Params
 from pipeline.partition import payment_partition, roster_partition
 from pipeline.reconcile import reconcile, unmatched_payments
 from pipeline.rules import determine
+from pipeline.rules.lists import no_list_rows
 from pipeline.settings import Stage
 from pipeline.totals import totals_from_township_sums, township_sums
-from pipeline.validate import REJECTED_SCHEMA, Checked, Validated, check_sheet, settle_payments, settle_roster
+from pipeline.validate import (
+    REJECTED_SCHEMA,
+    Checked,
+    Validated,
+    check_inputs,
+    check_sheet,
+    settle_payments,
+    settle_roster,
+)
 from pipeline.vocabulary import STATUSES
 from schemas.headers import load_header_map
 
@@ -65,16 +75,40 @@ class CheckedSheets:
     rejected: pl.DataFrame
 
 
-def check_sheets(
-    sheets: list[SheetRead], kind: str, params: Params, data_date: dt.date, spill: Path | None
-) -> CheckedSheets:
+def _checked(sheet: SheetRead, plan: NightPlan, key: str | None) -> Checked:
+    """A sheet's checks, from its entry in the cache when they were kept there under `key` for a data
+    date like tonight's (the file name restamped: the entry is named by the bytes), else made now
+    and kept there for the next night."""
+    assert sheet.rows is not None
+    rows_path = sheet.rows.path
+    in_cache = key is not None and rows_path is not None and plan.cache_dir in rows_path.parents
+    kept = cache.find_checked(rows_path, key, plan.data_date) if in_cache and rows_path and key else None
+    if kept is not None:
+        try:
+            here = pl.lit(sheet.source_file).alias("source_file")
+            parsed, rejected = (pl.read_ipc(p).with_columns(here) for p in kept)
+            sheet.checks_reused = True
+            return Checked(parsed=parsed, rejected=rejected)
+        except (OSError, pl.exceptions.PolarsError):  # a damaged entry: checked again
+            pass
+    header_map = load_header_map(sheet.kind)
+    checked = check_sheet(sheet, sheet.rows.load(), plan.params, header_map, plan.data_date)
+    if in_cache and rows_path and key:
+        cache.store_checked(rows_path, key, checked)
+    return checked
+
+
+def check_sheets(sheets: list[SheetRead], kind: str, plan: NightPlan) -> CheckedSheets:
     """The row checks of docs/RULES.md §6 on each sheet's rows as read, one sheet in memory at a time
-    (`spill`: where checked rows wait when the night runs in partitions)."""
-    header_map = load_header_map(kind)
+    per thread (a night in partitions keeps the checked rows in its scratch folder till their
+    partition comes); the checks of an unchanged sheet come from the cache when nothing they read
+    changed (pipeline/validate.py CHECK_FILES, check_inputs) and the data date is on the same side of
+    every date they compared."""
+    spill = plan.scratch / "partitions" if plan.n_parts > 1 else None
+    key = cache.checks_key(check_inputs(plan.params)) if plan.cache_dir is not None else None
 
     def checked(i: int, sheet: SheetRead) -> tuple[Rows, pl.DataFrame]:
-        assert sheet.rows is not None
-        c = check_sheet(sheet, sheet.rows.load(), params, header_map, data_date)
+        c = _checked(sheet, plan, key)
         kept = Rows.kept(c.parsed, spill / f"checked-{kind}{i}.arrow" if spill else None)
         return kept, c.rejected.select(REJECTED_SCHEMA.keys())
 
@@ -84,8 +118,9 @@ def check_sheets(
     rows = [r for r, _ in done]
     lines = [NO_LINES, *[sheet_lines for _, sheet_lines in done]]
     if not rows:  # no sheet of this kind holds rows: the same columns, none
-        empty = SheetRead(kind=kind, source_file="", sha256="", sheet="")
-        rows.append(Rows(frame=check_sheet(empty, empty_read(header_map), params, header_map, data_date).parsed))
+        empty, header_map = SheetRead(kind=kind, source_file="", sha256="", sheet=""), load_header_map(kind)
+        parsed = check_sheet(empty, empty_read(header_map), plan.params, header_map, plan.data_date).parsed
+        rows.append(Rows(frame=parsed))
     return CheckedSheets(rows=rows, rejected=pl.concat(lines))
 
 
@@ -181,23 +216,24 @@ class _Sums:
 
 @dataclass(frozen=True)
 class NightPlan:
-    """How the night runs: its parameters, data date, partitions and scratch folder, and the
-    in-force rows of the subsidy lists (docs/RULES.md §9)."""
+    """How the night runs: its parameters, data date, partitions, scratch folder and cache folder
+    (None: no cache), and the in-force rows of the subsidy lists (docs/RULES.md §9)."""
 
     params: Params
     data_date: dt.date
     n_parts: int
     scratch: Path
-    list_rows: pl.DataFrame
+    cache_dir: Path | None
+    list_rows: pl.DataFrame = field(default_factory=no_list_rows)
 
 
 def run_partitions(sheets: Sheets, plan: NightPlan, writer: NightWriter, stage: Stage) -> Night:
     """Check -> settle -> determine -> reconcile -> write, partition by partition (docs/INTERNALS.md)."""
     params, year = plan.params, plan.params.coverage_year
-    spill = plan.scratch / "partitions" if plan.n_parts > 1 else None
+    spill = plan.scratch / "partitions" if plan.n_parts > 1 else None  # where a partition's rows wait
     with stage("校验 check"):
-        roster = check_sheets(sheets.roster, "roster", params, plan.data_date, spill)
-        payments = check_sheets(sheets.payments, "payments", params, plan.data_date, spill)
+        roster = check_sheets(sheets.roster, "roster", plan)
+        payments = check_sheets(sheets.payments, "payments", plan)
     checkpoint("after_check")
     sheet_lines = pl.concat([roster.rejected, payments.rejected])
     rejected_roster = roster.rejected

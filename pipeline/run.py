@@ -4,6 +4,7 @@ database, then the database and the workbooks published (docs/INTERNALS.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -196,9 +197,11 @@ def _night(settings: RunSettings, work: Future, data_date: dt.date) -> RunResult
             with stage("读取 read"):
                 sheets, skipped, reused = _read(ctx, paths)
             checkpoint("after_read")
+            plan = NightPlan(ctx.params, data_date, n_parts, ctx.scratch, _cache_dir(settings))
             with stage("校验 check"):
-                lists = list_facts(sheets.subsidy_list, ctx.params, data_date)
-            night, written, staged = _write(ctx, work, sheets, lists, n_parts)
+                lists = list_facts(sheets.subsidy_list, plan)
+            plan = dataclasses.replace(plan, list_rows=lists.in_force)
+            night, written, staged = _write(ctx, work, sheets, lists, plan)
         finally:
             shutil.rmtree(ctx.scratch, ignore_errors=True)  # parsed sheets not cached, a partitioned night's rows
         with stage("发布 publish"):
@@ -228,7 +231,7 @@ def _night(settings: RunSettings, work: Future, data_date: dt.date) -> RunResult
 
 
 def _write(
-    ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, n_parts: int
+    ctx: _Context, work: Future, sheets: Sheets, lists: ListFacts, plan: NightPlan
 ) -> tuple[Night, dict[str, tuple[int, int, int]], list[tuple[Path, Path]]]:
     """The partitions written into the night's copy of the database, then the night's small tables and
     the run in one commit, the copy checkpointed and closed; then the workbooks built from it."""
@@ -237,7 +240,6 @@ def _write(
         con = connect_work(settings.db_path, work.result())
     try:
         writer = NightWriter(con, settings.coverage_year, ctx.run_id, settings.db_path, ctx.data_date)
-        plan = NightPlan(ctx.params, ctx.data_date, n_parts, ctx.scratch, lists.in_force)
         with writing_to(settings.out_dir, "写分区暂存文件", "a partition's rows (scratch)"):
             night = run_partitions(sheets, plan, writer, stage)  # its database writes say so themselves
         with stage("对账 reconcile"):
@@ -323,7 +325,7 @@ def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, l
     limits = settings.read_limits
     with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # hashlib releases the GIL
         jobs = list(pool.map(lambda kp: _job(*kp), paths))
-    cache_dir = settings.db_path.parent / cache.CACHE_DIR_NAME if settings.use_cache else None
+    cache_dir = _cache_dir(settings)
     per_job, skipped, reused = read_isolated(jobs, ctx.scratch, limits, settings.skip_bad_files, cache_dir)
     if cache_dir is not None:
         cache.prune(cache_dir)
@@ -344,6 +346,11 @@ def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, l
                 f"没有可读的{title}文件，本次未运行 / no readable {kind} file is left (see the files skipped above)"
             )
     return Sheets(by_kind["roster"], by_kind["payments"], by_kind["subsidy_list"]), skipped, reused
+
+
+def _cache_dir(settings: RunSettings) -> Path | None:
+    """The cache of sheets read (and checked) before: beside the database; None with --reparse."""
+    return settings.db_path.parent / cache.CACHE_DIR_NAME if settings.use_cache else None
 
 
 def _fingerprint(sheets: pl.DataFrame, params: Params) -> str:
@@ -425,12 +432,20 @@ def _warnings(night: Night, lists: ListFacts, skipped: list) -> list[str]:
 
 
 def _notes(sheets: Sheets, reused: list[ReadJob]) -> list[str]:
+    def checks(s: SheetRead) -> str:
+        return "校验结果也相同 / checks too" if s.checks_reused else "已重新校验 / checked again"
+
     whole = {str(job.path) for job in reused}
+    by_file: dict[str, list[SheetRead]] = {}
+    for s in sheets.all():
+        by_file.setdefault(s.source_file, []).append(s)
     notes = [
-        f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {job.path}" for job in reused
+        f"文件未变，复用上次读取的行（{checks(by_file[str(job.path)][0])}）/ unchanged file, rows from the cache: {job.path}"
+        for job in reused
+        if str(job.path) in by_file
     ]
     notes += [
-        f"工作表未变，复用上次读取的行（校验重做）/ unchanged sheet, rows from the cache: {s.source_file} [{s.sheet}]"
+        f"工作表未变，复用上次读取的行（{checks(s)}）/ unchanged sheet, rows from the cache: {s.source_file} [{s.sheet}]"
         for s in sheets.all()
         if s.reused and s.source_file not in whole
     ]

@@ -9,14 +9,14 @@ enrolled (`subsidy_not_enrolled`) and the progress by township and label
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 from dataclasses import dataclass
 
 import polars as pl
 
 from pipeline.conservation import conservation
 from pipeline.io.excel_in import SheetRead
-from pipeline.night import Night, check_sheets
+from pipeline.night import Night, NightPlan, check_sheets
 from pipeline.params import Params
 from pipeline.rules import tier
 from pipeline.rules.lists import in_force
@@ -41,10 +41,11 @@ class ListFacts:
         return self.rows.filter("in_force")
 
 
-def list_facts(sheets: list[SheetRead], params: Params, data_date: dt.date) -> ListFacts:
+def list_facts(sheets: list[SheetRead], plan: NightPlan) -> ListFacts:
     """Check and settle the list rows (an exact copy in the same sheet is skipped; rows never reject
     each other), assert conservation per file and sheet, mark the rows in force for Y."""
-    checked = check_sheets(sheets, "subsidy_list", params, data_date, spill=None)
+    params = plan.params
+    checked = check_sheets(sheets, "subsidy_list", dataclasses.replace(plan, n_parts=1))
     settled = settle_subsidy_list([Checked(parsed=r.load(), rejected=checked.rejected.clear()) for r in checked.rows])
     rows, duplicates, lines = settled.accepted.select(LIST_OUT), settled.duplicates, checked.rejected
     accepted = rows.group_by("source_file", "sheet").agg(pl.len().alias("accepted"))

@@ -291,11 +291,64 @@ class Checked:
 
     `parsed`: the typed output columns plus `__bad` (some cell failed),
     `__key_ok` (the duplicate key can be trusted) and the key's raw text;
-    `rejected`: one rejected_rows line per failing cell.
+    `rejected`: one rejected_rows line per failing cell. `valid_from` /
+    `valid_until`: the same rows and lines come out for any data date in
+    [valid_from, valid_until) (the checks compare dates with it; None is
+    unbounded): what a kept copy of them may be reused for.
     """
 
     parsed: pl.DataFrame
     rejected: pl.DataFrame
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+
+
+# What the row checks read besides a sheet's rows and the data date, named in one place: a checked
+# sheet kept beside its rows in the cache (pipeline/io/cache.py) is reused only where all of it is the
+# same. The code of the checks, the libraries that run them, and of the parameters only the year and
+# the spellings of the labels and special events.
+CHECK_FILES = (
+    "pipeline/validate.py",
+    "pipeline/parse.py",
+    "pipeline/hints.py",
+    "schemas/models.py",
+    "schemas/headers.py",
+    "schemas/headers.toml",
+    "schemas/registry.py",
+    "schemas/tables.toml",
+)
+CHECK_LIBRARIES = ("polars", "pandera")
+# the dates each kind compares with the data date (docs/RULES.md §6 "after the run date")
+DATA_DATE_COMPARED = {
+    "roster": ("id_number__birth_date", "birth_date", "registered_on", "special_event_date", "subsidy_identified_on"),
+    "payments": ("id_number__birth_date", "paid_on"),
+    "subsidy_list": ("id_number__birth_date", "identified_on"),
+}
+# reasons whose text names the data date: a sheet rejecting a cell for one holds for its own night only
+REASONS_NAMING_THE_DATE = ("date_future",)
+
+
+def check_inputs(params: Params) -> dict:
+    """Of the parameters, what the checks read (docs/RULES.md §6: labels and events spelled as
+    policy_params/ lists them; 上年度参保 required from a year on)."""
+    return {
+        "coverage_year": params.coverage_year,
+        "labels": sorted((lab.name, sorted(lab.aliases)) for lab in params.labels),
+        "events": sorted((name, sorted(aliases)) for name, aliases in params.event_types),
+    }
+
+
+def _valid_window(parsed: pl.DataFrame, kind: str, failed: pl.DataFrame, data_date: dt.date) -> tuple:
+    """[latest compared date on or before the data date + 1 day, earliest one after it): where the
+    checks give the same; one day only when a reason names the data date."""
+    if failed["code"].is_in(list(REASONS_NAMING_THE_DATE)).any():
+        return data_date, data_date + dt.timedelta(days=1)
+    dates = [d for d in DATA_DATE_COMPARED[kind] if d in parsed.columns]
+    past, future = parsed.select(
+        pl.max_horizontal(pl.col(d).filter(pl.col(d) <= data_date).max() for d in dates).alias("past"),
+        pl.min_horizontal(pl.col(d).filter(pl.col(d) > data_date).min() for d in dates).alias("future"),
+    ).row(0)
+    return past, future
 
 
 def headers_seen_of(sheets: list) -> pl.DataFrame:
@@ -333,7 +386,8 @@ def check_sheet(sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap
     )
     bad = rejected["__i"].unique().implode()
     frame = parsed.select(*out, *key_ok, pl.col("__i").is_in(bad).alias("__bad"))
-    return Checked(parsed=frame, rejected=rejected.drop("__i"))
+    valid_from, valid_until = _valid_window(parsed, kind, failed, data_date)
+    return Checked(parsed=frame, rejected=rejected.drop("__i"), valid_from=valid_from, valid_until=valid_until)
 
 
 # --- across sheets: duplicates ---------------------------------------------------------------

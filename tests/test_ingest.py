@@ -544,7 +544,9 @@ def test_unchanged_files_are_reused_and_renamed_copies_keep_their_new_name(tmp_p
     # only the payments changed tonight: the roster is reused, the payments are parsed again
     more = write_workbook(tmp_path / "p2.xlsx", {"S": [PAYMENT_HEADER, pay_row(1, "张三", A), pay_row(2, "李四", B)]})
     third = run(tmp_path, roster, more)
-    assert third.notes == [f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}"]
+    assert third.notes == [
+        f"文件未变，复用上次读取的行（校验结果也相同 / checks too）/ unchanged file, rows from the cache: {roster}"
+    ]
     assert third.table("determinations").filter(pl.col("enrolled")).height == 2
     # the same bytes under another name: rows carry the new name
     renamed = tmp_path / "花名册_复制.xlsx"
@@ -575,8 +577,8 @@ def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
     )
     grown = run(tmp_path, roster, payments)
     assert grown.notes == [
-        f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}",
-        f"工作表未变，复用上次读取的行（校验重做）/ unchanged sheet, rows from the cache: {payments} [10月]",
+        f"文件未变，复用上次读取的行（校验结果也相同 / checks too）/ unchanged file, rows from the cache: {roster}",
+        f"工作表未变，复用上次读取的行（校验结果也相同 / checks too）/ unchanged sheet, rows from the cache: {payments} [10月]",
     ]
     assert grown.sheets.select("kind", "sheet", "reused", "accepted").rows() == [
         ("roster", "S", True, 3),
@@ -609,7 +611,9 @@ def test_a_sheet_whose_xml_is_the_same_but_whose_shared_strings_changed_is_parse
     first_paid = first.table("reconciliation")["last_paid_on"].to_list()
     write_workbook(payments, {"S": [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2025-11-02")]})
     second = run(tmp_path, roster, payments)
-    assert second.notes == [f"文件未变，复用上次读取的行（校验重做）/ unchanged file, rows from the cache: {roster}"]
+    assert second.notes == [
+        f"文件未变，复用上次读取的行（校验结果也相同 / checks too）/ unchanged file, rows from the cache: {roster}"
+    ]
     assert first_paid == [dt.date(2025, 11, 1)]
     assert second.table("reconciliation")["last_paid_on"].to_list() == [dt.date(2025, 11, 2)]
 
@@ -753,3 +757,38 @@ def test_the_phone_is_kept_as_written_never_rejected_and_not_compared_between_du
 def test_a_roster_without_a_phone_column_gives_no_phone(tmp_path):
     result = run(tmp_path, write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]}))
     assert result.table("residents")["phone"].to_list() == [None]
+
+
+def test_checks_kept_in_the_cache_are_redone_when_a_spelling_they_read_changes(tmp_path, monkeypatch):
+    """Checks are kept beside a sheet's rows under what they read (pipeline/validate.py check_inputs):
+    the same parameters again reuse them; a label spelling added to the parameters checks the sheet
+    again, and the row once rejected for "低保户" is accepted."""
+    import dataclasses
+
+    import pipeline.run
+    from pipeline.params import load_params
+
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A, labels="低保户")]})
+    payments = one_payment(tmp_path)
+    first = run(tmp_path, roster, payments)
+    assert [r[1:] for r in reasons(first)] == [
+        ("人员身份", "人员身份“低保户”中有政策参数未列出的类别“低保户”（是否为：低保对象、城乡低保对象？），请核对写法")
+    ]
+    again = run(tmp_path, roster, payments)
+    assert again.sheets["checks_reused"].to_list() == [True, True] and reasons(again) == reasons(first)
+
+    def with_alias(year: int, region: str):
+        params = load_params(year, region)
+        labels = tuple(
+            dataclasses.replace(lab, aliases=(*lab.aliases, "低保户")) if lab.name == "城乡低保对象" else lab
+            for lab in params.labels
+        )
+        return dataclasses.replace(params, labels=labels)
+
+    monkeypatch.setattr(pipeline.run, "load_params", with_alias)
+    third = run(tmp_path, roster, payments)
+    roster_sheet = third.sheets.filter(pl.col("kind") == "roster")
+    assert roster_sheet.select("reused", "checks_reused").rows() == [
+        (True, False)
+    ]  # read from the cache, checked again
+    assert reasons(third) == [] and third.table("determinations")["identity_labels"].to_list() == ["城乡低保对象"]

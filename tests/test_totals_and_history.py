@@ -203,7 +203,9 @@ def _tables(db) -> dict[str, list]:
     ):
         # what differs by design between two runs on the same bytes: the run, and that the second reused the first
         cols = [
-            c[0] for c in con.execute(f"DESCRIBE {table}").fetchall() if c[0] not in ("run_id", "reused", "rows_reused")
+            c[0]
+            for c in con.execute(f"DESCRIBE {table}").fetchall()
+            if c[0] not in ("run_id", "reused", "checks_reused")
         ]
         out[table] = con.execute(
             f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table} ORDER BY ALL"

@@ -16,6 +16,7 @@ cache holds ID numbers, so it is owner-only like everything else.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import importlib.metadata
@@ -151,3 +152,68 @@ def prune(cache_dir: Path, keep_days: int = CACHE_KEEP_DAYS) -> None:
     for entry in cache_dir.iterdir():
         if entry.name.startswith(".") or entry.stat().st_mtime < cutoff:
             shutil.rmtree(entry, ignore_errors=True)
+
+
+# --- checked sheets ---------------------------------------------------------------------------
+# A sheet's checked rows and rejected lines, kept beside its rows in the sheet's entry, under a key of
+# everything the checks read but the data date (pipeline/validate.py CHECK_FILES, CHECK_LIBRARIES,
+# check_inputs), with the data dates they hold for. Only the latest key of a sheet is kept.
+CHECKED_SUFFIX = ".checked"
+
+
+@functools.cache
+def _checks_code_version() -> str:
+    from pipeline.validate import CHECK_FILES, CHECK_LIBRARIES
+
+    h = hashlib.sha256()
+    for name in CHECK_FILES:
+        h.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
+    for library in CHECK_LIBRARIES:
+        h.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
+    return h.hexdigest()
+
+
+def checks_key(check_inputs: dict) -> str:
+    """The key of a sheet's checked rows: the checks' code and libraries and what they read of the
+    parameters."""
+    text = json.dumps([_checks_code_version(), check_inputs], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _checked_dir(rows_path: Path, key: str) -> Path:
+    return rows_path.with_name(f"{rows_path.name}{CHECKED_SUFFIX}-{key}")
+
+
+def find_checked(rows_path: Path, key: str, data_date: dt.date) -> tuple[Path, Path] | None:
+    """(checked rows, rejected lines) of the sheet whose rows are `rows_path`, when kept under `key` and
+    holding for `data_date`."""
+    where = _checked_dir(rows_path, key)
+    try:
+        window = json.loads((where / "window.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    since, until = window.get("valid_from"), window.get("valid_until")
+    if (since and data_date < dt.date.fromisoformat(since)) or (until and data_date >= dt.date.fromisoformat(until)):
+        return None
+    return where / "parsed.arrow", where / "rejected.arrow"
+
+
+def store_checked(rows_path: Path, key: str, checked) -> None:
+    """Keep a sheet's checks (pipeline.validate.Checked) beside its rows, replacing any kept under another
+    key; a failure to keep them only costs the next night the checks."""
+    where = _checked_dir(rows_path, key)
+    for old in rows_path.parent.glob(f"{rows_path.name}{CHECKED_SUFFIX}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    staging = where.with_name(f".{where.name}.{os.getpid()}")
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        checked.parsed.write_ipc(staging / "parsed.arrow")
+        checked.rejected.write_ipc(staging / "rejected.arrow")
+        window = {
+            k: (v.isoformat() if v else None)
+            for k, v in (("valid_from", checked.valid_from), ("valid_until", checked.valid_until))
+        }
+        (staging / "window.json").write_text(json.dumps(window), encoding="utf-8")
+        os.replace(staging, where)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -60,6 +60,7 @@ class SheetRead:
     rows: Rows | None = None
     read_seconds: float | None = None  # measured in the parser child
     reused: bool = False  # taken from the cache (the same sheet bytes read before)
+    checks_reused: bool = False  # its checks too (the parent's, pipeline/night.py check_sheets)
 
 
 SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".csv", ".txt", ".et")
