@@ -13,6 +13,7 @@ partitions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from pipeline.validate import (
     check_sheet,
     settle_payments,
     settle_roster,
+    with_data_date,
 )
 from pipeline.vocabulary import STATUSES
 from schemas.headers import load_header_map
@@ -88,14 +90,14 @@ def _checked(sheet: SheetRead, plan: NightPlan, key: str | None) -> Checked:
             here = pl.lit(sheet.source_file).alias("source_file")
             parsed, rejected = (pl.read_ipc(p).with_columns(here) for p in kept)
             sheet.checks_reused = True
-            return Checked(parsed=parsed, rejected=rejected)
+            return Checked(parsed=parsed, rejected=with_data_date(rejected, plan.data_date))
         except (OSError, pl.exceptions.PolarsError):  # a damaged entry: checked again
             pass
     header_map = load_header_map(sheet.kind)
-    checked = check_sheet(sheet, sheet.rows.load(), plan.params, header_map, plan.data_date)
+    checked = check_sheet(sheet, sheet.rows.load(), plan.params, header_map, plan.data_date, dated=False)
     if in_cache and rows_path and key:
         cache.store_checked(rows_path, key, checked)
-    return checked
+    return dataclasses.replace(checked, rejected=with_data_date(checked.rejected, plan.data_date))
 
 
 def check_sheets(sheets: list[SheetRead], kind: str, plan: NightPlan) -> CheckedSheets:

@@ -234,14 +234,24 @@ def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
     return empty
 
 
-def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr, today: dt.date) -> pl.Expr:
-    """REASONS[code] with {header}, {raw} and {today} filled in, as one vectorised expression."""
+# Where a reason names the data date before it is filled in: kept so in the cache of checked sheets,
+# whose reasons then hold for any night of their window (no cell holds it: text is normalised).
+DATA_DATE_MARK = "\x00"
+
+
+def _reason_expr(header: pl.Expr, raw: pl.Expr, code: pl.Expr, today: dt.date | None) -> pl.Expr:
+    """REASONS[code] with {header}, {raw} and {today} filled in (None: the mark), vectorised."""
     template = pl.coalesce(code.replace_strict(REASONS, default=None, return_dtype=pl.Utf8), pl.lit("数据不合规"))
     return (
         template.str.replace_all("{header}", header, literal=True)
         .str.replace_all("{raw}", raw.fill_null(""), literal=True)
-        .str.replace_all("{today}", pl.lit(today.isoformat()), literal=True)
+        .str.replace_all("{today}", pl.lit(today.isoformat() if today else DATA_DATE_MARK), literal=True)
     )
+
+
+def with_data_date(rejected: pl.DataFrame, data_date: dt.date) -> pl.DataFrame:
+    """Rejected lines whose reasons name the data date by its mark, the date filled in."""
+    return rejected.with_columns(pl.col("reason").str.replace_all(DATA_DATE_MARK, data_date.isoformat(), literal=True))
 
 
 def _rejected_lines(
@@ -250,7 +260,7 @@ def _rejected_lines(
     kind: str,
     headers_seen: pl.DataFrame,
     header_map: HeaderMap,
-    today: dt.date,
+    today: dt.date | None,
 ) -> pl.DataFrame:
     """Failure cases -> rejected_rows lines with file, sheet, row number, column as written."""
     if failed.height == 0:
@@ -324,8 +334,6 @@ DATA_DATE_COMPARED = {
     "payments": ("id_number__birth_date", "paid_on"),
     "subsidy_list": ("id_number__birth_date", "identified_on"),
 }
-# reasons whose text names the data date: a sheet rejecting a cell for one holds for its own night only
-REASONS_NAMING_THE_DATE = ("date_future",)
 
 
 def check_inputs(params: Params) -> dict:
@@ -338,11 +346,9 @@ def check_inputs(params: Params) -> dict:
     }
 
 
-def _valid_window(parsed: pl.DataFrame, kind: str, failed: pl.DataFrame, data_date: dt.date) -> tuple:
-    """[latest compared date on or before the data date + 1 day, earliest one after it): where the
-    checks give the same; one day only when a reason names the data date."""
-    if failed["code"].is_in(list(REASONS_NAMING_THE_DATE)).any():
-        return data_date, data_date + dt.timedelta(days=1)
+def _valid_window(parsed: pl.DataFrame, kind: str, data_date: dt.date) -> tuple:
+    """[latest compared date on or before the data date, earliest one after it): where the checks give
+    the same verdicts."""
     dates = [d for d in DATA_DATE_COMPARED[kind] if d in parsed.columns]
     past, future = parsed.select(
         pl.max_horizontal(pl.col(d).filter(pl.col(d) <= data_date).max() for d in dates).alias("past"),
@@ -363,9 +369,12 @@ def headers_seen_of(sheets: list) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def check_sheet(sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap, data_date: dt.date) -> Checked:
+def check_sheet(
+    sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap, data_date: dt.date, *, dated: bool = True
+) -> Checked:
     """The row-level checks of one sheet's rows as read (`sheet`: its pipeline.io.excel_in.SheetRead,
-    `rows`: the rows it read), against the night's parameters and data date (docs/RULES.md §6)."""
+    `rows`: the rows it read), against the night's parameters and data date (docs/RULES.md §6). Not
+    `dated`: a reason naming the data date holds its mark instead (`with_data_date` fills it in)."""
     kind = sheet.kind
     raw = rows.with_columns(pl.lit(sheet.source_file).alias("source_file"), pl.lit(sheet.sheet).alias("sheet"))
     out: tuple[str, ...]
@@ -382,11 +391,12 @@ def check_sheet(sheet, rows: pl.DataFrame, params: Params, header_map: HeaderMap
         key_ok = [pl.col("id_number__raw"), id_trusted().alias("__key_ok")]
     failed = failures(schema, parsed)
     rejected = with_spelling_hints(
-        _rejected_lines(parsed, failed, kind, headers_seen_of([sheet]), header_map, data_date), params
+        _rejected_lines(parsed, failed, kind, headers_seen_of([sheet]), header_map, data_date if dated else None),
+        params,
     )
     bad = rejected["__i"].unique().implode()
     frame = parsed.select(*out, *key_ok, pl.col("__i").is_in(bad).alias("__bad"))
-    valid_from, valid_until = _valid_window(parsed, kind, failed, data_date)
+    valid_from, valid_until = _valid_window(parsed, kind, data_date)
     return Checked(parsed=frame, rejected=rejected.drop("__i"), valid_from=valid_from, valid_until=valid_until)
 
 

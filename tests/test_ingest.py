@@ -792,3 +792,24 @@ def test_checks_kept_in_the_cache_are_redone_when_a_spelling_they_read_changes(t
         (True, False)
     ]  # read from the cache, checked again
     assert reasons(third) == [] and third.table("determinations")["identity_labels"].to_list() == ["城乡低保对象"]
+
+
+def test_a_reason_naming_the_data_date_names_tonights_when_the_checks_come_from_the_cache(tmp_path):
+    """A payment dated after the data date is rejected naming that date; the next night, still before
+    the payment's date, reuses the sheet's checks and names its own data date."""
+    roster = write_workbook(tmp_path / "r.xlsx", {"S": [ROSTER_HEADER, roster_row(1, "张三", A)]})
+    rows = [PAYMENT_HEADER, pay_row(1, "张三", A, paid_on="2026-12-01")]
+    payments = write_workbook(tmp_path / "p.xlsx", {"S": rows})
+
+    def night(day: dt.date):
+        return run_night(
+            2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
+            as_of=day, write_workbooks=False,
+        )  # fmt: skip
+
+    future = "缴费日期“2026-12-01”晚于运行日期{}，不可能是将来的日期；请核对"
+    first = night(dt.date(2026, 11, 23))
+    assert reasons(first) == [(2, "缴费日期", future.format("2026-11-23"))]
+    second = night(dt.date(2026, 11, 24))
+    assert second.sheets["checks_reused"].to_list() == [True, True]
+    assert reasons(second) == [(2, "缴费日期", future.format("2026-11-24"))]
