@@ -502,7 +502,7 @@ def test_a_second_run_replaces_its_year_and_leaves_other_years(tmp_path):
 
 
 def test_pandera_checks_values_on_the_collected_frame():
-    # POLARS-PITFALLS 11: validating a LazyFrame checks only names and dtypes.
+    # pandera validating a LazyFrame checks only names and dtypes, not values.
     from pipeline.validate import failures as failures_of
     from pipeline.validate import parse_payments
     from schemas.models import payments_schema

@@ -489,7 +489,7 @@ def test_every_case_builds_valid_frames() -> None:
 
 
 def test_every_case_shows_its_arithmetic() -> None:
-    """STYLE.md: the arithmetic sits in a comment right above each [[case]]."""
+    """House style: the arithmetic sits in a comment right above each [[case]]."""
     bare = []
     for path in sorted(CASES_DIR.glob("*.toml")):
         lines = path.read_text(encoding="utf-8").splitlines()
