@@ -108,7 +108,7 @@ def next_day_export(night1_db: Path, target: Path, rows: int, paid_on: dt.date) 
             "WHERE status = 'unpaid' ORDER BY id_number LIMIT ?",
             [rows],
         ).fetchall()
-        year = con.execute("SELECT max(coverage_year) FROM reconciliation").fetchone()[0]
+        year = con.execute("SELECT max(coverage_year) FROM reconciliation").fetchall()[0][0]
     finally:
         con.close()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,8 @@ def _write_format_copies(job: dict) -> dict:
         rows = [list(r) for r in zip(*columns)] if columns else []
         del columns, text, numbers
         head = rows[: _head_rows(rows, kind)]
-        chunks, start = [], 0
+        chunks: list[list[list[object]]] = []
+        start = 0
         while start < len(rows) or not chunks:
             lead = head if chunks else []
             take = XLS_MAX_ROWS - len(lead)

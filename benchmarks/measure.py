@@ -68,7 +68,9 @@ class Recorder:
     """`step(name)` for run_night: wall time per stage, and the peak tree RSS seen while a stage was open."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.active, self.order = interval, [], []
+        self.interval = interval
+        self.active: list[str] = []  # the open stages, outermost first
+        self.order: list[str] = []
         self.stages: dict[str, dict] = {}
         self.lock, self.stopped = threading.Lock(), threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -263,6 +265,7 @@ def _workbook_size(path: Path) -> dict:
     sheets = []
     with zipfile.ZipFile(path) as z:
         for name, member in sheet_members(path).items():
+            assert member is not None, name  # the night's own workbooks point at every sheet
             counts, tail = {b"<row ": 0, b"<c r=": 0}, b""
             with z.open(member) as f:
                 while chunk := f.read(8 * MB):

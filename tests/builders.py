@@ -7,8 +7,10 @@ one of the wrappers below to force how Excel stores it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 
@@ -62,7 +64,7 @@ class XDate:
 
 def write_workbook(
     path: Path,
-    sheets: dict[str, list[list]],
+    sheets: Mapping[str, Sequence[Sequence[Any]]],
     *,
     title_rows: int = 0,
     start_row: int = 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -385,7 +386,7 @@ def test_a_missing_required_column_refuses_the_file_naming_the_header(tmp_path):
     """A missing column is the file's problem, not each row's (docs/RULES.md §6): the night stops with
     exit code 2 and one line naming the header in the bureau's words, with its accepted spellings."""
     header = [h for h in ROSTER_HEADER if h != "乡镇(街道)"]
-    rows = [header, [1, "张三", A, "浮梁县", "新平村", None, "是", None, None, "2025-10-20", None]]
+    rows: list[list[Any]] = [header, [1, "张三", A, "浮梁县", "新平村", None, "是", None, None, "2025-10-20", None]]
     path = write_workbook(tmp_path / "r.xlsx", {"S": rows})
     with pytest.raises(InputFileError) as e:
         run(tmp_path, path)

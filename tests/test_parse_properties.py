@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 
 import polars as pl
 from hypothesis import given, settings
@@ -25,7 +26,7 @@ DIGITISH = st.text(alphabet="0123456789０１２３４５６７８９xX -/.年�
 SETTINGS = settings(max_examples=100, deadline=None)
 
 
-def apply(expr, values: list[str | None]) -> list:
+def apply(expr, values: Sequence[str | None]) -> list:
     return pl.DataFrame({"s": values}, schema={"s": pl.Utf8}).select(expr(pl.col("s")).alias("v"))["v"].to_list()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from typing import Any
 
 import openpyxl
 import pytest
@@ -51,7 +52,7 @@ def night(tmp_path_factory):
         [*roster_row(1, "王五", WANG), PHONE[WANG]],
         [*roster_row(2, "赵六", ZHAO), PHONE[ZHAO]],
     ]
-    payments = [
+    payments: list[list[Any]] = [
         PAYMENT_HEADER,
         [1, "张三", ZHANG, 400, "2025-11-01", "2026", "33600000000000000001", "微信"],
         [2, "王五", WANG, 300, "2025-11-02", "2026", "33600000000000000002", "微信"],

@@ -410,9 +410,9 @@ def mismatches(case: Case, row: dict[str, Any]) -> list[str]:
     for key, expected in case.expect.items():
         if key in EXPECT_MONEY:
             column = EXPECT_MONEY[key]
-            want, got = to_fen(expected), row.get(column)
-            if got != want:
-                found.append(f"{key}: expected {expected} yuan ({want} fen), got {_shown(got)} fen")
+            want_fen, got_fen = to_fen(expected), row.get(column)
+            if got_fen != want_fen:
+                found.append(f"{key}: expected {expected} yuan ({want_fen} fen), got {_shown(got_fen)} fen")
             continue
         want = _date_or_none(case.name, key, expected) if key in EXPECT_DATES else expected
         got = row.get(key)

@@ -67,8 +67,8 @@ class XlsNumber(float):
 def sheets_of(path: Path) -> list[tuple[str, list[list[Any]]]]:
     """(sheet name, rows of cell values) for .xlsx (typed), .xls (text, numbers as XlsNumber), .csv."""
     if path.suffix == ".csv":
-        text = path.read_bytes().decode("gb18030")
-        return [(path.stem, [[c if c != "" else None for c in row] for row in csv.reader(io.StringIO(text))])]
+        decoded = path.read_bytes().decode("gb18030")
+        return [(path.stem, [[c if c != "" else None for c in row] for row in csv.reader(io.StringIO(decoded))])]
     if path.suffix == ".xls":
         reader, out = fastexcel.read_excel(path), []
         for name in reader.sheet_names:
@@ -271,7 +271,8 @@ def payment_date_fault(rec: dict) -> str | None:
     )
     if paid > TODAY:
         faults.append("paid_on_future")
-    if paid < birth_of(norm(rec["id_number"]).upper()):
+    born = birth_of(norm(rec["id_number"]).upper())
+    if born is not None and paid < born:
         faults.append("paid_before_birth")
     return "+".join(faults) or None
 
@@ -426,7 +427,7 @@ def test_planted_rows_are_where_the_result_says(tmp_path: Path) -> None:
 def test_every_accepted_id_passes_gb11643_with_a_plausible_birth_date(tmp_path: Path, year: int) -> None:
     result = generate_sample(300, year + 100, year, tmp_path)
     ys = dt.date(year, 1, 1)
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     rows = classified(result, year)
     for _, _, _, kind, rec in rows["roster"]:
         if kind is None:
@@ -478,7 +479,7 @@ def test_amounts_come_from_the_year_parameters(tmp_path: Path) -> None:
     standard = Decimal(p.individual_standard_yuan.value)
     fixed_due = standard - Decimal(p.fixed_subsidy_yuan.value)
     result = generate_sample(300, 3, 2024, tmp_path)
-    paid = Counter()
+    paid: Counter[Decimal] = Counter()
     for _, _, _, kind, rec in classified(result, 2024)["payments"]:
         if kind is None:
             a = rec["amount"]
@@ -652,9 +653,10 @@ def test_subsidy_lists_name_every_case_of_rules_section_9(tmp_path: Path) -> Non
     ids = {norm(r["id_number"]).upper() for _, r in listed}
     assert ids & roster_ids and ids - roster_ids
     ended = [
-        as_date(r["ended_on"], months=True)
+        d
         for f, r in listed
         if f == "subsidy_list_乡村振兴.xls" and not is_empty(r.get("ended_on"))
+        if (d := as_date(r["ended_on"], months=True)) is not None
     ]
     assert any(d < dt.date(year, 1, 1) for d in ended) and any(d >= dt.date(year, 1, 1) for d in ended)
     minzheng = [r for f, r in listed if f == "subsidy_list_民政.xlsx"]
