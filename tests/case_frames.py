@@ -9,6 +9,8 @@ from typing import Any
 
 import polars as pl
 
+from builders import make_id
+
 DEFAULT_NAME = "张三"
 DEFAULT_RESIDENCE_BASIS = "本地户籍"
 ID_TYPE = "居民身份证"
@@ -65,16 +67,9 @@ LIST_ROWS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def check_digit(body: str) -> str:
-    """The GB 11643 check character of the first 17 digits of an ID number."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return "10X98765432"[sum(int(digit) * weight for digit, weight in zip(body, weights)) % 11]
-
-
 def make_id_number(birth_date: dt.date, sequence: int) -> str:
     """A valid 18-character 居民身份证 number for this birth date."""
-    body = f"{AREA_CODE}{birth_date:%Y%m%d}{sequence % 1000:03d}"
-    return body + check_digit(body)
+    return make_id(AREA_CODE, birth_date, sequence % 1000)
 
 
 def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFrame:

@@ -9,6 +9,7 @@ import re
 
 import duckdb
 
+from builders import with_check_digit
 from pipeline.io.tables import DDL
 
 RUN_ID = "20260301T020000-a1b2"
@@ -16,12 +17,6 @@ FINGERPRINT = "0123456789abcdef"
 STARTED_AT = dt.datetime(2026, 3, 1, 2, 0, 0)
 FORMULA_NAME = '=HYPERLINK("http://x","y")'
 FULL_ID = re.compile(r"(?<!\d)\d{17}[\dX](?!\d)")
-
-
-def with_check_digit(first17: str) -> str:
-    """GB 11643 check digit, so the fixture IDs are real-looking IDs."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights)) % 11]
 
 
 ID_FULL = with_check_digit("36022219580304002")  # 王芳, 特困 -> subsidized

@@ -10,6 +10,7 @@ import zipfile
 import openpyxl
 import pytest
 
+from builders import with_check_digit
 from pipeline.io import excel_out
 from pipeline.io.excel_out import (
     EXCEL_CELL_MAX_CHARS,
@@ -36,7 +37,6 @@ from report_db import (
     TICKET,
     build_db,
     insert_person,
-    with_check_digit,
 )
 
 NAMES = ["催缴名单_2026.xlsx", "对账报告_2026.xlsx", "财政补助资金测算表_2026.xlsx"]

@@ -10,7 +10,17 @@ import duckdb
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, Num, XDate, make_id, roster_row, run_night, write_workbook
+from builders import (
+    PAYMENT_HEADER,
+    ROSTER_HEADER,
+    Num,
+    XDate,
+    make_id,
+    roster_row,
+    run_night,
+    with_check_digit,
+    write_workbook,
+)
 from pipeline.errors import InputFileError
 
 TODAY = dt.date(2026, 11, 23)
@@ -270,7 +280,7 @@ def test_bad_id_numbers_each_get_their_reason(tmp_path):
         roster_row(1, "甲", wrong_check),
         roster_row(2, "乙", "36022219900101"),
         roster_row(3, "丙", make_id("360222", dt.date(1990, 1, 1), 7)[:-1] + "Y"),
-        roster_row(4, "丁", impossible_birth[:-1] + _check(impossible_birth)),
+        roster_row(4, "丁", with_check_digit(impossible_birth[:17])),
         roster_row(5, "戊", future),
         roster_row(6, "己", None),
     ]
@@ -283,11 +293,6 @@ def test_bad_id_numbers_each_get_their_reason(tmp_path):
         (6, "证件号码", "证件号码中的出生日期不存在或晚于今天"),
         (7, "证件号码", "证件号码为空，此项必填"),
     ]
-
-
-def _check(body: str) -> str:
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return "10X98765432"[sum(int(c) * w for c, w in zip(body[:17], weights)) % 11]
 
 
 NUMERIC_ID_REASON = "证件号码被Excel存成了数字，末几位已丢失；请把该列设置为文本格式后重新录入"

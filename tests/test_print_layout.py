@@ -15,10 +15,11 @@ import pytest
 import xlsxwriter
 from openpyxl.utils import range_boundaries
 
+from builders import with_check_digit
 from pipeline.io.excel_out import write_reports
 from pipeline.io.excel_out.lists import page_breaks
 from pipeline.params import load_params
-from report_db import RUN_ID, build_db, insert_person, with_check_digit
+from report_db import RUN_ID, build_db, insert_person
 
 A4_LANDSCAPE_WIDTH_PT = 297 / 25.4 * 72
 UNIT_PT = 11 * 1038 / 2048

@@ -49,6 +49,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from builders import check_digit
 from case_frames import (
     AREA_CODE,
     DEFAULT_NAME,
@@ -61,7 +62,6 @@ from case_frames import (
     build_list_rows,
     build_payments,
     build_residents,
-    check_digit,
     make_id_number,
 )
 from pipeline.params import Params, load_params

@@ -26,6 +26,7 @@ import fastexcel
 import openpyxl
 import pytest
 
+from builders import check_digit
 from pipeline.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,9 +143,8 @@ def read_rows(path: Path, section: str):
 
 # ------------------------------------------------------------------ the independent validator
 def id_is_valid(id18: str) -> bool:
-    """ISO 7064 MOD 11-2: sum of a_i * 2^(17-i) over all 18 characters (X = 10) is 1 mod 11."""
-    digits = [10 if c == "X" else int(c) for c in id18]
-    return sum(a * pow(2, 17 - i, 11) for i, a in enumerate(digits)) % 11 == 1
+    """17 digits and their GB 11643 check character."""
+    return re.fullmatch(r"\d{17}[\dX]", id18) is not None and check_digit(id18[:17]) == id18[17]
 
 
 def birth_of(id18: str) -> dt.date | None:
