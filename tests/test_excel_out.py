@@ -36,6 +36,7 @@ from report_db import (
     STARTED_AT,
     TICKET,
     build_db,
+    insert,
     insert_person,
 )
 
@@ -249,10 +250,19 @@ def test_no_full_id_number_appears_anywhere_in_any_workbook(reports_2026):
 def test_a_mangled_id_under_an_id_header_is_masked_whole(tmp_path):
     # Excel turned the ID into a number: 3.60222199001012E+17 keeps 15 digits of it.
     con = build_db(2026, 700, 0.6, None)
-    con.execute(
-        "INSERT INTO rejected_rows VALUES (?, 2026, 'roster', '花名册.xlsx', '鹅湖镇', 30, "
-        "'证件号码*', '3.60222199001012E+17', '证件号码被Excel存成了数字', NULL)",
-        [RUN_ID],
+    insert(
+        con,
+        "rejected_rows",
+        run_id=RUN_ID,
+        coverage_year=2026,
+        kind="roster",
+        source_file="花名册.xlsx",
+        sheet="鹅湖镇",
+        row_number=30,
+        column="证件号码*",
+        raw_value="3.60222199001012E+17",
+        reason="证件号码被Excel存成了数字",
+        id_number=None,
     )
     paths = write_reports(con, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
     raw = [c.value for c in openpyxl.load_workbook(paths[1])["校验未通过"]["F"]]
@@ -342,10 +352,20 @@ def test_with_several_counties_the_township_bars_carry_the_county_name(tmp_path)
 
 
 def test_a_person_new_since_the_last_run_is_listed_as_such(db_2026, tmp_path):
-    db_2026.execute(
-        "INSERT INTO status_changes VALUES (?, 2026, ?, '钱进', '浮梁县', '瑶里镇', "
-        "'R-prev', NULL, 'overpaid', NULL, 400)",
-        [RUN_ID, ID_OVER],
+    insert(
+        db_2026,
+        "status_changes",
+        run_id=RUN_ID,
+        coverage_year=2026,
+        id_number=ID_OVER,
+        name="钱进",
+        county="浮梁县",
+        township="瑶里镇",
+        previous_run_id="R-prev",
+        previous_status=None,
+        status="overpaid",
+        previous_amount_diff=None,
+        amount_diff=400,
     )
     paths = write_reports(db_2026, RUN_ID, 2026, tmp_path, load_params(2026, "jiangxi"))
     changes = {r[0]: r for r in rows_of(openpyxl.load_workbook(paths[1])["较上次变化"])}
