@@ -54,6 +54,11 @@ def with_check_digit(body17: str) -> str:
     return body17 + check_digit(body17)
 
 
+def with_wrong_check_digit(id18: str) -> str:
+    """The same ID with another check character, one the GB 11643 check refuses."""
+    return id18[:17] + ("0" if id18[17] != "0" else "1")
+
+
 def make_id(region: str, birth: dt.date, seq: int) -> str:
     """A valid GB 11643 ID for tests: region code, birth date, sequence number, check digit."""
     return with_check_digit(f"{region}{birth:%Y%m%d}{seq:03d}")

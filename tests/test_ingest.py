@@ -17,6 +17,7 @@ from builders import (
     make_id,
     roster_row,
     with_check_digit,
+    with_wrong_check_digit,
     write_workbook,
 )
 from ingest_cases import (
@@ -231,12 +232,11 @@ def test_real_people_are_not_rejected_on_region_codes(tmp_path):
 
 
 def test_bad_id_numbers_each_get_their_reason(tmp_path):
-    wrong_check = A[:-1] + ("1" if A[-1] != "1" else "2")
     impossible_birth = make_id("360222", dt.date(1990, 1, 1), 5)[:10] + "1332" + "0051"
     future = make_id("360222", dt.date(2027, 1, 1), 6)
     rows = [
         ROSTER_HEADER,
-        roster_row(1, "甲", wrong_check),
+        roster_row(1, "甲", with_wrong_check_digit(A)),
         roster_row(2, "乙", "36022219900101"),
         roster_row(3, "丙", make_id("360222", dt.date(1990, 1, 1), 7)[:-1] + "Y"),
         roster_row(4, "丁", with_check_digit(impossible_birth[:17])),
