@@ -65,6 +65,17 @@ def make_id(region: str, birth: dt.date, seq: int) -> str:
 
 
 @dataclass(frozen=True)
+class Person:
+    name: str
+    id_number: str
+
+
+def make_person(n: int, name: str, birth: dt.date) -> Person:
+    """A person of 浮梁县 (region 360222) born on `birth`, `n` their ID's sequence number."""
+    return Person(name, make_id("360222", birth, n))
+
+
+@dataclass(frozen=True)
 class Num:
     """Stored as an Excel number (e.g. an ID that Excel already corrupted)."""
 

@@ -5,9 +5,8 @@ says which)."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, XDate, make_id, with_wrong_check_digit
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Person, XDate, make_person, with_wrong_check_digit
 
 TODAY = dt.date(2026, 11, 23)
 COUNTY = "浮梁县"
@@ -22,37 +21,27 @@ MINZHENG_SHEET, XIANGCUN_SHEET = "民政", "监测对象"
 MINZHENG, XIANGCUN = "民政局", "乡村振兴局"
 
 
-@dataclass(frozen=True)
-class Person:
-    name: str
-    id_number: str
-
-
-def _person(n: int, name: str, birth: dt.date) -> Person:
-    return Person(name, make_id("360222", birth, n))
-
-
 # The people. On the roster unless said otherwise; none carries a roster label but 韩十五.
-ZHAO = _person(1, "赵一", dt.date(1971, 3, 1))  # 低保, and 烈士子女 at 54 (gives nothing); not on the roster
-QIAN = _person(2, "钱二", dt.date(1972, 3, 1))  # 特困 on 民政's list; roster row rejected (参保登记日期 "2025")
-CHU_LISTED = _person(
+ZHAO = make_person(1, "赵一", dt.date(1971, 3, 1))  # 低保, and 烈士子女 at 54 (gives nothing); not on the roster
+QIAN = make_person(2, "钱二", dt.date(1972, 3, 1))  # 特困 on 民政's list; roster row rejected (参保登记日期 "2025")
+CHU_LISTED = make_person(
     3, "褚二", dt.date(1973, 3, 1)
 )  # 低保 on 民政's list; the roster has their ID with a bad check digit
-SUN = _person(4, "孙三", dt.date(1974, 3, 1))  # 低保 (listed twice, the copy skipped); unpaid
-LI = _person(5, "李四", dt.date(1975, 3, 1))  # 防止返贫监测对象 on 乡村振兴's list; paid 50 of 80
-ZHOU = _person(6, "周五", dt.date(1976, 3, 1))  # 低保 (民政) + 边缘易致贫人口 (乡村振兴); paid 80
-WU = _person(7, "吴六", dt.date(1977, 3, 1))  # 低保 row ended 2025-12-31: not in force; unpaid
-FENG = _person(8, "冯七", dt.date(1978, 3, 1))  # list row with the unknown label 低保户 (rejected); unpaid
-CHEN = _person(9, "陈八", dt.date(1979, 3, 1))  # list row ended before identified (rejected); unpaid
-ZHENG = _person(
+SUN = make_person(4, "孙三", dt.date(1974, 3, 1))  # 低保 (listed twice, the copy skipped); unpaid
+LI = make_person(5, "李四", dt.date(1975, 3, 1))  # 防止返贫监测对象 on 乡村振兴's list; paid 50 of 80
+ZHOU = make_person(6, "周五", dt.date(1976, 3, 1))  # 低保 (民政) + 边缘易致贫人口 (乡村振兴); paid 80
+WU = make_person(7, "吴六", dt.date(1977, 3, 1))  # 低保 row ended 2025-12-31: not in force; unpaid
+FENG = make_person(8, "冯七", dt.date(1978, 3, 1))  # list row with the unknown label 低保户 (rejected); unpaid
+CHEN = make_person(9, "陈八", dt.date(1979, 3, 1))  # list row ended before identified (rejected); unpaid
+ZHENG = make_person(
     10, "郑九", dt.date(1980, 3, 1)
 )  # 低保 (民政, 浮梁镇) + 脱贫不稳定人口 (乡村振兴, 鹅湖镇); not on the roster
-WANG = _person(11, "王十一", dt.date(1985, 7, 1))  # 烈士子女 aged 40: gives nothing, not listed; not on the roster
-WEI = _person(12, "卫十二", dt.date(1982, 3, 1))  # 医疗救助对象 on 民政's list; paid 400
-JIANG = _person(13, "蒋十三", dt.date(1983, 3, 1))  # 低保 identified 2026-05-01 (after CE); paid 400 -> limited
-SHEN = _person(14, "沈十四", dt.date(1984, 3, 1))  # 低保 identified "202511" (2025-11-01); paid 400 -> 320 back
-HAN = _person(15, "韩十五", dt.date(1945, 3, 1))  # 特困供养人员 on the roster only: not listed
-YANG = _person(16, "杨十六", dt.date(1986, 3, 1))  # ordinary resident; paid 400
+WANG = make_person(11, "王十一", dt.date(1985, 7, 1))  # 烈士子女 aged 40: gives nothing, not listed; not on the roster
+WEI = make_person(12, "卫十二", dt.date(1982, 3, 1))  # 医疗救助对象 on 民政's list; paid 400
+JIANG = make_person(13, "蒋十三", dt.date(1983, 3, 1))  # 低保 identified 2026-05-01 (after CE); paid 400 -> limited
+SHEN = make_person(14, "沈十四", dt.date(1984, 3, 1))  # 低保 identified "202511" (2025-11-01); paid 400 -> 320 back
+HAN = make_person(15, "韩十五", dt.date(1945, 3, 1))  # 特困供养人员 on the roster only: not listed
+YANG = make_person(16, "杨十六", dt.date(1986, 3, 1))  # ordinary resident; paid 400
 
 
 def _roster_row(

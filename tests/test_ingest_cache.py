@@ -123,16 +123,7 @@ def test_cached_rows_are_checked_again_against_each_nights_data_date(tmp_path):
     payments = one_payment(tmp_path)
 
     def night(today):
-        return run_night(
-            2026,
-            "jingdezhen",
-            [str(roster)],
-            [str(payments)],
-            tmp_path / "m.duckdb",
-            tmp_path,
-            as_of=today,
-            write_workbooks=False,
-        )
+        return run(tmp_path, roster, payments, as_of=today)
 
     def reused(result):
         return sorted(n.rsplit(": ", 1)[1] for n in result.notes)

@@ -24,7 +24,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, run_night, with_wrong_check_digit, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Person, run_night, with_wrong_check_digit, write_workbook
 from pipeline.run import RunResult
 from subsidy_night import (
     CHEN,
@@ -60,7 +60,6 @@ from subsidy_night import (
     ZHAO,
     ZHENG,
     ZHOU,
-    Person,
 )
 
 
