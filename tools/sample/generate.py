@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SampleArgumentError
-from tools.sample.context import Args, PaymentMix, Sample
+from tools.sample.context import Args, PaymentMix, Sample, SampleArgumentError
 from tools.sample.defects import WHATS, Spoiler, planted_indices
 from tools.sample.lists import SubsidyLists
 from tools.sample.paybooks import PaymentFiles
