@@ -108,7 +108,7 @@ def next_day_export(night1_db: Path, target: Path, rows: int, paid_on: dt.date) 
             "WHERE status = 'unpaid' ORDER BY id_number LIMIT ?",
             [rows],
         ).fetchall()
-        year = con.execute("SELECT max(coverage_year) FROM reconciliation").fetchone()[0]
+        year = con.execute("SELECT max(coverage_year) FROM reconciliation").fetchall()[0][0]
     finally:
         con.close()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +157,18 @@ def _head_rows(rows: list[list], kind: str) -> int:
     return 0
 
 
+def _xls_chunks(rows: list[list[object]], head: list[list[object]]) -> list[list[list[object]]]:
+    """`rows` in sheets of at most XLS_MAX_ROWS rows, each after the first opening on `head`."""
+    chunks: list[list[list[object]]] = []
+    start = 0
+    while start < len(rows) or not chunks:
+        lead = head if chunks else []
+        take = XLS_MAX_ROWS - len(lead)
+        chunks.append(lead + rows[start : start + take])
+        start += take
+    return chunks
+
+
 def _write_format_copies(job: dict) -> dict:
     """One generated .xlsx as (a) one old binary .xls and (b) one UTF-8 CSV per sheet; in a pool worker.
 
@@ -186,13 +198,7 @@ def _write_format_copies(job: dict) -> dict:
                 col[i] = float(col[i])
         rows = [list(r) for r in zip(*columns)] if columns else []
         del columns, text, numbers
-        head = rows[: _head_rows(rows, kind)]
-        chunks, start = [], 0
-        while start < len(rows) or not chunks:
-            lead = head if chunks else []
-            take = XLS_MAX_ROWS - len(lead)
-            chunks.append(lead + rows[start : start + take])
-            start += take
+        chunks = _xls_chunks(rows, rows[: _head_rows(rows, kind)])
         for k, chunk in enumerate(chunks, 1):
             sheet_name = name if len(chunks) == 1 else f"{name}-{k}"
             ws = book.add_sheet(sheet_name)

@@ -68,7 +68,9 @@ class Recorder:
     """`step(name)` for run_night: wall time per stage, and the peak tree RSS seen while a stage was open."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.active, self.order = interval, [], []
+        self.interval = interval
+        self.active: list[str] = []  # the open stages, outermost first
+        self.order: list[str] = []
         self.stages: dict[str, dict] = {}
         self.lock, self.stopped = threading.Lock(), threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -183,6 +185,26 @@ def floor(files: list[str], rec: Recorder, reader: str = "calamine") -> dict:
     }
 
 
+def _stage_rows(rec: Recorder) -> list[dict]:
+    """Every stage inside run_night, in the order opened: its time, the time not spent in the stages
+    nested in it, and its memory."""
+    nested = {n: sum(c["seconds"] for c in rec.stages.values() if c["parent"] == n) for n in rec.order}
+    return [
+        {
+            "stage": n,
+            "depth": s["depth"] - 1,
+            "calls": s["calls"],
+            "seconds": s["seconds"],
+            "own_seconds": s["seconds"] - nested[n],
+            "peak_rss_mb": s["peak_rss"] // MB,
+            "peak_anon_mb": s["peak_anon"] // MB,
+            "self_hwm_mb": s["self_hwm"] // MB if s["self_hwm"] else None,
+        }
+        for n in rec.order
+        if (s := rec.stages[n])["depth"] > 0
+    ]
+
+
 def measure_night(spec: dict) -> dict:
     """In its own process, like a nightly `medins run`: run_night with stage times and memory."""
     import datetime as dt
@@ -218,21 +240,7 @@ def measure_night(spec: dict) -> dict:
         for kind in ("roster", "payments")
     }
     whole = rec.stages["run_night"]
-    nested = {n: sum(c["seconds"] for c in rec.stages.values() if c["parent"] == n) for n in rec.order}
-    stages = [
-        {
-            "stage": n,
-            "depth": s["depth"] - 1,
-            "calls": s["calls"],
-            "seconds": s["seconds"],
-            "own_seconds": s["seconds"] - nested[n],
-            "peak_rss_mb": s["peak_rss"] // MB,
-            "peak_anon_mb": s["peak_anon"] // MB,
-            "self_hwm_mb": s["self_hwm"] // MB if s["self_hwm"] else None,
-        }
-        for n in rec.order
-        if (s := rec.stages[n])["depth"] > 0
-    ]
+    stages = _stage_rows(rec)
     between = total - sum(s["seconds"] for s in stages if s["depth"] == 0)
     return {
         "run_id": result.run_id,
@@ -263,6 +271,7 @@ def _workbook_size(path: Path) -> dict:
     sheets = []
     with zipfile.ZipFile(path) as z:
         for name, member in sheet_members(path).items():
+            assert member is not None, name  # the night's own workbooks point at every sheet
             counts, tail = {b"<row ": 0, b"<c r=": 0}, b""
             with z.open(member) as f:
                 while chunk := f.read(8 * MB):

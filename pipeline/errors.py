@@ -40,12 +40,6 @@ class RunLockedError(MedinsError):
     exit_code = 5
 
 
-class SampleArgumentError(MedinsError, ValueError):
-    """Arguments that cannot make a sample; the CLI shows the message as one line."""
-
-    exit_code = 2
-
-
 class ReportError(MedinsError):
     """The reports cannot be written for the run asked for."""
 

@@ -14,10 +14,8 @@ import polars as pl
 _FULL = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
 _HALF = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
 
-# GB 11643-1999: weights of the first 17 digits and the check character of
-# (sum mod 11).
+# GB 11643-1999: weights of the first 17 digits.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 
 # Excel's day 0 for serial dates (the 1900 system, after its 1900-02-29 bug).
 _EXCEL_EPOCH = pl.date(1899, 12, 30)

@@ -217,7 +217,7 @@ def parse_subsidy_list(raw: pl.DataFrame, params: Params) -> pl.DataFrame:
 
 def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
     """(index, column, code) of every failing cell, from pandera's failure cases (validated with
-    `lazy=True` on the collected frame, so every value check runs; docs/POLARS-PITFALLS 11)."""
+    `lazy=True` on the collected frame, so every value check runs: on a LazyFrame only names and dtypes)."""
     empty = pl.DataFrame(schema={"index": pl.UInt32, "column": pl.Utf8, "code": pl.Utf8})
     try:
         schema.validate(frame, lazy=True)

@@ -111,9 +111,6 @@ class Table:
     def frame_schema(self) -> dict[str, pl.DataType]:
         return {c.frame_name: c.dtype for c in self.columns if c.name not in self.added_when_written}
 
-    def empty_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(schema=self.frame_schema)
-
 
 @dataclass(frozen=True)
 class View:

@@ -7,8 +7,10 @@ one of the wrappers below to force how Excel stores it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 
@@ -40,10 +42,37 @@ PAYMENT_HEADER = [
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
+def check_digit(body17: str) -> str:
+    """The GB 11643-1999 check character of an ID's first 17 digits: the tests' one, written here
+    independently of pipeline.parse (which computes it another way) so a test of the product's check
+    proves something."""
+    return "10X98765432"[sum(int(c) * w for c, w in zip(body17, _WEIGHTS, strict=True)) % 11]
+
+
+def with_check_digit(body17: str) -> str:
+    """The 18-character ID whose first 17 digits are `body17`."""
+    return body17 + check_digit(body17)
+
+
+def with_wrong_check_digit(id18: str) -> str:
+    """The same ID with another check character, one the GB 11643 check refuses."""
+    return id18[:17] + ("0" if id18[17] != "0" else "1")
+
+
 def make_id(region: str, birth: dt.date, seq: int) -> str:
-    """A valid GB 11643 ID for tests (check digit computed here, independently of pipeline.parse)."""
-    body = f"{region}{birth:%Y%m%d}{seq:03d}"
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _WEIGHTS)) % 11]
+    """A valid GB 11643 ID for tests: region code, birth date, sequence number, check digit."""
+    return with_check_digit(f"{region}{birth:%Y%m%d}{seq:03d}")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    id_number: str
+
+
+def make_person(n: int, name: str, birth: dt.date) -> Person:
+    """A person of 浮梁县 (region 360222) born on `birth`, `n` their ID's sequence number."""
+    return Person(name, make_id("360222", birth, n))
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,7 @@ class XDate:
 
 def write_workbook(
     path: Path,
-    sheets: dict[str, list[list]],
+    sheets: Mapping[str, Sequence[Sequence[Any]]],
     *,
     title_rows: int = 0,
     start_row: int = 0,

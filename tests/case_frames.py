@@ -9,6 +9,8 @@ from typing import Any
 
 import polars as pl
 
+from builders import make_id
+
 DEFAULT_NAME = "张三"
 DEFAULT_RESIDENCE_BASIS = "本地户籍"
 ID_TYPE = "居民身份证"
@@ -19,62 +21,55 @@ SOURCE_FILE = "case.xlsx"
 SHEET = "S"
 FIRST_ROW = 2  # Excel row under the header
 
-RESIDENTS_SCHEMA = {
-    "coverage_year": pl.Int32,
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "name": pl.Utf8,
-    "id_number": pl.Utf8,
-    "id_type": pl.Utf8,
-    "birth_date": pl.Date,
-    "county": pl.Utf8,
-    "township": pl.Utf8,
-    "village": pl.Utf8,
-    "residence_basis": pl.Utf8,
+RESIDENTS_SCHEMA: dict[str, pl.DataType] = {
+    "coverage_year": pl.Int32(),
+    "source_file": pl.Utf8(),
+    "sheet": pl.Utf8(),
+    "row_number": pl.Int32(),
+    "name": pl.Utf8(),
+    "id_number": pl.Utf8(),
+    "id_type": pl.Utf8(),
+    "birth_date": pl.Date(),
+    "county": pl.Utf8(),
+    "township": pl.Utf8(),
+    "village": pl.Utf8(),
+    "residence_basis": pl.Utf8(),
     "identity_labels": pl.List(pl.Utf8),
-    "subsidy_identified_on": pl.Date,
-    "prev_year_insured": pl.Boolean,
-    "special_event": pl.Utf8,
-    "special_event_date": pl.Date,
-    "registered_on": pl.Date,
-    "extra_columns": pl.Utf8,
+    "subsidy_identified_on": pl.Date(),
+    "prev_year_insured": pl.Boolean(),
+    "special_event": pl.Utf8(),
+    "special_event_date": pl.Date(),
+    "registered_on": pl.Date(),
+    "extra_columns": pl.Utf8(),
 }
-PAYMENTS_SCHEMA = {
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "id_number": pl.Utf8,
-    "name": pl.Utf8,
-    "amount_fen": pl.Int64,
-    "paid_on": pl.Date,
-    "coverage_year": pl.Int32,
-    "ticket_no": pl.Utf8,
-    "channel": pl.Utf8,
+PAYMENTS_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.Utf8(),
+    "sheet": pl.Utf8(),
+    "row_number": pl.Int32(),
+    "id_number": pl.Utf8(),
+    "name": pl.Utf8(),
+    "amount_fen": pl.Int64(),
+    "paid_on": pl.Date(),
+    "coverage_year": pl.Int32(),
+    "ticket_no": pl.Utf8(),
+    "channel": pl.Utf8(),
 }
 # the accepted list rows the rules read (pipeline.rules.lists.LIST_ROW_COLUMNS) and the department
-LIST_ROWS_SCHEMA = {
-    "id_number": pl.Utf8,
+LIST_ROWS_SCHEMA: dict[str, pl.DataType] = {
+    "id_number": pl.Utf8(),
     "identity_labels": pl.List(pl.Utf8),
-    "identified_on": pl.Date,
-    "ended_on": pl.Date,
-    "source_file": pl.Utf8,
-    "sheet": pl.Utf8,
-    "row_number": pl.Int32,
-    "department": pl.Utf8,
+    "identified_on": pl.Date(),
+    "ended_on": pl.Date(),
+    "source_file": pl.Utf8(),
+    "sheet": pl.Utf8(),
+    "row_number": pl.Int32(),
+    "department": pl.Utf8(),
 }
-
-
-def check_digit(body: str) -> str:
-    """The GB 11643 check character of the first 17 digits of an ID number."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return "10X98765432"[sum(int(digit) * weight for digit, weight in zip(body, weights)) % 11]
 
 
 def make_id_number(birth_date: dt.date, sequence: int) -> str:
     """A valid 18-character 居民身份证 number for this birth date."""
-    body = f"{AREA_CODE}{birth_date:%Y%m%d}{sequence % 1000:03d}"
-    return body + check_digit(body)
+    return make_id(AREA_CODE, birth_date, sequence % 1000)
 
 
 def build_residents(rows: list[dict[str, Any]], coverage_year: int) -> pl.DataFrame:

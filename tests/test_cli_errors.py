@@ -115,7 +115,8 @@ def test_bad_roster_file_one_line_exit_2_outputs_untouched(tmp_path, good, case)
 
 
 def test_coverage_year_without_parameters_is_a_clear_error(tmp_path, good):
-    result = invoke(tmp_path, *good, year="2027")
+    roster, payments = good
+    result = invoke(tmp_path, roster, payments, year="2027")
     assert result.exit_code == 3
     assert error_line(result) == (
         "错误 / error: 没有2027年度的政策参数 / no policy parameters for coverage year 2027 "

@@ -36,7 +36,9 @@ def test_every_help_fits_80_columns(command):
 
 def test_every_option_name_of_run_appears_whole_at_80_columns():
     text = help_at_80(["run"])
-    run = typer.main.get_command(app).commands["run"]
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    run = group.commands["run"]
     names = [name for param in run.params for name in (*param.opts, *param.secondary_opts)]
     assert "--skip-bad-files" in names and "--parse-memory-limit" in names and "--parse-memory-gb" in names
     words = set(text.replace(",", " ").split())

@@ -31,7 +31,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, roster_row, run_night, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, Person, make_person, roster_row, run_night, write_workbook
 from pipeline.errors import DatabaseWriteError
 from pipeline.io.excel_out.collection import read_snapshot
 from pipeline.io.tables import DDL
@@ -43,24 +43,14 @@ D1, D2, D3 = dt.date(2025, 11, 1), dt.date(2025, 11, 10), dt.date(2025, 11, 20)
 HEADER = [*ROSTER_HEADER, "联系电话"]
 
 
-@dataclass(frozen=True)
-class Person:
-    name: str
-    id_number: str
-
-
-def _person(n: int, name: str, birth: dt.date) -> Person:
-    return Person(name, make_id("360222", birth, n))
-
-
-JIA = _person(1, "甲", dt.date(1970, 1, 5))
-YI = _person(2, "乙", dt.date(2025, 11, 10))
-BING = _person(3, "丙", dt.date(1972, 3, 5))
-DING = _person(4, "丁", dt.date(1973, 4, 5))
-WU = _person(5, "戊", dt.date(1974, 5, 5))
-JI = _person(6, "己", dt.date(1975, 6, 5))
-GENG = _person(7, "庚", dt.date(1976, 7, 5))
-XIN = _person(8, "辛", dt.date(1977, 8, 5))
+JIA = make_person(1, "甲", dt.date(1970, 1, 5))
+YI = make_person(2, "乙", dt.date(2025, 11, 10))
+BING = make_person(3, "丙", dt.date(1972, 3, 5))
+DING = make_person(4, "丁", dt.date(1973, 4, 5))
+WU = make_person(5, "戊", dt.date(1974, 5, 5))
+JI = make_person(6, "己", dt.date(1975, 6, 5))
+GENG = make_person(7, "庚", dt.date(1976, 7, 5))
+XIN = make_person(8, "辛", dt.date(1977, 8, 5))
 
 
 def _row(n: int, p: Person, phone: str | None, **kw) -> list:

@@ -294,19 +294,21 @@ class Session:
             bufsize=1,
             start_new_session=True,
         )
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three piped above
+        self.to_session, self.from_session, self.errors = self.proc.stdin, self.proc.stdout, self.proc.stderr
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr = ""
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.from_session:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
     def ask(self, sql: str) -> str:
         with contextlib.suppress(BrokenPipeError):
-            self.proc.stdin.write(sql + "\n")
-            self.proc.stdin.flush()
+            self.to_session.write(sql + "\n")
+            self.to_session.flush()
         try:
             line = self.lines.get(timeout=30)
         except queue.Empty:
@@ -318,13 +320,13 @@ class Session:
 
     def close(self) -> None:
         with contextlib.suppress(BrokenPipeError):
-            self.proc.stdin.close()
+            self.to_session.close()
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        self.stderr = self.proc.stderr.read()
+        self.stderr = self.errors.read()
 
     def __enter__(self) -> Session:
         return self

@@ -11,7 +11,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, with_wrong_check_digit, write_workbook
 from pipeline.io.tables import DDL
 
 TODAY = dt.date(2026, 11, 23)
@@ -101,13 +101,8 @@ def _part_of(id_number: str, n_parts: int) -> int:
     return pl.DataFrame({"id_number": [id_number]}).select(roster_partition(n_parts))[0, 0]
 
 
-def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partition(tmp_path):
-    """Duplicates and conflicts across sheets, a ticket number shared by two people who fall in
-    different partitions, payments of a rejected roster row, of nobody and of another year."""
-    people = [make_id("360222", dt.date(1950 + i, 1 + i % 12, 1 + i % 28), i) for i in range(1, 13)]
-    n_parts = 8  # partition_count of the roster below (16 rows with the headers) at 2 rows a partition
-    a, b = next((x, y) for x in people for y in people if _part_of(x, n_parts) != _part_of(y, n_parts))
-    others = [p for p in people if p not in (a, b)]
+def _cross_row_inputs(tmp_path: Path, a: str, b: str, others: list[str]) -> tuple[Path, Path]:
+    """The roster and payments of the test below: `a` and `b` share a ticket number."""
     roster = write_workbook(
         tmp_path / "roster.xlsx",
         {
@@ -125,7 +120,7 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
                 _roster_row(1, "人0", others[0], labels="特困人员"),  # an exact duplicate of sheet 一
                 _roster_row(2, "人1改", others[1], township="鹅湖镇"),  # a conflict: same ID, other content
                 *[_roster_row(3 + i, f"人{6 + i}", p) for i, p in enumerate(others[6:9])],
-                _roster_row(9, "错号", others[9][:-1] + ("0" if others[9][-1] != "0" else "1")),
+                _roster_row(9, "错号", with_wrong_check_digit(others[9])),
             ],  # bad check digit
         },
     )
@@ -149,6 +144,17 @@ def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partit
             ],  # another year
         },
     )
+    return roster, payments
+
+
+def test_every_cross_row_rule_holds_when_each_person_is_nearly_alone_in_a_partition(tmp_path):
+    """Duplicates and conflicts across sheets, a ticket number shared by two people who fall in
+    different partitions, payments of a rejected roster row, of nobody and of another year."""
+    people = [make_id("360222", dt.date(1950 + i, 1 + i % 12, 1 + i % 28), i) for i in range(1, 13)]
+    n_parts = 8  # partition_count of the roster below (16 rows with the headers) at 2 rows a partition
+    a, b = next((x, y) for x in people for y in people if _part_of(x, n_parts) != _part_of(y, n_parts))
+    others = [p for p in people if p not in (a, b)]
+    roster, payments = _cross_row_inputs(tmp_path, a, b, others)
     whole = _night(tmp_path, "whole", [str(roster)], [str(payments)], partition_rows=10_000_000)
     parts = _night(tmp_path, "parts", [str(roster)], [str(payments)], partition_rows=2)
     assert (whole.partitions, parts.partitions) == (1, n_parts)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from typing import Any
 
 import openpyxl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, roster_row, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, roster_row, with_wrong_check_digit, write_workbook
 from pipeline.io.excel_out import write_reports
 from pipeline.io.masking import mask_id
 from pipeline.params import load_params
@@ -38,12 +39,11 @@ def night(tmp_path_factory):
     """One night through `medins run`: a roster of two sheets, one headed 联系电话 and one 手机号码, with
     张三 twice (the copy differs in the phone only: merged); a payments file; 民政's subsidy list."""
     base = tmp_path_factory.mktemp("phones")
-    bad_qian = QIAN[:17] + ("0" if QIAN[17] != "0" else "1")
     first = [
         [*ROSTER_HEADER, "联系电话"],
         [*roster_row(1, "张三", ZHANG), PHONE[ZHANG]],
         [*roster_row(2, "李四", LI), PHONE[LI]],
-        [*roster_row(3, "钱七", bad_qian), PHONE[QIAN]],
+        [*roster_row(3, "钱七", with_wrong_check_digit(QIAN)), PHONE[QIAN]],
         [*roster_row(4, "张三", ZHANG), "13700000009"],
     ]
     second = [
@@ -51,7 +51,7 @@ def night(tmp_path_factory):
         [*roster_row(1, "王五", WANG), PHONE[WANG]],
         [*roster_row(2, "赵六", ZHAO), PHONE[ZHAO]],
     ]
-    payments = [
+    payments: list[list[Any]] = [
         PAYMENT_HEADER,
         [1, "张三", ZHANG, 400, "2025-11-01", "2026", "33600000000000000001", "微信"],
         [2, "王五", WANG, 300, "2025-11-02", "2026", "33600000000000000002", "微信"],

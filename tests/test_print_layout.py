@@ -15,10 +15,11 @@ import pytest
 import xlsxwriter
 from openpyxl.utils import range_boundaries
 
+from builders import with_check_digit
 from pipeline.io.excel_out import write_reports
 from pipeline.io.excel_out.lists import page_breaks
 from pipeline.params import load_params
-from report_db import RUN_ID, build_db, insert_person, with_check_digit
+from report_db import RUN_ID, build_db, insert, insert_person
 
 A4_LANDSCAPE_WIDTH_PT = 297 / 25.4 * 72
 UNIT_PT = 11 * 1038 / 2048
@@ -70,12 +71,20 @@ def _widest_night():
     }.items():
         con.execute(f"UPDATE {table} SET " + ", ".join(f"\"{c}\" = '{LONG}'" for c in columns))
     con.execute("UPDATE unmatched_payments SET amount = 1234567.89")
-    con.execute(
-        "INSERT INTO subsidy_list_rows (run_id, coverage_year, id_number, name) VALUES (?, 2026, 'x', '甲')", [RUN_ID]
-    )
-    con.execute(
-        "INSERT INTO subsidy_not_enrolled VALUES (?, 2026, ?, ?, ?, ?, ?, ?, ?, 'not_on_roster')",
-        [RUN_ID, with_check_digit("36022219700101777"), LONG, "浮梁县", LONG, LONG, LONG, LONG],
+    insert(con, "subsidy_list_rows", run_id=RUN_ID, coverage_year=2026, id_number="x", name="甲")
+    insert(
+        con,
+        "subsidy_not_enrolled",
+        run_id=RUN_ID,
+        coverage_year=2026,
+        id_number=with_check_digit("36022219700101777"),
+        name=LONG,
+        county="浮梁县",
+        township=LONG,
+        village=LONG,
+        identity_labels=LONG,
+        department=LONG,
+        reason="not_on_roster",
     )
     return con
 

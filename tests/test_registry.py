@@ -4,6 +4,7 @@ the output checks and docs/INTERNALS.md all follow it, and a column declared any
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -73,7 +74,7 @@ def test_docs_internals_shows_the_registrys_tables():
 
 
 def _determination(**change) -> pl.DataFrame:
-    row = {c: None for c in TABLES["determinations"].frame_columns}
+    row: dict[str, Any] = {c: None for c in TABLES["determinations"].frame_columns}
     row |= {"coverage_year": 2026, "id_number": PEOPLE[0], "tier": "none", "rule_id": "not_enrolled"}
     schema = {**TABLES["determinations"].frame_schema}
     return pl.DataFrame([row | change], schema=schema)

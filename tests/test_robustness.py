@@ -22,7 +22,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
+from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, with_wrong_check_digit, write_workbook
 from pipeline.faults import POINTS
 from pipeline.io.lock import run_lock
 
@@ -325,7 +325,7 @@ def test_no_unmasked_id_in_any_workbook_log_or_terminal_output(night):
                 [
                     99,
                     "坏行",
-                    PEOPLE[0][:-1] + ("1" if PEOPLE[0][-1] != "1" else "2"),
+                    with_wrong_check_digit(PEOPLE[0]),
                     "浮梁县",
                     "浮梁镇",
                     None,

@@ -49,6 +49,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from builders import check_digit
 from case_frames import (
     AREA_CODE,
     DEFAULT_NAME,
@@ -61,7 +62,6 @@ from case_frames import (
     build_list_rows,
     build_payments,
     build_residents,
-    check_digit,
     make_id_number,
 )
 from pipeline.params import Params, load_params
@@ -410,9 +410,9 @@ def mismatches(case: Case, row: dict[str, Any]) -> list[str]:
     for key, expected in case.expect.items():
         if key in EXPECT_MONEY:
             column = EXPECT_MONEY[key]
-            want, got = to_fen(expected), row.get(column)
-            if got != want:
-                found.append(f"{key}: expected {expected} yuan ({want} fen), got {_shown(got)} fen")
+            want_fen, got_fen = to_fen(expected), row.get(column)
+            if got_fen != want_fen:
+                found.append(f"{key}: expected {expected} yuan ({want_fen} fen), got {_shown(got_fen)} fen")
             continue
         want = _date_or_none(case.name, key, expected) if key in EXPECT_DATES else expected
         got = row.get(key)
@@ -489,7 +489,7 @@ def test_every_case_builds_valid_frames() -> None:
 
 
 def test_every_case_shows_its_arithmetic() -> None:
-    """STYLE.md: the arithmetic sits in a comment right above each [[case]]."""
+    """House style: the arithmetic sits in a comment right above each [[case]]."""
     bare = []
     for path in sorted(CASES_DIR.glob("*.toml")):
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -82,7 +82,7 @@ def batches(draw: st.DrawFn) -> tuple[int, str, list[dict], list[dict]]:
     any_day = st.dates(early, late)
     # dates cluster where the rules change: around CE, and inside Y
     rule_days = st.one_of(any_day, st.dates(ce - 10 * DAY, ce + 10 * DAY), st.dates(ys, ye))
-    labels = st.one_of(
+    labels: st.SearchStrategy[list[str]] = st.one_of(
         st.just([]),
         st.lists(st.sampled_from(label_names), max_size=3, unique=True),
         st.lists(st.sampled_from(params.special_status_labels), min_size=1, max_size=1),

@@ -32,8 +32,6 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 
-# The formats calamine reads (preflight.check_file names them).
-CALAMINE_FORMATS = ("xlsx", "xls", "xlsb", "ods")
 TEXT_FORMAT = "csv"
 
 

@@ -28,7 +28,7 @@ def with_running_total(rows: pl.LazyFrame, person: str = "__p") -> pl.LazyFrame:
     return (
         rows.sort(person, *PAYMENT_ORDER)
         .with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),  # after the sort (POLARS-PITFALLS 2)
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),  # after the sort: cum_sum().over() follows row order
             pl.col("amount_fen").cum_sum().over(person).alias("running_fen"),
         )
         .with_columns(

@@ -9,8 +9,6 @@ labels give the person full or fixed.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import polars as pl
 
 from pipeline.params import Params
@@ -87,8 +85,3 @@ def with_list_labels(people: pl.LazyFrame, rows: pl.DataFrame, params: Params) -
         )
         .drop("list_identified_on", "list_undated")
     )
-
-
-def identified_after(params: Params, day: dt.date) -> pl.Expr:
-    """Identified after `day` (a date equal to it is within)."""
-    return (pl.col("subsidy_identified_on") > date_lit(day)).fill_null(False)

@@ -30,11 +30,11 @@ vocabulary.toml (places, names, shares).
     python -m tools.sample --rows 300 --seed 2026 --coverage-year 2026 --out sample_data/2026
 """
 
-from pipeline.errors import SampleArgumentError
+from tools.sample.context import SampleArgumentError
 from tools.sample.defects import bad_row_reasons, load_defects
 from tools.sample.generate import generate_sample, main_sample
 
-# kind -> description, over rosters, payments and lists (successor of pipeline.sample.BAD_ROW_REASONS)
+# kind -> description, over rosters, payments and lists (tests/fixtures/README.md quotes its wording)
 BAD_ROW_REASONS: dict[str, str] = bad_row_reasons()
 # what (roster / payments / subsidy_list) -> kind -> Defect (rate, reason code, outcome, description)
 DEFECTS = load_defects()

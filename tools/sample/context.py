@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import ParamsError, SampleArgumentError
+from pipeline.errors import MedinsError, ParamsError
 from pipeline.params import load_params
 from schemas.headers import load_header_map
 
@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # type hints only
     from schemas.headers import HeaderMap
 
 HERE = Path(__file__).resolve().parent
+
+
+class SampleArgumentError(MedinsError, ValueError):
+    """Arguments that cannot make a sample; `python -m tools.sample` shows the message as one line."""
+
+    exit_code = 2
 
 
 @cache

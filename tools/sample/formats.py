@@ -14,8 +14,8 @@ from typing import IO, Any
 
 import xlwt
 
-from pipeline.errors import ParamsError, SampleArgumentError
-from tools.sample.context import Sample, read_toml
+from pipeline.errors import ParamsError
+from tools.sample.context import Sample, SampleArgumentError, read_toml
 from tools.sample.render import EXCEL_DATE_FORMATS, SEQ, Cell, text_date
 from tools.sample.workbook import Sheet
 

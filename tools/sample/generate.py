@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SampleArgumentError
-from tools.sample.context import Args, PaymentMix, Sample
+from tools.sample.context import Args, PaymentMix, Sample, SampleArgumentError
 from tools.sample.defects import WHATS, Spoiler, planted_indices
 from tools.sample.lists import SubsidyLists
 from tools.sample.paybooks import PaymentFiles
@@ -79,16 +78,23 @@ def generate_sample(
     pay_basis = total if payment_rows is None else payment_rows
     s = Sample(args, residents_total=total, big=total + pay_basis > CONSTANT_MEMORY_ROWS)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    return _write(s, n_township, min(pay_basis, total))
+
+
+def _write(s: Sample, n_township: int, paying: int) -> dict[str, Any]:
+    """Every file of the night: the .xlsx rosters, the township .xls roster (`n_township` residents),
+    the payment files (bad rows planted among the first `paying` payment rows), the subsidy lists."""
+    rows, messy, total = s.args.rows, s.args.messy, s.residents_total
     people = People(s)
     payments, renderer = Payments(s, people), Renderer(s)
     spoiler = Spoiler(s, people, renderer)
 
-    plant_rng = random.Random(f"medins-sample:{seed}:plant")
+    plant_rng = random.Random(f"medins-sample:{s.args.seed}:plant")
     roster_plan = planted_indices(plant_rng, rows, "roster", messy, rows)
-    payment_plan = planted_indices(plant_rng, min(pay_basis, total), "payments", messy, total)
+    payment_plan = planted_indices(plant_rng, paying, "payments", messy, total)
     township_plan = planted_indices(plant_rng, n_township, "roster", messy, n_township)
     paybook = PaymentFiles(s, payments, renderer, spoiler, payment_plan)
-    lists = SubsidyLists(s, people, renderer, spoiler) if extra_formats else None
+    lists = SubsidyLists(s, people, renderer, spoiler) if s.args.extra_formats else None
     rosters = Rosters(s, people, payments, renderer, spoiler, paybook, lists)
 
     roster_paths: list[Path] = []

@@ -33,11 +33,6 @@ def first_generation_id(id18: str) -> str:
     return id18[:6] + id18[8:14] + id18[14:17]
 
 
-def birth_in_id(id18: str) -> dt.date:
-    """Birth date in positions 7-14 of a valid 18-character ID."""
-    return dt.date(int(id18[6:10]), int(id18[10:12]), int(id18[12:14]))
-
-
 def add_months(d: dt.date, months: int) -> dt.date:
     """Same day N months on, or that month's last day (民法典 第二百零二条; docs/RULES.md §0)."""
     y, m = divmod(d.month - 1 + months, 12)

@@ -11,8 +11,7 @@ import heapq
 import random
 from pathlib import Path
 
-from pipeline.errors import SampleArgumentError
-from tools.sample.context import County, Sample, cn_date, counties, read_toml, split_evenly
+from tools.sample.context import County, Sample, SampleArgumentError, cn_date, counties, read_toml, split_evenly
 from tools.sample.defects import Spoiler, misspellings
 from tools.sample.formats import XlsBook, fixed_layout, fixed_style
 from tools.sample.lists import SubsidyLists

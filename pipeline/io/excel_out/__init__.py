@@ -1,11 +1,12 @@
 """The three Excel workbooks the bureau reads in the morning (docs/CONTRACT.md "Outputs").
 
 - 催缴名单_{Y}.xlsx: the lists a township clerk phones from, one sheet each: 未缴,
-  少缴 and, when the night had subsidy lists, 资助对象未参保; with the roster's
-  联系电话 next to the name when the year's roster has phone numbers.
+  少缴, when the night had subsidy lists 资助对象未参保, when year Y-1 has a run
+  上年参保未续保; with the roster's 联系电话 next to the name when the year's
+  roster has phone numbers; then 说明, the clauses of the amounts due.
 - 对账报告_{Y}.xlsx: a summary with key figures, charts and the list of lists
-  (naming the phone lists' workbook), then 多缴应退费, 无登记缴费, 校验未通过,
-  较上次变化 and, when the night had subsidy lists, 资助对象参保进展.
+  (naming the phone lists' workbook), 征缴进度, then 多缴应退费, 无登记缴费,
+  校验未通过, 较上次变化 and, when the night had subsidy lists, 资助对象参保进展.
 - 财政补助资金测算表_{Y}.xlsx: the totals of docs/RULES.md §8, the grand total
   first, then each county's subtotal over its townships and tiers, and the
   parameters with their citations.
