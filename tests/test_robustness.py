@@ -131,7 +131,7 @@ def assert_readable(out: Path, run_count: int) -> None:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_sigkill_at_each_point_leaves_the_previous_outputs(published, point):
-    tmp_path, roster, payments = published
+    tmp_path, _, payments = published
     out = tmp_path / "out"
     before = snapshot(out)
     changed = write_workbook(tmp_path / "roster2.xlsx", {"S": roster_rows("改")})
