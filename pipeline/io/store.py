@@ -392,15 +392,14 @@ class NightWriter:
             insert_frame(self.con, table, frame, self.run_id)
 
     def _register_kept(self) -> None:
-        """Of each incremental table, the year's old rows kept tonight and those that go, as temporary
-        tables `__kept_<table>` and `__gone_<table>` (their rowids)."""
+        """Of each incremental table, the year's old rows that go tonight (not kept), as a temporary
+        table `__gone_<table>` of their rowids."""
         for table, parts in self.kept.items():
             kept = pl.concat([pl.Series("__rowid", [], dtype=pl.Int64), *[p.cast(pl.Int64) for p in parts]])
             gone = self.old[table]["__rowid"].cast(pl.Int64).filter(~self.old[table]["__rowid"].is_in(kept.implode()))
-            for name, rowids in (("kept", kept), ("gone", gone)):
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE __{name}_{table} (__rowid BIGINT)")
-                with _registered(self.con, "__rows", rowids.alias("__rowid").to_frame()):
-                    self.con.execute(f"INSERT INTO __{name}_{table} SELECT __rowid FROM __rows")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE __gone_{table} (__rowid BIGINT)")
+            with _registered(self.con, "__rows", gone.alias("__rowid").to_frame()):
+                self.con.execute(f"INSERT INTO __gone_{table} SELECT __rowid FROM __rows")
 
     def _insert_status_changes(self) -> None:
         """The persons whose status differs between the year's reconciliation rows that go (of earlier
@@ -429,16 +428,12 @@ class NightWriter:
         if table not in self.kept:
             deleted = con.execute(f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?", args)
             return int((deleted.fetchone() or (0,))[0])
-        deleted = con.execute(
-            f"DELETE FROM {table} WHERE {column} = ? AND run_id IS DISTINCT FROM ?"
-            f" AND rowid NOT IN (SELECT __rowid FROM __kept_{table})",
-            args,
-        )
+        deleted = con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT __rowid FROM __gone_{table})")
         gone = int((deleted.fetchone() or (0,))[0])
         con.execute(
             f"UPDATE {table} SET run_id = ? WHERE {column} = ? AND run_id IS DISTINCT FROM ?", [self.run_id, *args]
         )
-        con.execute(f"DROP TABLE __kept_{table}")
+        con.execute(f"DROP TABLE __gone_{table}")
         return gone
 
     def finish(
