@@ -4,7 +4,7 @@ clerk on the phone reads it.
 The person's validated roster row, payments and in-force list rows are read
 back from DuckDB and put through the same rule expressions as the nightly run,
 one row only, so every candidate rule can be shown with its outcome and its
-arithmetic, not just the winner. Every [interp] reading (docs/RULES.md) is
+arithmetic, not just the winner. Every [interp-N.M] reading (docs/RULES.md) is
 marked where it decides something.
 """
 

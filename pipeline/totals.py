@@ -1,10 +1,9 @@
 """Fiscal-subsidy totals, docs/RULES.md §8, by county, township and tier, in integer fen.
 
-Counts and fiscal sums are over enrolled persons; individual_due_total and
-individual_collected_total are over every roster person, so that money due
-and money collected compare like with like [interp docs/RULES.md §8: the section
-heading says "enrolled persons", but collected money includes partial
-payments of persons not (yet) enrolled].
+Counts and fiscal sums are over enrolled persons; roster_count,
+individual_due_total and individual_collected_total are over every accepted
+roster person, enrolled or not (docs/RULES.md §8: what the township has to
+collect and what it did collect, partial payments included).
 """
 
 from __future__ import annotations
