@@ -46,6 +46,9 @@ MIXES = {
         "strangers": 0.005,
     },
 }
+# payment rows per resident the tax export holds, where a mix fixes them: the bureau's night is 1M roster
+# rows and 1M payment rows (the generator splits payments into instalments to reach the count)
+PAYMENT_ROWS_PER_RESIDENT = {"bureau": 1.0}
 
 
 def _sheets_needed(biggest: int) -> int:
@@ -59,7 +62,9 @@ def _sheets_needed(biggest: int) -> int:
 def dataset(rows: int, roster_files: int, seed: int, year: int, mix: str, regenerate: bool) -> dict:
     """Roster and payment files for `rows` residents per roster file, paying as `MIXES[mix]`;
     generated once (in a child process), then reused."""
-    key = f"rows{rows}-files{roster_files}-seed{seed}-y{year}-{mix}"
+    per = PAYMENT_ROWS_PER_RESIDENT.get(mix)
+    payment_rows = None if per is None else round(rows * roster_files * per)
+    key = f"rows{rows}-files{roster_files}-seed{seed}-y{year}-{mix}" + (f"-pay{payment_rows}" if payment_rows else "")
     where, marker = DATA / key, DATA / key / "generated.json"
     if marker.exists() and not regenerate:
         return _located(json.loads(marker.read_text()), where, generated_now=False)
@@ -72,7 +77,8 @@ def dataset(rows: int, roster_files: int, seed: int, year: int, mix: str, regene
         "import json, sys, time; from pathlib import Path; from tools.sample import generate_sample\n"
         "a = json.loads(sys.argv[1]); t = time.perf_counter()\n"
         "r = generate_sample(a['rows'], a['seed'], a['year'], Path(a['dir']), roster_files=a['roster_files'],\n"
-        "                    sheets_per_file=a['sheets'], extra_formats=False, payment_mix=a['mix'])\n"
+        "                    sheets_per_file=a['sheets'], extra_formats=False, payment_mix=a['mix'],\n"
+        "                    payment_rows=a['payment_rows'])\n"
         "keep = {k: r[k] for k in ('residents', 'roster_rows', 'payment_rows', 'expected', 'payment_cases')}\n"
         "keep |= {'roster': [p.name for p in r['roster_files']], 'payments': [p.name for p in r['payment_files']],\n"
         "         'generate_seconds': round(time.perf_counter() - t, 1), 'sheets_per_file': a['sheets']}\n"
@@ -86,6 +92,7 @@ def dataset(rows: int, roster_files: int, seed: int, year: int, mix: str, regene
         "dir": str(tmp),
         "sheets": sheets,
         "mix": MIXES[mix],
+        "payment_rows": payment_rows,
     }
     subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=ROOT, check=True)
     tmp.rename(where)

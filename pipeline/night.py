@@ -128,14 +128,18 @@ def check_sheets(sheets: list[SheetRead], kind: str, plan: NightPlan) -> Checked
 
 def _pieces(checked: list[Rows], part: pl.Expr, n_parts: int, spill: Path | None, kind: str) -> list[list[Rows]]:
     """Each sheet's checked rows cut into the partitions: `pieces[p]` holds partition p's rows of
-    every sheet (one sheet in memory at a time)."""
+    every sheet (one sheet in memory at a time; `checked` is emptied, each sheet let go once cut). In
+    one piece, the checked rows themselves."""
+    if n_parts == 1:
+        return [checked]
+    none = Rows(frame=checked[0].scan().head(0).collect())  # a partition no row of this kind falls in
     pieces: list[list[Rows]] = [[] for _ in range(n_parts)]
-    for i, rows in enumerate(checked):
-        frame = rows.load().with_columns(part.alias("__part"))
+    for i in range(len(checked)):
+        frame = checked[i].load().with_columns(part.alias("__part"))
         for (p,), piece in frame.partition_by("__part", as_dict=True, include_key=False).items():
             pieces[p].append(Rows.kept(piece, spill / f"{kind}{i}-p{p}.arrow" if spill else None))
         del frame
-    none = Rows(frame=checked[0].scan().head(0).collect())  # a partition no row of this kind falls in
+    checked.clear()
     return [p or [none] for p in pieces]
 
 
@@ -153,10 +157,15 @@ def partitions(roster: CheckedSheets, payments: CheckedSheets, n_parts: int, spi
     payment_part = payment_partition(n_parts, [r.scan() for r in payments.rows])
     payment_pieces = _pieces(payments.rows, payment_part, n_parts, spill, "payments")
     for p in range(n_parts):
-        yield Partition(
-            roster=[Checked(parsed=r.load(), rejected=NO_LINES) for r in roster_pieces[p]],
-            payments=[Checked(parsed=r.load(), rejected=NO_LINES) for r in payment_pieces[p]],
-        )
+        yield Partition(roster=_taken(roster_pieces, p), payments=_taken(payment_pieces, p))
+
+
+def _taken(pieces: list[list[Rows]], p: int) -> list[Checked]:
+    """Partition p's rows, loaded, and let go of here (the list is emptied in place: in one piece it is
+    the night's list of checked rows), so that they are freed once the partition is settled."""
+    rows = list(pieces[p])
+    pieces[p].clear()
+    return [Checked(parsed=r.load(), rejected=NO_LINES) for r in rows]
 
 
 def summary_figures(determinations: pl.DataFrame, reconciliation: pl.DataFrame) -> dict[str, int]:
@@ -245,6 +254,7 @@ def run_partitions(sheets: Sheets, plan: NightPlan, writer: NightWriter, stage: 
         with stage("校验 check"):
             rv, pv = settle_roster(part.roster, roster_map), settle_payments(part.payments, payment_map)
             sums.add_settled(rv, pv)
+            del part  # the checked rows: from here on only the settled ones are kept
         with stage("认定 determine"):
             determinations = determine(rv.accepted, pv.accepted, params, plan.list_rows)
         with stage("对账 reconcile"):
