@@ -9,8 +9,10 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, write_workbook
+from pipeline.io import store
 from pipeline.io.store import query_frame
 from pipeline.io.tables import PER_YEAR_TABLES
 
@@ -130,3 +132,38 @@ def test_rows_written_before_the_hashes_were_kept_are_replaced_not_kept(tmp_path
     with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM residents").fetchall() == [(4, 1)]
         assert con.execute("SELECT count(*) FROM residents WHERE row_hash IS NULL").fetchall() == [(0,)]
+
+
+def test_old_rows_alike_in_key_and_content_leave_one_of_them(tmp_path):
+    """Rows doubled in the database by hand (an analyst's INSERT): the night keeps one of each, the
+    copies go."""
+    r, p = roster(tmp_path), payments(tmp_path, "p.xlsx", {0: 400})
+    night(tmp_path, "m.duckdb", r, p)
+    with duckdb.connect(str(tmp_path / "m.duckdb")) as con:
+        con.execute("INSERT INTO residents SELECT * FROM residents")
+    second = night(tmp_path, "m.duckdb", r, p)
+    assert second.written["residents"] == (4, 0, 4)
+    with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT id_number) FROM residents").fetchall() == [(4, 4)]
+
+
+def dead_rows(db: Path) -> dict[str, int]:
+    """Per per-year table, the deleted rows its row groups still hold."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {t: store._stored_rows(con, t) - store._live_rows(con, t) for t in PER_YEAR_TABLES}
+
+
+@pytest.mark.parametrize("share", [1.0, 0.0])
+def test_a_nights_checkpoint_vacuums_once_the_deleted_rows_pass_their_share(tmp_path, monkeypatch, share):
+    """Under the share the deleted rows stay in their row groups (a vacuum rewrites whole tables: too
+    dear for 2 % of them); past it the checkpoint vacuums and no deleted row is left."""
+    monkeypatch.setattr(store, "VACUUM_DEAD_SHARE", share)
+    r = roster(tmp_path)
+    night(tmp_path, "m.duckdb", r, payments(tmp_path, "p1.xlsx", {0: 400, 1: 400, 2: 400}))
+    assert sum(dead_rows(tmp_path / "m.duckdb").values()) == 0
+    night(tmp_path, "m.duckdb", r, payments(tmp_path, "p2.xlsx", {0: 400, 1: 300, 3: 400}))
+    dead = dead_rows(tmp_path / "m.duckdb")
+    if share == 1.0:  # persons 1, 2, 3 changed: their determinations and reconciliation rows are deleted ones
+        assert dead["determinations"] == dead["reconciliation"] == 3
+    else:
+        assert sum(dead.values()) == 0

@@ -41,6 +41,11 @@ ROW_HASH, KEY_HASH = "row_hash", "key_hash"
 STORAGE_VERSION = "v1.1.0"  # the storage format DuckDB 1.1 and every later client reads
 _HEADER_VERSION_V1_1 = 64  # the version number such a file carries in its header
 _CATALOG = "night"
+# A row a night deletes stays in its row group, marked, until a checkpoint vacuums the group, which
+# rewrites the table: 2 % of a 1M-row table's rows changed cost that checkpoint 1.4 s more and the file
+# 30 MB more (benchmarks/README.md). A night's checkpoint vacuums only once the deleted rows the
+# per-year tables carry pass this share of their live rows; until then they cost a little space.
+VACUUM_DEAD_SHARE = 0.10
 
 
 # --- files -------------------------------------------------------------------------------
@@ -306,6 +311,19 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
         con.unregister(name)
 
 
+def _stored_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The rows a table's row groups hold as committed, deleted ones included."""
+    sql = (
+        f"SELECT coalesce(sum(count), 0) FROM pragma_storage_info({_quote(table)})"
+        " WHERE column_id = 0 AND segment_type <> 'VALIDITY'"
+    )
+    return int(con.execute(sql).fetchall()[0][0])
+
+
+def _live_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
 def insert_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, run_id: str, into: str | None = None
 ) -> None:
@@ -367,36 +385,48 @@ class NightWriter:
         self.written: dict[str, tuple[int, int, int]] = {}
         con.execute("BEGIN TRANSACTION")
         self.old = {
+            # a row without hashes (written before they were kept) matches nothing: it goes
             name: query_frame(
-                con,
-                # a row without hashes (written before they were kept) matches nothing: it goes
-                f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?",
-                [coverage_year],
+                con, f"SELECT rowid AS __rowid, {KEY_HASH}, {ROW_HASH} FROM {name} WHERE {t.year} = ?", [coverage_year]
             )
             for name, t in TABLES.items()
             if t.incremental
         }
+        self.year_rows = {name: old["__rowid"] for name, old in self.old.items()}
+        self.vacuum = True  # decided before the commit (_choose_vacuum)
+        self.dead_before = sum(_stored_rows(con, table) - _live_rows(con, table) for table in PER_YEAR_TABLES)
         self.kept: dict[str, list[pl.Series]] = {name: [] for name in self.old}
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
         check_output(table, frame)
         if table in self.old:
             frame = with_row_hash(frame, table)
-            same = frame.select(KEY_HASH, ROW_HASH).join(self.old[table], on=[KEY_HASH, ROW_HASH], how="inner")
-            self.kept[table].append(same["__rowid"])
-            frame = frame.join(same.select(KEY_HASH, ROW_HASH), on=[KEY_HASH, ROW_HASH], how="anti")
+            match = self._match(table, frame.select(KEY_HASH, ROW_HASH))
+            same = match.is_not_null()
+            self.kept[table].append(match.filter(same))
+            frame = frame.filter(~same)
         kept, added, _ = self.written.get(table, (0, 0, 0))
         self.written[table] = (kept + (len(self.kept[table][-1]) if table in self.old else 0), added + frame.height, 0)
         with writing(self.db_path):  # its own: the partitions' scratch is written between these
             disk_full("database_write", self.db_path)
             insert_frame(self.con, table, frame, self.run_id)
 
+    def _match(self, table: str, hashes: pl.DataFrame) -> pl.Series:
+        """Per row of `hashes`, the rowid of the year's old row with the same key and content, or null."""
+        match = hashes.join(self.old[table], on=[KEY_HASH, ROW_HASH], how="left", maintain_order="left")
+        if match.height != hashes.height:
+            # old rows alike in key and content (none this version writes): one of them stays, the others go
+            self.old[table] = self.old[table].unique([KEY_HASH, ROW_HASH], keep="first", maintain_order=True)
+            match = hashes.join(self.old[table], on=[KEY_HASH, ROW_HASH], how="left", maintain_order="left")
+        return match["__rowid"]
+
     def _register_kept(self) -> None:
         """Of each incremental table, the year's old rows that go tonight (not kept), as a temporary
         table `__gone_<table>` of their rowids."""
         for table, parts in self.kept.items():
             kept = pl.concat([pl.Series("__rowid", [], dtype=pl.Int64), *[p.cast(pl.Int64) for p in parts]])
-            gone = self.old[table]["__rowid"].cast(pl.Int64).filter(~self.old[table]["__rowid"].is_in(kept.implode()))
+            rows = self.year_rows[table].cast(pl.Int64)
+            gone = rows.filter(~rows.is_in(kept.implode()))
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE __gone_{table} (__rowid BIGINT)")
             with _registered(self.con, "__rows", gone.alias("__rowid").to_frame()):
                 self.con.execute(f"INSERT INTO __gone_{table} SELECT __rowid FROM __rows")
@@ -436,6 +466,16 @@ class NightWriter:
         con.execute(f"DROP TABLE __gone_{table}")
         return gone
 
+    def _choose_vacuum(self, deleted: int) -> None:
+        """Whether tonight's checkpoint vacuums (VACUUM_DEAD_SHARE): the deleted rows the per-year
+        tables carry after tonight's deletes against their live rows."""
+        live = sum(_live_rows(self.con, table) for table in PER_YEAR_TABLES)
+        self.vacuum = self.dead_before + deleted > VACUUM_DEAD_SHARE * live
+        if self.vacuum:
+            self.con.execute("RESET max_vacuum_tasks")
+        else:
+            self.con.execute("SET max_vacuum_tasks = 0")
+
     def finish(
         self, run_row: dict, frames: dict[str, pl.DataFrame], audit: Callable[[duckdb.DuckDBPyConnection], None]
     ) -> None:
@@ -445,11 +485,14 @@ class NightWriter:
             insert_frame(con, table, frames.pop(table), self.run_id)
         self._register_kept()
         self._insert_status_changes()
+        deleted = 0
         for table, column in PER_YEAR_TABLES.items():
             gone = self._replace_year(table, column)
+            deleted += gone
             if table in self.written:
                 kept, added, _ = self.written[table]
                 self.written[table] = (kept, added, gone)
+        self._choose_vacuum(deleted)
         audit(con)
         insert_progress(con, year, self.data_date, self.run_id)
         insert_frame(con, "runs", pl.DataFrame([run_row]), self.run_id)
