@@ -39,21 +39,29 @@ _MIDNIGHT = " 00:00:00"  # how calamine renders a date cell of .xlsx/.xls (an .o
 
 
 def normalise_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """`normalise_text` on every column, the same result at a fraction of the cost: a column with no
-    full-width or invisible character anywhere (most are) only needs trimming. A date cell reads as
-    its date (`2025-10-15`, as every format writes it), not with calamine's midnight."""
-    needs = frame.select(
-        *[pl.col(c).str.contains(_NEEDS_MAPPING).any().alias(f"m{i}") for i, c in enumerate(columns)],
-        *[pl.col(c).str.ends_with(_MIDNIGHT).any().alias(f"d{i}") for i, c in enumerate(columns)],
-    ).row(0)
-    mapping, midnight = needs[: len(columns)], needs[len(columns) :]
+    """`normalise_text` on every column, the same result at a fraction of the cost: a cell with no
+    full-width or invisible character (nearly all) only needs trimming, so only the cells that have
+    one are mapped. A date cell reads as its date (`2025-10-15`, as every format writes it), not with
+    calamine's midnight."""
+    mapping = frame.select(pl.col(c).str.contains(_NEEDS_MAPPING).any().alias(f"m{i}") for i, c in enumerate(columns))
+    trimmed = frame.with_columns(pl.col(columns).str.strip_chars())
+    frame = trimmed.with_columns(
+        _mapped(frame.get_column(c), trimmed.get_column(c)) for c, need in zip(columns, mapping.row(0)) if need
+    )
+    midnight = frame.select(pl.col(c).str.ends_with(_MIDNIGHT).any().alias(f"d{i}") for i, c in enumerate(columns))
     out = []
-    for c, need, dated in zip(columns, mapping, midnight):
-        e = normalise_text(pl.col(c)) if need else pl.col(c).str.strip_chars()
-        if dated:
-            e = e.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1")
-        out.append((e if need else pl.when(e == "").then(None).otherwise(e)).alias(c))
+    for c, dated in zip(columns, midnight.row(0)):
+        e = pl.col(c).str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1") if dated else pl.col(c)
+        out.append(pl.when(e == "").then(None).otherwise(e).alias(c))
     return frame.with_columns(out)
+
+
+def _mapped(column: pl.Series, trimmed: pl.Series) -> pl.Series:
+    """`trimmed` (the column trimmed) with `normalise_text` of the column in the cells holding a
+    character it maps, the others as they are."""
+    at = column.str.contains(_NEEDS_MAPPING).fill_null(False).arg_true()
+    mapped = column.gather(at).to_frame().select(normalise_text(pl.col(column.name))).to_series()
+    return trimmed.clone().scatter(at, mapped)
 
 
 def normalise_id(expr: pl.Expr) -> pl.Expr:

@@ -15,6 +15,7 @@ from pipeline.parse import (
     id_birth_date,
     id_checksum_ok,
     id_format_ok,
+    normalise_columns,
     normalise_id,
     normalise_text,
     parse_amount_fen,
@@ -37,6 +38,27 @@ def test_normalise_text_is_idempotent_and_never_raises(values):
     once = apply(normalise_text, values)
     assert apply(normalise_text, once) == once
     assert all(v is None or (v == v.strip() and v != "") for v in once)
+
+
+CELL = st.one_of(
+    st.none(),
+    st.text(max_size=12),
+    st.text(alphabet="ａＡ１　 \t\u200b\ufeff\x01-张三", max_size=8),
+    st.sampled_from(["2025-10-15 00:00:00", " 2025-10-15 00:00:00 ", "２０２５-10-15 00:00:00", "x 00:00:00", ""]),
+)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=30))
+def test_normalise_columns_is_normalise_text_of_every_cell(rows):
+    """The columns' shortcut (only the cells with a character to map are mapped) gives what
+    `normalise_text` gives on every cell, and a date cell without calamine's midnight."""
+    frame = pl.DataFrame(rows, schema={c: pl.Utf8 for c in "abc"}, orient="row")
+    got = normalise_columns(frame, ["a", "b", "c"])
+    midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+    for c in "abc":
+        want = apply(lambda e: normalise_text(e).str.replace(midnight, "$1"), frame[c].to_list())
+        assert got[c].to_list() == want, c
 
 
 @SETTINGS
