@@ -95,12 +95,16 @@ def table(run: dict) -> str:
         f"runs as: {'one piece' if run['partitions'] == 1 else str(run['partitions']) + ' partitions'}",
     ]
     measured = [x for x in run.get("sheet_seconds", []) if x["read_s"] is not None]
-    cached = [f"{x['file']} [{x['sheet']}]" for x in run.get("sheet_seconds", []) if x["read_s"] is None]
+    cached = [
+        f"{x['file']} [{x['sheet']}]" + (", its checks too" if x.get("checks_reused") else ", checked again")
+        for x in run.get("sheet_seconds", [])
+        if x["read_s"] is None
+    ]
     if measured:
         lines += ["", "| file | sheet | read s in its parser child (the children share the cores) |", "|---|---|---:|"]
         lines += [f"| {x['file']} | {x['sheet']} | {x['read_s']:.2f} |" for x in measured]
     if cached:
-        lines.append(f"\nsheets taken from the cache (the same bytes read before; checked again): {', '.join(cached)}")
+        lines.append(f"\nsheets taken from the cache (the same bytes read before): {'; '.join(cached)}")
     lines.append(f"\ndatabase file: {run['database_mb']:,} MB")
     lines += _workbook_lines(run)
     return "\n".join(lines)

@@ -279,6 +279,7 @@ def _seconds(sheet: SheetRead) -> dict:
         "file": sheet.source_file,
         "sheet": sheet.sheet,
         "read_s": None if sheet.reused else sheet.read_seconds,
+        "checks_reused": sheet.checks_reused,
     }
 
 
