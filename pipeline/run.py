@@ -28,7 +28,7 @@ from pipeline.io.audit import check_totals_against_persons
 from pipeline.io.excel_in import SheetRead, expand_inputs, file_problem, sha256_of
 from pipeline.io.excel_out import discard_reports, publish_reports
 from pipeline.io.excel_out.processes import build_workbooks
-from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated
+from pipeline.io.isolate import TMP_PREFIX, ReadJob, clean_leftovers, read_isolated, start_forkserver
 from pipeline.io.lock import run_lock
 from pipeline.io.machine import night_needs, writing_to
 from pipeline.io.store import (
@@ -324,6 +324,7 @@ def _read(ctx: _Context, paths: list[tuple[str, Path]]) -> tuple[Sheets, list, l
     §6), or skipped with `--skip-bad-files`; a night left without a roster or a payments file stops."""
     settings = ctx.settings
     limits = settings.read_limits
+    start_forkserver()  # its imports meanwhile
     with ThreadPoolExecutor(max_workers=limits.workers) as pool:  # hashlib releases the GIL
         jobs = list(pool.map(lambda kp: _job(*kp), paths))
     cache_dir = _cache_dir(settings)

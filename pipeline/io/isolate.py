@@ -87,6 +87,12 @@ class ReadLimits:
 _context = None
 
 
+def start_forkserver() -> None:
+    """Start the forkserver now: it imports its modules while the caller hashes and plans the inputs."""
+    child_context()
+    forkserver.ensure_running()
+
+
 def child_context() -> ForkServerContext:
     """The forkserver the sheet parsers (and the workbook builder, pipeline/run.py) are forked from."""
     global _context
@@ -416,8 +422,7 @@ def read_isolated(
             raise error
         skipped.setdefault(j, str(error))
 
-    child_context()
-    forkserver.ensure_running()  # the parsers' forkserver imports its modules meanwhile
+    start_forkserver()  # (already running when the night started it)
     plans: list[_Plan] = []
     for j, job in enumerate(jobs):
         try:
