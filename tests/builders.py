@@ -147,6 +147,24 @@ def run_night(*args, **kwargs):
     return run(RunSettings(*args, **kwargs))
 
 
+def one_payer_files(folder: Path, id_number: str, coverage_year: int) -> tuple[Path, Path]:
+    """roster.xlsx and payments.xlsx in `folder`: 张三, registered on 20 October of the year before,
+    paying 400 for `coverage_year` on 1 November."""
+    before = coverage_year - 1
+    roster = write_workbook(
+        folder / "roster.xlsx",
+        {
+            "S": [
+                ROSTER_HEADER,
+                [1, "张三", id_number, "浮梁县", "浮梁镇", None, None, "是", None, None, f"{before}-10-20", None],
+            ]
+        },
+    )
+    payment = [1, "张三", id_number, 400, f"{before}-11-01", str(coverage_year), "33600000000000000001", "微信"]
+    payments = write_workbook(folder / "payments.xlsx", {"S": [PAYMENT_HEADER, payment]})
+    return roster, payments
+
+
 def roster_row(n, name, id_number, **kw):
     """A roster row under ROSTER_HEADER: 序号 n, the person, and the other cells as given (or the usual)."""
     cells = {

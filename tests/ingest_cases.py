@@ -30,19 +30,28 @@ def one_payment(tmp_path: Path) -> Path:
     return write_workbook(tmp_path / "payments.xlsx", {"Sheet1": [PAYMENT_HEADER, pay_row(1, "张三", A)]})
 
 
-def run(tmp_path: Path, roster: Path, payments: Path | None = None, year: int = 2026, as_of: dt.date = TODAY):
-    """A Jingdezhen night into tmp_path (its database m.duckdb), no workbooks; one payment of 张三 unless
-    `payments` are given."""
+def run(
+    tmp_path: Path,
+    roster: Path,
+    payments: Path | None = None,
+    year: int = 2026,
+    as_of: dt.date = TODAY,
+    db: str = "m.duckdb",
+    **settings,
+):
+    """A Jingdezhen night into tmp_path (its database `db`), no workbooks; one payment of 张三 unless
+    `payments` are given; `settings`: more of RunSettings' fields."""
     payments = payments or one_payment(tmp_path)
     return run_night(
         year,
         "jingdezhen",
         [str(roster)],
         [str(payments)],
-        tmp_path / "m.duckdb",
+        tmp_path / db,
         tmp_path,
         as_of=as_of,
         write_workbooks=False,
+        **settings,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
+from builders import ROSTER_HEADER, make_id, one_payer_files, write_workbook
 from pipeline.cli import app
 
 A = make_id("360222", dt.date(1990, 5, 1), 1)
@@ -19,15 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def good(tmp_path):
-    roster = write_workbook(
-        tmp_path / "roster.xlsx",
-        {"S": [ROSTER_HEADER, [1, "张三", A, "浮梁县", "浮梁镇", None, None, "是", None, None, "2025-10-20", None]]},
-    )
-    payments = write_workbook(
-        tmp_path / "payments.xlsx",
-        {"S": [PAYMENT_HEADER, [1, "张三", A, 400, "2025-11-01", "2026", "33600000000000000001", "微信"]]},
-    )
-    return roster, payments
+    return one_payer_files(tmp_path, A, 2026)
 
 
 def invoke(tmp_path, roster, payments, year="2026"):

@@ -14,7 +14,6 @@ from builders import (
     ROSTER_HEADER,
     make_id,
     roster_row,
-    run_night,
     write_workbook,
 )
 from ingest_cases import (
@@ -84,17 +83,7 @@ def test_a_grown_payments_export_parses_only_the_sheet_that_changed(tmp_path):
         ("payments", "10月", True, 1),
         ("payments", "11月", False, 2),
     ]
-    fresh = run_night(
-        2026,
-        "jingdezhen",
-        [str(roster)],
-        [str(payments)],
-        tmp_path / "fresh.duckdb",
-        tmp_path,
-        as_of=TODAY,
-        write_workbooks=False,
-        use_cache=False,
-    )
+    fresh = run(tmp_path, roster, payments, db="fresh.duckdb", use_cache=False)
     assert grown.table("determinations").drop("run_id").equals(fresh.table("determinations").drop("run_id"))
     assert grown.table("reconciliation").drop("run_id").equals(fresh.table("reconciliation").drop("run_id"))
     assert grown.table("reconciliation").filter(pl.col("id_number") == A)["status"].item() == "underpaid"
@@ -268,10 +257,7 @@ def test_a_reason_naming_the_data_date_names_tonights_when_the_checks_come_from_
     payments = write_workbook(tmp_path / "p.xlsx", {"S": rows})
 
     def night(day: dt.date):
-        return run_night(
-            2026, "jingdezhen", [str(roster)], [str(payments)], tmp_path / "m.duckdb", tmp_path,
-            as_of=day, write_workbooks=False,
-        )  # fmt: skip
+        return run(tmp_path, roster, payments, as_of=day)
 
     future = "缴费日期“2026-12-01”晚于运行日期{}，不可能是将来的日期；请核对"
     first = night(dt.date(2026, 11, 23))

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, write_workbook
+from builders import make_id, one_payer_files
 from pipeline.cli import app
 from pipeline.errors import ParamsUnconfirmedError
 from pipeline.params import PARAMS_DIR, PARAMS_DIR_ENV, load_params
@@ -224,15 +224,7 @@ def test_a_confirmed_value_that_is_malformed_is_named_by_check(params_dir):
 
 
 def inputs_2027(tmp_path: Path) -> tuple[Path, Path]:
-    roster = write_workbook(
-        tmp_path / "roster.xlsx",
-        {"S": [ROSTER_HEADER, [1, "张三", A, "浮梁县", "浮梁镇", None, None, "是", None, None, "2026-10-20", None]]},
-    )
-    payments = write_workbook(
-        tmp_path / "payments.xlsx",
-        {"S": [PAYMENT_HEADER, [1, "张三", A, 400, "2026-11-01", "2027", "33600000000000000001", "微信"]]},
-    )
-    return roster, payments
+    return one_payer_files(tmp_path, A, 2027)
 
 
 def run_args(roster: Path, payments: Path, out: Path, region: str = "jiangxi") -> list[str]:

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from builders import PAYMENT_HEADER, ROSTER_HEADER, make_id, run_night, write_workbook
+from ingest_cases import run
 from pipeline.errors import TotalsError
 
 TODAY = dt.date(2026, 11, 23)
@@ -55,20 +56,6 @@ def night(tmp_path):
         },
     )
     return tmp_path, roster, payments, ids, stranger
-
-
-def run(tmp_path, roster, payments, **kw):
-    return run_night(
-        2026,
-        "jingdezhen",
-        [str(roster)],
-        [str(payments)],
-        tmp_path / "m.duckdb",
-        tmp_path,
-        as_of=TODAY,
-        write_workbooks=False,
-        **kw,
-    )
 
 
 def test_totals_by_county_township_tier_and_grand_total(night):

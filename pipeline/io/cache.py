@@ -48,15 +48,20 @@ READER_FILES = (
 READER_LIBRARIES = ("polars", "fastexcel")
 
 
+def _code_digest(files: tuple[str, ...], libraries: tuple[str, ...]) -> str:
+    """sha256 over the files (by name and content, from the checkout) and the libraries' versions."""
+    h = hashlib.sha256()
+    for name in files:
+        h.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
+    for library in libraries:
+        h.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
+    return h.hexdigest()
+
+
 @functools.cache
 def reader_version() -> str:
-    """sha256 over the reader's files and the parsing libraries' versions."""
-    h = hashlib.sha256()
-    for name in READER_FILES:
-        h.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
-    for library in READER_LIBRARIES:
-        h.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
-    return h.hexdigest()[:16]
+    """The reader's files and the parsing libraries' versions, digested."""
+    return _code_digest(READER_FILES, READER_LIBRARIES)[:16]
 
 
 def _raw_member(f, info: zipfile.ZipInfo) -> bytes:
@@ -165,12 +170,7 @@ CHECKED_SUFFIX = ".checked"
 def _checks_code_version() -> str:
     from pipeline.validate import CHECK_FILES, CHECK_LIBRARIES
 
-    h = hashlib.sha256()
-    for name in CHECK_FILES:
-        h.update(name.encode() + b"\0" + (_ROOT / name).read_bytes())
-    for library in CHECK_LIBRARIES:
-        h.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
-    return h.hexdigest()
+    return _code_digest(CHECK_FILES, CHECK_LIBRARIES)
 
 
 def checks_key(check_inputs: dict) -> str:

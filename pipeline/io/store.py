@@ -373,8 +373,10 @@ class NightWriter:
     small tables, records the status changes (the year's rows that go against those that come),
     deletes the year's rows of earlier runs but the kept ones and re-stamps those with the run, checks
     the totals (`audit`), writes the collection-progress snapshot of `data_date` and the not-renewed
-    rows (pipeline/io/progress_sql.py), adds the run and commits. `written`: per per-person table, (rows kept, rows written, rows deleted). A
-    failure before the commit leaves the night's copy unpublished, so the published file is as it was.
+    rows (pipeline/io/progress_sql.py), adds the run and commits, the checkpoint vacuuming only once the
+    deleted rows pass `VACUUM_DEAD_SHARE`. `written`: per per-person table, (rows kept, rows written,
+    rows deleted). A failure before the commit leaves the night's copy unpublished, so the published
+    file is as it was.
     """
 
     def __init__(
@@ -392,8 +394,9 @@ class NightWriter:
             for name, t in TABLES.items()
             if t.incremental
         }
+        # every old row of the year (`old` may lose rows alike in key and content in `_match`): those not
+        # kept go
         self.year_rows = {name: old["__rowid"] for name, old in self.old.items()}
-        self.vacuum = True  # decided before the commit (_choose_vacuum)
         self.dead_before = sum(_stored_rows(con, table) - _live_rows(con, table) for table in PER_YEAR_TABLES)
         self.kept: dict[str, list[pl.Series]] = {name: [] for name in self.old}
 
@@ -470,8 +473,7 @@ class NightWriter:
         """Whether tonight's checkpoint vacuums (VACUUM_DEAD_SHARE): the deleted rows the per-year
         tables carry after tonight's deletes against their live rows."""
         live = sum(_live_rows(self.con, table) for table in PER_YEAR_TABLES)
-        self.vacuum = self.dead_before + deleted > VACUUM_DEAD_SHARE * live
-        if self.vacuum:
+        if self.dead_before + deleted > VACUUM_DEAD_SHARE * live:
             self.con.execute("RESET max_vacuum_tasks")
         else:
             self.con.execute("SET max_vacuum_tasks = 0")

@@ -224,7 +224,7 @@ def _phone_specs(night: _Night) -> list[_ListSpec]:
             )
         )
     if collection.has_previous_year(con, year, night.data_date):  # docs/RULES.md §10: against Y-1's run
-        with_phone = collection.not_renewed_has_phone(con, year)
+        with_phone = queries.has_phone(con, year, "not_renewed")
         specs.append(
             _ListSpec(
                 collection.LIST_SHEET,

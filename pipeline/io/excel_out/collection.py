@@ -323,16 +323,6 @@ def has_previous_year(con: duckdb.DuckDBPyConnection, coverage_year: int, data_d
     )
 
 
-def not_renewed_has_phone(con: duckdb.DuckDBPyConnection, coverage_year: int) -> bool:
-    return bool(
-        fetch(
-            con,
-            "SELECT EXISTS (SELECT 1 FROM not_renewed WHERE coverage_year = ? AND trim(phone) <> '')",
-            [coverage_year],
-        )[0][0]
-    )
-
-
 def not_renewed_size(con: duckdb.DuckDBPyConnection, coverage_year: int) -> tuple[int, int]:
     """How many persons, in how many townships (as `not_renewed_rows` groups them)."""
     n, places = fetch(

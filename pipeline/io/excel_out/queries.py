@@ -150,12 +150,14 @@ def _size(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any]) -> t
     return int(n), int(places)
 
 
-def has_phone(con: duckdb.DuckDBPyConnection, coverage_year: int) -> bool:
-    """An accepted roster row of the year has a phone: the phone lists show the column."""
+def has_phone(con: duckdb.DuckDBPyConnection, coverage_year: int, table: str = "residents") -> bool:
+    """A row of the year in `table` (residents: the accepted roster rows; not_renewed) has a phone: its
+    lists show the column."""
+    assert table in ("residents", "not_renewed")
     return bool(
         fetch(
             con,
-            "SELECT EXISTS (SELECT 1 FROM residents WHERE coverage_year = ? AND trim(phone) <> '')",
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE coverage_year = ? AND trim(phone) <> '')",
             [coverage_year],
         )[0][0]
     )
